@@ -39,7 +39,7 @@ function f16ToF32Table(): Uint32Array {
  * Widens float16 bit patterns to float32 values by table lookup. Exact: every float16 value is
  * a float32 value.
  */
-export function f16ToF32(bits: Uint16Array): Float32Array {
+export function f16ToF32(bits: Uint16Array): Float32Array<ArrayBuffer> {
   const table = f16ToF32Table();
   const out = new Uint32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
@@ -81,7 +81,7 @@ function f32BitsToF16(f: number): number {
  * Rounds float32 values to float16 bit patterns: round to nearest, ties to even, overflow to
  * infinity, gradual underflow to subnormals.
  */
-export function f32ToF16(values: Float32Array): Uint16Array {
+export function f32ToF16(values: Float32Array): Uint16Array<ArrayBuffer> {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint16Array(values.length);
   for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16(bits[i]);

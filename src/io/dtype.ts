@@ -63,7 +63,7 @@ const NativeFloat16Array: typeof Float16Array | undefined = globalThis.Float16Ar
  * console.assert(x[0] === 1 && x[1] === -2 && x[2] === Infinity);
  * ```
  */
-export function f16ToF32(bits: Uint16Array): Float32Array {
+export function f16ToF32(bits: Uint16Array): Float32Array<ArrayBuffer> {
   if (!NativeFloat16Array) return portable.f16ToF32(bits);
   return new Float32Array(new NativeFloat16Array(bits.buffer, bits.byteOffset, bits.length));
 }
@@ -82,7 +82,7 @@ export function f16ToF32(bits: Uint16Array): Float32Array {
  * console.assert(x[0] === 1 && x[1] === -3);
  * ```
  */
-export function bf16ToF32(bits: Uint16Array): Float32Array {
+export function bf16ToF32(bits: Uint16Array): Float32Array<ArrayBuffer> {
   const out = new Uint32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
   return new Float32Array(out.buffer);
@@ -102,7 +102,7 @@ export function bf16ToF32(bits: Uint16Array): Float32Array {
  * console.assert(bits[0] === 0x3c00 && bits[1] === 0x7c00 && bits[2] === 0x0001);
  * ```
  */
-export function f32ToF16(values: Float32Array): Uint16Array {
+export function f32ToF16(values: Float32Array): Uint16Array<ArrayBuffer> {
   if (!NativeFloat16Array) return portable.f32ToF16(values);
   return new Uint16Array(new NativeFloat16Array(values).buffer);
 }

@@ -87,19 +87,23 @@ function randomValues(n: number, seed: number): Float32Array {
   return new Float32Array(bits.buffer);
 }
 
-Deno.test("DTYPE_SIZES gives each element size", () => {
-  assert.deepEqual({ ...DTYPE_SIZES }, {
-    F64: 8,
-    F32: 4,
-    F16: 2,
-    BF16: 2,
-    I64: 8,
-    I32: 4,
-    I16: 2,
-    I8: 1,
-    U8: 1,
-    BOOL: 1,
-  });
+Deno.test("DTYPE_SIZES gives each element size, as the matching typed array does", () => {
+  const arrays = {
+    F64: Float64Array,
+    F32: Float32Array,
+    F16: Uint16Array,
+    BF16: Uint16Array,
+    I64: BigInt64Array,
+    I32: Int32Array,
+    I16: Int16Array,
+    I8: Int8Array,
+    U8: Uint8Array,
+    BOOL: Uint8Array,
+  };
+  assert.deepEqual(Object.keys(DTYPE_SIZES).sort(), Object.keys(arrays).sort());
+  for (const [dtype, array] of Object.entries(arrays)) {
+    assert.equal(DTYPE_SIZES[dtype as keyof typeof arrays], array.BYTES_PER_ELEMENT, dtype);
+  }
 });
 
 Deno.test("portable f16ToF32 matches the IEEE definition on all 65536 patterns", () => {
