@@ -11,6 +11,8 @@
  * Only web APIs are used, except that {@linkcode readSafetensors} reads a plain file path with
  * `Deno.open` when it runs in Deno. In a browser such a path is fetched relative to the page.
  *
+ * This module is browser compatible.
+ *
  * @module
  */
 
