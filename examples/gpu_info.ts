@@ -13,6 +13,7 @@ import {
   requestGpu,
   uploadTensor,
 } from "../src/gpu/mod.ts";
+import { f16ToF32, f32ToF16 } from "../src/io/dtype.ts";
 
 const gpu = await requestGpu();
 console.log(
@@ -32,9 +33,9 @@ const n = 1024;
 const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
 const w = Float32Array.from({ length: n * n }, (_, i) => Math.cos(i % 977) / 32);
 const weights = gpu.weightDtype === "f16"
-  ? uploadTensor(gpu, new Uint16Array(new Float16Array(w).buffer), [n, n], "f16", "w")
+  ? uploadTensor(gpu, f32ToF16(w), [n, n], "f16", "w")
   : uploadTensor(gpu, w, [n, n], "f32", "w");
-const stored = gpu.weightDtype === "f16" ? Float32Array.from(new Float16Array(w)) : w;
+const stored = gpu.weightDtype === "f16" ? f16ToF32(f32ToF16(w)) : w;
 const y = createTensor(gpu, [1, n], "f32", "y");
 const rec = new Recorder(gpu);
 const start = performance.now();

@@ -6,6 +6,7 @@
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
 import { uploadTensor } from "../src/gpu/buffers.ts";
 import type { GpuTensor } from "../src/gpu/tensor.ts";
+import { f16ToF32, f32ToF16 } from "../src/io/dtype.ts";
 
 let shared: Promise<Gpu> | undefined;
 
@@ -49,7 +50,6 @@ export function uploadWeights(
       `${label}: the adapter "${gpu.adapter.description}" lacks shader-f16 (install mesa-vulkan-drivers so Deno uses Vulkan lavapipe)`,
     );
   }
-  const half = new Float16Array(values);
-  const bits = new Uint16Array(half.buffer);
-  return { tensor: uploadTensor(gpu, bits, shape, "f16", label), values: Float32Array.from(half) };
+  const bits = f32ToF16(values);
+  return { tensor: uploadTensor(gpu, bits, shape, "f16", label), values: f16ToF32(bits) };
 }

@@ -16,6 +16,8 @@ import { GpuError } from "../errors.ts";
 import type { Gpu } from "./device.ts";
 import { type ShaderName, WGSL } from "./_wgsl.ts";
 
+export type { ShaderName };
+
 /** How a kernel binds a storage buffer: `"write"` is `read_write`, `"read"` is `read`. */
 export type BindingAccess = "read" | "write";
 
@@ -66,7 +68,11 @@ export class KernelCache {
   /** The `@group(1)` layout shared by every kernel: one uniform with a dynamic offset. */
   readonly paramsLayout: GPUBindGroupLayout;
 
-  /** @param gpu The device owner. */
+  /**
+   * Creates the caches of one device.
+   *
+   * @param gpu The device owner.
+   */
   constructor(gpu: Gpu) {
     this.#gpu = gpu;
     this.paramsLayout = gpu.device.createBindGroupLayout({

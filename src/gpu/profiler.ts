@@ -37,6 +37,8 @@ export class Profiler {
   #pending: Pending[] = [];
 
   /**
+   * Creates the query set and resolve buffer.
+   *
    * @param gpu A device with the `timestamp-query` feature.
    * @param capacity Dispatches timed per submit (a recorder submits when full anyway).
    * @throws {GpuError} When the device lacks `timestamp-query`.

@@ -18,7 +18,11 @@ export class ReadbackPool {
   #free = new Map<number, GPUBuffer[]>();
   #all = new Set<GPUBuffer>();
 
-  /** @param device The device that owns the buffers. */
+  /**
+   * Creates an empty pool.
+   *
+   * @param device The device that owns the buffers.
+   */
   constructor(device: GPUDevice) {
     this.#device = device;
   }

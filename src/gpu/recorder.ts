@@ -47,6 +47,8 @@ export class Recorder {
   #maxGroups: number;
 
   /**
+   * Creates a recorder with its own parameter buffer.
+   *
    * @param gpu The device to record for.
    * @param options Label, parameter capacity, optional profiler.
    */

@@ -1,8 +1,7 @@
 /**
  * Tests of the safetensors reader and writer: round trips of every dtype through every kind of
  * source, conversions against values written out by hand, one test per malformed file, a fuzz
- * test, and facts about the golden files (a copied fixture always; the full models in
- * ../shared/golden when that folder exists).
+ * test, and facts about the golden files copied into tests/fixtures.
  */
 
 import assert from "node:assert/strict";
@@ -662,20 +661,6 @@ Deno.test("fixture: encodec-tiny quantizer_decode.safetensors", async () => {
   assert.deepEqual(fromFile.bytes("quantized_K8"), st.bytes("quantized_K8"));
 });
 
-/** The project's `shared/golden/` folder, found next to a parent of this checkout, if any. */
-function findGolden(): URL | undefined {
-  for (let up = "../"; up.length < 40; up += "../") {
-    const golden = new URL(`${up}shared/golden/`, import.meta.url);
-    try {
-      if (Deno.statSync(golden).isDirectory) return golden;
-    } catch {
-      // Not here; try one folder up.
-    }
-  }
-}
-
-const GOLDEN = findGolden();
-
 /** The total number of elements of all tensors. */
 function parameterCount(st: Safetensors): number {
   return st.names.reduce((n, name) => n + st.info(name).shape.reduce((a, b) => a * b, 1), 0);
@@ -683,9 +668,8 @@ function parameterCount(st: Safetensors): number {
 
 Deno.test({
   name: "golden: valle-tiny model.sft (F16, real VALL-E layout)",
-  ignore: !GOLDEN,
   async fn() {
-    const url = new URL("valle-tiny/model.sft", GOLDEN);
+    const url = new URL("valle-tiny/model.sft", FIXTURES);
     const st = await readSafetensors(url.pathname);
     assert.equal(st.names.length, 67);
     assert.ok(st.names.every((name) => st.info(name).dtype === "F16"));
@@ -702,11 +686,10 @@ Deno.test({
 
 Deno.test({
   name: "golden: encodec-tiny model.safetensors",
-  ignore: !GOLDEN,
   async fn() {
-    const url = new URL("encodec-tiny/model.safetensors", GOLDEN);
+    const url = new URL("encodec-tiny/model.safetensors", FIXTURES);
     const manifest = JSON.parse(
-      await Deno.readTextFile(new URL("encodec-tiny/manifest.json", GOLDEN)),
+      await Deno.readTextFile(new URL("encodec-tiny/manifest.json", FIXTURES)),
     );
     const st = await readSafetensors(url);
     assert.equal(st.names.length, manifest.tensor_count);
