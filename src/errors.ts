@@ -148,3 +148,31 @@ export class WeightsError extends ValleError {
  * ```
  */
 export class OptionError extends ValleError {}
+
+/**
+ * A file could not be downloaded or failed its integrity check (size, SHA-256). The message says
+ * where the file comes from and where to put a copy by hand when there is no network.
+ *
+ * @example
+ * ```ts
+ * import { DownloadError } from "@valle/core";
+ * const e = new DownloadError("Cannot download model.sft: offline", "https://example.com/model.sft");
+ * console.assert(e.url === "https://example.com/model.sft");
+ * ```
+ */
+export class DownloadError extends ValleError {
+  /** The URL the file was fetched from. */
+  readonly url: string;
+
+  /**
+   * Creates a download error.
+   *
+   * @param message What failed and what to do about it.
+   * @param url The URL the file was fetched from.
+   * @param options The underlying cause, when there is one.
+   */
+  constructor(message: string, url: string, options?: ErrorOptions) {
+    super(message, options);
+    this.url = url;
+  }
+}
