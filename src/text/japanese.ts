@@ -1,7 +1,7 @@
 /**
  * Japanese text → hiragana, the form upstream sends to espeak-ng (it uses pykakasi; this module
- * uses the kuromoji morphological analyser with its IPADIC dictionary from the npm package
- * `kuromoji`). Kanji take their reading in context, katakana become hiragana, everything else is
+ * uses the kuromoji morphological analyser with its IPADIC dictionary, from the npm package
+ * `@patdx/kuromoji`). Kanji take their reading in context, katakana become hiragana, everything else is
  * kept. The dictionary (17 MB gzipped) loads on the first conversion.
  *
  * This module is browser compatible.
@@ -11,32 +11,21 @@
 
 import { ValleError } from "../errors.ts";
 
-/** Where browsers get the dictionary by default: the `kuromoji` npm package, from a CDN. */
-const DEFAULT_DICTIONARY_URL = "https://cdn.jsdelivr.net/npm/kuromoji@0.1.2/dict/";
+/** Where browsers get the dictionary by default: the npm package, from a CDN. */
+const DEFAULT_DICTIONARY_URL = "https://cdn.jsdelivr.net/npm/@patdx/kuromoji@1.0.4/dict/";
 
 /** Options of {@linkcode createHiraganaConverter}. */
 export interface HiraganaOptions {
   /**
-   * The folder holding kuromoji's `*.dat.gz` dictionary files: a file system path in Deno, a URL
-   * elsewhere. Deno reads the installed `kuromoji` npm package when this is left out; other
-   * runtimes fetch jsDelivr's copy of `kuromoji@0.1.2/dict/`.
+   * The URL of the folder holding kuromoji's `*.dat.gz` dictionary files. Deno reads the installed
+   * `@patdx/kuromoji` npm package when this is left out; other runtimes fetch jsDelivr's copy of
+   * `@patdx/kuromoji@1.0.4/dict/`.
    */
-  dictionary?: string;
-}
-
-interface KuromojiToken {
-  surface_form: string;
-  reading?: string;
+  dictionary?: string | URL;
 }
 
 interface KuromojiTokenizer {
-  tokenize(text: string): KuromojiToken[];
-}
-
-interface Kuromoji {
-  builder(options: { dicPath: string }): {
-    build(callback: (error: unknown, tokenizer: KuromojiTokenizer) => void): void;
-  };
+  tokenize(text: string): { surface_form: string; reading?: string }[];
 }
 
 const KANJI = /[\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/u;
@@ -49,30 +38,35 @@ function katakanaToHiragana(text: string): string {
 }
 
 /** Where the dictionary lives when no option says: the npm package in Deno, a CDN elsewhere. */
-function defaultDictionary(): string {
+function defaultDictionary(): URL {
   try {
-    const url = new URL(import.meta.resolve("kuromoji/dict/base.dat.gz"));
-    if (url.protocol === "file:") return decodeURIComponent(url.pathname).replace(/[^/]*$/, "");
+    const entry = new URL(import.meta.resolve("@patdx/kuromoji"));
+    if (entry.protocol === "file:") return new URL("../dict/", entry);
   } catch {
     // Bare specifiers do not resolve in a browser bundle: use the CDN copy.
   }
-  return DEFAULT_DICTIONARY_URL;
+  return new URL(DEFAULT_DICTIONARY_URL);
 }
 
-async function buildTokenizer(dictionary: string | undefined): Promise<KuromojiTokenizer> {
-  const module = await import("kuromoji") as { default: Kuromoji };
-  const dicPath = dictionary ?? defaultDictionary();
-  return await new Promise((resolve, reject) =>
-    module.default.builder({ dicPath }).build((error, tokenizer) =>
-      error
-        ? reject(
-          new ValleError(`Cannot load the Japanese dictionary from ${dicPath}: ${error}`, {
-            cause: error,
-          }),
-        )
-        : resolve(tokenizer)
-    )
-  );
+/** Fetches one dictionary file, gunzipping it unless the server already did. */
+async function loadFile(url: URL): Promise<ArrayBuffer> {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new ValleError(
+      `Cannot load the Japanese dictionary file ${url}: HTTP ${response.status}, expected 200`,
+    );
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes.buffer;
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return await new Response(stream).arrayBuffer();
+}
+
+async function buildTokenizer(dictionary: string | URL | undefined): Promise<KuromojiTokenizer> {
+  const { TokenizerBuilder } = await import("@patdx/kuromoji");
+  const base = dictionary === undefined ? defaultDictionary() : new URL(dictionary);
+  const loader = { loadArrayBuffer: (file: string) => loadFile(new URL(file, base)) };
+  return await new TokenizerBuilder({ loader }).build();
 }
 
 /**
