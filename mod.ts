@@ -1,15 +1,30 @@
 /**
  * @valle/core: VALL-E text-to-speech computed on the GPU with WebGPU, for Deno and browsers.
  *
- * @example Parse a safetensors file
+ * The root module exports the error classes, GPU acquisition and the safetensors reader. The GPU
+ * layer with every op lives at `@valle/core/gpu`.
+ *
+ * @example Read a safetensors file
  * ```ts
  * import { parseSafetensors, serializeSafetensors } from "@valle/core";
- * const bytes = serializeSafetensors({ w: { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) } });
+ * const bytes = serializeSafetensors({
+ *   w: { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) },
+ * });
  * const file = parseSafetensors(bytes);
- * console.assert(file.tensor("w").shape[0] === 2);
+ * console.assert(file.info("w").shape[0] === 2);
  * ```
  *
  * @module
  */
 
 export * from "./src/errors.ts";
+export * from "./src/io/safetensors.ts";
+export {
+  type AdapterSummary,
+  Gpu,
+  type GpuFeatures,
+  type GpuOptions,
+  type GpuStats,
+  type Precision,
+  requestGpu,
+} from "./src/gpu/device.ts";

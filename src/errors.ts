@@ -80,6 +80,8 @@ export class FormatError extends ValleError {
   readonly details: FormatErrorDetails;
 
   /**
+   * Creates a format error.
+   *
    * @param message The full human-readable message.
    * @param details Structured copy of the facts in the message.
    * @param options The underlying cause, when there is one.
@@ -118,6 +120,8 @@ export class WeightsError extends ValleError {
   readonly problems: readonly WeightProblem[];
 
   /**
+   * Creates an error listing every problem, one per line.
+   *
    * @param file The weight file (path, URL or label).
    * @param problems Every problem found, each naming the tensor.
    * @param options The underlying cause, when there is one.

@@ -1,0 +1,24 @@
+// Shared helpers, prepended to every kernel after the precision header that the host writes:
+// `enable f16;` when f16 is in use, then `alias W = f16;` or `alias W = f32;` (the weight type).
+// Activations and accumulators are always f32.
+
+// A finite stand-in for -infinity (WGSL has no infinity literal); exp(NEG_BIG - m) is 0.
+const NEG_BIG: f32 = -3.0e38;
+
+// erfc(x) with fractional error below 1.2e-7 for every x (Numerical Recipes' Chebyshev fit
+// "erfcc"). WGSL has no erf. Using erfc keeps the relative error small in the negative tail of
+// GELU, where 1 + erf(x) would cancel.
+fn erfc_f32(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223
+    + t * 0.17087277))))))));
+  let r = t * exp(-z * z + poly);
+  return select(2.0 - r, r, x >= 0.0);
+}
+
+// The exact GELU of PyTorch's nn.GELU() / HF "gelu": 0.5 x (1 + erf(x / sqrt 2)).
+fn gelu_erf(x: f32) -> f32 {
+  return 0.5 * x * erfc_f32(-x * 0.70710678118654752);
+}

@@ -1,0 +1,115 @@
+// Scaled dot-product attention, one (head, query) per workgroup, online softmax over chunks of
+// 64 keys, so any key count works and the keys may come from a growing KV cache.
+// out_i = softmax_j(scale · q_i · k_j) v_j over keys j < kv_len (causal: j <= q_start + i, the
+// query's own index in the key sequence).
+//
+// Bindings: out (S, ·) f32 | q (S, ·) f32 | k (kv_len, ·) f32 | v (kv_len, ·) f32. Head h of row r
+// starts at <x>_off + r · <x>_stride + h · head_dim. head_dim <= 256.
+// Grid: (heads, S).
+
+struct Params {
+  s: u32,
+  kv_len: u32,
+  q_start: u32,
+  heads: u32,
+  head_dim: u32,
+  causal: u32,
+  scale: f32,
+  q_off: u32,
+  q_stride: u32,
+  k_off: u32,
+  v_off: u32,
+  kv_stride: u32,
+  o_off: u32,
+  o_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(1) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+const MAX_DIM_PER_THREAD: u32 = 4u;
+
+var<workgroup> qs: array<f32, 256>;
+var<workgroup> probs: array<f32, WG>;
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let h = wg.x;
+  let i = wg.y;
+  let hd = p.head_dim;
+  let qb = p.q_off + i * p.q_stride + h * hd;
+  for (var d = t; d < hd; d += WG) {
+    qs[d] = q[qb + d] * p.scale;
+  }
+  workgroupBarrier();
+
+  var n_keys = p.kv_len;
+  if (p.causal != 0u) {
+    n_keys = min(p.kv_len, p.q_start + i + 1u);
+  }
+  var m = NEG_BIG;
+  var l = 0.0;
+  var acc: array<f32, MAX_DIM_PER_THREAD>;
+  for (var j0 = 0u; j0 < n_keys; j0 += WG) {
+    let j = j0 + t;
+    var score = NEG_BIG;
+    if (j < n_keys) {
+      let kb = p.k_off + j * p.kv_stride + h * hd;
+      var dot = 0.0;
+      for (var d = 0u; d < hd; d++) {
+        dot += qs[d] * k[kb + d];
+      }
+      score = dot;
+    }
+    red[t] = score;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (t < s) {
+        red[t] = max(red[t], red[t + s]);
+      }
+      workgroupBarrier();
+    }
+    let m_new = max(m, red[0]);
+    workgroupBarrier();
+    var pj = 0.0;
+    if (j < n_keys) {
+      pj = exp(score - m_new);
+    }
+    probs[t] = pj;
+    red[t] = pj;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (t < s) {
+        red[t] += red[t + s];
+      }
+      workgroupBarrier();
+    }
+    let alpha = exp(m - m_new);
+    l = l * alpha + red[0];
+    let chunk = min(WG, n_keys - j0);
+    for (var c = 0u; c < MAX_DIM_PER_THREAD; c++) {
+      let d = t + c * WG;
+      if (d < hd) {
+        var sum = 0.0;
+        for (var jj = 0u; jj < chunk; jj++) {
+          sum += probs[jj] * v[p.v_off + (j0 + jj) * p.kv_stride + h * hd + d];
+        }
+        acc[c] = acc[c] * alpha + sum;
+      }
+    }
+    m = m_new;
+    workgroupBarrier();
+  }
+  let ob = p.o_off + i * p.o_stride + h * hd;
+  for (var c = 0u; c < MAX_DIM_PER_THREAD; c++) {
+    let d = t + c * WG;
+    if (d < hd) {
+      out[ob + d] = acc[c] / l;
+    }
+  }
+}

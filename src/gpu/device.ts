@@ -1,0 +1,238 @@
+/**
+ * WebGPU adapter and device acquisition. {@linkcode requestGpu} raises the device limits to what
+ * the adapter offers (Deno and browsers otherwise give the small spec defaults: 128 MiB bindings,
+ * 16 KiB workgroup memory), enables `shader-f16`, `timestamp-query` and `subgroups` when offered,
+ * and returns a {@linkcode Gpu} that owns the device together with its pipeline, bind-group and
+ * buffer caches.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { GpuError } from "../errors.ts";
+import { BufferPool } from "./buffers.ts";
+import { KernelCache } from "./kernels.ts";
+import { ReadbackPool } from "./readback.ts";
+
+/** Which weight precision kernels use: f16 storage needs the `shader-f16` feature. */
+export type Precision = "auto" | "f16" | "f32";
+
+/** Options for {@linkcode requestGpu}. */
+export interface GpuOptions {
+  /** Use this device (it must have been created with the features you want) instead of a new one. */
+  device?: GPUDevice;
+  /** Adapter preference when requesting a new device. Default `"high-performance"`. */
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Weight precision. `"auto"` (default) stores weights as f16 when the adapter has `shader-f16`
+   * and as f32 otherwise; `"f16"` fails when the feature is missing; `"f32"` always uses f32.
+   * Activations and accumulators are f32 in every case.
+   */
+  precision?: Precision;
+}
+
+/** The optional features this library uses, as enabled on the device. */
+export interface GpuFeatures {
+  /** `shader-f16`: f16 weights in storage buffers. */
+  f16: boolean;
+  /** `timestamp-query`: per-kernel GPU times in benchmarks. */
+  timestamps: boolean;
+  /** `subgroups`: subgroup reductions. */
+  subgroups: boolean;
+}
+
+/** A description of the adapter, for logs and benchmark reports. */
+export interface AdapterSummary {
+  /** Vendor name or id. */
+  vendor: string;
+  /** Architecture name, often empty. */
+  architecture: string;
+  /** Device name or id. */
+  device: string;
+  /** Driver-provided description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** True for CPU implementations (lavapipe/llvmpipe, SwiftShader, WARP). */
+  software: boolean;
+}
+
+/** Counters of GPU work submitted through a {@linkcode Gpu}, for benchmarks and tests. */
+export interface GpuStats {
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Command buffers submitted. */
+  submits: number;
+  /** GPU → CPU readbacks awaited. */
+  readbacks: number;
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic/i;
+
+const LIMITS_TO_RAISE = [
+  "maxBufferSize",
+  "maxStorageBufferBindingSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+] as const;
+
+/**
+ * A WebGPU device with the caches every model shares: compiled pipelines (keyed by kernel,
+ * variant and constants), bind groups, pooled buffers and pooled readback buffers.
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "@valle/core";
+ * const gpu = await requestGpu();
+ * console.log(gpu.adapter.description, gpu.features.f16);
+ * gpu.destroy();
+ * ```
+ */
+export class Gpu {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** What the adapter says about itself. */
+  readonly adapter: AdapterSummary;
+  /** Optional features enabled on the device. */
+  readonly features: GpuFeatures;
+  /** The storage type of weights: `"f16"` when `shader-f16` is used, else `"f32"`. */
+  readonly weightDtype: "f16" | "f32";
+  /** Pipelines and bind groups, compiled and created once. */
+  readonly kernels: KernelCache;
+  /** Reusable storage buffers for temporaries. */
+  readonly buffers: BufferPool;
+  /** Reusable MAP_READ staging buffers. */
+  readonly readbacks: ReadbackPool;
+  /** Work submitted so far. */
+  readonly stats: GpuStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  #failure?: GpuError;
+
+  /**
+   * Wraps a device. Prefer {@linkcode requestGpu}, which negotiates features and limits.
+   *
+   * @param device The device.
+   * @param adapter The adapter description.
+   * @param weightDtype The weight precision kernels use.
+   */
+  constructor(device: GPUDevice, adapter: AdapterSummary, weightDtype: "f16" | "f32") {
+    this.device = device;
+    this.adapter = adapter;
+    this.weightDtype = weightDtype;
+    this.features = {
+      f16: device.features.has("shader-f16"),
+      timestamps: device.features.has("timestamp-query"),
+      subgroups: device.features.has("subgroups"),
+    };
+    this.kernels = new KernelCache(this);
+    this.buffers = new BufferPool(device);
+    this.readbacks = new ReadbackPool(device);
+    device.lost.then((info) => {
+      if (info.reason !== "destroyed") {
+        this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${info.message})`);
+      }
+    });
+    device.addEventListener("uncapturederror", (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      this.#failure ??= new GpuError(`Cannot run GPU work: ${message}`);
+    });
+  }
+
+  /** Throws the first asynchronous GPU failure (device loss, validation error), if any. */
+  assertHealthy(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * Records a failure found asynchronously (e.g. a pipeline that failed to compile) so that the
+   * next {@linkcode Gpu.assertHealthy} throws it.
+   */
+  fail(error: GpuError): void {
+    this.#failure ??= error;
+  }
+
+  /** Releases every cached buffer and destroys the device. */
+  destroy(): void {
+    this.buffers.destroy();
+    this.readbacks.destroy();
+    this.device.destroy();
+  }
+}
+
+/**
+ * Requests an adapter and a device with raised limits and the optional features this library
+ * uses, or wraps the device given in `options.device`.
+ *
+ * @param options Device, adapter preference and weight precision.
+ * @returns The device and its caches.
+ * @throws {GpuError} When WebGPU is missing, no adapter is found, or `precision: "f16"` is asked
+ * for on an adapter without `shader-f16`.
+ *
+ * @example
+ * ```ts ignore
+ * import { requestGpu } from "@valle/core";
+ * const gpu = await requestGpu({ precision: "f32" });
+ * gpu.destroy();
+ * ```
+ */
+export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const precision = options.precision ?? "auto";
+  if (options.device) {
+    const device = options.device;
+    const info = device.adapterInfo;
+    return new Gpu(device, summarize(info), chooseWeightDtype(device.features, precision));
+  }
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) {
+    throw new GpuError(
+      "Cannot use the GPU: WebGPU is not available (navigator.gpu is undefined); use Deno 2 or " +
+        "a browser with WebGPU enabled",
+    );
+  }
+  const adapter = await gpu.requestAdapter({
+    powerPreference: options.powerPreference ?? "high-performance",
+  });
+  if (!adapter) {
+    throw new GpuError(
+      "Cannot use the GPU: no WebGPU adapter found (on Linux without a GPU, install " +
+        "mesa-vulkan-drivers for the lavapipe software adapter)",
+    );
+  }
+  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query", "subgroups"];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  if (precision === "f16" && !adapter.features.has("shader-f16")) {
+    throw new GpuError(
+      `Cannot use f16 weights: adapter "${adapter.info.description}" lacks "shader-f16"`,
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMITS_TO_RAISE) requiredLimits[name] = adapter.limits[name];
+  const device = await adapter.requestDevice({
+    label: "valle",
+    requiredFeatures,
+    requiredLimits,
+  });
+  return new Gpu(device, summarize(adapter.info), chooseWeightDtype(device.features, precision));
+}
+
+function chooseWeightDtype(features: GPUSupportedFeatures, precision: Precision): "f16" | "f32" {
+  const f16 = features.has("shader-f16");
+  if (precision === "f16" && !f16) {
+    throw new GpuError('Cannot use f16 weights: the device was created without "shader-f16"');
+  }
+  return precision === "f32" || !f16 ? "f32" : "f16";
+}
+
+function summarize(info: GPUAdapterInfo): AdapterSummary {
+  const description = info.description ?? "";
+  return {
+    vendor: info.vendor ?? "",
+    architecture: info.architecture ?? "",
+    device: info.device ?? "",
+    description,
+    software: SOFTWARE_ADAPTER.test(`${description} ${info.vendor} ${info.device}`),
+  };
+}

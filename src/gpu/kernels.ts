@@ -1,0 +1,199 @@
+/**
+ * Kernel compilation and the per-device caches of pipelines, layouts and bind groups.
+ *
+ * A kernel is one WGSL file of `shaders/` (entry point `main`). Its source is assembled as
+ * precision header + `_common.wgsl` + the file, and specialised by the weight type `W` and by
+ * `override` constants. Every kernel binds its tensors at `@group(0)` (outputs first, then
+ * inputs) and one uniform `Params` struct at `@group(1) @binding(0)` through a dynamic offset into
+ * the recorder's parameter buffer.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { GpuError } from "../errors.ts";
+import type { Gpu } from "./device.ts";
+import { type ShaderName, WGSL } from "./_wgsl.ts";
+
+export type { ShaderName };
+
+/** How a kernel binds a storage buffer: `"write"` is `read_write`, `"read"` is `read`. */
+export type BindingAccess = "read" | "write";
+
+/** The scalar type of one field of a kernel's `Params` uniform struct. */
+export type ParamType = "u32" | "i32" | "f32";
+
+/** The static description of a kernel: its file, bindings and parameter layout. */
+export interface KernelSpec {
+  /** The WGSL file in `shaders/`. */
+  readonly shader: ShaderName;
+  /** `@group(0)` bindings in order, matching the WGSL `var<storage, …>` declarations. */
+  readonly bindings: readonly BindingAccess[];
+  /** The fields of the WGSL `Params` struct in order (all 4-byte scalars). */
+  readonly params: readonly ParamType[];
+}
+
+/** Per-pipeline choices: the weight type and `override` constants. */
+export interface KernelVariant {
+  /** The type `W` is aliased to. Default: the device's weight type. */
+  weights?: "f16" | "f32";
+  /** Values for WGSL `override` declarations. */
+  constants?: Readonly<Record<string, number>>;
+}
+
+/** A compiled kernel, ready to be dispatched by a recorder. */
+export interface Kernel {
+  /** The spec it was compiled from. */
+  readonly spec: KernelSpec;
+  /** The cache key, also the pipeline label: `shader.weights{.name=value}`. */
+  readonly key: string;
+  /** The compute pipeline. */
+  readonly pipeline: GPUComputePipeline;
+  /** The `@group(0)` layout. */
+  readonly layout: GPUBindGroupLayout;
+}
+
+/** Byte size of one `Params` field; the struct is a run of 4-byte scalars. */
+const PARAM_BYTES = 4;
+
+/** Compiles kernels once per device and caches layouts, pipelines and bind groups. */
+export class KernelCache {
+  #gpu: Gpu;
+  #kernels = new Map<string, Kernel>();
+  #layouts = new Map<string, GPUBindGroupLayout>();
+  #bindGroups = new WeakMap<GPUBuffer, Map<string, GPUBindGroup>>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  /** The `@group(1)` layout shared by every kernel: one uniform with a dynamic offset. */
+  readonly paramsLayout: GPUBindGroupLayout;
+
+  /**
+   * Creates the caches of one device.
+   *
+   * @param gpu The device owner.
+   */
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
+    this.paramsLayout = gpu.device.createBindGroupLayout({
+      label: "valle.params",
+      entries: [{
+        binding: 0,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform", hasDynamicOffset: true },
+      }],
+    });
+  }
+
+  /**
+   * Returns the compiled kernel for `spec` and `variant`, compiling it on first use. Compilation
+   * errors surface as a {@linkcode GpuError} from the next `Gpu.assertHealthy()` (and so from the
+   * next submit), naming the kernel and the compiler's messages.
+   */
+  get(spec: KernelSpec, variant: KernelVariant = {}): Kernel {
+    const weights = variant.weights ?? this.#gpu.weightDtype;
+    const constants = variant.constants ?? {};
+    const key = kernelKey(spec.shader, weights, constants);
+    const cached = this.#kernels.get(key);
+    if (cached) return cached;
+    if (weights === "f16" && !this.#gpu.features.f16) {
+      throw new GpuError(`Cannot compile kernel "${key}": the device lacks "shader-f16"`);
+    }
+    const device = this.#gpu.device;
+    const layout = this.#layout(spec.bindings);
+    const code = kernelSource(spec.shader, weights);
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: key, code });
+    const pipeline = device.createComputePipeline({
+      label: key,
+      layout: device.createPipelineLayout({
+        label: key,
+        bindGroupLayouts: [layout, this.paramsLayout],
+      }),
+      compute: { module, entryPoint: "main", constants },
+    });
+    device.popErrorScope().then(async (error) => {
+      if (!error) return;
+      const info = await module.getCompilationInfo();
+      const messages = info.messages.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`);
+      this.#gpu.fail(
+        new GpuError(`Cannot compile kernel "${key}": ${error.message}\n${messages.join("\n")}`),
+      );
+    });
+    const kernel: Kernel = { spec, key, pipeline, layout };
+    this.#kernels.set(key, kernel);
+    return kernel;
+  }
+
+  /**
+   * Returns a bind group for `kernel` over `bindings`, creating it on first use. Bind groups
+   * are cached per buffer set, so a decode loop over fixed buffers creates none after step 1.
+   */
+  bindGroup(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
+    const first = buffers[0];
+    let byFirst = this.#bindGroups.get(first);
+    if (!byFirst) {
+      byFirst = new Map();
+      this.#bindGroups.set(first, byFirst);
+    }
+    let key = kernel.spec.bindings.join("");
+    for (const buffer of buffers) key += `:${this.#bufferId(buffer)}`;
+    let group = byFirst.get(key);
+    if (!group) {
+      group = this.#gpu.device.createBindGroup({
+        label: kernel.key,
+        layout: kernel.layout,
+        entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      byFirst.set(key, group);
+    }
+    return group;
+  }
+
+  /** Byte size of `spec`'s `Params` struct. */
+  static paramsSize(spec: KernelSpec): number {
+    return spec.params.length * PARAM_BYTES;
+  }
+
+  #layout(bindings: readonly BindingAccess[]): GPUBindGroupLayout {
+    const signature = bindings.map((b) => (b === "write" ? "w" : "r")).join("");
+    let layout = this.#layouts.get(signature);
+    if (!layout) {
+      layout = this.#gpu.device.createBindGroupLayout({
+        label: `valle.${signature}`,
+        entries: bindings.map((access, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: access === "write" ? "storage" : "read-only-storage" },
+        })),
+      });
+      this.#layouts.set(signature, layout);
+    }
+    return layout;
+  }
+
+  #bufferId(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+}
+
+/** The full WGSL source of a kernel for a weight type: header, shared helpers, kernel file. */
+export function kernelSource(shader: ShaderName, weights: "f16" | "f32"): string {
+  const header = weights === "f16" ? "enable f16;\nalias W = f16;\n" : "alias W = f32;\n";
+  return `${header}${WGSL._common}\n${WGSL[shader]}`;
+}
+
+function kernelKey(
+  shader: string,
+  weights: string,
+  constants: Readonly<Record<string, number>>,
+): string {
+  const parts = [shader, weights];
+  for (const name of Object.keys(constants).sort()) parts.push(`${name}=${constants[name]}`);
+  return parts.join(".");
+}

@@ -1,0 +1,114 @@
+/**
+ * {@linkcode Profiler}: per-kernel GPU times from `timestamp-query`. A recorder given a profiler
+ * puts each dispatch in its own compute pass with timestamp writes; the timestamps are resolved at
+ * every submit and read back in {@linkcode Profiler.collect}. Profiling changes scheduling (one
+ * pass per dispatch), so use it to find where time goes, not to time the whole step.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { GpuError } from "../errors.ts";
+import type { Gpu } from "./device.ts";
+
+/** Total GPU time of one kernel label. */
+export interface KernelTime {
+  /** The kernel key, e.g. `gemv.f16`. */
+  label: string;
+  /** Dispatches timed. */
+  count: number;
+  /** Sum of their durations, in milliseconds. */
+  totalMs: number;
+}
+
+interface Pending {
+  staging: GPUBuffer;
+  labels: string[];
+}
+
+/** Collects timestamp pairs around dispatches and sums them per kernel label. */
+export class Profiler {
+  #gpu: Gpu;
+  #querySet: GPUQuerySet;
+  #resolveBuffer: GPUBuffer;
+  #capacity: number;
+  #labels: string[] = [];
+  #pending: Pending[] = [];
+
+  /**
+   * Creates the query set and resolve buffer.
+   *
+   * @param gpu A device with the `timestamp-query` feature.
+   * @param capacity Dispatches timed per submit (a recorder submits when full anyway).
+   * @throws {GpuError} When the device lacks `timestamp-query`.
+   */
+  constructor(gpu: Gpu, capacity = 2048) {
+    if (!gpu.features.timestamps) {
+      throw new GpuError('Cannot profile kernels: the device lacks "timestamp-query"');
+    }
+    this.#gpu = gpu;
+    this.#capacity = capacity;
+    this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count: 2 * capacity });
+    this.#resolveBuffer = gpu.device.createBuffer({
+      label: "valle.profiler.resolve",
+      size: 16 * capacity,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  /** Timestamp writes for the next pass, labelled; undefined when this submit is full. */
+  next(label: string): GPUComputePassTimestampWrites | undefined {
+    if (this.#labels.length >= this.#capacity) return undefined;
+    const i = this.#labels.length;
+    this.#labels.push(label);
+    return {
+      querySet: this.#querySet,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    };
+  }
+
+  /** Records the resolve of this submit's timestamps (called by the recorder at submit). */
+  resolve(encoder: GPUCommandEncoder): void {
+    const count = this.#labels.length;
+    if (count === 0) return;
+    const bytes = 16 * count;
+    const staging = this.#gpu.readbacks.acquire(bytes);
+    encoder.resolveQuerySet(this.#querySet, 0, 2 * count, this.#resolveBuffer, 0);
+    encoder.copyBufferToBuffer(this.#resolveBuffer, 0, staging, 0, bytes);
+    this.#pending.push({ staging, labels: this.#labels });
+    this.#labels = [];
+  }
+
+  /**
+   * Waits for every resolved submit and returns the time per kernel label, largest first.
+   * Negative or wrapped-around pairs are dropped.
+   */
+  async collect(): Promise<KernelTime[]> {
+    const totals = new Map<string, KernelTime>();
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const { staging, labels } of pending) {
+      await staging.mapAsync(GPUMapMode.READ, 0, 16 * labels.length);
+      const stamps = new BigUint64Array(staging.getMappedRange(0, 16 * labels.length));
+      labels.forEach((label, i) => {
+        const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
+        if (!(ns >= 0 && ns < 1e10)) return;
+        const entry = totals.get(label) ?? { label, count: 0, totalMs: 0 };
+        entry.count++;
+        entry.totalMs += ns / 1e6;
+        totals.set(label, entry);
+      });
+      staging.unmap();
+      this.#gpu.readbacks.release(staging);
+    }
+    return [...totals.values()].sort((a, b) => b.totalMs - a.totalMs);
+  }
+
+  /** Frees the query set and resolve buffer. */
+  destroy(): void {
+    this.#querySet.destroy();
+    this.#resolveBuffer.destroy();
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Multi-head scaled dot-product attention over a key/value sequence that may be a KV cache:
+ * S query rows attend to the first `kvLen` key rows, causally (query i sees keys up to
+ * `qStart + i`) or bidirectionally.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { OptionError } from "../errors.ts";
+import type { KernelSpec } from "../gpu/kernels.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+import { expectDtype, expectShape } from "./_check.ts";
+
+const ATTENTION: KernelSpec = {
+  shader: "attention",
+  bindings: ["write", "read", "read", "read"],
+  params: [
+    "u32", // s
+    "u32", // kv_len
+    "u32", // q_start
+    "u32", // heads
+    "u32", // head_dim
+    "u32", // causal
+    "f32", // scale
+    "u32", // q_off
+    "u32", // q_stride
+    "u32", // k_off
+    "u32", // v_off
+    "u32", // kv_stride
+    "u32", // o_off
+    "u32", // o_stride
+  ],
+};
+
+/** Shape and masking of an {@linkcode attention} call. */
+export interface AttentionOptions {
+  /** Number of heads. */
+  heads: number;
+  /** Elements per head (at most 256). */
+  headDim: number;
+  /** Keys (rows of `k` and `v`) to attend over. */
+  kvLen: number;
+  /** Causal mask: query i sees keys `j <= qStart + i`. */
+  causal: boolean;
+  /** Index of the first query inside the key sequence (causal only). Default `kvLen - S`. */
+  qStart?: number;
+  /** Score scale. Default `1 / sqrt(headDim)`. */
+  scale?: number;
+  /** Column where the first head starts in rows of `q` (for fused QKV rows). Default 0. */
+  qColumn?: number;
+  /** Column where the first head starts in rows of `k`. Default 0. */
+  kColumn?: number;
+  /** Column where the first head starts in rows of `v`. Default 0. */
+  vColumn?: number;
+}
+
+/**
+ * Records out = softmax(scale · q kᵀ + mask) v for every head.
+ *
+ * @param rec The recorder.
+ * @param out Output rows (S, ≥ heads·headDim), f32.
+ * @param q Query rows (S, ·), f32.
+ * @param k Key rows (≥ kvLen, ·), f32; `k` and `v` may be views of the same buffer.
+ * @param v Value rows (≥ kvLen, ·), f32.
+ * @param options Heads, key count and mask.
+ *
+ * @example
+ * ```ts ignore
+ * attention(rec, att, q, kCache, vCache, { heads: 16, headDim: 64, kvLen: pos + 1, causal: true });
+ * ```
+ */
+export function attention(
+  rec: Recorder,
+  out: GpuTensor,
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  options: AttentionOptions,
+): void {
+  const op = "attention";
+  const { heads, headDim, kvLen, causal } = options;
+  const s = q.shape[0];
+  const width = heads * headDim;
+  const { qColumn = 0, kColumn = 0, vColumn = 0 } = options;
+  const qStart = options.qStart ?? kvLen - s;
+  for (
+    const [name, t, column] of [["q", q, qColumn], ["k", k, kColumn], ["v", v, vColumn]] as const
+  ) {
+    expectShape(op, name, t, [-1, -1]);
+    expectDtype(op, name, t, "f32");
+    if (column + width > t.shape[1]) {
+      throw new OptionError(
+        `Cannot record attention: ${name} rows of ${
+          t.shape[1]
+        } cannot hold ${heads}×${headDim} from column ${column}`,
+      );
+    }
+  }
+  expectShape(op, "out", out, [s, -1]);
+  expectDtype(op, "out", out, "f32");
+  if (headDim > 256 || kvLen > k.shape[0] || kvLen > v.shape[0] || kvLen < 1) {
+    throw new OptionError(
+      `Cannot record attention: kvLen ${kvLen} with ${
+        k.shape[0]
+      } key rows, head dim ${headDim} (max 256)`,
+    );
+  }
+  if (causal && (qStart < 0 || qStart + s > kvLen)) {
+    throw new OptionError(
+      `Cannot record attention: queries [${qStart}, ${qStart + s}) exceed ${kvLen} keys`,
+    );
+  }
+  const kernel = rec.gpu.kernels.get(ATTENTION);
+  const params = [
+    s,
+    kvLen,
+    qStart,
+    heads,
+    headDim,
+    causal ? 1 : 0,
+    options.scale ?? 1 / Math.sqrt(headDim),
+    q.offset + qColumn,
+    q.shape[1],
+    k.offset + kColumn,
+    v.offset + vColumn,
+    k.shape[1],
+    out.offset,
+    out.shape[1],
+  ];
+  if (k.shape[1] !== v.shape[1]) {
+    throw new OptionError(
+      `Cannot record attention: k rows (${k.shape[1]}) and v rows (${v.shape[1]}) differ`,
+    );
+  }
+  rec.dispatch(kernel, [out, q, k, v], params, [heads, s]);
+}

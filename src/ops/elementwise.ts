@@ -1,0 +1,61 @@
+/**
+ * In-place elementwise `add` and `mul` with y broadcast over x (y's length divides x's).
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { OptionError } from "../errors.ts";
+import type { KernelSpec } from "../gpu/kernels.ts";
+import { grid1d, type Recorder } from "../gpu/recorder.ts";
+import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import { expectDtype, weightType } from "./_check.ts";
+
+const PARAMS = ["u32", "u32", "u32", "u32"] as const;
+const ADD: KernelSpec = { shader: "add", bindings: ["write", "read"], params: PARAMS };
+const MUL: KernelSpec = { shader: "mul", bindings: ["write", "read"], params: PARAMS };
+
+function broadcast(op: string, x: GpuTensor, y: GpuTensor): [number, number] {
+  const n = numel(x.shape);
+  const m = numel(y.shape);
+  if (m === 0 || n % m !== 0) {
+    throw new OptionError(`Cannot record ${op}: [${y.shape}] does not broadcast over [${x.shape}]`);
+  }
+  return [n, m];
+}
+
+/**
+ * Records x += y (y repeated over x).
+ *
+ * @example
+ * ```ts ignore
+ * add(rec, residual, attnOut);
+ * ```
+ */
+export function add(rec: Recorder, x: GpuTensor, y: GpuTensor): void {
+  expectDtype("add", "x", x, "f32");
+  expectDtype("add", "y", y, "f32");
+  const [n, m] = broadcast("add", x, y);
+  rec.dispatch(
+    rec.gpu.kernels.get(ADD),
+    [x, y],
+    [n, m, x.offset, y.offset],
+    grid1d(Math.ceil(n / 256)),
+  );
+}
+
+/**
+ * Records x *= y (y repeated over x; y may be f16 or f32 weights).
+ *
+ * @example
+ * ```ts ignore
+ * mul(rec, x, layerScale);
+ * ```
+ */
+export function mul(rec: Recorder, x: GpuTensor, y: GpuTensor): void {
+  expectDtype("mul", "x", x, "f32");
+  const [n, m] = broadcast("mul", x, y);
+  const kernel = rec.gpu.kernels.get(MUL, { weights: weightType("mul", "y", y) });
+  rec.dispatch(kernel, [x, y], [n, m, x.offset, y.offset], grid1d(Math.ceil(n / 256)));
+}

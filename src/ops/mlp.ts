@@ -1,0 +1,79 @@
+/**
+ * The gated MLP of LLaMA blocks with VALL-E's exact (erf) GELU:
+ * out = down(gelu(gate(x)) ⊙ up(x)).
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import type { KernelSpec } from "../gpu/kernels.ts";
+import { grid1d, type Recorder } from "../gpu/recorder.ts";
+import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import { expectDtype, expectShape } from "./_check.ts";
+import { linear } from "./linear.ts";
+
+const GELU_MUL: KernelSpec = {
+  shader: "gelu_mul",
+  bindings: ["write", "read"],
+  params: ["u32", "u32", "u32"],
+};
+
+/**
+ * Records g = gelu(g) ⊙ u in place, GELU in its exact erf form.
+ *
+ * @example
+ * ```ts ignore
+ * geluMul(rec, gate, up);
+ * ```
+ */
+export function geluMul(rec: Recorder, g: GpuTensor, u: GpuTensor): void {
+  expectDtype("geluMul", "g", g, "f32");
+  expectDtype("geluMul", "u", u, "f32");
+  expectShape("geluMul", "u", u, g.shape);
+  const n = numel(g.shape);
+  rec.dispatch(
+    rec.gpu.kernels.get(GELU_MUL),
+    [g, u],
+    [n, g.offset, u.offset],
+    grid1d(Math.ceil(n / 256)),
+  );
+}
+
+/** The three projections of a gated MLP, PyTorch layout `[out, in]`. */
+export interface MlpWeights {
+  /** (F, D) */
+  gate: GpuTensor;
+  /** (F, D) */
+  up: GpuTensor;
+  /** (D, F) */
+  down: GpuTensor;
+}
+
+/**
+ * Records out = down(gelu(gate · x) ⊙ (up · x)).
+ *
+ * @param rec The recorder.
+ * @param out Output (S, D), f32.
+ * @param x Input (S, D), f32.
+ * @param w The projections.
+ * @param scratch Two (S, F) f32 tensors in different buffers, overwritten.
+ *
+ * @example
+ * ```ts ignore
+ * gatedMlp(rec, ff, h, layer.mlp, [gateOut, upOut]);
+ * ```
+ */
+export function gatedMlp(
+  rec: Recorder,
+  out: GpuTensor,
+  x: GpuTensor,
+  w: MlpWeights,
+  scratch: readonly [GpuTensor, GpuTensor],
+): void {
+  const [g, u] = scratch;
+  linear(rec, g, x, w.gate);
+  linear(rec, u, x, w.up);
+  geluMul(rec, g, u);
+  linear(rec, out, g, w.down);
+}

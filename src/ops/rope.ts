@@ -1,0 +1,128 @@
+/**
+ * Rotary position embeddings (rotate-half pairing, as Hugging Face LLaMA and VALL-E use) with a
+ * per-token position buffer, so segment-relative positions work.
+ *
+ * The cos/sin values come from a table computed on the CPU exactly as PyTorch does in float32
+ * (inv_freq in f32, angle = f32(pos · inv_freq), then cos/sin rounded to f32): WGSL's own sin/cos
+ * are only specified to 2^-11 and positions reach the thousands.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { uploadTensor } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { KernelSpec } from "../gpu/kernels.ts";
+import { grid1d, type Recorder } from "../gpu/recorder.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+import { OptionError } from "../errors.ts";
+import { expectDtype, expectShape } from "./_check.ts";
+
+const ROPE: KernelSpec = {
+  shader: "rope",
+  bindings: ["write", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/**
+ * The float32 (cos, sin) pairs PyTorch's LLaMA rotary embedding uses, as a flat array
+ * `[position][j][cos, sin]` for j < headDim / 2.
+ *
+ * @example
+ * ```ts
+ * import { ropeTable } from "@valle/core/gpu";
+ * const table = ropeTable(64, 10000, 4);
+ * console.assert(table.length === 4 * 32 * 2 && table[0] === 1);
+ * ```
+ */
+export function ropeTable(headDim: number, theta: number, positions: number): Float32Array {
+  const half = headDim / 2;
+  const f32 = Math.fround;
+  const invFreq = new Float32Array(half);
+  for (let j = 0; j < half; j++) invFreq[j] = f32(1 / f32(theta ** f32(f32(2 * j) / headDim)));
+  const table = new Float32Array(positions * half * 2);
+  for (let p = 0; p < positions; p++) {
+    for (let j = 0; j < half; j++) {
+      const angle = f32(p * invFreq[j]);
+      table[(p * half + j) * 2] = Math.cos(angle);
+      table[(p * half + j) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
+/**
+ * Uploads {@linkcode ropeTable} as a tensor `(positions, headDim / 2, 2)` for {@linkcode rope}.
+ *
+ * @example
+ * ```ts ignore
+ * const table = createRopeTable(gpu, 64, 10000, 8192);
+ * ```
+ */
+export function createRopeTable(
+  gpu: Gpu,
+  headDim: number,
+  theta: number,
+  positions: number,
+): GpuTensor {
+  if (headDim % 2 !== 0) {
+    throw new OptionError(`Cannot build a rotary table: head dimension ${headDim} is odd`);
+  }
+  const data = ropeTable(headDim, theta, positions);
+  return uploadTensor(gpu, data, [positions, headDim / 2, 2], "f32", "valle.rope");
+}
+
+/** Layout of the rows {@linkcode rope} rotates. */
+export interface RopeOptions {
+  /** Heads per row. */
+  heads: number;
+  /** Elements per head (even). */
+  headDim: number;
+  /** The column where the first head starts inside a row (e.g. `dModel` for K in a fused QKV row). Default 0. */
+  column?: number;
+}
+
+/**
+ * Rotates, in place, `heads` heads of each row of `x` by the angle of that row's position.
+ *
+ * @param rec The recorder.
+ * @param x Rows (S, rowWidth), f32; rotated in place.
+ * @param positions Position id per row (S), u32.
+ * @param table From {@linkcode createRopeTable}; must cover every position used.
+ * @param options Head layout.
+ *
+ * @example
+ * ```ts ignore
+ * rope(rec, q, positions, table, { heads: 16, headDim: 64 });
+ * ```
+ */
+export function rope(
+  rec: Recorder,
+  x: GpuTensor,
+  positions: GpuTensor,
+  table: GpuTensor,
+  options: RopeOptions,
+): void {
+  const op = "rope";
+  const { heads, headDim, column = 0 } = options;
+  const [s, width] = x.shape;
+  expectShape(op, "x", x, [-1, -1]);
+  expectShape(op, "positions", positions, [s]);
+  expectShape(op, "table", table, [-1, headDim / 2, 2]);
+  expectDtype(op, "x", x, "f32");
+  expectDtype(op, "positions", positions, "u32");
+  if (column + heads * headDim > width || headDim % 2 !== 0) {
+    throw new OptionError(
+      `Cannot record rope: ${heads} heads of ${headDim} from column ${column} do not fit rows of ${width}`,
+    );
+  }
+  const kernel = rec.gpu.kernels.get(ROPE);
+  const params = [s, heads, headDim, x.offset + column, positions.offset, width];
+  rec.dispatch(
+    kernel,
+    [x, positions, table],
+    params,
+    grid1d(Math.ceil((s * heads * headDim) / 512)),
+  );
+}

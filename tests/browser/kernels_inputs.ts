@@ -1,0 +1,23 @@
+/** Seeded inputs shared by the browser kernel page and its Deno test. */
+
+import { Rng } from "../_helpers.ts";
+
+/** The inputs of every kernel run in the browser. */
+export function browserInputs() {
+  const rng = new Rng(42);
+  const [m, n, k] = [19, 70, 45];
+  const [rows, d] = [3, 130];
+  const [s, heads, headDim] = [21, 2, 16];
+  return {
+    linear: { m, n, k, x: rng.normals(m * k), w: rng.normals(n * k, 0.1), b: rng.normals(n) },
+    norm: { rows, d, x: rng.normals(rows * d), w: rng.normals(d) },
+    attention: {
+      s,
+      heads,
+      headDim,
+      q: rng.normals(s * heads * headDim),
+      k: rng.normals(s * heads * headDim),
+      v: rng.normals(s * heads * headDim),
+    },
+  };
+}

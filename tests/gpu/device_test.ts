@@ -1,0 +1,113 @@
+import { GpuError } from "../../src/errors.ts";
+import { requestGpu } from "../../src/gpu/device.ts";
+import type { KernelSpec } from "../../src/gpu/kernels.ts";
+import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
+import { readBytes, readF32 } from "../../src/gpu/readback.ts";
+import { Recorder } from "../../src/gpu/recorder.ts";
+import { Profiler } from "../../src/gpu/profiler.ts";
+import { rows } from "../../src/gpu/tensor.ts";
+import { add } from "../../src/ops/elementwise.ts";
+import { softmax } from "../../src/ops/softmax.ts";
+import { gpuTest } from "../_gpu.ts";
+import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert";
+
+gpuTest(
+  "requestGpu() finds an adapter with shader-f16 and raises the limits to the adapter's",
+  async (gpu) => {
+    console.log(`adapter: ${JSON.stringify(gpu.adapter)}`);
+    ok(
+      gpu.features.f16,
+      `adapter "${gpu.adapter.description}" lacks shader-f16: install mesa-vulkan-drivers so Deno ` +
+        "uses Vulkan lavapipe instead of the GL fallback",
+    );
+    equal(gpu.weightDtype, "f16");
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    for (
+      const name of [
+        "maxStorageBufferBindingSize",
+        "maxBufferSize",
+        "maxComputeWorkgroupStorageSize",
+      ] as const
+    ) {
+      equal(gpu.device.limits[name], adapter!.limits[name], name);
+    }
+  },
+);
+
+Deno.test("requestGpu() honours precision: f32 stores weights as f32", async () => {
+  const gpu = await requestGpu({ precision: "f32" });
+  equal(gpu.weightDtype, "f32");
+  gpu.destroy();
+});
+
+Deno.test("requestGpu() without WebGPU throws a GpuError that says so", async () => {
+  const original = Object.getOwnPropertyDescriptor(globalThis, "navigator")!;
+  Object.defineProperty(globalThis, "navigator", { value: {}, configurable: true });
+  try {
+    await rejects(
+      requestGpu(),
+      (e: Error) => e instanceof GpuError && /WebGPU is not available/.test(e.message),
+    );
+  } finally {
+    Object.defineProperty(globalThis, "navigator", original);
+  }
+});
+
+gpuTest(
+  "a kernel whose bindings do not match its WGSL fails with a GpuError naming it",
+  async () => {
+    // A separate device: the failure is sticky by design.
+    const gpu = await requestGpu();
+    const broken: KernelSpec = { shader: "softmax", bindings: ["read"], params: ["u32"] };
+    gpu.kernels.get(broken);
+    await gpu.device.queue.onSubmittedWorkDone();
+    await new Promise((r) => setTimeout(r, 50));
+    throws(
+      () => gpu.assertHealthy(),
+      (e: Error) => e instanceof GpuError && /softmax\.f16/.test(e.message),
+    );
+    gpu.destroy();
+  },
+);
+
+gpuTest(
+  "a recorder submits by itself when its parameter space is full, keeping order",
+  async (gpu) => {
+    const rec = new Recorder(gpu, { paramsCapacity: 512 });
+    const x = uploadTensor(gpu, new Float32Array(8), [8], "f32", "x");
+    const one = uploadTensor(gpu, new Float32Array(8).fill(1), [8], "f32", "one");
+    const before = gpu.stats.submits;
+    for (let i = 0; i < 10; i++) add(rec, x, one);
+    rec.submit();
+    ok(gpu.stats.submits - before >= 5, "2 dispatches fit per submit");
+    deepStrictEqual([...await readF32(gpu, x)], new Array(8).fill(10));
+    rec.destroy();
+  },
+);
+
+gpuTest("the profiler times each dispatch by kernel", async (gpu) => {
+  const profiler = new Profiler(gpu);
+  const rec = new Recorder(gpu, { profiler });
+  const x = createTensor(gpu, [64, 1000], "f32", "x");
+  softmax(rec, x);
+  softmax(rec, x);
+  rec.submit();
+  const times = await profiler.collect();
+  equal(times.length, 1);
+  equal(times[0].label, "softmax.f16");
+  equal(times[0].count, 2);
+  ok(times[0].totalMs > 0);
+  profiler.destroy();
+});
+
+gpuTest("readBytes() reads f16 tensors at odd element offsets", async (gpu) => {
+  const bits = Uint16Array.from({ length: 10 }, (_, i) => 0x3c00 + i);
+  const t = uploadTensor(gpu, bits, [10], "f16", "bits");
+  const [bytes] = await readBytes(gpu, [rows(t, 3, 5)]);
+  deepStrictEqual([...new Uint16Array(bytes)], [...bits.subarray(3, 8)]);
+});
+
+gpuTest("readBytes() refuses a view past the end of its buffer", async (gpu) => {
+  const t = createTensor(gpu, [4], "f32", "small");
+  await rejects(readBytes(gpu, [{ ...t, offset: 2 }]), /past its end/);
+});

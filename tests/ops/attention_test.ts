@@ -1,0 +1,104 @@
+import { attention } from "../../src/ops/attention.ts";
+import { Recorder } from "../../src/gpu/recorder.ts";
+import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
+import { readF32 } from "../../src/gpu/readback.ts";
+import { rows } from "../../src/gpu/tensor.ts";
+import { gpuTest } from "../_gpu.ts";
+import { assertClose, Rng } from "../_helpers.ts";
+import * as ref from "../reference/ops.ts";
+
+// [S, kvLen, heads, headDim, causal]: single decode steps over a cache, prefill, key counts that
+// are not multiples of the 64-key chunk, long sequences, tiny heads.
+const CASES: [number, number, number, number, boolean][] = [
+  [1, 1, 1, 4, true],
+  [1, 65, 4, 16, true],
+  [7, 7, 2, 8, true],
+  [7, 7, 2, 8, false],
+  [130, 130, 3, 16, true],
+  [33, 200, 4, 32, false],
+  [1, 300, 16, 64, true],
+  [20, 150, 2, 256, true],
+];
+
+for (const [s, kvLen, heads, headDim, causal] of CASES) {
+  gpuTest(
+    `attention() matches CPU for S=${s} kv=${kvLen} heads=${heads} headDim=${headDim} ${
+      causal ? "causal" : "bidirectional"
+    }`,
+    async (gpu) => {
+      const rng = new Rng(s * 7 + kvLen + headDim);
+      const width = heads * headDim;
+      const q = rng.normals(s * width);
+      const k = rng.normals(kvLen * width);
+      const v = rng.normals(kvLen * width);
+      const out = createTensor(gpu, [s, width], "f32", "out");
+      const rec = new Recorder(gpu);
+      attention(
+        rec,
+        out,
+        uploadTensor(gpu, q, [s, width], "f32", "q"),
+        uploadTensor(gpu, k, [kvLen, width], "f32", "k"),
+        uploadTensor(gpu, v, [kvLen, width], "f32", "v"),
+        { heads, headDim, kvLen, causal },
+      );
+      rec.submit();
+      const expected = ref.attention(q, k, v, {
+        s,
+        kvLen,
+        heads,
+        headDim,
+        causal,
+        qStart: kvLen - s,
+      });
+      assertClose(await readF32(gpu, out), expected, { atol: 2e-5, rtol: 1e-4 });
+    },
+  );
+}
+
+gpuTest(
+  "attention() over a growing cache equals attention over the whole sequence",
+  async (gpu) => {
+    const rng = new Rng(11);
+    const [n, heads, headDim] = [40, 2, 16];
+    const width = heads * headDim;
+    // Fused rows [q | k | v] as a fused projection would write them; the cache is the k/v columns.
+    const qkv = rng.normals(n * 3 * width);
+    const qkvT = uploadTensor(gpu, qkv, [n, 3 * width], "f32", "qkv");
+    const out = createTensor(gpu, [n, width], "f32", "out");
+    const rec = new Recorder(gpu);
+    // prefill the first 25 rows, then one row at a time
+    attention(rec, rows(out, 0, 25), rows(qkvT, 0, 25), qkvT, qkvT, {
+      heads,
+      headDim,
+      kvLen: 25,
+      causal: true,
+      kColumn: width,
+      vColumn: 2 * width,
+    });
+    for (let t = 25; t < n; t++) {
+      attention(rec, rows(out, t, 1), rows(qkvT, t, 1), qkvT, qkvT, {
+        heads,
+        headDim,
+        kvLen: t + 1,
+        causal: true,
+        kColumn: width,
+        vColumn: 2 * width,
+      });
+    }
+    rec.submit();
+    const pick = (col: number) =>
+      Float32Array.from(
+        { length: n * width },
+        (_, i) => qkv[Math.floor(i / width) * 3 * width + col + (i % width)],
+      );
+    const expected = ref.attention(pick(0), pick(width), pick(2 * width), {
+      s: n,
+      kvLen: n,
+      heads,
+      headDim,
+      causal: true,
+      qStart: 0,
+    });
+    assertClose(await readF32(gpu, out), expected, { atol: 2e-5, rtol: 1e-4 });
+  },
+);

@@ -1,0 +1,76 @@
+/**
+ * Checks that this machine can run @valle/core and its tests, and sets up what a fresh Linux
+ * machine lacks when it can: a WebGPU adapter with shader-f16 (Mesa's lavapipe through Vulkan when
+ * there is no GPU) and, with --for-tests, Chromium for the browser tests. Installs with apt-get only
+ * when running as root on Debian/Ubuntu; otherwise it prints what to install and fails.
+ *
+ *   deno run -A tools/doctor.ts [--for-tests]
+ */
+
+const forTests = Deno.args.includes("--for-tests");
+const chromiumPath = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+
+interface Probe {
+  adapter?: string;
+  f16?: boolean;
+}
+
+/** Asks a fresh Deno process for an adapter (a new process sees packages installed meanwhile). */
+async function probe(): Promise<Probe> {
+  const code = `const a = await navigator.gpu?.requestAdapter();
+console.log(JSON.stringify(a ? { adapter: a.info.description || a.info.vendor, f16: a.features.has("shader-f16") } : {}));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "null",
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+  }).output();
+  try {
+    return JSON.parse(new TextDecoder().decode(out.stdout).trim() || "{}");
+  } catch {
+    return {};
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function aptInstall(packages: string[]): Promise<boolean> {
+  const root = Deno.build.os === "linux" && Deno.uid() === 0 && await exists("/usr/bin/apt-get");
+  if (!root) return false;
+  console.error(`doctor: installing ${packages.join(" ")} with apt-get`);
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  const run = (args: string[]) =>
+    new Deno.Command("apt-get", { args, env, stdout: "null" }).output();
+  await run(["update", "-qq"]);
+  return (await run(["install", "-y", "-qq", ...packages])).success;
+}
+
+let gpu = await probe();
+if (!gpu.adapter || !gpu.f16) {
+  // No adapter, or Deno fell back to GL (no shader-f16): Vulkan lavapipe is missing.
+  if (await aptInstall(["mesa-vulkan-drivers", "libvulkan1"])) gpu = await probe();
+}
+if (!gpu.adapter) {
+  console.error(
+    "doctor: no WebGPU adapter. Use a machine with a GPU driver (Vulkan, Metal or D3D12), or on " +
+      "Debian/Ubuntu without a GPU: sudo apt-get install mesa-vulkan-drivers libvulkan1",
+  );
+  Deno.exit(1);
+}
+if (forTests && !gpu.f16) {
+  console.error(
+    `doctor: adapter "${gpu.adapter}" lacks shader-f16, which the f16 tests need. On Linux this ` +
+      "means Deno fell back to OpenGL: sudo apt-get install mesa-vulkan-drivers libvulkan1",
+  );
+  Deno.exit(1);
+}
+if (forTests && !await exists(chromiumPath) && !(await aptInstall(["chromium"]))) {
+  console.error(
+    `doctor: Chromium not found at ${chromiumPath} (browser tests). Install Debian's chromium ` +
+      "or set CHROMIUM_PATH",
+  );
+  Deno.exit(1);
+}
+console.error(`doctor: WebGPU adapter "${gpu.adapter}", shader-f16 ${gpu.f16}`);

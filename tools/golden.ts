@@ -1,0 +1,80 @@
+/**
+ * Golden runner: checks every case file of a golden folder (model + manifest.json + case files,
+ * produced by the original implementations) against this library, and prints one line per case
+ * and a last line `golden: N passed, M failed`. Exit status 1 when anything failed.
+ *
+ *   deno task golden <folder> [<folder> …]
+ *
+ * Each model family registers a checker in FAMILIES; a folder no family accepts is a failure.
+ */
+
+import type { CaseResult, GoldenFamily } from "./golden/types.ts";
+
+/** Checkers by model family. */
+const FAMILIES: GoldenFamily[] = [];
+
+/** Runs one folder, yielding its case results. */
+export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {
+  let manifest: Record<string, unknown>;
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", folder)));
+  } catch (e) {
+    yield {
+      name: folder.pathname,
+      maxError: NaN,
+      tolerance: 0,
+      passed: false,
+      detail: `no readable manifest.json: ${e}`,
+    };
+    return;
+  }
+  const family = FAMILIES.find((f) => f.accepts(manifest));
+  if (!family) {
+    yield {
+      name: folder.pathname,
+      maxError: NaN,
+      tolerance: 0,
+      passed: false,
+      detail: "no checker knows this format",
+    };
+    return;
+  }
+  try {
+    yield* family.run(folder, manifest);
+  } catch (e) {
+    yield {
+      name: `${folder.pathname} (${family.name})`,
+      maxError: NaN,
+      tolerance: 0,
+      passed: false,
+      detail: String(e),
+    };
+  }
+}
+
+function formatLine(r: CaseResult): string {
+  const status = r.passed ? "ok  " : "FAIL";
+  const err = Number.isNaN(r.maxError) ? "n/a" : r.maxError.toExponential(2);
+  return `${status} ${r.name}  max error ${err} (tolerance ${r.tolerance.toExponential(1)})${
+    r.detail ? `  ${r.detail}` : ""
+  }`;
+}
+
+if (import.meta.main) {
+  if (Deno.args.length === 0) {
+    console.error("usage: deno task golden <folder> [<folder> …]");
+    Deno.exit(2);
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const arg of Deno.args) {
+    const folder = new URL(arg.endsWith("/") ? arg : `${arg}/`, `file://${Deno.cwd()}/`);
+    for await (const result of runGoldenFolder(folder)) {
+      console.log(formatLine(result));
+      if (result.passed) passed++;
+      else failed++;
+    }
+  }
+  console.log(`golden: ${passed} passed, ${failed} failed`);
+  Deno.exit(failed > 0 ? 1 : 0);
+}
