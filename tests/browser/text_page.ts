@@ -20,6 +20,16 @@ export const TEXT_PAGE_SENTENCES: Readonly<Record<Language, string>> = {
   ko: "안녕하세요, 만나서 반갑습니다.",
 };
 
+/** What Deno gives for each sentence; the page must return the same in Chromium. */
+export const TEXT_PAGE_EXPECTED: Readonly<Record<Language, string>> = {
+  en: "wˈʌns ɐɡˈɛn, ˈɛksələnt wˈɜːk.",
+  ja: "wˌätäɕˌihäɡˌäkɯᵝsˌe̞idˈe̞sɯᵝ",
+  de: "dɛɾ tsˈuːk fˈɛːɾt ʊm ˈaxt ˈuːɾ ˈap.",
+  fr: "bɔ̃ʒˈuʁ, kɔmˌɑ̃ alˈevˈu ?",
+  zh: "wˈoˉ ɕˈiˉ χˈuaˇn ts.hˈi._ phiɜŋkˈuoˉ",
+  ko: "ˈɐnnjʌŋhˌɐsejˌo, mˈɐnnɐsˌʌpˈɐnqɐps-ˌɯpnidˌɐ.",
+};
+
 /** Phonemizes every sentence; resolves to `{ language: phonemes }`. */
 export default async function (): Promise<Record<string, string>> {
   const base = globalThis.location.href;
