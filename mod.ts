@@ -19,6 +19,9 @@
 
 export * from "./src/errors.ts";
 export * from "./src/io/safetensors.ts";
+export * from "./src/io/download.ts";
+export * from "./src/io/cache.ts";
+export * from "./src/text/mod.ts";
 export {
   type AdapterSummary,
   Gpu,

@@ -1,7 +1,8 @@
 /**
  * Checks that this machine can run @valle/core and its tests, and sets up what a fresh Linux
  * machine lacks when it can: a WebGPU adapter with shader-f16 (Mesa's lavapipe through Vulkan when
- * there is no GPU) and, with --for-tests, Chromium for the browser tests. Installs with apt-get only
+ * there is no GPU) and, with --for-tests, Chromium for the browser tests and Debian's native
+ * espeak-ng 1.51 library for the phonemizer cross-check. Installs with apt-get only
  * when running as root on Debian/Ubuntu; otherwise it prints what to install and fails.
  *
  *   deno run -A tools/doctor.ts [--for-tests]
@@ -63,6 +64,14 @@ if (forTests && !gpu.f16) {
   console.error(
     `doctor: adapter "${gpu.adapter}" lacks shader-f16, which the f16 tests need. On Linux this ` +
       "means Deno fell back to OpenGL: sudo apt-get install mesa-vulkan-drivers libvulkan1",
+  );
+  Deno.exit(1);
+}
+const espeak151 = "/usr/lib/x86_64-linux-gnu/libespeak-ng.so.1.1.51";
+if (forTests && !await exists(espeak151) && !(await aptInstall(["libespeak-ng1"]))) {
+  console.error(
+    `doctor: ${espeak151} not found: the phonemizer cross-check against native espeak-ng 1.51 ` +
+      "needs Debian 12's libespeak-ng1",
   );
   Deno.exit(1);
 }

@@ -9,6 +9,8 @@
  *   deno run -A tools/gen_language_profiles.ts --check   fail when the module is stale
  */
 
+import { writeGenerated } from "./_generated.ts";
+
 const OUTPUT = new URL("../src/text/_language_profiles.ts", import.meta.url);
 const PACKAGE = "npm:langdetect@0.2.1";
 /** langdetect profile names of the model's languages (Mandarin has two). */
@@ -64,13 +66,5 @@ async function render(): Promise<string> {
 
 if (import.meta.main) {
   const fresh = await render();
-  if (Deno.args.includes("--check")) {
-    const current = await Deno.readTextFile(OUTPUT).catch(() => "");
-    if (current !== fresh) {
-      console.error("src/text/_language_profiles.ts is stale: run tools/gen_language_profiles.ts");
-      Deno.exit(1);
-    }
-  } else {
-    await Deno.writeTextFile(OUTPUT, fresh);
-  }
+  await writeGenerated(OUTPUT, fresh, "tools/gen_language_profiles.ts");
 }

@@ -10,6 +10,8 @@
  * The source defaults to `../shared/data/tokenizer.json` beside the repository.
  */
 
+import { writeGenerated } from "./_generated.ts";
+
 const OUTPUT = new URL("../src/text/_phoneme_vocab.ts", import.meta.url);
 const DEFAULT_SOURCE = new URL("../../shared/data/tokenizer.json", import.meta.url);
 const ADDED = ["<unk>", "<bos>", "</eos>", "<mask>"];
@@ -91,13 +93,5 @@ if (import.meta.main) {
   const path = Deno.args.find((a) => !a.startsWith("--"));
   const source = path ?? DEFAULT_SOURCE;
   const fresh = render(JSON.parse(await Deno.readTextFile(source)), "data/tokenizer.json");
-  if (Deno.args.includes("--check")) {
-    const current = await Deno.readTextFile(OUTPUT).catch(() => "");
-    if (current !== fresh) {
-      console.error("src/text/_phoneme_vocab.ts is stale: run tools/gen_phoneme_vocab.ts");
-      Deno.exit(1);
-    }
-  } else {
-    await Deno.writeTextFile(OUTPUT, fresh);
-  }
+  await writeGenerated(OUTPUT, fresh, "tools/gen_phoneme_vocab.ts");
 }

@@ -6,6 +6,8 @@
  *   deno task check           (runs this with --check) fails when the generated file is stale
  */
 
+import { writeGenerated } from "./_generated.ts";
+
 const SHADERS = new URL("../shaders/", import.meta.url);
 const OUTPUT = new URL("../src/gpu/_wgsl.ts", import.meta.url);
 
@@ -34,13 +36,5 @@ async function render(): Promise<string> {
 
 if (import.meta.main) {
   const fresh = await render();
-  if (Deno.args.includes("--check")) {
-    const current = await Deno.readTextFile(OUTPUT).catch(() => "");
-    if (current !== fresh) {
-      console.error("src/gpu/_wgsl.ts is stale: run `deno task wgsl`");
-      Deno.exit(1);
-    }
-  } else {
-    await Deno.writeTextFile(OUTPUT, fresh);
-  }
+  await writeGenerated(OUTPUT, fresh, "`deno task wgsl`");
 }
