@@ -1,4 +1,4 @@
-// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) for many rows (prefill, NAR passes, codec convs).
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating) for many rows (prefill, NAR passes, codec convs).
 // w is stored [out, in] like PyTorch's Linear. f32 accumulation whatever W is.
 //
 // Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w (N, K) W at w_off | b (N) W at b_off, read only when
@@ -17,6 +17,7 @@ struct Params {
   w_off: u32,
   b_off: u32,
   has_bias: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
@@ -82,7 +83,11 @@ fn main(
         if (p.has_bias != 0u) {
           v += f32(b[p.b_off + c]);
         }
-        y[p.y_off + r * p.n + c] = v;
+        let o = p.y_off + r * p.n + c;
+        if (p.accumulate != 0u) {
+          v += y[o];
+        }
+        y[o] = v;
       }
     }
   }

@@ -1,4 +1,4 @@
-// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]): the matrix-vector product of decode steps (few rows).
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating): the matrix-vector product of decode steps (few rows).
 // w is stored [out, in] like PyTorch's Linear. f32 accumulation whatever W is.
 //
 // Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w (N, K) W at w_off | b (N) W at b_off, read only when
@@ -15,6 +15,7 @@ struct Params {
   w_off: u32,
   b_off: u32,
   has_bias: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
@@ -54,6 +55,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (p.has_bias != 0u) {
       v += f32(b[p.b_off + n]);
     }
-    y[p.y_off + m * p.n + n] = v;
+    let o = p.y_off + m * p.n + n;
+    if (p.accumulate != 0u) {
+      v += y[o];
+    }
+    y[o] = v;
   }
 }

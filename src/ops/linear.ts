@@ -1,6 +1,7 @@
 /**
- * `linear`: y = x · wᵀ + b with PyTorch's `[out, in]` weight layout. Picks the GEMV kernel for a
- * few rows (decode steps) and the tiled GEMM otherwise.
+ * `linear`: y = x · wᵀ + b with PyTorch's `[out, in]` weight layout, optionally added to y (a
+ * residual connection for free). Picks a GEMV kernel for a few rows (decode steps; 4-wide loads
+ * when K and the offsets allow) and the tiled GEMM otherwise.
  *
  * This module is browser compatible.
  *
@@ -13,25 +14,34 @@ import type { GpuTensor } from "../gpu/tensor.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const BINDINGS = ["write", "read", "read", "read"] as const;
-const PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] as const;
+const PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] as const;
 const GEMV: KernelSpec = { shader: "gemv", bindings: BINDINGS, params: PARAMS };
+const GEMV_VEC4: KernelSpec = { shader: "gemv_vec4", bindings: BINDINGS, params: PARAMS };
 const GEMM: KernelSpec = { shader: "gemm", bindings: BINDINGS, params: PARAMS };
 
-/** Rows up to which the GEMV kernel beats the tiled GEMM. */
+/** Rows up to which the GEMV kernels beat the tiled GEMM. */
 const GEMV_MAX_ROWS = 4;
 
+/** Options of {@linkcode linear}. */
+export interface LinearOptions {
+  /** Add the product to what `y` holds (y += x · wᵀ + b), e.g. a residual stream. */
+  accumulate?: boolean;
+}
+
 /**
- * Records y = x · wᵀ (+ b).
+ * Records y = x · wᵀ (+ b), or y += x · wᵀ (+ b) with `accumulate`.
  *
  * @param rec The recorder.
  * @param y Output (M, N), f32.
  * @param x Input (M, K), f32.
  * @param w Weight (N, K), f16 or f32.
  * @param b Optional bias (N), same dtype as `w`.
+ * @param options `accumulate` into `y`.
  *
  * @example
  * ```ts ignore
  * linear(rec, q, h, weights.qProj);
+ * linear(rec, x, att, weights.oProj, undefined, { accumulate: true }); // x += att · oᵀ
  * ```
  */
 export function linear(
@@ -40,6 +50,7 @@ export function linear(
   x: GpuTensor,
   w: GpuTensor,
   b?: GpuTensor,
+  options: LinearOptions = {},
 ): void {
   const op = "linear";
   const [n, k] = w.shape;
@@ -54,12 +65,24 @@ export function linear(
     expectShape(op, "b", b, [n]);
     expectDtype(op, "b", b, weights);
   }
-  const gemv = m <= GEMV_MAX_ROWS;
-  const kernel = rec.gpu.kernels.get(gemv ? GEMV : GEMM, { weights });
   const bias = b ?? w;
-  const params = [m, n, k, x.offset, y.offset, w.offset, bias.offset, b ? 1 : 0];
-  const grid: [number, number] = gemv
-    ? [Math.ceil(n / 4), m]
-    : [Math.ceil(n / 64), Math.ceil(m / 64)];
-  rec.dispatch(kernel, [y, x, w, bias], params, grid);
+  const params = [
+    m,
+    n,
+    k,
+    x.offset,
+    y.offset,
+    w.offset,
+    bias.offset,
+    b ? 1 : 0,
+    options.accumulate ? 1 : 0,
+  ];
+  if (m > GEMV_MAX_ROWS) {
+    const kernel = rec.gpu.kernels.get(GEMM, { weights });
+    rec.dispatch(kernel, [y, x, w, bias], params, [Math.ceil(n / 64), Math.ceil(m / 64)]);
+    return;
+  }
+  const vec4 = k % 4 === 0 && x.offset % 4 === 0 && w.offset % 4 === 0;
+  const kernel = rec.gpu.kernels.get(vec4 ? GEMV_VEC4 : GEMV, { weights });
+  rec.dispatch(kernel, [y, x, w, bias], params, [Math.ceil(n / (vec4 ? 8 : 4)), m]);
 }

@@ -7,10 +7,13 @@ import { gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_gpu.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
-// [M, N, K]: decode rows (GEMV path, M <= 4), odd sizes, and the model's shapes.
+// [M, N, K]: decode rows (GEMV paths, M <= 4: 4-wide when K % 4 == 0), odd sizes, and the
+// model's shapes.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [1, 17, 3],
+  [2, 9, 36],
+  [4, 33, 1028],
   [3, 1025, 64],
   [1, 1024, 1024],
   [1, 1024, 4096],
@@ -60,5 +63,46 @@ gpuTest("linear() reads and writes row views at offsets", async (gpu) => {
     const expected = new Float64Array(9 * n);
     expected.set(ref.linear(x.subarray(2 * k, (2 + rowsM) * k), wv, undefined, rowsM, n, k), 4 * n);
     assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
+  }
+});
+
+for (const [m, n, k] of [[1, 13, 12], [1, 20, 30], [80, 70, 33]]) {
+  gpuTest(`linear() accumulates into y for M=${m} N=${n} K=${k}`, async (gpu) => {
+    const rng = new Rng(m + n + k);
+    const x = rng.normals(m * k);
+    const w = rng.normals(n * k);
+    const b = rng.normals(n);
+    const y0 = rng.normals(m * n);
+    const y = uploadTensor(gpu, y0, [m, n], "f32", "y");
+    const rec = new Recorder(gpu);
+    linear(
+      rec,
+      y,
+      uploadTensor(gpu, x, [m, k], "f32", "x"),
+      uploadTensor(gpu, w, [n, k], "f32", "w"),
+      uploadTensor(gpu, b, [n], "f32", "b"),
+      { accumulate: true },
+    );
+    rec.submit();
+    const expected = ref.linear(x, w, b, m, n, k).map((v, i) => v + y0[i]);
+    assertClose(await readF32(gpu, y), expected, { atol: 1e-4, rtol: 1e-4 });
+  });
+}
+
+gpuTest("linear() uses the 4-wide GEMV only at 4-aligned offsets", async (gpu) => {
+  // Rows of K = 8 starting at row 1 of x: offset 8 is aligned; a view at element 2 is not.
+  const rng = new Rng(4);
+  const [n, k] = [5, 8];
+  const x = rng.normals(3 * k);
+  const w = rng.normals(n * k);
+  const xt = uploadTensor(gpu, x, [3, k], "f32", "x");
+  const wt = uploadTensor(gpu, w, [n, k], "f32", "w");
+  for (const offset of [8, 2]) {
+    const y = createTensor(gpu, [1, n], "f32", "y");
+    const rec = new Recorder(gpu);
+    linear(rec, y, { ...xt, shape: [1, k], offset }, wt);
+    rec.submit();
+    const expected = ref.linear(x.subarray(offset, offset + k), w, undefined, 1, n, k);
+    assertClose(await readF32(gpu, y), expected, { atol: 1e-5 });
   }
 });
