@@ -54,6 +54,10 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
 }
 
+/** Nodes of the bind-group cache: one level per binding, the group itself under {@linkcode GROUP}. */
+type BindGroupTrie = Map<GPUBuffer | typeof GROUP, BindGroupTrie | GPUBindGroup>;
+const GROUP = Symbol("bind group");
+
 /** Byte size of one `Params` field; the struct is a run of 4-byte scalars. */
 const PARAM_BYTES = 4;
 
@@ -61,10 +65,9 @@ const PARAM_BYTES = 4;
 export class KernelCache {
   #gpu: Gpu;
   #kernels = new Map<string, Kernel>();
+  #bySpec = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", Kernel>>>();
   #layouts = new Map<string, GPUBindGroupLayout>();
-  #bindGroups = new WeakMap<GPUBuffer, Map<string, GPUBindGroup>>();
-  #bufferIds = new WeakMap<GPUBuffer, number>();
-  #nextBufferId = 1;
+  #bindGroups = new WeakMap<GPUBindGroupLayout, BindGroupTrie>();
   /** The `@group(1)` layout shared by every kernel: one uniform with a dynamic offset. */
   readonly paramsLayout: GPUBindGroupLayout;
 
@@ -92,6 +95,12 @@ export class KernelCache {
    */
   get(spec: KernelSpec, variant: KernelVariant = {}): Kernel {
     const weights = variant.weights ?? this.#gpu.weightDtype;
+    // Fast path of the decode loop: no constants, looked up by spec identity and weight type.
+    let bySpec = this.#bySpec.get(spec);
+    if (!variant.constants) {
+      const hit = bySpec?.[weights];
+      if (hit) return hit;
+    }
     const constants = variant.constants ?? {};
     const key = kernelKey(spec.shader, weights, constants);
     const cached = this.#kernels.get(key);
@@ -122,6 +131,11 @@ export class KernelCache {
     });
     const kernel: Kernel = { spec, key, pipeline, layout };
     this.#kernels.set(key, kernel);
+    if (!variant.constants) {
+      bySpec ??= {};
+      bySpec[weights] = kernel;
+      this.#bySpec.set(spec, bySpec);
+    }
     return kernel;
   }
 
@@ -130,22 +144,29 @@ export class KernelCache {
    * are cached per buffer set, so a decode loop over fixed buffers creates none after step 1.
    */
   bindGroup(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
-    const first = buffers[0];
-    let byFirst = this.#bindGroups.get(first);
-    if (!byFirst) {
-      byFirst = new Map();
-      this.#bindGroups.set(first, byFirst);
+    // A trie keyed by the layout, then by each buffer in binding order. The first level is weak,
+    // so groups over destroyed, collected buffers go away with them.
+    let node = this.#bindGroups.get(kernel.layout);
+    if (!node) {
+      node = new Map();
+      this.#bindGroups.set(kernel.layout, node);
     }
-    let key = kernel.spec.bindings.join("");
-    for (const buffer of buffers) key += `:${this.#bufferId(buffer)}`;
-    let group = byFirst.get(key);
+    for (const buffer of buffers) {
+      let next = node.get(buffer) as BindGroupTrie | undefined;
+      if (!next) {
+        next = new Map();
+        node.set(buffer, next);
+      }
+      node = next;
+    }
+    let group = node.get(GROUP) as GPUBindGroup | undefined;
     if (!group) {
       group = this.#gpu.device.createBindGroup({
         label: kernel.key,
         layout: kernel.layout,
         entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
-      byFirst.set(key, group);
+      node.set(GROUP, group);
     }
     return group;
   }
@@ -170,15 +191,6 @@ export class KernelCache {
       this.#layouts.set(signature, layout);
     }
     return layout;
-  }
-
-  #bufferId(buffer: GPUBuffer): number {
-    let id = this.#bufferIds.get(buffer);
-    if (id === undefined) {
-      id = this.#nextBufferId++;
-      this.#bufferIds.set(buffer, id);
-    }
-    return id;
   }
 }
 

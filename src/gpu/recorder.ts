@@ -45,6 +45,9 @@ export class Recorder {
   #align: number;
   #profiler?: Profiler;
   #maxGroups: number;
+  /** What the open pass has bound, to skip redundant calls. */
+  #pipeline?: GPUComputePipeline;
+  #group?: GPUBindGroup;
 
   /**
    * Creates a recorder with its own parameter buffer.
@@ -107,18 +110,23 @@ export class Recorder {
     const size = KernelCache.paramsSize(spec);
     if (this.#used + size > this.#staging.byteLength) this.submit();
     const offset = this.#used;
-    spec.params.forEach((type, i) => {
-      const at = offset + 4 * i;
-      if (type === "f32") this.#view.setFloat32(at, params[i], true);
-      else if (type === "i32") this.#view.setInt32(at, params[i], true);
-      else this.#view.setUint32(at, params[i], true);
-    });
+    const types = spec.params;
+    for (let i = 0; i < types.length; i++) {
+      const type = types[i];
+      if (type === "f32") this.#view.setFloat32(offset + 4 * i, params[i], true);
+      else if (type === "i32") this.#view.setInt32(offset + 4 * i, params[i], true);
+      else this.#view.setUint32(offset + 4 * i, params[i], true);
+    }
     this.#used = offset + Math.ceil(size / this.#align) * this.#align;
 
-    const buffers = bindings.map((b) => ("buffer" in b ? b.buffer : b));
+    const buffers: GPUBuffer[] = [];
+    for (const b of bindings) buffers.push("buffer" in b ? b.buffer : b);
+    const group = this.#gpu.kernels.bindGroup(kernel, buffers);
     const pass = this.#beginPass(kernel.key);
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, this.#gpu.kernels.bindGroup(kernel, buffers));
+    if (this.#pipeline !== kernel.pipeline) pass.setPipeline(kernel.pipeline);
+    if (this.#group !== group) pass.setBindGroup(0, group);
+    this.#pipeline = kernel.pipeline;
+    this.#group = group;
     pass.setBindGroup(1, this.#paramsGroup, [offset]);
     pass.dispatchWorkgroups(x, y, z);
     this.#gpu.stats.dispatches++;
@@ -205,6 +213,8 @@ export class Recorder {
   #endPass(): void {
     this.#pass?.end();
     this.#pass = undefined;
+    this.#pipeline = undefined;
+    this.#group = undefined;
   }
 }
 
