@@ -22,3 +22,25 @@ fn erfc_f32(x: f32) -> f32 {
 fn gelu_erf(x: f32) -> f32 {
   return 0.5 * x * erfc_f32(-x * 0.70710678118654752);
 }
+
+// Workgroup reductions for kernels of 256 invocations. Every invocation must call them, in
+// uniform control flow; they share one workgroup array and leave it free for the next call.
+var<workgroup> wg_partial: array<f32, 256>;
+
+// The sum of v over each group of `lanes` consecutive invocations (lanes a power of two <= 256);
+// every invocation gets its own group's sum.
+fn group_sum(v: f32, li: u32, lanes: u32) -> f32 {
+  wg_partial[li] = v;
+  workgroupBarrier();
+  let lane = li % lanes;
+  for (var s = lanes / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      wg_partial[li] += wg_partial[li + s];
+    }
+    workgroupBarrier();
+  }
+  let total = wg_partial[li - lane];
+  workgroupBarrier();
+  return total;
+}
+

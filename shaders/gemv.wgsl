@@ -4,7 +4,7 @@
 // Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w (N, K) W at w_off | b (N) W at b_off, read only when
 // has_bias != 0 (bind any buffer otherwise).
 // Grid: (ceil(N / ROWS), M). A workgroup computes ROWS outputs of one row of x; LANES threads per
-// output sum a strided slice of k (coalesced reads of w), then reduce in workgroup memory.
+// output sum a strided slice of k (coalesced reads of w), then reduce in workgroup memory (group_sum).
 
 struct Params {
   m: u32,
@@ -27,8 +27,6 @@ struct Params {
 const LANES: u32 = 64u;
 const ROWS: u32 = 4u;
 
-var<workgroup> partial: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
@@ -42,16 +40,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       acc += x[xb + k] * f32(w[wb + k]);
     }
   }
-  partial[li] = acc;
-  workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      partial[li] += partial[li + s];
-    }
-    workgroupBarrier();
-  }
+  let total = group_sum(acc, li, LANES);
   if (lane == 0u && n < p.n) {
-    var v = partial[li];
+    var v = total;
     if (p.has_bias != 0u) {
       v += f32(b[p.b_off + n]);
     }

@@ -6,7 +6,7 @@
 // b (N) W at b_off, read only when has_bias != 0.
 // Grid: (ceil(N / ROWS), M). A workgroup computes ROWS outputs of one row of x with LANES threads
 // each; a lane reads every LANES-th vec4 of its weight row (coalesced), then the lanes reduce in
-// workgroup memory.
+// workgroup memory (group_sum).
 
 struct Params {
   m: u32,
@@ -29,8 +29,6 @@ struct Params {
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
 
-var<workgroup> partial: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
@@ -45,16 +43,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       acc += dot(x[xb + k], vec4f(w[wb + k]));
     }
   }
-  partial[li] = acc;
-  workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      partial[li] += partial[li + s];
-    }
-    workgroupBarrier();
-  }
+  let total = group_sum(acc, li, LANES);
   if (lane == 0u && n < p.n) {
-    var v = partial[li];
+    var v = total;
     if (p.has_bias != 0u) {
       v += f32(b[p.b_off + n]);
     }

@@ -16,8 +16,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let xb = p.x_off + wg.x * p.d;
@@ -27,15 +25,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let v = x[xb + i];
     acc += v * v;
   }
-  partial[li] = acc;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      partial[li] += partial[li + s];
-    }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(partial[0] / f32(p.d) + p.eps);
+  let inv = inverseSqrt(group_sum(acc, li, 256u) / f32(p.d) + p.eps);
   for (var i = li; i < p.d; i += 256u) {
     y[yb + i] = x[xb + i] * inv * f32(w[i]);
   }
