@@ -166,8 +166,11 @@ export interface SampleIo {
   scores: GpuTensor;
   /** Previous tokens (nPrev) u32 in the same buffer as `out`, for the repetition penalty. */
   prev?: GpuTensor;
-  /** Divisors from {@linkcode penaltyTable} (at least nPrev + 1), when the repetition penalty is on. */
-  penalties?: GpuTensor;
+  /**
+   * Divisors from {@linkcode penaltyTable} (at least nPrev + 1 when the repetition penalty is on;
+   * bound in every call, so it must be a buffer no other binding uses).
+   */
+  penalties: GpuTensor;
 }
 
 /** Per-call settings of {@linkcode sample}. */
@@ -221,7 +224,7 @@ export function sample(rec: Recorder, io: SampleIo, call: SampleCall): void {
   }
   const nPrev = prev ? prev.shape[0] : 0;
   const penalize = o.repetitionPenalty !== 1 && nPrev > 0;
-  if (penalize && (!io.penalties || io.penalties.shape[0] < nPrev + 1)) {
+  if (penalize && io.penalties.shape[0] < nPrev + 1) {
     throw new OptionError(
       `Cannot record sample: the repetition penalty needs ${nPrev + 1} divisors`,
     );
@@ -230,7 +233,7 @@ export function sample(rec: Recorder, io: SampleIo, call: SampleCall): void {
   const tempMode = Math.abs(o.temperature - minT) >= 0.001 ? 2 : o.temperature > 0 ? 1 : 0;
   const lp = call.lengthPenalty;
   const lenDiv = o.lengthPenalty !== 0 && lp ? lp.length ** o.lengthPenalty : 0;
-  const penalties = io.penalties ?? scores;
+  const penalties = io.penalties;
   const params = [
     n,
     cols,

@@ -55,7 +55,7 @@ export interface ValleRunState {
   readonly tokens: GpuTensor;
   /** Scratch tokens (2, capacity) u32: NAR-len samples and the scoring call's argmax. */
   readonly scratch: GpuTensor;
-  /** Per-row sampler scores (capacity) f32. */
+  /** Per-row sampler scores (2, capacity) f32: row 0 kept (NAR-len scores), row 1 scratch. */
   readonly scores: GpuTensor;
   /** NAR-len masked flags (capacity) u32. */
   readonly masked: GpuTensor;
@@ -107,7 +107,7 @@ export function createRunState(gpu: Gpu, config: ValleConfig, capacity: number):
     nullLogits: f32([capacity, vocab], "null_logits"),
     tokens: u32([nLevels, capacity], "tokens"),
     scratch: u32([2, capacity], "scratch"),
-    scores: f32([capacity], "scores"),
+    scores: f32([2, capacity], "scores"),
     masked: u32([capacity], "masked"),
     penalties: f32([capacity + 1], "penalties"),
     cfgStats: f32([8], "cfg_stats"),
