@@ -10,8 +10,11 @@
  */
 
 import { OptionError } from "../../errors.ts";
+import { createTensor, uploadTensor } from "../../gpu/buffers.ts";
+import type { Gpu } from "../../gpu/device.ts";
 import type { KernelSpec } from "../../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../../gpu/recorder.ts";
+import { readBytes } from "../../gpu/readback.ts";
+import { grid1d, Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, numel } from "../../gpu/tensor.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
 
@@ -71,6 +74,9 @@ export function cfg(
   expectDtype(op, "uncond", uncond, "f32");
   expectDtype(op, "stats", stats, "f32");
   const n = numel(cond.shape);
+  if (stats.offset !== 0) {
+    throw new OptionError("Cannot record cfg: stats must start at element 0 of its buffer");
+  }
   if (n < 2 || !Number.isFinite(options.strength) || !Number.isFinite(options.rescale)) {
     throw new OptionError(
       `Cannot record cfg: ${n} logits, strength ${options.strength}, rescale ${options.rescale}`,
@@ -88,4 +94,54 @@ export function cfg(
     [n, cond.offset, uncond.offset, options.strength],
     grid1d(Math.ceil(n / 256)),
   );
+}
+
+/** The result of {@linkcode guideLogits}. */
+export interface GuidedLogits {
+  /** The guided (and rescaled) logits. */
+  logits: Float32Array;
+  /** Unbiased std of the conditional logits over the whole slice. */
+  stdCond: number;
+  /** Unbiased std of u + (c − u) · w before rescaling. */
+  stdGuided: number;
+  /** The rescale factor (1 without rescale). */
+  factor: number;
+}
+
+/**
+ * Runs {@linkcode cfg} once on logits given from the CPU (for debugging and checks; the loops
+ * call `cfg` on logits that stay on the GPU). Creates and frees its own buffers.
+ *
+ * @example
+ * ```ts ignore
+ * const { logits, factor } = await guideLogits(gpu, cond, uncond, { strength: 2.5, rescale: 0.75 });
+ * ```
+ */
+export async function guideLogits(
+  gpu: Gpu,
+  cond: Float32Array,
+  uncond: Float32Array,
+  options: CfgOptions,
+): Promise<GuidedLogits> {
+  if (cond.length !== uncond.length) {
+    throw new OptionError(
+      `Cannot apply CFG: ${cond.length} conditional and ${uncond.length} unconditional logits`,
+    );
+  }
+  const c = uploadTensor(gpu, cond, [cond.length], "f32", "valle.cfg.cond");
+  const u = uploadTensor(gpu, uncond, [uncond.length], "f32", "valle.cfg.uncond");
+  const stats = createTensor(gpu, [8], "f32", "valle.cfg.stats");
+  const rec = new Recorder(gpu, { label: "valle.cfg" });
+  cfg(rec, c, u, stats, options);
+  rec.submit();
+  const [out, st] = await readBytes(gpu, [c, stats]);
+  rec.destroy();
+  for (const t of [c, u, stats]) t.buffer.destroy();
+  const s = new Float32Array(st);
+  return {
+    logits: new Float32Array(out),
+    stdCond: s[CFG_STAT.stdCond],
+    stdGuided: s[CFG_STAT.stdGuided],
+    factor: s[CFG_STAT.factor],
+  };
 }

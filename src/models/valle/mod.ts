@@ -66,7 +66,7 @@ export {
   SAMPLER_DEFAULTS,
   type SamplerOptions,
 } from "./sampler.ts";
-export type { CfgOptions } from "./cfg.ts";
+export { type CfgOptions, type GuidedLogits, guideLogits } from "./cfg.ts";
 export {
   demaskSchedule,
   type DemaskScheduleOptions,
