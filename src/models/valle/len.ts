@@ -12,7 +12,7 @@ import { decode } from "./ar.ts";
 import { assembleSequence } from "./inputs.ts";
 import type { Conditioning } from "./nar.ts";
 import type { ValleContext } from "./pass.ts";
-import { resolveSamplerOptions } from "./sampler.ts";
+import { resolveSamplerOptions, STREAM } from "./sampler.ts";
 
 /** The duration digits and the number they spell. */
 export interface Duration {
@@ -48,7 +48,7 @@ export async function predictDuration(ctx: ValleContext, c: Conditioning): Promi
     stopToken: STOP,
     sampler: resolveSamplerOptions({ temperature: 0 }),
     seed: 0,
-    stream: 0,
+    stream: STREAM.len,
     checkEvery: MAX_DIGITS,
   });
   const digits = Int32Array.from([0, ...run.sampled]);

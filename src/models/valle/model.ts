@@ -40,7 +40,7 @@ import { type Duration, DURATION_FRAMES, predictDuration } from "./len.ts";
 import { type Conditioning, runNar } from "./nar.ts";
 import { type NarLenResult, runNarLen } from "./nar_len.ts";
 import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
-import { resolveSamplerOptions, type SamplerOptions } from "./sampler.ts";
+import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
 import { uploadValleWeights, type ValleWeights } from "./weights.ts";
@@ -387,28 +387,7 @@ export class Valle {
    * ```
    */
   generateAr(request: ArRequest): Promise<ArResult> {
-    return this.#exclusive(async () => {
-      const maxSteps = positiveInt("maxSteps", request.maxSteps ?? 500);
-      const seq = this.#assemble({ ...request, mode: "ar" }, maxSteps);
-      const ctx = this.#context(seq.length);
-      const out = await decode(ctx, {
-        seq,
-        initial: [],
-        maxSteps,
-        stopToken: this.config.nAudio,
-        sampler: resolveSamplerOptions(request.sampler),
-        lengthPenaltyToken: this.config.nAudio,
-        seed: request.seed ?? 0,
-        stream: 1,
-        checkEvery: positiveInt("checkEvery", request.checkEvery ?? 32),
-      });
-      const end = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
-      return {
-        tokens: out.sampled.slice(0, end),
-        sampled: out.sampled,
-        stopped: out.stoppedAt >= 0,
-      };
-    });
+    return this.#exclusive(() => this.#ar(request));
   }
 
   /**
@@ -530,21 +509,12 @@ export class Valle {
         (modality === "auto" && this.config.hasNarLen && this.config.name !== "ar+nar");
       const nar = request.nar ?? {};
       if (!narLen) {
-        const ar = request.ar ?? {};
-        const maxSteps = positiveInt("maxSteps", ar.maxSteps ?? 500);
-        const seq = this.#assemble({ ...request, mode: "ar" }, maxSteps);
-        const out = await decode(this.#context(seq.length), {
-          seq,
-          initial: [],
-          maxSteps,
-          stopToken: this.config.nAudio,
-          sampler: resolveSamplerOptions(ar.sampler),
-          lengthPenaltyToken: this.config.nAudio,
-          seed: ar.seed ?? 0,
-          stream: 1,
-          checkEvery: positiveInt("checkEvery", ar.checkEvery ?? 32),
-        });
-        const frames = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
+        const ar = await this.#ar({ ...request, ...request.ar });
+        const frames = ar.tokens.length;
+        if (frames === 0) {
+          const empty = { data: new Int32Array(0), frames: 0, levels: this.config.nLevels };
+          return { codes: empty, modality: "ar+nar" };
+        }
         const ctx = this.#narContext(request, frames, true);
         const codes = await this.#nar(
           ctx,
@@ -591,6 +561,24 @@ export class Valle {
       h.bias?.buffer.destroy();
     }
     if (this.#ownsGpu) this.gpu.destroy();
+  }
+
+  async #ar(request: ArRequest): Promise<ArResult> {
+    const maxSteps = positiveInt("maxSteps", request.maxSteps ?? 500);
+    const seq = this.#assemble({ ...request, mode: "ar" }, maxSteps);
+    const out = await decode(this.#context(seq.length), {
+      seq,
+      initial: [],
+      maxSteps,
+      stopToken: this.config.nAudio,
+      sampler: resolveSamplerOptions(request.sampler),
+      lengthPenaltyToken: this.config.nAudio,
+      seed: request.seed ?? 0,
+      stream: STREAM.ar,
+      checkEvery: positiveInt("checkEvery", request.checkEvery ?? 32),
+    });
+    const end = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
+    return { tokens: out.sampled.slice(0, end), sampled: out.sampled, stopped: out.stoppedAt >= 0 };
   }
 
   async #narLen(request: NarLenRequest): Promise<NarLenResult> {

@@ -21,7 +21,7 @@ import {
   type ValleContext,
   workRows,
 } from "./pass.ts";
-import { penaltyTable, type ResolvedSamplerOptions, sample } from "./sampler.ts";
+import { penaltyTable, type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
 
 /** The conditioning shared by the TTS passes: phonemes, language, prompt and embedding rules. */
 export type Conditioning = Pick<
@@ -51,9 +51,6 @@ export interface NarRun {
   /** Random seed. */
   seed: number;
 }
-
-/** Random stream id of NAR levels (the counter is the level). */
-export const NAR_STREAM = 2;
 
 /**
  * Records and submits NAR levels `fromLevel..toLevel`; the tokens land in `state.tokens` rows.
@@ -99,7 +96,7 @@ export function runNar(ctx: ValleContext, run: NarRun): void {
       scores: scoreRow(state, 1, 0, t),
       prev: penalize ? tokenRow(state, l - 1, 0, t) : undefined,
       penalties: state.penalties,
-    }, { options: run.sampler, seed: run.seed, stream: NAR_STREAM, counter: l });
+    }, { options: run.sampler, seed: run.seed, stream: STREAM.nar, counter: l });
     rec.submit();
   }
 }

@@ -28,7 +28,7 @@ import {
   type ValleContext,
   workRows,
 } from "./pass.ts";
-import { type ResolvedSamplerOptions, sample } from "./sampler.ts";
+import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
 import { demaskSchedule } from "./schedule.ts";
 
 const DEMASK_SELECT: KernelSpec = {
@@ -92,9 +92,6 @@ export interface NarLenResult {
   /** The per-step record, when asked for. */
   trace?: NarLenTrace;
 }
-
-/** Random stream id of NAR-len sampling (the counter is the step). */
-export const NAR_LEN_STREAM = 3;
 
 /**
  * Runs the demasking loop; level 0 ends in `state.tokens` row 0, frames [0, L).
@@ -163,14 +160,14 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
     sample(rec, { logits, work, out: sampled, scores: scoreRow(state, 1, 0, l), penalties }, {
       options: { ...run.sampler, temperature: step.temperature },
       seed: run.seed,
-      stream: NAR_LEN_STREAM,
+      stream: STREAM.narLen,
       counter: k,
     });
     // Scoring call: temperature 0 on the same (already filtered) logits.
     sample(rec, { logits, work, out: argmaxes, scores, penalties }, {
       options: { ...run.sampler, temperature: 0 },
       seed: run.seed,
-      stream: NAR_LEN_STREAM,
+      stream: STREAM.narLen,
       counter: k,
     });
     update(rec, tokens, scores, sampled, masked, run.maskedOnly);

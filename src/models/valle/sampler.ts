@@ -30,6 +30,12 @@ import { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
 
+/**
+ * Random stream ids: draws hash (seed, stream, counter, row), the counter being the step (AR,
+ * STT, NAR-len) or the level (NAR), so every mode draws independent numbers under one seed.
+ */
+export const STREAM = { ar: 1, nar: 2, narLen: 3, stt: 4, len: 5 } as const;
+
 /** Sampler settings, named after the original's `sampling_kwargs` in camelCase. */
 export interface SamplerOptions {
   /** Temperature; 0 (or less) picks the argmax. Default 1. */
@@ -283,7 +289,9 @@ export interface SampledLogits {
  * @param logits Row-major logits (rows · cols).
  * @param shape [rows, cols].
  * @param options Sampler options.
- * @param extra Previous tokens, the length penalty target, and the random stream.
+ * @param extra Previous tokens, the length penalty target, and the random draw's seed, stream
+ * and counter (the generation loops use stream 1 for AR, 2 NAR, 3 NAR-len, 4 STT, counter =
+ * step or level).
  * @returns Tokens, scores and the processed logits.
  *
  * @example
@@ -300,6 +308,7 @@ export async function sampleLogits(
     previous?: ArrayLike<number>;
     lengthPenalty?: { length: number; token: number };
     seed?: number;
+    stream?: number;
     counter?: number;
   } = {},
 ): Promise<SampledLogits> {
@@ -329,7 +338,7 @@ export async function sampleLogits(
     options: o,
     lengthPenalty: extra.lengthPenalty,
     seed: extra.seed ?? 0,
-    stream: 0,
+    stream: extra.stream ?? 0,
     counter: extra.counter ?? 0,
   });
   rec.submit();

@@ -16,7 +16,7 @@ import { decode } from "./ar.ts";
 import type { Codes, SequenceSpec } from "./inputs.ts";
 import { assembleSequence } from "./inputs.ts";
 import type { ValleContext } from "./pass.ts";
-import type { ResolvedSamplerOptions } from "./sampler.ts";
+import { type ResolvedSamplerOptions, STREAM } from "./sampler.ts";
 
 /** A speech-to-text run. */
 export interface SttRun {
@@ -35,9 +35,6 @@ export interface SttRun {
   /** Steps between stop checks. */
   checkEvery: number;
 }
-
-/** Random stream id of STT sampling. */
-export const STT_STREAM = 4;
 
 /** `<bos>` and `</eos>` of the phoneme vocabulary. */
 const BOS = 1;
@@ -85,7 +82,7 @@ export async function transcribe(
     stopToken: EOS,
     sampler: run.sampler,
     seed: run.seed,
-    stream: STT_STREAM,
+    stream: STREAM.stt,
     checkEvery: run.checkEvery,
   });
   const end = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
