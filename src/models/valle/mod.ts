@@ -44,6 +44,7 @@ export {
   type ValleHeadWeights,
   type ValleLayerWeights,
   type ValleTableLayout,
+  valleTableLayout,
   type ValleWeights,
 } from "./weights.ts";
 export {

@@ -43,7 +43,7 @@ import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.
 import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
-import { uploadValleWeights, type ValleWeights } from "./weights.ts";
+import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
 
 /** Options of {@linkcode Valle.load}. */
 export interface ValleLoadOptions extends ReadSafetensorsOptions {
@@ -552,14 +552,7 @@ export class Valle {
   dispose(): void {
     destroyRunState(this.#state);
     this.#rec.destroy();
-    const w = this.weights;
-    for (const t of [w.embeddings, w.norm, ...w.layers.flatMap((l) => Object.values(l))]) {
-      t.buffer.destroy();
-    }
-    for (const h of w.heads) {
-      h.weight.buffer.destroy();
-      h.bias?.buffer.destroy();
-    }
+    destroyValleWeights(this.weights);
     if (this.#ownsGpu) this.gpu.destroy();
   }
 

@@ -150,6 +150,35 @@ function tableEntries(c: ValleConfig): { role: string; entry: Entry }[] {
   return out;
 }
 
+/**
+ * Where each embedding table starts in the stacked table (stacking order: phonemes, languages,
+ * RVQ levels, duration digits, sep, prompt tables, response tables).
+ *
+ * @example
+ * ```ts ignore
+ * const layout = valleTableLayout(config);
+ * const stopRow = layout.resp[0] + config.nAudio;
+ * ```
+ */
+export function valleTableLayout(config: ValleConfig): ValleTableLayout {
+  const starts: Record<string, number[]> = {};
+  let rows = 0;
+  for (const { role, entry } of tableEntries(config)) {
+    (starts[role] ??= []).push(rows);
+    rows += entry.shape.length === 1 ? 1 : entry.shape[0];
+  }
+  return {
+    phn: starts.phn[0],
+    lang: starts.lang[0],
+    rvq: starts.rvq[0],
+    len: starts.len?.[0] ?? -1,
+    sep: starts.sep[0],
+    prom: starts.prom,
+    resp: starts.resp,
+    rows,
+  };
+}
+
 /** The heads of the layout with their output counts. */
 function headEntries(c: ValleConfig): { weight: Entry; bias?: Entry }[] {
   const heads = valleHeads(c);
@@ -271,12 +300,8 @@ export function uploadValleWeights(
   // The stacked embedding table.
   const tables = tableEntries(config);
   const d = config.dModel;
-  const starts: Record<string, number[]> = {};
-  let rows = 0;
-  for (const { role, entry } of tables) {
-    (starts[role] ??= []).push(rows);
-    rows += entry.shape.length === 1 ? 1 : entry.shape[0];
-  }
+  const layout = valleTableLayout(config);
+  const rows = layout.rows;
   const stacked = dtype === "f16" ? new Uint16Array(rows * d) : new Float32Array(rows * d);
   let at = 0;
   for (const { entry } of tables) {
@@ -298,15 +323,12 @@ export function uploadValleWeights(
     bias: h.bias ? upload(h.bias) : undefined,
   }));
   const norm = upload({ key: "model.norm.weight", shape: [d] });
-  const layout: ValleTableLayout = {
-    phn: starts.phn[0],
-    lang: starts.lang[0],
-    rvq: starts.rvq[0],
-    len: starts.len?.[0] ?? -1,
-    sep: starts.sep[0],
-    prom: starts.prom,
-    resp: starts.resp,
-    rows,
-  };
   return { config, weights: { embeddings, layout, layers, norm, heads } };
+}
+
+/** Frees every GPU buffer of the weights. */
+export function destroyValleWeights(weights: ValleWeights): void {
+  const tensors = [weights.embeddings, weights.norm, ...weights.layers.flatMap(Object.values)];
+  for (const h of weights.heads) tensors.push(h.weight, ...(h.bias ? [h.bias] : []));
+  for (const t of tensors) (t as GpuTensor).buffer.destroy();
 }
