@@ -41,6 +41,12 @@ export interface Codes {
   readonly levels: number;
 }
 
+/** Codes produced by the model: {@linkcode Codes} with an `Int32Array`. */
+export interface GeneratedCodes extends Codes {
+  /** The codes, frame-major. */
+  readonly data: Int32Array;
+}
+
 /** The segments of one pass. */
 export interface SequenceSpec {
   /** The pass. */

@@ -51,6 +51,7 @@ export {
   assembleSequence,
   type Codes,
   type EmbeddingRule,
+  type GeneratedCodes,
   type OutputFeed,
   SEGMENT_KIND,
   type Sequence,

@@ -32,6 +32,7 @@ import {
   assembleSequence,
   type Codes,
   type EmbeddingRule,
+  type GeneratedCodes,
   type Sequence,
   type SequenceSpec,
   type ValleMode,
@@ -212,7 +213,7 @@ export interface GenerateRequest extends ValleConditioning {
 /** Pipeline output. */
 export interface GenerateResult {
   /** Codes, frame-major (frames × nLevels). */
-  codes: Codes;
+  codes: GeneratedCodes;
   /** The modality that ran. */
   modality: "ar+nar" | "nar-len";
   /** NAR-len: the predicted duration. */
@@ -400,7 +401,7 @@ export class Valle {
    * const codes = await valle.generateNar({ phonemes, prompt, codes: { data: level0, frames, levels: 1 } });
    * ```
    */
-  generateNar(request: NarRequest): Promise<Codes> {
+  generateNar(request: NarRequest): Promise<GeneratedCodes> {
     return this.#exclusive(async () => {
       const { codes } = request;
       const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
@@ -617,7 +618,7 @@ export class Valle {
     given: number,
     maxLevel: number | undefined,
     guidance: CfgOptions | undefined,
-  ): Promise<Codes> {
+  ): Promise<GeneratedCodes> {
     const top = Math.min(maxLevel ?? ALL_LEVELS, this.config.nLevels - 1);
     runNar(ctx, {
       conditioning: this.#conditioning(request),
