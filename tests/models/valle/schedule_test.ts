@@ -27,12 +27,11 @@ Deno.test("annealed temperature falls from T0 to 0; remasking adds 1/(2S) to the
   const s = demaskSchedule({ steps: 5, length: 40, temperature: 1.5, remask: true });
   assert.equal(s[0].temperature, 1.5);
   assert.equal(s[4].temperature, 0);
-  assert.equal(
-    s[1].count,
-    Math.trunc(
-      (Math.cos(Math.fround(Math.fround(s[1].t * Math.fround(Math.PI)) * 0.5)) + 0.1) * 40,
-    ),
-  );
+  // Step 2 (t = 0.5): (cos(π/4) + 0.1) · 40 = 32.3 → 32; without remasking 28.
+  assert.equal(s[2].count, 32);
+  assert.equal(demaskSchedule({ steps: 5, length: 40 })[2].count, 28);
+  // Step 1 would mask 40 but is clamped to L − k = 39.
+  assert.equal(s[1].count, 39);
   assert.equal(
     demaskSchedule({ steps: 5, length: 40, temperature: 1.5, annealed: false })[4].temperature,
     1.5,
