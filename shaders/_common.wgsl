@@ -22,3 +22,11 @@ fn erfc_f32(x: f32) -> f32 {
 fn gelu_erf(x: f32) -> f32 {
   return 0.5 * x * erfc_f32(-x * 0.70710678118654752);
 }
+
+// Compensated (Kahan) summation step: acc = (sum, carry); returns the sum with x added, keeping
+// the rounding error in the carry. For long f32 sums whose reference accumulates in double.
+fn kahan_add(acc: vec2f, x: f32) -> vec2f {
+  let y = x - acc.y;
+  let t = acc.x + y;
+  return vec2f(t, (t - acc.x) - y);
+}

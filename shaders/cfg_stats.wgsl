@@ -45,44 +45,28 @@ fn reduce(li: u32) {
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
-  var sc = 0.0;
-  var ec = 0.0;
-  var sz = 0.0;
-  var ez = 0.0;
+  var sc = vec2f(0.0);
+  var sz = vec2f(0.0);
   for (var i = li; i < p.n; i += WG) {
-    let yc = c[p.c_off + i] - ec;
-    let tc = sc + yc;
-    ec = (tc - sc) - yc;
-    sc = tc;
-    let yz = guided(i) - ez;
-    let tz = sz + yz;
-    ez = (tz - sz) - yz;
-    sz = tz;
+    sc = kahan_add(sc, c[p.c_off + i]);
+    sz = kahan_add(sz, guided(i));
   }
-  red_c[li] = sc;
-  red_z[li] = sz;
+  red_c[li] = sc.x;
+  red_z[li] = sz.x;
   reduce(li);
   let mean_c = red_c[0] / f32(p.n);
   let mean_z = red_z[0] / f32(p.n);
   workgroupBarrier();
-  sc = 0.0;
-  ec = 0.0;
-  sz = 0.0;
-  ez = 0.0;
+  sc = vec2f(0.0);
+  sz = vec2f(0.0);
   for (var i = li; i < p.n; i += WG) {
     let dc = c[p.c_off + i] - mean_c;
-    let yc = dc * dc - ec;
-    let tc = sc + yc;
-    ec = (tc - sc) - yc;
-    sc = tc;
     let dz = guided(i) - mean_z;
-    let yz = dz * dz - ez;
-    let tz = sz + yz;
-    ez = (tz - sz) - yz;
-    sz = tz;
+    sc = kahan_add(sc, dc * dc);
+    sz = kahan_add(sz, dz * dz);
   }
-  red_c[li] = sc;
-  red_z[li] = sz;
+  red_c[li] = sc.x;
+  red_z[li] = sz.x;
   reduce(li);
   if (li == 0u) {
     let std_c = sqrt(red_c[0] / f32(p.n - 1u));

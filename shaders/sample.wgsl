@@ -265,19 +265,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let inv = 1.0 / reduce_sum(s, li);
       if (li == 0u) {
         // Cumulative probabilities in sorted order, compensated (the original sums in double).
-        var cum = 0.0;
-        var carry = 0.0;
+        var cum = vec2f(0.0);
         var cut = NEG_BIG;
         for (var i = 0u; i < p.cols; i++) {
           let v = sorted[i];
           if (filtered(v)) {
             break;
           }
-          let y = exp(v - m) * inv - carry;
-          let t = cum + y;
-          carry = (t - cum) - y;
-          cum = t;
-          if (cum > p.top_p) {
+          cum = kahan_add(cum, exp(v - m) * inv);
+          if (cum.x > p.top_p) {
             cut = v;
             break;
           }

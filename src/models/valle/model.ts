@@ -11,7 +11,7 @@
  * @module
  */
 
-import { OptionError } from "../../errors.ts";
+import { GpuError, OptionError } from "../../errors.ts";
 import { writeTensor } from "../../gpu/buffers.ts";
 import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
 import { readBytes } from "../../gpu/readback.ts";
@@ -127,7 +127,7 @@ export interface SamplingRequest {
   seed?: number;
 }
 
-/** AR level 0 ({@linkcode Valle.generateAr}). */
+/** AR level 0 ({@linkcode Valle.generateAr}); the sampler defaults to temperature 1. */
 export interface ArRequest extends ValleConditioning, SamplingRequest {
   /** Frames at most. Default 500 (the original's max_duration). */
   maxSteps?: number;
@@ -145,7 +145,7 @@ export interface ArResult {
   stopped: boolean;
 }
 
-/** NAR levels ({@linkcode Valle.generateNar}). */
+/** NAR levels ({@linkcode Valle.generateNar}); the sampler defaults to greedy (temperature 0). */
 export interface NarRequest extends ValleConditioning, SamplingRequest {
   /** The known levels (at least level 0), frame-major. */
   codes: Codes;
@@ -175,7 +175,7 @@ export interface NarLenRequest extends ValleConditioning, SamplingRequest {
   trace?: boolean;
 }
 
-/** Speech-to-text ({@linkcode Valle.transcribe}). */
+/** Speech-to-text ({@linkcode Valle.transcribe}); the sampler defaults to greedy. */
 export interface SttRequest extends SamplingRequest {
   /** The input audio codes, all levels. */
   codes: Codes;
@@ -257,7 +257,12 @@ export class Valle {
     options: ValleLoadOptions,
     ownsGpu: boolean,
   ) {
-    const dtype = options.precision === "f32" ? "f32" : gpu.weightDtype;
+    if (options.precision === "f16" && !gpu.features.f16) {
+      throw new GpuError('Cannot load f16 weights: the device lacks "shader-f16"');
+    }
+    const dtype = options.precision === "f32" || options.precision === "f16"
+      ? options.precision
+      : gpu.weightDtype;
     const { config, weights } = uploadValleWeights(gpu, st, dtype);
     this.gpu = gpu;
     this.config = config;
@@ -308,7 +313,7 @@ export class Valle {
    *
    * @param request Mode, conditioning, response segment, optional CFG.
    * @returns Row-major logits and their shape (and the CFG statistics).
-   * @throws {OptionError} Ids out of range, a mode the model lacks, CFG on a causal readout.
+   * @throws {OptionError} Ids out of range, a level or mode the model lacks.
    *
    * @example
    * ```ts ignore
@@ -405,6 +410,7 @@ export class Valle {
     return this.#exclusive(async () => {
       const { codes } = request;
       const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
+      positiveInt("frames", codes.frames);
       if (!(codes.levels >= 1 && maxLevel >= codes.levels - 1 && maxLevel < this.config.nLevels)) {
         throw new OptionError(
           `Cannot run NAR levels: ${codes.levels} given levels and maxLevel ${maxLevel}, expected ` +
