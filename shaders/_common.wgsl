@@ -44,3 +44,10 @@ fn group_sum(v: f32, li: u32, lanes: u32) -> f32 {
   return total;
 }
 
+// Compensated (Kahan) summation step: acc = (sum, carry); returns the sum with x added, keeping
+// the rounding error in the carry. For long f32 sums whose reference accumulates in double.
+fn kahan_add(acc: vec2f, x: f32) -> vec2f {
+  let y = x - acc.y;
+  let t = acc.x + y;
+  return vec2f(t, (t - acc.x) - y);
+}

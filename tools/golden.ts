@@ -9,9 +9,10 @@
  */
 
 import type { CaseResult, GoldenFamily } from "./golden/types.ts";
+import { valleFamily } from "./golden/valle.ts";
 
 /** Checkers by model family. */
-const FAMILIES: GoldenFamily[] = [];
+const FAMILIES: GoldenFamily[] = [valleFamily];
 
 /** Runs one folder, yielding its case results. */
 export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {

@@ -1,0 +1,162 @@
+/**
+ * The LLaMA trunk of VALL-E, llama2.c style: plain functions that record the dispatches of one
+ * pass over rows of the run state. A pass embeds its ids, runs every block (pre-norm attention
+ * with RoPE and a gated GELU MLP, mirrors vall_e/models/arch/llama.py) and leaves the residual
+ * stream in `state.x`; {@linkcode ./heads.ts} reads rows out. Keys and values are written into
+ * the per-layer K/V buffers at the pass's position in the sequence, so the same code runs a full
+ * (NAR) pass, a prefill and one decode step against the KV cache.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import type { KernelSpec } from "../../gpu/kernels.ts";
+import type { Recorder } from "../../gpu/recorder.ts";
+import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import { attention } from "../../ops/attention.ts";
+import { add } from "../../ops/elementwise.ts";
+import { embeddingSum } from "../../ops/embedding.ts";
+import { gatedMlp } from "../../ops/mlp.ts";
+import { rmsNorm } from "../../ops/norm.ts";
+import { linear } from "../../ops/linear.ts";
+import { rope } from "../../ops/rope.ts";
+import { expectDtype } from "../../ops/_check.ts";
+import type { ValleConfig } from "./config.ts";
+import type { OutputFeed } from "./inputs.ts";
+import type { ValleRunState } from "./state.ts";
+import type { ValleLayerWeights, ValleWeights } from "./weights.ts";
+
+/** What a pass needs from the model: its config and GPU weights. */
+export interface ValleModelParts {
+  /** Hyper-parameters. */
+  readonly config: ValleConfig;
+  /** GPU tensors. */
+  readonly weights: ValleWeights;
+}
+
+/** One pass over consecutive sequence positions. */
+export interface Pass {
+  /** Sequence positions `[start, start + rows)` are computed; earlier ones come from the K/V buffers. */
+  readonly start: number;
+  /** Number of positions. */
+  readonly rows: number;
+  /** Causal or bidirectional attention over positions `[0, start + rows)`. */
+  readonly causal: boolean;
+  /** Embedding ids of the pass's rows (rows, nLevels) u32. */
+  readonly ids: GpuTensor;
+  /** Position ids of the pass's rows (rows) u32. */
+  readonly positions: GpuTensor;
+}
+
+const FEED_IDS: KernelSpec = {
+  shader: "feed_ids",
+  bindings: ["write", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/**
+ * Records the writing of embedding ids for `frames` consecutive rows from tokens on the GPU
+ * (term k of frame t = `feed.base + k · feed.stride + tokens[feed.level0 + k][from + t]`).
+ *
+ * @param rec The recorder.
+ * @param ids The rows to write, (frames, terms) u32 (a view of the ids buffer).
+ * @param tokens Level-major tokens (levels, capacity) u32.
+ * @param feed The output segment's tables.
+ * @param from First frame of `tokens` to read.
+ *
+ * @example
+ * ```ts ignore
+ * feedIds(rec, rows(state.ids, seq.outputStart, 1), state.tokens, seq.feed, step - 1);
+ * ```
+ */
+export function feedIds(
+  rec: Recorder,
+  ids: GpuTensor,
+  tokens: GpuTensor,
+  feed: OutputFeed,
+  from: number,
+): void {
+  expectDtype("feedIds", "ids", ids, "u32");
+  expectDtype("feedIds", "tokens", tokens, "u32");
+  const [frames, terms] = ids.shape;
+  const stride = tokens.shape[1];
+  const params = [
+    frames,
+    feed.terms,
+    terms,
+    ids.offset,
+    feed.base,
+    feed.stride,
+    tokens.offset + feed.level0 * stride + from,
+    stride,
+  ];
+  rec.dispatch(rec.gpu.kernels.get(FEED_IDS), [ids, tokens], params, [
+    Math.ceil((frames * feed.terms) / 256),
+  ]);
+}
+
+/**
+ * Records one pass: embedding of `pass.ids` into `state.x` rows [0, rows), then every block.
+ *
+ * @param rec The recorder.
+ * @param model Config and weights.
+ * @param state The run state (`pass.start + pass.rows` must fit its capacity).
+ * @param pass The rows, their ids/positions and the mask.
+ *
+ * @example
+ * ```ts ignore
+ * forward(rec, model, state, { start: 0, rows: n, causal: true, ids, positions });
+ * ```
+ */
+export function forward(
+  rec: Recorder,
+  model: ValleModelParts,
+  state: ValleRunState,
+  pass: Pass,
+): void {
+  embeddingSum(rec, rows(state.x, 0, pass.rows), pass.ids, model.weights.embeddings);
+  model.weights.layers.forEach((layer, l) => block(rec, model.config, state, layer, l, pass));
+}
+
+/** One pre-norm LLaMA block over the pass's rows (mirrors arch/llama.py: LlamaDecoderLayer). */
+function block(
+  rec: Recorder,
+  config: ValleConfig,
+  state: ValleRunState,
+  w: ValleLayerWeights,
+  l: number,
+  pass: Pass,
+): void {
+  const s = pass.rows;
+  const x = rows(state.x, 0, s); // (S, d) residual
+  const h = rows(state.h, 0, s); // (S, d)
+  const q = rows(state.q, 0, s); // (S, d)
+  const att = rows(state.att, 0, s); // (S, d)
+  const o = rows(state.o, 0, s); // (S, d)
+  const k = rows(state.k[l], pass.start, s); // (S, d) inside the cache
+  const v = rows(state.v[l], pass.start, s);
+  const heads = { heads: config.nHeads, headDim: config.headDim };
+
+  rmsNorm(rec, h, x, w.inputLayernorm, config.rmsEps);
+  linear(rec, q, h, w.qProj);
+  linear(rec, k, h, w.kProj);
+  linear(rec, v, h, w.vProj);
+  rope(rec, q, pass.positions, state.rope, heads);
+  rope(rec, k, pass.positions, state.rope, heads);
+  attention(rec, att, q, state.k[l], state.v[l], {
+    ...heads,
+    kvLen: pass.start + s,
+    causal: pass.causal,
+    qStart: pass.start,
+  });
+  linear(rec, o, att, w.oProj);
+  add(rec, x, o);
+
+  rmsNorm(rec, h, x, w.postAttentionLayernorm, config.rmsEps);
+  gatedMlp(rec, o, h, { gate: w.gateProj, up: w.upProj, down: w.downProj }, [
+    rows(state.g, 0, s),
+    rows(state.u, 0, s),
+  ]);
+  add(rec, x, o);
+}

@@ -1,0 +1,707 @@
+/**
+ * {@linkcode Valle}: a loaded VALL-E v1 model (e-c-k-e-r/vall-e `ar+nar-len-llama-8` or
+ * `ar+nar-llama-8`, any size) on the GPU, with one call per inference mode and a low-level call
+ * that returns the logits of one forward pass. Inputs are phoneme ids (tokenize text with the
+ * text front end) and EnCodec codes; outputs are codes.
+ *
+ * Calls on one model run one at a time (they share the preallocated run state).
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { GpuError, OptionError } from "../../errors.ts";
+import { writeTensor } from "../../gpu/buffers.ts";
+import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
+import { readBytes } from "../../gpu/readback.ts";
+import { Recorder } from "../../gpu/recorder.ts";
+import { rows } from "../../gpu/tensor.ts";
+import {
+  readSafetensors,
+  type ReadSafetensorsOptions,
+  Safetensors,
+  type SafetensorsSource,
+} from "../../io/safetensors.ts";
+import { embeddingSum } from "../../ops/embedding.ts";
+import { decode } from "./ar.ts";
+import { cfg, CFG_STAT, type CfgOptions } from "./cfg.ts";
+import { type ValleConfig, type ValleHeads, valleHeads } from "./config.ts";
+import { logitRows } from "./heads.ts";
+import {
+  assembleSequence,
+  type Codes,
+  type EmbeddingRule,
+  type GeneratedCodes,
+  type Sequence,
+  type SequenceSpec,
+  type ValleMode,
+} from "./inputs.ts";
+import { type Duration, DURATION_FRAMES, predictDuration } from "./len.ts";
+import { type Conditioning, runNar } from "./nar.ts";
+import { type NarLenResult, runNarLen } from "./nar_len.ts";
+import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
+import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
+import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
+import { transcribe } from "./stt.ts";
+import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
+
+/** Options of {@linkcode Valle.load}. */
+export interface ValleLoadOptions extends ReadSafetensorsOptions {
+  /** Run on this device (else one is requested with `precision`). */
+  gpu?: Gpu;
+  /**
+   * Weight storage: "auto" (default) uses f16 when the device has `shader-f16`, "f32" always
+   * f32, "f16" requires the feature. Activations are f32 in every case.
+   */
+  precision?: Precision;
+  /** Sequence positions to preallocate (grown on demand, outside generation loops). Default 1024. */
+  capacity?: number;
+  /** Default NAR summation rule. Default "head" (current upstream). */
+  embeddingRule?: EmbeddingRule;
+  /** Default for inserting the language segment. Default true (upstream HEAD behaviour). */
+  includeLanguage?: boolean;
+}
+
+/**
+ * What conditions a TTS pass: phonemes, language, prompt codes, and the embedding switches (which
+ * default to the model's load options).
+ */
+export interface ValleConditioning {
+  /** Phoneme ids including `<bos>`=1 … `</eos>`=2. */
+  phonemes: ArrayLike<number>;
+  /** Language id (en 0, ja 1, de 2, fr 3, zh 4, ko 5); `null` leaves the segment out. Default 0. */
+  language?: number | null;
+  /** Prompt (reference voice) codes, frame-major; none for a random voice. */
+  prompt?: Codes | null;
+  /** NAR summation rule. */
+  embeddingRule?: EmbeddingRule;
+  /** Insert the language segment. */
+  includeLanguage?: boolean;
+}
+
+/** A request for the logits of one forward pass ({@linkcode Valle.logits}). */
+export interface LogitsRequest extends ValleConditioning {
+  /** The pass: "ar", "nar" (with `level`), "nar-len", "len" or "stt". */
+  mode: ValleMode;
+  /** NAR target level 1..nLevels-1. */
+  level?: number;
+  /**
+   * The response segment: AR/NAR-len level-0 tokens (NAR-len: the mask id where masked), NAR codes
+   * with the levels below `level`, STT the input audio. A plain array is level 0.
+   */
+  response?: Codes | ArrayLike<number> | null;
+  /** "len": the digits so far, starting with 0. Default [0]. */
+  lengthDigits?: ArrayLike<number>;
+  /** Combine with the null-input pass (NAR, NAR-len). */
+  cfg?: CfgOptions;
+}
+
+/** The logits of one pass. */
+export interface LogitsResult {
+  /** Row-major logits (rows · columns). */
+  logits: Float32Array;
+  /** Rows: 1 for AR/len/STT (the last position), the response frames for NAR/NAR-len. */
+  rows: number;
+  /** Head outputs. */
+  columns: number;
+  /** With `cfg`: std of the conditional logits, of the unscaled guided logits, and the factor. */
+  cfg?: { stdCond: number; stdGuided: number; factor: number };
+}
+
+/** The assembled input of one pass ({@linkcode Valle.inputs}). */
+export interface InputsResult {
+  /** Position ids (N). */
+  positions: Int32Array;
+  /** Segment kinds (N): 0 phn, 1 lang, 2 rvq, 3 prom, 4 resp, 5 len, 6 sep. */
+  kinds: Int32Array;
+  /** Input embeddings fed to layer 0 (N · d). */
+  embeddings: Float32Array;
+}
+
+/** Options shared by the sampling calls. */
+export interface SamplingRequest {
+  /** Sampler settings. */
+  sampler?: SamplerOptions;
+  /** Random seed (same seed, same tokens). Default 0. */
+  seed?: number;
+}
+
+/** AR level 0 ({@linkcode Valle.generateAr}); the sampler defaults to temperature 1. */
+export interface ArRequest extends ValleConditioning, SamplingRequest {
+  /** Frames at most. Default 500 (the original's max_duration). */
+  maxSteps?: number;
+  /** Steps between stop checks (one readback each). Default 32. */
+  checkEvery?: number;
+}
+
+/** AR output. */
+export interface ArResult {
+  /** Level-0 tokens before the stop token. */
+  tokens: Int32Array;
+  /** Every sampled token, including the stop token if one came. */
+  sampled: Int32Array;
+  /** Whether the stop token came within `maxSteps`. */
+  stopped: boolean;
+}
+
+/** NAR levels ({@linkcode Valle.generateNar}); the sampler defaults to greedy (temperature 0). */
+export interface NarRequest extends ValleConditioning, SamplingRequest {
+  /** The known levels (at least level 0), frame-major. */
+  codes: Codes;
+  /** The highest level to produce. Default nLevels − 1. */
+  maxLevel?: number;
+  /** Guidance (a second pass with the null input); off by default. */
+  cfg?: CfgOptions;
+}
+
+/** NAR-len demasking ({@linkcode Valle.generateNarLen}). */
+export interface NarLenRequest extends ValleConditioning, SamplingRequest {
+  /** Frames L. */
+  frames: number;
+  /** Demasking steps. Default 25 (model default; the web UI uses 50). */
+  steps?: number;
+  /** Base temperature T0, annealed to 0. Default 0 (greedy, model default; web UI 1). */
+  temperature?: number;
+  /** Anneal the temperature. Default true. */
+  annealed?: boolean;
+  /** Guidance: strength is raised to at least 2.5 as in the original. Default 2.5 / 0.75. */
+  cfg?: Partial<CfgOptions>;
+  /** Remask: mask ratio + 1/(2S). Default false. */
+  remask?: boolean;
+  /** Keep score 1 for frames that were not masked. Default false. */
+  maskedOnly?: boolean;
+  /** Return every step's tokens, scores, masks and CFG factor. Default false. */
+  trace?: boolean;
+}
+
+/** Speech-to-text ({@linkcode Valle.transcribe}); the sampler defaults to greedy. */
+export interface SttRequest extends SamplingRequest {
+  /** The input audio codes, all levels. */
+  codes: Codes;
+  /** Language id; `null` leaves the segment out. Default 0. */
+  language?: number | null;
+  /** Insert the language segment. */
+  includeLanguage?: boolean;
+  /** Phonemes at most. Default 20 per second of audio (the web UI's rule). */
+  maxSteps?: number;
+  /** Steps between stop checks. Default 32. */
+  checkEvery?: number;
+}
+
+/** The whole TTS pipeline ({@linkcode Valle.generate}). */
+export interface GenerateRequest extends ValleConditioning {
+  /**
+   * "auto": NAR-len when the model has it (and its name is not exactly "ar+nar"), else AR + NAR.
+   * Default "auto".
+   */
+  modality?: "auto" | "ar+nar" | "nar-len";
+  /** AR settings (AR + NAR). */
+  ar?: Omit<ArRequest, keyof ValleConditioning>;
+  /** NAR-level settings. Default greedy; NAR-len runs pass their CFG on, as the original does. */
+  nar?: SamplingRequest & { cfg?: CfgOptions; maxLevel?: number };
+  /** NAR-len settings; `frames` defaults to the predicted duration. */
+  narLen?: Partial<Omit<NarLenRequest, keyof ValleConditioning>>;
+  /** NAR-len: minimum frames before padding. Default 75. */
+  minFrames?: number;
+  /** NAR-len: duration padding factor. Default 1.05. */
+  durationPadding?: number;
+  /** NAR-len: maximum frames. Default 500. */
+  maxFrames?: number;
+}
+
+/** Pipeline output. */
+export interface GenerateResult {
+  /** Codes, frame-major (frames × nLevels). */
+  codes: GeneratedCodes;
+  /** The modality that ran. */
+  modality: "ar+nar" | "nar-len";
+  /** NAR-len: the predicted duration. */
+  duration?: Duration;
+}
+
+const ALL_LEVELS = Infinity;
+
+/**
+ * A VALL-E v1 model on the GPU.
+ *
+ * @example Low-level logits and the NAR-len pipeline
+ * ```ts ignore
+ * import { Valle } from "@valle/core/valle";
+ * const valle = await Valle.load("ar+nar-len-llama-8.sft");
+ * const phonemes = [1, 22, 111, 100, 4, 37, 115, 169, 11, 2]; // "həlˈoʊ wˈɜːld."
+ * const { logits } = await valle.logits({ mode: "ar", phonemes, language: 0, prompt });
+ * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
+ * valle.dispose();
+ * ```
+ */
+export class Valle {
+  /** The device. */
+  readonly gpu: Gpu;
+  /** Hyper-parameters read from the file. */
+  readonly config: ValleConfig;
+  /** Which head serves which mode. */
+  readonly heads: ValleHeads;
+  /** The weights on the GPU. */
+  readonly weights: ValleWeights;
+  #state: ValleRunState;
+  #rec: Recorder;
+  #rule: EmbeddingRule;
+  #includeLanguage: boolean;
+  #ownsGpu: boolean;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    gpu: Gpu,
+    st: Safetensors,
+    options: ValleLoadOptions,
+    ownsGpu: boolean,
+  ) {
+    if (options.precision === "f16" && !gpu.features.f16) {
+      throw new GpuError('Cannot load f16 weights: the device lacks "shader-f16"');
+    }
+    const dtype = options.precision === "f32" || options.precision === "f16"
+      ? options.precision
+      : gpu.weightDtype;
+    const { config, weights } = uploadValleWeights(gpu, st, dtype);
+    this.gpu = gpu;
+    this.config = config;
+    this.weights = weights;
+    this.heads = valleHeads(config);
+    this.#state = createRunState(gpu, config, options.capacity ?? 1024);
+    this.#rec = new Recorder(gpu, { label: "valle", paramsCapacity: 4 << 20 });
+    this.#rule = options.embeddingRule ?? "head";
+    this.#includeLanguage = options.includeLanguage ?? true;
+    this.#ownsGpu = ownsGpu;
+  }
+
+  /**
+   * Loads a `.sft` / `.safetensors` VALL-E file (F16, BF16 or F32 tensors) onto the GPU.
+   *
+   * @param source A path, URL, bytes, Blob, Response, stream, or an already parsed file.
+   * @param options Device, precision, capacity, defaults; download progress and abort.
+   * @returns The model.
+   * @throws {WeightsError} Missing or mis-shaped tensors or a bad config, all listed at once.
+   * @throws {FormatError} The file is not safetensors.
+   * @throws {GpuError} No WebGPU adapter, or f16 asked for without `shader-f16`.
+   *
+   * @example
+   * ```ts ignore
+   * const valle = await Valle.load("https://example.com/ar+nar-len-llama-8.sft", {
+   *   onProgress: (loaded, total) => console.log(loaded, total),
+   * });
+   * ```
+   */
+  static async load(
+    source: SafetensorsSource | Safetensors,
+    options: ValleLoadOptions = {},
+  ): Promise<Valle> {
+    const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
+    const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
+    try {
+      return new Valle(gpu, st, options, !options.gpu);
+    } catch (e) {
+      if (!options.gpu) gpu.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * The logits of one forward pass, for debugging voices and checking against the original: the
+   * rows the mode reads (the last position for AR/len/STT, every response frame for NAR and
+   * NAR-len) through the mode's head, optionally combined with the null-input pass by CFG.
+   *
+   * @param request Mode, conditioning, response segment, optional CFG.
+   * @returns Row-major logits and their shape (and the CFG statistics).
+   * @throws {OptionError} Ids out of range, a level or mode the model lacks.
+   *
+   * @example
+   * ```ts ignore
+   * const { logits, rows, columns } = await valle.logits({
+   *   mode: "nar", level: 3, phonemes, language: 0, prompt, response: codes,
+   * });
+   * ```
+   */
+  logits(request: LogitsRequest): Promise<LogitsResult> {
+    return this.#exclusive(async () => {
+      const seq = this.#assemble(request);
+      const nullSeq = request.cfg
+        ? this.#assemble({ ...request, phonemes: [1, 2], prompt: null })
+        : undefined;
+      const ctx = this.#context(Math.max(seq.length, nullSeq?.length ?? 0));
+      const { state, rec, gpu } = ctx;
+      const columns = this.weights.heads[seq.head].weight.shape[0];
+      const out = logitRows(state.logits, 0, seq.readLength, columns);
+      uploadSequence(gpu, state, "cond", seq);
+      recordPass(rec, ctx.model, state, "cond", seq, out);
+      if (nullSeq && request.cfg) {
+        const nullOut = logitRows(state.nullLogits, 0, nullSeq.readLength, columns);
+        uploadSequence(gpu, state, "null", nullSeq);
+        recordPass(rec, ctx.model, state, "null", nullSeq, nullOut);
+        cfg(rec, out, nullOut, state.cfgStats, request.cfg);
+      }
+      rec.submit();
+      const [bytes, stats] = await readBytes(gpu, [out, state.cfgStats]);
+      const s = new Float32Array(stats);
+      return {
+        logits: new Float32Array(bytes),
+        rows: seq.readLength,
+        columns,
+        cfg: request.cfg
+          ? {
+            stdCond: s[CFG_STAT.stdCond],
+            stdGuided: s[CFG_STAT.stdGuided],
+            factor: s[CFG_STAT.factor],
+          }
+          : undefined,
+      };
+    });
+  }
+
+  /**
+   * The assembled input of one pass: position ids, segment kinds and the embeddings fed to the
+   * first layer (sums of table rows, `sep` between segments).
+   *
+   * @example
+   * ```ts ignore
+   * const { positions, kinds, embeddings } = await valle.inputs({ mode: "len", phonemes, lengthDigits: [0, 4] });
+   * ```
+   */
+  inputs(request: LogitsRequest): Promise<InputsResult> {
+    return this.#exclusive(async () => {
+      const seq = this.#assemble(request);
+      const { gpu, state, rec } = this.#context(seq.length);
+      uploadSequence(gpu, state, "cond", seq);
+      const x = rows(state.x, 0, seq.length);
+      embeddingSum(rec, x, rows(state.ids, 0, seq.length), this.weights.embeddings);
+      rec.submit();
+      const [bytes] = await readBytes(gpu, [x]);
+      return {
+        positions: Int32Array.from(seq.positions),
+        kinds: Int32Array.from(seq.kinds),
+        embeddings: new Float32Array(bytes),
+      };
+    });
+  }
+
+  /**
+   * AR level 0 with the KV cache: tokens are sampled on the GPU until the stop token.
+   *
+   * @example
+   * ```ts ignore
+   * const { tokens } = await valle.generateAr({ phonemes, prompt, sampler: { temperature: 1 } });
+   * ```
+   */
+  generateAr(request: ArRequest): Promise<ArResult> {
+    return this.#exclusive(() => this.#ar(request));
+  }
+
+  /**
+   * NAR levels above the given ones, all frames per pass.
+   *
+   * @returns Codes (frames × (maxLevel + 1)), the given levels included.
+   *
+   * @example
+   * ```ts ignore
+   * const codes = await valle.generateNar({ phonemes, prompt, codes: { data: level0, frames, levels: 1 } });
+   * ```
+   */
+  generateNar(request: NarRequest): Promise<GeneratedCodes> {
+    return this.#exclusive(async () => {
+      const { codes } = request;
+      const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
+      positiveInt("frames", codes.frames);
+      if (!(codes.levels >= 1 && maxLevel >= codes.levels - 1 && maxLevel < this.config.nLevels)) {
+        throw new OptionError(
+          `Cannot run NAR levels: ${codes.levels} given levels and maxLevel ${maxLevel}, expected ` +
+            `1..${this.config.nLevels} levels and maxLevel below ${this.config.nLevels}`,
+        );
+      }
+      const ctx = this.#narContext(request, codes.frames, false);
+      for (let l = 0; l < codes.levels; l++) {
+        const level = Uint32Array.from({ length: codes.frames }, (_, t) => {
+          const c = codes.data[t * codes.levels + l];
+          if (!(Number.isInteger(c) && c >= 0 && c < this.config.nAudio)) {
+            throw new OptionError(
+              `Cannot run NAR levels: code [${t}, ${l}] is ${c}, expected 0..${
+                this.config.nAudio - 1
+              }`,
+            );
+          }
+          return c;
+        });
+        writeTensor(this.gpu, tokenRow(ctx.state, l, 0, codes.frames), level);
+      }
+      return await this.#nar(ctx, request, codes.frames, codes.levels, maxLevel, request.cfg);
+    });
+  }
+
+  /**
+   * Duration prediction: the number of frames (75 per second) the model expects.
+   *
+   * @example
+   * ```ts ignore
+   * const { frames } = await valle.predictDuration({ phonemes, prompt });
+   * ```
+   */
+  predictDuration(request: ValleConditioning): Promise<Duration> {
+    return this.#exclusive(() => {
+      const conditioning = this.#conditioning(request);
+      const seq = this.#assemble({ ...request, mode: "len" }, DURATION_FRAMES);
+      return predictDuration(this.#context(seq.length), conditioning);
+    });
+  }
+
+  /**
+   * NAR-len demasking of level 0 for a given number of frames.
+   *
+   * @example
+   * ```ts ignore
+   * const { tokens } = await valle.generateNarLen({ phonemes, prompt, frames: 300, steps: 25 });
+   * ```
+   */
+  generateNarLen(request: NarLenRequest): Promise<NarLenResult> {
+    return this.#exclusive(() => this.#narLen(request));
+  }
+
+  /**
+   * Speech-to-text: phoneme ids (without `<bos>`/`</eos>`) from codes.
+   *
+   * @example
+   * ```ts ignore
+   * const { phonemes } = await valle.transcribe({ codes, language: 0 });
+   * ```
+   */
+  transcribe(request: SttRequest): Promise<{ phonemes: Int32Array; stopped: boolean }> {
+    return this.#exclusive(() => {
+      const maxSteps = positiveInt(
+        "maxSteps",
+        request.maxSteps ?? Math.max(1, Math.ceil((request.codes.frames / 75) * 20)),
+      );
+      const run = {
+        codes: request.codes,
+        language: request.language,
+        includeLanguage: request.includeLanguage ?? this.#includeLanguage,
+        maxSteps,
+        sampler: resolveSamplerOptions({ temperature: 0, ...request.sampler }),
+        seed: request.seed ?? 0,
+        checkEvery: positiveInt("checkEvery", request.checkEvery ?? 32),
+      };
+      const seq = assembleSequence(this.config, this.weights.layout, {
+        mode: "stt",
+        phonemes: [],
+        response: run.codes,
+        language: run.language,
+        includeLanguage: run.includeLanguage,
+        responseFrames: 1 + maxSteps,
+      });
+      return transcribe(this.#context(seq.length), run);
+    });
+  }
+
+  /**
+   * The whole TTS pipeline: duration → NAR-len → NAR levels, or AR → NAR levels.
+   *
+   * @returns Codes for all RVQ levels, frame-major.
+   *
+   * @example
+   * ```ts ignore
+   * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
+   * ```
+   */
+  generate(request: GenerateRequest): Promise<GenerateResult> {
+    return this.#exclusive(async () => {
+      const modality = request.modality ?? "auto";
+      const narLen = modality === "nar-len" ||
+        (modality === "auto" && this.config.hasNarLen && this.config.name !== "ar+nar");
+      const nar = request.nar ?? {};
+      if (!narLen) {
+        const ar = await this.#ar({ ...request, ...request.ar });
+        const frames = ar.tokens.length;
+        if (frames === 0) {
+          const empty = { data: new Int32Array(0), frames: 0, levels: this.config.nLevels };
+          return { codes: empty, modality: "ar+nar" };
+        }
+        const ctx = this.#narContext(request, frames, true);
+        const codes = await this.#nar(
+          ctx,
+          { ...request, ...nar },
+          frames,
+          1,
+          nar.maxLevel,
+          nar.cfg,
+        );
+        return { codes, modality: "ar+nar" };
+      }
+      const conditioning = this.#conditioning(request);
+      const lenSeq = this.#assemble({ ...request, mode: "len" }, DURATION_FRAMES);
+      const duration = await predictDuration(this.#context(lenSeq.length), conditioning);
+      const padded = Math.trunc(
+        Math.max(duration.frames, request.minFrames ?? 75) *
+          (request.durationPadding ?? 1.05),
+      );
+      const frames = Math.max(1, Math.min(request.maxFrames ?? 500, padded));
+      const settings = request.narLen ?? {};
+      // Size the state for the NAR passes before NAR-len leaves level 0 in it.
+      this.#narContext(request, frames, false);
+      await this.#narLen({ ...request, ...settings, frames });
+      const guidance = nar.cfg ?? {
+        strength: Math.max(settings.cfg?.strength ?? 2.5, 2.5),
+        rescale: settings.cfg?.rescale ?? 0.75,
+      };
+      const ctx = this.#narContext(request, frames, true);
+      const codes = await this.#nar(ctx, { ...request, ...nar }, frames, 1, nar.maxLevel, guidance);
+      return { codes, modality: "nar-len", duration };
+    });
+  }
+
+  /** Frees the weights, the run state and (when the model requested it) the device. */
+  dispose(): void {
+    destroyRunState(this.#state);
+    this.#rec.destroy();
+    destroyValleWeights(this.weights);
+    if (this.#ownsGpu) this.gpu.destroy();
+  }
+
+  async #ar(request: ArRequest): Promise<ArResult> {
+    const maxSteps = positiveInt("maxSteps", request.maxSteps ?? 500);
+    const seq = this.#assemble({ ...request, mode: "ar" }, maxSteps);
+    const out = await decode(this.#context(seq.length), {
+      seq,
+      initial: [],
+      maxSteps,
+      stopToken: this.config.nAudio,
+      sampler: resolveSamplerOptions(request.sampler),
+      lengthPenaltyToken: this.config.nAudio,
+      seed: request.seed ?? 0,
+      stream: STREAM.ar,
+      checkEvery: positiveInt("checkEvery", request.checkEvery ?? 32),
+    });
+    const end = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
+    return { tokens: out.sampled.slice(0, end), sampled: out.sampled, stopped: out.stoppedAt >= 0 };
+  }
+
+  async #narLen(request: NarLenRequest): Promise<NarLenResult> {
+    const frames = positiveInt("frames", request.frames);
+    const steps = positiveInt("steps", request.steps ?? 25);
+    const { phonemes, language, prompt, embeddingRule, includeLanguage } = request;
+    const seq = this.#assemble(
+      { phonemes, language, prompt, embeddingRule, includeLanguage, mode: "nar-len" },
+      frames,
+    );
+    const ctx = this.#context(seq.length);
+    return await runNarLen(ctx, {
+      conditioning: this.#conditioning(request),
+      frames,
+      steps,
+      temperature: request.temperature ?? 0,
+      annealed: request.annealed ?? true,
+      cfg: {
+        strength: Math.max(request.cfg?.strength ?? 2.5, 2.5),
+        rescale: request.cfg?.rescale ?? 0.75,
+      },
+      remask: request.remask ?? false,
+      maskedOnly: request.maskedOnly ?? false,
+      sampler: resolveSamplerOptions(request.sampler),
+      seed: request.seed ?? 0,
+      trace: request.trace ?? false,
+    });
+  }
+
+  /**
+   * A context whose state holds the NAR sequence of `frames` frames; with `keepTokens` the
+   * state must not be replaced (level 0 is already in it).
+   */
+  #narContext(request: ValleConditioning, frames: number, keepTokens: boolean): ValleContext {
+    const seq = this.#assemble({ ...request, mode: "nar", level: 1 }, frames);
+    return this.#context(seq.length, keepTokens);
+  }
+
+  async #nar(
+    ctx: ValleContext,
+    request: ValleConditioning & SamplingRequest,
+    frames: number,
+    given: number,
+    maxLevel: number | undefined,
+    guidance: CfgOptions | undefined,
+  ): Promise<GeneratedCodes> {
+    const top = Math.min(maxLevel ?? ALL_LEVELS, this.config.nLevels - 1);
+    runNar(ctx, {
+      conditioning: this.#conditioning(request),
+      frames,
+      fromLevel: given,
+      toLevel: top,
+      sampler: resolveSamplerOptions({ temperature: 0, ...request.sampler }),
+      cfg: guidance,
+      seed: request.seed ?? 0,
+    });
+    const levels = top + 1;
+    const got = await readBytes(
+      this.gpu,
+      Array.from({ length: levels }, (_, l) => tokenRow(ctx.state, l, 0, frames)),
+    );
+    const data = new Int32Array(frames * levels);
+    got.forEach((bytes, l) => new Int32Array(bytes).forEach((c, t) => (data[t * levels + l] = c)));
+    return { data, frames, levels };
+  }
+
+  #conditioning(request: ValleConditioning): Conditioning {
+    return {
+      phonemes: request.phonemes,
+      language: request.language,
+      prompt: request.prompt,
+      rule: request.embeddingRule ?? this.#rule,
+      includeLanguage: request.includeLanguage ?? this.#includeLanguage,
+    };
+  }
+
+  #assemble(request: LogitsRequest, responseFrames?: number): Sequence {
+    const response = request.response;
+    const codes: Codes | null | undefined = response && !("frames" in response)
+      ? { data: response, frames: response.length, levels: 1 }
+      : response as Codes | null | undefined;
+    const spec: SequenceSpec = {
+      ...this.#conditioning(request),
+      mode: request.mode,
+      level: request.level,
+      response: codes,
+      lengthDigits: request.lengthDigits,
+      responseFrames,
+    };
+    return assembleSequence(this.config, this.weights.layout, spec);
+  }
+
+  /**
+   * The loop context, with the run state grown to `positions` if needed. A grown state loses its
+   * tokens, so with `keepTokens` (NAR after AR or NAR-len) growing is an error: the callers size
+   * the state for the larger sequence first.
+   */
+  #context(positions: number, keepTokens = false): ValleContext {
+    if (positions > this.#state.capacity && keepTokens) {
+      throw new OptionError(
+        `Cannot run NAR levels: the sequence needs ${positions} positions, the state holds ` +
+          `${this.#state.capacity}; load with a larger capacity`,
+      );
+    }
+    this.#state = ensureCapacity(this.gpu, this.config, this.#state, positions);
+    return {
+      gpu: this.gpu,
+      model: { config: this.config, weights: this.weights },
+      state: this.#state,
+      rec: this.#rec,
+    };
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new OptionError(`Cannot generate: ${name} is ${value}, expected a positive integer`);
+  }
+  return value;
+}

@@ -1,0 +1,244 @@
+/**
+ * NAR-len: RVQ level 0 of an utterance of known length by iterative demasking
+ * (vall_e/models/ar_nar.py: forward_nar_masked, valle-spec §5.4). All L frames start as the mask
+ * token with score 1; each step masks the n_k lowest-scoring frames (schedule in
+ * {@linkcode ./schedule.ts}), runs the conditional pass and the null pass (phonemes `<bos></eos>`,
+ * no prompt), combines them with CFG (whole-slice std rescale), samples the masked frames with the
+ * annealed temperature, and rescores every frame with a second, greedy sampler call on the same
+ * (in-place filtered) logits. The whole loop is recorded on the GPU with one readback at the end.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { OptionError } from "../../errors.ts";
+import { createTensor, writeTensor } from "../../gpu/buffers.ts";
+import type { KernelSpec } from "../../gpu/kernels.ts";
+import { readBytes } from "../../gpu/readback.ts";
+import type { Recorder } from "../../gpu/recorder.ts";
+import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import { assembleSequence } from "./inputs.ts";
+import { type Conditioning, nullConditioning } from "./nar.ts";
+import {
+  recordGuidedPass,
+  scoreRow,
+  tokenRow,
+  uploadSequence,
+  type ValleContext,
+  workRows,
+} from "./pass.ts";
+import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
+import { demaskSchedule } from "./schedule.ts";
+
+const DEMASK_SELECT: KernelSpec = {
+  shader: "demask_select",
+  bindings: ["write", "write", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+const DEMASK_UPDATE: KernelSpec = {
+  shader: "demask_update",
+  bindings: ["write", "write", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/** One NAR-len demasking run. */
+export interface NarLenRun {
+  /** Phonemes, language, prompt, rule. */
+  conditioning: Conditioning;
+  /** Frames L. */
+  frames: number;
+  /** Demasking steps S. */
+  steps: number;
+  /** Base temperature T0 (annealed to 0). */
+  temperature: number;
+  /** Anneal the temperature as T0 · (1 − t). */
+  annealed: boolean;
+  /** CFG strength (the original raises it to at least 2.5) and rescale. */
+  cfg: { strength: number; rescale: number };
+  /** Add 1/(2S) to the mask ratio. */
+  remask: boolean;
+  /** Unmasked frames keep score 1 (otherwise every frame is rescored). */
+  maskedOnly: boolean;
+  /** Filters shared by the sampling and the scoring call (temperature comes from the schedule). */
+  sampler: ResolvedSamplerOptions;
+  /** Random seed. */
+  seed: number;
+  /** Keep every step's tokens, scores, masks and CFG factor (for debugging). */
+  trace: boolean;
+}
+
+/** Per-step record of a traced run. */
+export interface NarLenTrace {
+  /** (S) timesteps. */
+  timesteps: Float32Array;
+  /** (S) frames masked per step. */
+  counts: Int32Array;
+  /** (S, L) 1 where the frame was masked at that step. */
+  masked: Uint8Array;
+  /** (S, L) tokens after each step. */
+  tokens: Int32Array;
+  /** (S, L) scores after each step. */
+  scores: Float32Array;
+  /** (S) CFG rescale factor per step. */
+  cfgFactor: Float32Array;
+}
+
+/** What a NAR-len run produced. */
+export interface NarLenResult {
+  /** Level-0 tokens (L). */
+  tokens: Int32Array;
+  /** The per-step record, when asked for. */
+  trace?: NarLenTrace;
+}
+
+/**
+ * Runs the demasking loop; level 0 ends in `state.tokens` row 0, frames [0, L).
+ *
+ * @param ctx Device, model, run state (large enough for the conditional sequence) and recorder.
+ * @param run The run.
+ * @returns The tokens, and the trace when asked.
+ * @throws {OptionError} A repetition penalty (the original raises an IndexError there: the mask
+ * id of the previous tokens is outside the 1024-wide head) or a length penalty.
+ *
+ * @example
+ * ```ts ignore
+ * const { tokens } = await runNarLen(ctx, { conditioning, frames: 300, steps: 25, … });
+ * ```
+ */
+export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarLenResult> {
+  const { gpu, model, state, rec } = ctx;
+  const { config, weights } = model;
+  if (run.sampler.repetitionPenalty !== 1 || run.sampler.lengthPenalty !== 0) {
+    throw new OptionError(
+      "Cannot run NAR-len with a repetition or length penalty: the original raises an " +
+        "IndexError there (the previous tokens are mask ids outside the head), expected 1 and 0",
+    );
+  }
+  const l = run.frames;
+  const mask = config.nAudio;
+  const spec = { ...run.conditioning, mode: "nar-len" as const, responseFrames: l };
+  const seq = assembleSequence(config, weights.layout, spec);
+  const nullSeq = assembleSequence(config, weights.layout, {
+    ...spec,
+    ...nullConditioning(spec),
+  });
+  uploadSequence(gpu, state, "cond", seq);
+  uploadSequence(gpu, state, "null", nullSeq);
+  writeTensor(gpu, tokenRow(state, 0, 0, l), new Uint32Array(l).fill(mask));
+  writeTensor(gpu, scoreRow(state, 0, 0, l), new Float32Array(l).fill(1));
+
+  const schedule = demaskSchedule({
+    steps: run.steps,
+    length: l,
+    temperature: run.temperature,
+    annealed: run.annealed,
+    remask: run.remask,
+  });
+  const s = schedule.length;
+  const trace = run.trace
+    ? {
+      tokens: createTensor(gpu, [s, l], "u32", "valle.trace.tokens"),
+      scores: createTensor(gpu, [s, l], "f32", "valle.trace.scores"),
+      masked: createTensor(gpu, [s, l], "u32", "valle.trace.masked"),
+      stats: createTensor(gpu, [s, 8], "f32", "valle.trace.stats"),
+    }
+    : undefined;
+
+  const tokens = tokenRow(state, 0, 0, l);
+  const scores = scoreRow(state, 0, 0, l);
+  const masked = rows(state.masked, 0, l);
+  const sampled = rows({ ...state.scratch, shape: [2 * state.capacity] }, 0, l);
+  const argmaxes = rows({ ...state.scratch, shape: [2 * state.capacity] }, state.capacity, l);
+  schedule.forEach((step, k) => {
+    select(rec, tokens, masked, scores, step.count, mask);
+    const logits = recordGuidedPass(ctx, seq, nullSeq, run.cfg);
+    const work = workRows(state, l, logits.shape[1]);
+    // Sampling call: filters act in place on the guided logits, as in the original.
+    const penalties = state.penalties;
+    sample(rec, { logits, work, out: sampled, scores: scoreRow(state, 1, 0, l), penalties }, {
+      options: { ...run.sampler, temperature: step.temperature },
+      seed: run.seed,
+      stream: STREAM.narLen,
+      counter: k,
+    });
+    // Scoring call: temperature 0 on the same (already filtered) logits.
+    sample(rec, { logits, work, out: argmaxes, scores, penalties }, {
+      options: { ...run.sampler, temperature: 0 },
+      seed: run.seed,
+      stream: STREAM.narLen,
+      counter: k,
+    });
+    update(rec, tokens, scores, sampled, masked, run.maskedOnly);
+    if (trace) {
+      rec.copy(tokens, rows(trace.tokens, k, 1));
+      rec.copy(scores, rows(trace.scores, k, 1));
+      rec.copy(masked, rows(trace.masked, k, 1));
+      rec.copy(state.cfgStats, rows(trace.stats, k, 1));
+    }
+  });
+  rec.submit();
+  if (!trace) {
+    const [bytes] = await readBytes(gpu, [tokens]);
+    return { tokens: new Int32Array(bytes) };
+  }
+  const [t, sc, m, st, final] = await readBytes(gpu, [
+    trace.tokens,
+    trace.scores,
+    trace.masked,
+    trace.stats,
+    tokens,
+  ]);
+  for (const b of Object.values(trace)) b.buffer.destroy();
+  const stats = new Float32Array(st);
+  return {
+    tokens: new Int32Array(final),
+    trace: {
+      timesteps: Float32Array.from(schedule, (x) => x.t),
+      counts: Int32Array.from(schedule, (x) => x.count),
+      masked: Uint8Array.from(new Uint32Array(m)),
+      tokens: new Int32Array(t),
+      scores: new Float32Array(sc),
+      cfgFactor: Float32Array.from({ length: s }, (_, k) => stats[k * 8 + 4]),
+    },
+  };
+}
+
+function select(
+  rec: Recorder,
+  tokens: GpuTensor,
+  masked: GpuTensor,
+  scores: GpuTensor,
+  count: number,
+  mask: number,
+): void {
+  const length = tokens.shape[0];
+  rec.dispatch(rec.gpu.kernels.get(DEMASK_SELECT), [tokens, masked, scores], [
+    length,
+    count,
+    mask,
+    tokens.offset,
+    masked.offset,
+    scores.offset,
+  ], [1]);
+}
+
+function update(
+  rec: Recorder,
+  tokens: GpuTensor,
+  scores: GpuTensor,
+  sampled: GpuTensor,
+  masked: GpuTensor,
+  maskedOnly: boolean,
+): void {
+  const length = tokens.shape[0];
+  rec.dispatch(rec.gpu.kernels.get(DEMASK_UPDATE), [tokens, scores, sampled, masked], [
+    length,
+    maskedOnly ? 1 : 0,
+    tokens.offset,
+    scores.offset,
+    sampled.offset,
+    masked.offset,
+  ], [Math.ceil(length / 256)]);
+}

@@ -1,0 +1,144 @@
+/**
+ * The run state of a VALL-E model (llama2.c's `RunState`): every activation, KV cache, id,
+ * logit, token and sampler buffer, allocated once for a capacity of sequence positions. The
+ * generation loops only record dispatches over views of these buffers, so nothing is created
+ * inside them; {@linkcode ensureCapacity} reallocates (before a loop) when a request needs more.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { createTensor } from "../../gpu/buffers.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { createRopeTable } from "../../ops/rope.ts";
+import type { GpuTensor } from "../../gpu/tensor.ts";
+import type { ValleConfig } from "./config.ts";
+
+/** Preallocated GPU buffers for sequences of up to `capacity` positions. */
+export interface ValleRunState {
+  /** Sequence positions every buffer holds. */
+  readonly capacity: number;
+  /** Widest head (columns of the logit buffers). */
+  readonly vocab: number;
+  /** Residual stream (capacity, d). */
+  readonly x: GpuTensor;
+  /** Normed activations (capacity, d). */
+  readonly h: GpuTensor;
+  /** Queries (capacity, d). */
+  readonly q: GpuTensor;
+  /** Attention output (capacity, d). */
+  readonly att: GpuTensor;
+  /** Projection output added to the residual (capacity, d). */
+  readonly o: GpuTensor;
+  /** MLP gate (capacity, dFf). */
+  readonly g: GpuTensor;
+  /** MLP up (capacity, dFf). */
+  readonly u: GpuTensor;
+  /** Keys per layer (capacity, d): the KV cache of decode loops, plain K of full passes. */
+  readonly k: readonly GpuTensor[];
+  /** Values per layer (capacity, d). */
+  readonly v: readonly GpuTensor[];
+  /** Embedding row ids of the conditional sequence (capacity, nLevels) u32. */
+  readonly ids: GpuTensor;
+  /** Position ids of the conditional sequence (capacity) u32. */
+  readonly positions: GpuTensor;
+  /** Embedding row ids of the CFG null sequence (capacity, nLevels) u32. */
+  readonly nullIds: GpuTensor;
+  /** Position ids of the CFG null sequence (capacity) u32. */
+  readonly nullPositions: GpuTensor;
+  /** Logits (capacity, vocab) followed by the sampler's working rows (capacity, vocab). */
+  readonly logits: GpuTensor;
+  /** Logits of the CFG null pass (capacity, vocab). */
+  readonly nullLogits: GpuTensor;
+  /** Tokens per RVQ level, level-major (nLevels, capacity) u32: generated and fed codes. */
+  readonly tokens: GpuTensor;
+  /** Scratch tokens (2, capacity) u32: NAR-len samples and the scoring call's argmax. */
+  readonly scratch: GpuTensor;
+  /** Per-row sampler scores (2, capacity) f32: row 0 kept (NAR-len scores), row 1 scratch. */
+  readonly scores: GpuTensor;
+  /** NAR-len masked flags (capacity) u32. */
+  readonly masked: GpuTensor;
+  /** Repetition-penalty divisors by distance (capacity + 1) f32. */
+  readonly penalties: GpuTensor;
+  /** CFG statistics (8) f32: mean/std of cond and of the unscaled guided logits, factor. */
+  readonly cfgStats: GpuTensor;
+  /** RoPE cos/sin for positions 0..capacity-1. */
+  readonly rope: GpuTensor;
+}
+
+/**
+ * Allocates the run state.
+ *
+ * @param gpu The device.
+ * @param config The model config.
+ * @param capacity Sequence positions to hold (prompt, phonemes, separators and response).
+ * @returns The buffers.
+ *
+ * @example
+ * ```ts ignore
+ * const state = createRunState(gpu, config, 2048);
+ * ```
+ */
+export function createRunState(gpu: Gpu, config: ValleConfig, capacity: number): ValleRunState {
+  const { dModel: d, dFf, nLayers, nLevels } = config;
+  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+  const f32 = (shape: number[], label: string) =>
+    createTensor(gpu, shape, "f32", `valle.state.${label}`);
+  const u32 = (shape: number[], label: string) =>
+    createTensor(gpu, shape, "u32", `valle.state.${label}`);
+  return {
+    capacity,
+    vocab,
+    x: f32([capacity, d], "x"),
+    h: f32([capacity, d], "h"),
+    q: f32([capacity, d], "q"),
+    att: f32([capacity, d], "att"),
+    o: f32([capacity, d], "o"),
+    g: f32([capacity, dFf], "g"),
+    u: f32([capacity, dFf], "u"),
+    k: Array.from({ length: nLayers }, (_, l) => f32([capacity, d], `k.${l}`)),
+    v: Array.from({ length: nLayers }, (_, l) => f32([capacity, d], `v.${l}`)),
+    ids: u32([capacity, nLevels], "ids"),
+    positions: u32([capacity], "positions"),
+    nullIds: u32([capacity, nLevels], "null_ids"),
+    nullPositions: u32([capacity], "null_positions"),
+    logits: f32([2 * capacity, vocab], "logits"),
+    nullLogits: f32([capacity, vocab], "null_logits"),
+    tokens: u32([nLevels, capacity], "tokens"),
+    scratch: u32([2, capacity], "scratch"),
+    scores: f32([2, capacity], "scores"),
+    masked: u32([capacity], "masked"),
+    penalties: f32([capacity + 1], "penalties"),
+    cfgStats: f32([8], "cfg_stats"),
+    rope: createRopeTable(gpu, config.headDim, config.ropeTheta, capacity),
+  };
+}
+
+/** Frees every buffer of a run state. */
+export function destroyRunState(state: ValleRunState): void {
+  for (const value of Object.values(state)) {
+    if (Array.isArray(value)) { for (const t of value) (t as GpuTensor).buffer.destroy(); }
+    else if (typeof value === "object") (value as GpuTensor).buffer.destroy();
+  }
+}
+
+/**
+ * Returns `state` when it holds `positions`, else frees it and allocates a larger one (capacity
+ * rounded up to a multiple of 256). Call before recording a loop, never inside one.
+ *
+ * @example
+ * ```ts ignore
+ * state = ensureCapacity(gpu, config, state, seq.length + maxSteps);
+ * ```
+ */
+export function ensureCapacity(
+  gpu: Gpu,
+  config: ValleConfig,
+  state: ValleRunState,
+  positions: number,
+): ValleRunState {
+  if (positions <= state.capacity) return state;
+  destroyRunState(state);
+  return createRunState(gpu, config, Math.ceil(positions / 256) * 256);
+}
