@@ -15,9 +15,9 @@ import type { KernelSpec } from "../../gpu/kernels.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { attention } from "../../ops/attention.ts";
-import { add } from "../../ops/elementwise.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
-import { gatedMlp } from "../../ops/mlp.ts";
+import { gateUpGelu, qkvRope } from "../../ops/fused.ts";
+import { geluMul } from "../../ops/mlp.ts";
 import { rmsNorm } from "../../ops/norm.ts";
 import { linear } from "../../ops/linear.ts";
 import { rope } from "../../ops/rope.ts";
@@ -119,6 +119,17 @@ export function forward(
   model.weights.layers.forEach((layer, l) => block(rec, model.config, state, layer, l, pass));
 }
 
+/**
+ * Whether a pass of `count` rows runs the fused decode kernels (one dispatch each for norm +
+ * QKV + RoPE + KV append and norm + gate/up + GELU) instead of the plain op chain.
+ */
+export function fusedRows(config: ValleConfig, count: number): boolean {
+  return count <= FUSED_MAX_ROWS && config.dModel % 4 === 0 && config.headDim % 2 === 0;
+}
+
+/** Rows up to which decode passes use the fused kernels (their GEMV limit). */
+const FUSED_MAX_ROWS = 4;
+
 /** One pre-norm LLaMA block over the pass's rows (mirrors arch/llama.py: LlamaDecoderLayer). */
 function block(
   rec: Recorder,
@@ -130,33 +141,63 @@ function block(
 ): void {
   const s = pass.rows;
   const x = rows(state.x, 0, s); // (S, d) residual
-  const h = rows(state.h, 0, s); // (S, d)
   const q = rows(state.q, 0, s); // (S, d)
   const att = rows(state.att, 0, s); // (S, d)
-  const o = rows(state.o, 0, s); // (S, d)
+  const g = rows(state.g, 0, s); // (S, dFf)
+  const heads = { heads: config.nHeads, headDim: config.headDim };
+  const eps = config.rmsEps;
+  const accumulate = { accumulate: true };
+
+  if (fusedRows(config, s)) {
+    // Decode: 5 dispatches per block.
+    qkvRope(rec, q, state.k[l], state.v[l], x, w.inputLayernorm, w.qkv, {
+      heads: config.nHeads,
+      eps,
+      positions: pass.positions,
+      table: state.rope,
+      kvRow: pass.start,
+    });
+    attend(rec, config, state, l, pass, q, att);
+    linear(rec, x, att, w.oProj, undefined, accumulate); // x += o_proj(att)
+    gateUpGelu(rec, g, x, w.postAttentionLayernorm, w.gateUp, eps);
+    linear(rec, x, g, w.downProj, undefined, accumulate); // x += down(gelu(gate) ⊙ up)
+    return;
+  }
+
+  const h = rows(state.h, 0, s); // (S, d)
   const k = rows(state.k[l], pass.start, s); // (S, d) inside the cache
   const v = rows(state.v[l], pass.start, s);
-  const heads = { heads: config.nHeads, headDim: config.headDim };
-
-  rmsNorm(rec, h, x, w.inputLayernorm, config.rmsEps);
+  rmsNorm(rec, h, x, w.inputLayernorm, eps);
   linear(rec, q, h, w.qProj);
   linear(rec, k, h, w.kProj);
   linear(rec, v, h, w.vProj);
   rope(rec, q, pass.positions, state.rope, heads);
   rope(rec, k, pass.positions, state.rope, heads);
+  attend(rec, config, state, l, pass, q, att);
+  linear(rec, x, att, w.oProj, undefined, accumulate);
+
+  rmsNorm(rec, h, x, w.postAttentionLayernorm, eps);
+  linear(rec, g, h, w.gateProj);
+  linear(rec, rows(state.u, 0, s), h, w.upProj);
+  geluMul(rec, g, rows(state.u, 0, s));
+  linear(rec, x, g, w.downProj, undefined, accumulate);
+}
+
+/** Attention of the pass's queries over the cache rows up to the pass's end. */
+function attend(
+  rec: Recorder,
+  config: ValleConfig,
+  state: ValleRunState,
+  l: number,
+  pass: Pass,
+  q: GpuTensor,
+  att: GpuTensor,
+): void {
   attention(rec, att, q, state.k[l], state.v[l], {
-    ...heads,
-    kvLen: pass.start + s,
+    heads: config.nHeads,
+    headDim: config.headDim,
+    kvLen: pass.start + pass.rows,
     causal: pass.causal,
     qStart: pass.start,
   });
-  linear(rec, o, att, w.oProj);
-  add(rec, x, o);
-
-  rmsNorm(rec, h, x, w.postAttentionLayernorm, config.rmsEps);
-  gatedMlp(rec, o, h, { gate: w.gateProj, up: w.upProj, down: w.downProj }, [
-    rows(state.g, 0, s),
-    rows(state.u, 0, s),
-  ]);
-  add(rec, x, o);
 }

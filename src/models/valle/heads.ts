@@ -12,7 +12,8 @@ import type { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { linear } from "../../ops/linear.ts";
 import { rmsNorm } from "../../ops/norm.ts";
-import type { ValleModelParts } from "./forward.ts";
+import { normLinear } from "../../ops/fused.ts";
+import { fusedRows, type ValleModelParts } from "./forward.ts";
 import type { ValleRunState } from "./state.ts";
 
 /**
@@ -39,9 +40,15 @@ export function readout(
   out: GpuTensor,
 ): void {
   const count = out.shape[0];
-  const h = rows(state.h, 0, count);
-  rmsNorm(rec, h, rows(state.x, from, count), model.weights.norm, model.config.rmsEps);
+  const x = rows(state.x, from, count);
   const { weight, bias } = model.weights.heads[head];
+  const eps = model.config.rmsEps;
+  if (fusedRows(model.config, count) && x.offset % 4 === 0) {
+    normLinear(rec, out, x, model.weights.norm, weight, { eps, bias });
+    return;
+  }
+  const h = rows(state.h, 0, count);
+  rmsNorm(rec, h, x, model.weights.norm, eps);
   linear(rec, out, h, weight, bias);
 }
 

@@ -13,9 +13,9 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import { uploadTensor } from "../../gpu/buffers.ts";
+import { createTensor, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
+import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
 import { deriveValleConfig, type ValleConfig, valleHeads } from "./config.ts";
 
@@ -39,7 +39,14 @@ export interface ValleLayerWeights {
   readonly upProj: GpuTensor;
   /** `model.layers.{l}.mlp.down_proj.weight` (d, dFf) */
   readonly downProj: GpuTensor;
+  /** Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it. */
+  readonly qkv: GpuTensor;
+  /** Gate and up projections stacked (2·dFf, d): `gateProj`, `upProj` are views of it. */
+  readonly gateUp: GpuTensor;
 }
+
+/** The fields of {@linkcode ValleLayerWeights} that are checkpoint tensors. */
+type LayerTensor = Exclude<keyof ValleLayerWeights, "qkv" | "gateUp">;
 
 /** One output head `classifiers.proj.{n}`. */
 export interface ValleHeadWeights {
@@ -90,9 +97,7 @@ interface Entry {
 }
 
 /** The keys of one block, by field, with their shapes. */
-const LAYER_TEMPLATE: Readonly<
-  Record<keyof ValleLayerWeights, (l: number, c: ValleConfig) => Entry>
-> = {
+const LAYER_TEMPLATE: Readonly<Record<LayerTensor, (l: number, c: ValleConfig) => Entry>> = {
   inputLayernorm: (l, c) => ({
     key: `model.layers.${l}.input_layernorm.weight`,
     shape: [c.dModel],
@@ -301,22 +306,51 @@ export function uploadValleWeights(
   const tables = tableEntries(config);
   const d = config.dModel;
   const layout = valleTableLayout(config);
-  const rows = layout.rows;
-  const stacked = dtype === "f16" ? new Uint16Array(rows * d) : new Float32Array(rows * d);
+  const tableRows = layout.rows;
+  const stacked = dtype === "f16"
+    ? new Uint16Array(tableRows * d)
+    : new Float32Array(tableRows * d);
   let at = 0;
   for (const { entry } of tables) {
     const data = converted.get(entry.key)!;
     stacked.set(data, at);
     at += data.length;
   }
-  const embeddings = uploadTensor(gpu, stacked, [rows, d], dtype, "valle.embeddings");
+  const embeddings = uploadTensor(gpu, stacked, [tableRows, d], dtype, "valle.embeddings");
+  // Projections that read the same input are stacked in one buffer each, so that the fused
+  // decode kernels read them in one dispatch; the per-projection fields are views.
+  const stack = (label: string, parts: Entry[]): GpuTensor[] => {
+    const [count, cols] = parts[0].shape;
+    const stacked = createTensor(gpu, [count * parts.length, cols], dtype, label);
+    const views = parts.map((_, i) => rows(stacked, i * count, count));
+    views.forEach((view, i) => writeTensor(gpu, view, converted.get(parts[i].key)!));
+    return [stacked, ...views];
+  };
   const layers: ValleLayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
-    const layer: Partial<Record<keyof ValleLayerWeights, GpuTensor>> = {};
-    for (const [field, template] of Object.entries(LAYER_TEMPLATE)) {
-      layer[field as keyof ValleLayerWeights] = upload(template(l, config));
-    }
-    layers.push(layer as ValleLayerWeights);
+    const entry = (field: LayerTensor) => LAYER_TEMPLATE[field](l, config);
+    const [qkv, qProj, kProj, vProj] = stack(`model.layers.${l}.self_attn.qkv`, [
+      entry("qProj"),
+      entry("kProj"),
+      entry("vProj"),
+    ]);
+    const [gateUp, gateProj, upProj] = stack(`model.layers.${l}.mlp.gate_up`, [
+      entry("gateProj"),
+      entry("upProj"),
+    ]);
+    layers.push({
+      inputLayernorm: upload(entry("inputLayernorm")),
+      qProj,
+      kProj,
+      vProj,
+      oProj: upload(entry("oProj")),
+      postAttentionLayernorm: upload(entry("postAttentionLayernorm")),
+      gateProj,
+      upProj,
+      downProj: upload(entry("downProj")),
+      qkv,
+      gateUp,
+    });
   }
   const heads = headEntries(config).map((h) => ({
     weight: upload(h.weight),
@@ -330,5 +364,5 @@ export function uploadValleWeights(
 export function destroyValleWeights(weights: ValleWeights): void {
   const tensors = [weights.embeddings, weights.norm, ...weights.layers.flatMap(Object.values)];
   for (const h of weights.heads) tensors.push(h.weight, ...(h.bias ? [h.bias] : []));
-  for (const t of tensors) (t as GpuTensor).buffer.destroy();
+  for (const buffer of new Set(tensors.map((t: GpuTensor) => t.buffer))) buffer.destroy();
 }
