@@ -13,7 +13,11 @@ import { grid1d, type Recorder } from "../gpu/recorder.ts";
 import { type GpuTensor, numel } from "../gpu/tensor.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
-const ELU: KernelSpec = { shader: "elu", bindings: ["write", "read"], params: ["u32", "u32", "u32"] };
+const ELU: KernelSpec = {
+  shader: "elu",
+  bindings: ["write", "read"],
+  params: ["u32", "u32", "u32"],
+};
 const GELU: KernelSpec = { shader: "gelu", bindings: ["write"], params: ["u32", "u32"] };
 
 /**

@@ -145,7 +145,17 @@ export function istftOverlapAdd(
         `[${needFirst}, ${needLast}], found [${firstFrame}, ${firstFrame + nf - 1}]`,
     );
   }
-  const params = [count, nFft, hop, pad, totalFrames, firstFrame, firstSample, frames.offset, out.offset];
+  const params = [
+    count,
+    nFft,
+    hop,
+    pad,
+    totalFrames,
+    firstFrame,
+    firstSample,
+    frames.offset,
+    out.offset,
+  ];
   rec.dispatch(
     rec.gpu.kernels.get(OVERLAP_ADD),
     [out, frames, window],
