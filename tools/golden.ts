@@ -9,9 +9,10 @@
  */
 
 import type { CaseResult, GoldenFamily } from "./golden/types.ts";
+import { codecFamily } from "./golden/codec.ts";
 
 /** Checkers by model family. */
-const FAMILIES: GoldenFamily[] = [];
+const FAMILIES: GoldenFamily[] = [codecFamily];
 
 /** Runs one folder, yielding its case results. */
 export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {
