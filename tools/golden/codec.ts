@@ -64,7 +64,11 @@ async function readJson(url: URL): Promise<Record<string, unknown>> {
  * Loads a folder's models: EnCodec from `model.safetensors` + `config.json`; Vocos from its own,
  * with the EnCodec of the sibling folder its manifest names (`encodec`).
  */
-export async function loadCodecFolder(gpu: Gpu, folder: URL): Promise<CodecFolder> {
+export async function loadCodecFolder(
+  gpu: Gpu,
+  folder: URL,
+  weights: "f32" | "f16" = "f32",
+): Promise<CodecFolder> {
   const manifest = await readJson(new URL("manifest.json", folder));
   const kind = manifest.kind === "vocos" ? "vocos" : "encodec";
   const encodecFolder = kind === "vocos" ? new URL(`../${manifest.encodec}/`, folder) : folder;
@@ -74,12 +78,14 @@ export async function loadCodecFolder(gpu: Gpu, folder: URL): Promise<CodecFolde
     {
       config: await readJson(new URL("config.json", encodecFolder)),
       label: "encodec model.safetensors",
+      weights,
     },
   );
   const vocos = kind === "vocos"
     ? await Vocos.load(gpu, await Deno.readFile(new URL("model.safetensors", folder)), {
       config: await readJson(new URL("config.json", folder)),
       label: "vocos model.safetensors",
+      weights,
     })
     : undefined;
   return { folder, manifest, kind, encodec, vocos };
