@@ -42,7 +42,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Output channels per workgroup: 64, or 16 for narrow layers.
+// Output channels per workgroup: 64, or 32 / 16 for narrow layers.
 override NT: u32 = 64u;
 const MT: u32 = 64u;
 const TK: u32 = 16u;
@@ -82,18 +82,20 @@ fn main(
   let rn = NT / 16u;
   let act = (p.flags & 1u) != 0u;
   var acc: array<array<f32, 4>, 4>;
+  // 256 threads load a 16-wide K slice: every load of a thread has the same k, so the tap and
+  // input channel are derived once per K step.
+  let lk = li % TK;
+  let lt = li / TK;
   for (var k0 = 0u; k0 < kdim; k0 += TK) {
+    let gk = k0 + lk;
+    let tap = gk / p.cin;
+    let ci = gk - tap * p.cin;
+    let shift = i32(tap) * p.dilation - p.pad_left;
     for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      let t = e / TK;
-      let kk = e % TK;
-      let gk = k0 + kk;
+      let t = lt + 16u * i;
       var v = 0.0;
       if (row0 + t < p.m && gk < kdim) {
-        let tap = gk / p.cin;
-        let ci = gk % p.cin;
-        let pos = i32(row0 + t) * i32(p.stride) + i32(tap) * p.dilation - p.pad_left;
-        let src = source_row(pos);
+        let src = source_row(i32(row0 + t) * i32(p.stride) + shift);
         if (src >= 0) {
           v = x[p.x_off + u32(src) * p.cin + ci];
           if (act) {
@@ -101,14 +103,13 @@ fn main(
           }
         }
       }
-      xs[kk * MT + t] = v;
-      if (e < NT * TK) {
-        let c = e / TK;
+      xs[lk * MT + t] = v;
+      if (t < NT) {
         var wv = 0.0;
-        if (col0 + c < p.n && gk < kdim) {
-          wv = f32(w[w_base + (col0 + c) * kdim + gk]);
+        if (col0 + t < p.n && gk < kdim) {
+          wv = f32(w[w_base + (col0 + t) * kdim + gk]);
         }
-        ws[kk * NT + c] = wv;
+        ws[lk * NT + t] = wv;
       }
     }
     workgroupBarrier();

@@ -1,6 +1,7 @@
 /**
  * `conv1d` and `convTranspose1d` over time-major activations `(L, C)`, both on one implicit-GEMM
- * kernel (shaders/conv1d.wgsl). Padding is explicit (zero, or PyTorch reflect with EnCodec's
+ * kernel (shaders/conv1d.wgsl; layers of at most 4 output channels use the row-per-thread
+ * shaders/conv1d_narrow.wgsl instead). Padding is explicit (zero, or PyTorch reflect with EnCodec's
  * short-input rule), ELU can be applied to the input as it is read, and the result can be added
  * to `y` (a residual). Weights use the kernel's own layouts, made once at load time by
  * {@linkcode convWeightLayout} and {@linkcode convTransposeWeightLayout}.
@@ -16,7 +17,7 @@
 
 import { OptionError } from "../errors.ts";
 import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
+import { grid1d, type Recorder } from "../gpu/recorder.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
@@ -44,6 +45,10 @@ const CONV1D: KernelSpec = {
     "u32", // flags
   ],
 };
+
+/** conv1d.wgsl's schedule for layers with at most this many output channels. */
+const NARROW = 4;
+const CONV1D_NARROW: KernelSpec = { ...CONV1D, shader: "conv1d_narrow" };
 
 const FLAG_ELU = 1;
 const FLAG_ACCUMULATE = 2;
@@ -239,9 +244,12 @@ function record(
     expectShape(op, "b", b, [cout]);
     expectDtype(op, "b", b, weights);
   }
-  const nt = cout <= 16 ? 16 : 64;
-  const kernel = rec.gpu.kernels.get(CONV1D, { weights, constants: { NT: nt } });
   const bias = b ?? w;
+  const narrow = cout <= NARROW;
+  const nt = cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
+  const kernel = narrow
+    ? rec.gpu.kernels.get(CONV1D_NARROW, { weights })
+    : rec.gpu.kernels.get(CONV1D, { weights, constants: { NT: nt } });
   const params = [
     g.m,
     cout,
@@ -262,11 +270,10 @@ function record(
     y.shape[0],
     g.flags | (b ? FLAG_BIAS : 0),
   ];
-  rec.dispatch(kernel, [y, x, w, bias], params, [
-    Math.ceil(cout / nt),
-    Math.ceil(g.m / 64),
-    g.phases,
-  ]);
+  const grid: [number, number, number] = narrow
+    ? [...grid1d(Math.ceil(g.m / 256)), g.phases]
+    : [Math.ceil(cout / nt), Math.ceil(g.m / 64), g.phases];
+  rec.dispatch(kernel, [y, x, w, bias], params, grid);
 }
 
 /**

@@ -50,6 +50,8 @@ const CASES: ConvCase[] = [
   { length: 3, cin: 4, cout: 2, k: 3, options: causal(3, 3, 1, 2) },
   { length: 150, cin: 20, cout: 70, k: 3, options: { ...causal(150, 3), elu: true } },
   { length: 70, cin: 33, cout: 17, k: 1, options: {} },
+  // One output channel (EnCodec's last decoder conv) on the narrow kernel, with ELU.
+  { length: 300, cin: 32, cout: 1, k: 7, options: { ...causal(300, 7), elu: true } },
   // Vocos's embedding conv: zero padding on both sides.
   { length: 11, cin: 8, cout: 32, k: 7, options: { padLeft: 3, padRight: 3, elu: true } },
 ];
@@ -132,6 +134,7 @@ const TRANSPOSE_CASES: TransposeCase[] = [
   // A kernel that is not a multiple of the stride, and a trim split between both ends
   // (trim_right_ratio 0.5).
   { length: 6, cin: 3, cout: 2, stride: 2, k: 5, trimLeft: 1 },
+  { length: 300, cin: 5, cout: 1, stride: 2, k: 4, trimLeft: 0 },
   { length: 4, cin: 2, cout: 3, stride: 3, k: 6, trimLeft: 1 },
 ];
 

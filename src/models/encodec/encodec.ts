@@ -19,6 +19,7 @@ import { OptionError } from "../../errors.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { createTensor, writeTensor } from "../../gpu/buffers.ts";
 import { readBytes } from "../../gpu/readback.ts";
+import type { Profiler } from "../../gpu/profiler.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
@@ -80,6 +81,8 @@ export interface EncodecLoadOptions {
   chunkFrames?: number;
   /** The weights' name in error messages, when they are bytes. */
   label?: string;
+  /** Times every kernel of every call (for benchmarks; see `Profiler.collect`). */
+  profiler?: Profiler;
 }
 
 /** Options of {@linkcode Encodec.encode}. */
@@ -138,9 +141,17 @@ export class Encodec {
   #ws: Workspace;
   #encoder: Plan;
   #decoder: Plan;
+  #profiler?: Profiler;
 
-  private constructor(gpu: Gpu, config: EncodecConfig, weights: EncodecWeights, chunk?: number) {
+  private constructor(
+    gpu: Gpu,
+    config: EncodecConfig,
+    weights: EncodecWeights,
+    options: EncodecLoadOptions,
+  ) {
     this.gpu = gpu;
+    this.#profiler = options.profiler;
+    const chunk = options.chunkFrames;
     this.config = config;
     this.#weights = weights;
     this.#ws = new Workspace(gpu);
@@ -207,7 +218,7 @@ export class Encodec {
     const source = await openWeights(weights, options.label);
     const config = parseEncodecConfig(options.config);
     const loaded = loadEncodecWeights(gpu, source, config, options.weights ?? "f32");
-    return new Encodec(gpu, config, loaded, options.chunkFrames);
+    return new Encodec(gpu, config, loaded, options);
   }
 
   /**
@@ -290,7 +301,7 @@ export class Encodec {
     this.#codebooks({ nQ });
     const frames = this.#latentFrames(latent);
     const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
-    const rec = new Recorder(this.gpu, { label: "encodec.quantize" });
+    const rec = new Recorder(this.gpu, { label: "encodec.quantize", profiler: this.#profiler });
     for (let a = 0; a < frames; a += this.chunkFrames) {
       const n = Math.min(this.chunkFrames, frames - a);
       const x = this.#ws.tensor("latent", [n, this.config.dim]);
@@ -316,7 +327,7 @@ export class Encodec {
    */
   async dequantize(codes: AudioCodes): Promise<Float32Array> {
     const out = new Float32Array(codes.frames * this.config.dim);
-    const rec = new Recorder(this.gpu, { label: "encodec.dequantize" });
+    const rec = new Recorder(this.gpu, { label: "encodec.dequantize", profiler: this.#profiler });
     for (let a = 0; a < codes.frames; a += this.chunkFrames) {
       const n = Math.min(this.chunkFrames, codes.frames - a);
       const q = this.#ws.tensor("latent", [n, this.config.dim]);
@@ -460,7 +471,7 @@ export class Encodec {
     const hop = this.config.hopLength;
     const frames = this.#frames(samples.length);
     const chunk = options.tracer ? frames : this.chunkFrames;
-    const rec = new Recorder(this.gpu, { label: "encodec.encode" });
+    const rec = new Recorder(this.gpu, { label: "encodec.encode", profiler: this.#profiler });
     const lstm = layers[plan.lstm] as LstmLayer;
     const state = lstmState(rec, this.#ws, lstm, "encoder");
     const trace = options.tracer?.trace;
@@ -521,7 +532,7 @@ export class Encodec {
     const plan = this.#decoder;
     const tracer = onLayer ? new Tracer(this.gpu) : undefined;
     const chunk = tracer ? frames : this.chunkFrames;
-    const rec = new Recorder(this.gpu, { label: "encodec.decode" });
+    const rec = new Recorder(this.gpu, { label: "encodec.decode", profiler: this.#profiler });
     const lstm = layers[plan.lstm] as LstmLayer;
     const state = lstmState(rec, this.#ws, lstm, "decoder");
     const out = new Float32Array(total);

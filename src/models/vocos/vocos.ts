@@ -20,6 +20,7 @@ import { OptionError } from "../../errors.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { writeTensor } from "../../gpu/buffers.ts";
 import { readBytes } from "../../gpu/readback.ts";
+import type { Profiler } from "../../gpu/profiler.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
@@ -52,6 +53,8 @@ export interface VocosLoadOptions {
   chunkFrames?: number;
   /** The weights' name in error messages, when they are bytes. */
   label?: string;
+  /** Times every kernel of every call (for benchmarks; see `Profiler.collect`). */
+  profiler?: Profiler;
 }
 
 /** Intermediate results {@linkcode VocosDecodeOptions.onStage} can observe. */
@@ -94,9 +97,17 @@ export class Vocos {
   #ws: Workspace;
   /** Frames of context each side of a chunk. */
   #context: number;
+  #profiler?: Profiler;
 
-  private constructor(gpu: Gpu, config: VocosConfig, weights: VocosWeights, chunk?: number) {
+  private constructor(
+    gpu: Gpu,
+    config: VocosConfig,
+    weights: VocosWeights,
+    options: VocosLoadOptions,
+  ) {
     this.gpu = gpu;
+    this.#profiler = options.profiler;
+    const chunk = options.chunkFrames;
     this.config = config;
     this.#weights = weights;
     this.#ws = new Workspace(gpu);
@@ -145,7 +156,7 @@ export class Vocos {
     const source = await openWeights(weights, options.label);
     const config = parseVocosConfig(options.config);
     const loaded = loadVocosWeights(gpu, source, config, options.weights ?? "f32");
-    return new Vocos(gpu, config, loaded, options.chunkFrames);
+    return new Vocos(gpu, config, loaded, options);
   }
 
   /**
@@ -169,7 +180,7 @@ export class Vocos {
     const total = codes.frames;
     const chunk = options.onStage ? total : this.chunkFrames;
     const out = new Float32Array(total * hop);
-    const rec = new Recorder(this.gpu, { label: "vocos.decode" });
+    const rec = new Recorder(this.gpu, { label: "vocos.decode", profiler: this.#profiler });
     const stages: [VocosStage, GpuTensor][] = [];
     for (let a = 0, n = 0; a < total; a += n) {
       n = Math.min(chunk, total - a);
