@@ -11,9 +11,15 @@
 // Padding: reflect_len = 0 → zero padding outside [0, in_len); otherwise reflection about the
 //   ends of a signal of reflect_len samples whose samples at or beyond in_len are zero (EnCodec's
 //   pad1d: a signal shorter than its padding is first extended with zeros).
-// Grid: (ceil(N / NT), ceil(M / 64), phases). 256 threads share a 64 × NT output tile; thread
-//   (tx, ty) owns rows ty + 16i and columns tx + 16j. K = taps · cin is walked 16 at a time, in
-//   the same order for every row, so a row's value does not depend on which tile computed it.
+// Schedules (override NT):
+//   NT = 16, 32, 64: grid (ceil(N / NT), ceil(M / 64), phases). 256 threads share a 64 × NT
+//     output tile; thread (tx, ty) owns rows ty + 16i and columns tx + 16j. K = taps · cin is
+//     walked 16 at a time, in the same order for every row, so a row's value does not depend on
+//     which tile computed it.
+//   NT = 0, for N ≤ 4 (EnCodec's last decoder conv has one output channel, a 64 × 16 tile would
+//     leave 15/16 of the threads idle): grid (ceil(M / 256), ·, phases), a 2-D grid counting as
+//     consecutive rows of workgroups; one thread per output row computes every channel, walking
+//     taps then input channels.
 
 struct Params {
   m: u32,
@@ -42,7 +48,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Output channels per workgroup: 64, or 32 / 16 for narrow layers.
+// Output channels per workgroup: 64, 32 or 16; 0 for the row-per-thread schedule (N ≤ 4).
 override NT: u32 = 64u;
 const MT: u32 = 64u;
 const TK: u32 = 16u;
@@ -69,12 +75,61 @@ fn elu(v: f32) -> f32 {
   return select(exp(min(v, 0.0)) - 1.0, v, v > 0.0);
 }
 
+// Adds bias and the previous value as the flags say, and stores output (r, c) of phase z.
+fn store(r: u32, c: u32, z: u32, sum: f32) {
+  let out_row = i32(r) * i32(p.out_stride) + p.out_start + i32(z);
+  if (r >= p.m || c >= p.n || out_row < 0 || out_row >= i32(p.out_rows)) {
+    return;
+  }
+  var v = sum;
+  if ((p.flags & 4u) != 0u) {
+    v += f32(b[p.b_off + c]);
+  }
+  let o = p.y_off + u32(out_row) * p.n + c;
+  if ((p.flags & 2u) != 0u) {
+    v = y[o] + v;
+  }
+  y[o] = v;
+}
+
+// One output row, every channel (N ≤ 4).
+fn row_per_thread(r: u32, z: u32) {
+  let kdim = p.taps * p.cin;
+  let w_base = p.w_off + z * p.w_phase;
+  var acc = vec4f(0.0);
+  for (var tap = 0u; tap < p.taps; tap++) {
+    let src = source_row(i32(r) * i32(p.stride) + i32(tap) * p.dilation - p.pad_left);
+    if (src < 0) {
+      continue;
+    }
+    let xb = p.x_off + u32(src) * p.cin;
+    let wb = w_base + tap * p.cin;
+    for (var ci = 0u; ci < p.cin; ci++) {
+      var v = x[xb + ci];
+      if ((p.flags & 1u) != 0u) {
+        v = elu(v);
+      }
+      for (var c = 0u; c < p.n; c++) {
+        acc[c] += f32(w[wb + c * kdim + ci]) * v;
+      }
+    }
+  }
+  for (var c = 0u; c < p.n; c++) {
+    store(r, c, z, acc[c]);
+  }
+}
+
 @compute @workgroup_size(16, 16)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_id) lid: vec3u,
   @builtin(local_invocation_index) li: u32,
 ) {
+  if (NT == 0u) {
+    row_per_thread((wg.x + wg.y * nwg.x) * 256u + li, wg.z);
+    return;
+  }
   let kdim = p.taps * p.cin;
   let row0 = wg.y * MT;
   let col0 = wg.x * NT;
@@ -131,24 +186,8 @@ fn main(
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
-    let out_row = i32(r) * i32(p.out_stride) + p.out_start + i32(wg.z);
-    if (r >= p.m || out_row < 0 || out_row >= i32(p.out_rows)) {
-      continue;
-    }
     for (var j = 0u; j < rn; j++) {
-      let c = col0 + lid.x + 16u * j;
-      if (c < p.n) {
-        var v = acc[i][j];
-        if ((p.flags & 4u) != 0u) {
-          v += f32(b[p.b_off + c]);
-        }
-        let o = p.y_off + u32(out_row) * p.n + c;
-        if ((p.flags & 2u) != 0u) {
-          v = y[o] + v;
-        }
-        y[o] = v;
-      }
+      store(row0 + lid.y + 16u * i, col0 + lid.x + 16u * j, wg.z, acc[i][j]);
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * `conv1d` and `convTranspose1d` over time-major activations `(L, C)`, both on one implicit-GEMM
- * kernel (shaders/conv1d.wgsl; layers of at most 4 output channels use the row-per-thread
- * shaders/conv1d_narrow.wgsl instead). Padding is explicit (zero, or PyTorch reflect with EnCodec's
+ * kernel (shaders/conv1d.wgsl; layers of at most 4 output channels use its row-per-thread
+ * schedule). Padding is explicit (zero, or PyTorch reflect with EnCodec's
  * short-input rule), ELU can be applied to the input as it is read, and the result can be added
  * to `y` (a residual). Weights use the kernel's own layouts, made once at load time by
  * {@linkcode convWeightLayout} and {@linkcode convTransposeWeightLayout}.
@@ -46,9 +46,8 @@ const CONV1D: KernelSpec = {
   ],
 };
 
-/** conv1d.wgsl's schedule for layers with at most this many output channels. */
+/** Layers with at most this many output channels use conv1d.wgsl's row-per-thread schedule. */
 const NARROW = 4;
-const CONV1D_NARROW: KernelSpec = { ...CONV1D, shader: "conv1d_narrow" };
 
 const FLAG_ELU = 1;
 const FLAG_ACCUMULATE = 2;
@@ -246,10 +245,8 @@ function record(
   }
   const bias = b ?? w;
   const narrow = cout <= NARROW;
-  const nt = cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
-  const kernel = narrow
-    ? rec.gpu.kernels.get(CONV1D_NARROW, { weights })
-    : rec.gpu.kernels.get(CONV1D, { weights, constants: { NT: nt } });
+  const nt = narrow ? 0 : cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
+  const kernel = rec.gpu.kernels.get(CONV1D, { weights, constants: { NT: nt } });
   const params = [
     g.m,
     cout,

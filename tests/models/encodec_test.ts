@@ -6,31 +6,14 @@ import {
   serializeSafetensors,
   type TensorData,
 } from "../../src/io/safetensors.ts";
-import { checkCase, type CodecFolder, loadCodecFolder } from "../../tools/golden/codec.ts";
+import { goldenTests } from "./_golden.ts";
 import { gpuTest } from "../_gpu.ts";
 import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
 import type { Gpu } from "../../src/gpu/device.ts";
 import { deepStrictEqual, ok, rejects, throws } from "node:assert";
 
 const FOLDER = new URL("encodec-tiny/", FIXTURES);
-let loaded: Promise<CodecFolder> | undefined;
-function folder(gpu: Gpu): Promise<CodecFolder> {
-  loaded ??= loadCodecFolder(gpu, FOLDER);
-  return loaded;
-}
-
-const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
-for (const file of Object.keys(manifest.files)) {
-  gpuTest(`Encodec reproduces golden ${file} (${manifest.files[file].kind})`, async (gpu) => {
-    const results = await checkCase(await folder(gpu), file);
-    ok(results.length > 0);
-    const failed = results.filter((r) => !r.passed);
-    deepStrictEqual(
-      failed.map((r) => `${r.name}: ${r.maxError} > ${r.tolerance} ${r.detail ?? ""}`),
-      [],
-    );
-  });
-}
+await goldenTests("Encodec", "encodec-tiny");
 
 async function tiny(gpu: Gpu, chunkFrames?: number): Promise<Encodec> {
   const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));

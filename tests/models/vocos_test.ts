@@ -1,31 +1,13 @@
 import { Vocos } from "../../src/models/vocos/vocos.ts";
 import { parseVocosConfig } from "../../src/models/vocos/config.ts";
 import { OptionError, WeightsError } from "../../src/errors.ts";
-import { checkCase, type CodecFolder, loadCodecFolder } from "../../tools/golden/codec.ts";
+import { goldenTests } from "./_golden.ts";
 import { gpuTest } from "../_gpu.ts";
 import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
-import type { Gpu } from "../../src/gpu/device.ts";
 import { deepStrictEqual, ok, rejects, throws } from "node:assert";
 
 const FOLDER = new URL("vocos-tiny/", FIXTURES);
-let loaded: Promise<CodecFolder> | undefined;
-function folder(gpu: Gpu): Promise<CodecFolder> {
-  loaded ??= loadCodecFolder(gpu, FOLDER);
-  return loaded;
-}
-
-const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
-for (const file of Object.keys(manifest.files)) {
-  gpuTest(`Vocos reproduces golden ${file} (${manifest.files[file].kind})`, async (gpu) => {
-    const results = await checkCase(await folder(gpu), file);
-    ok(results.length > 0);
-    const failed = results.filter((r) => !r.passed);
-    deepStrictEqual(
-      failed.map((r) => `${r.name}: ${r.maxError} > ${r.tolerance} ${r.detail ?? ""}`),
-      [],
-    );
-  });
-}
+await goldenTests("Vocos", "vocos-tiny");
 
 const CONFIG = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
 

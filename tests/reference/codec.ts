@@ -5,6 +5,8 @@
  * weights keep PyTorch's layouts.
  */
 
+import type { Conv1dOptions } from "../../src/ops/conv1d.ts";
+
 /** PyTorch F.pad of one channel: zeros, or reflect (edge sample not repeated). */
 export function pad(x: readonly number[], left: number, right: number, mode: "zero" | "reflect") {
   const n = x.length;
@@ -31,15 +33,6 @@ export function elu(v: number): number {
   return v > 0 ? v : Math.expm1(v);
 }
 
-export interface ConvOptions {
-  stride?: number;
-  dilation?: number;
-  padLeft?: number;
-  padRight?: number;
-  padMode?: "zero" | "reflect";
-  elu?: boolean;
-}
-
 /** Conv1d over x (L, Cin) with PyTorch weight w [Cout, Cin, k]; returns (Lout, Cout). */
 export function conv1d(
   x: ArrayLike<number>,
@@ -47,7 +40,7 @@ export function conv1d(
   w: ArrayLike<number>,
   b: ArrayLike<number> | undefined,
   shape: readonly [number, number, number],
-  options: ConvOptions = {},
+  options: Conv1dOptions = {},
 ): { y: Float64Array; length: number } {
   const [cout, cin, k] = shape;
   const { stride = 1, dilation = 1, padLeft = 0, padRight = 0, padMode = "zero" } = options;

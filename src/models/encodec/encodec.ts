@@ -23,10 +23,15 @@ import type { Profiler } from "../../gpu/profiler.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
-import { embeddingSum } from "../../ops/embedding.ts";
 import { rvqEncode } from "../../ops/rvq.ts";
 import { resample } from "../../audio/resample.ts";
-import { Workspace } from "../_workspace.ts";
+import {
+  type AudioCodes,
+  checkCodes,
+  chunkFrames,
+  recordCodewordSum,
+  Workspace,
+} from "../_codec.ts";
 import {
   codebooksForBandwidth,
   type EncodecConfig,
@@ -48,24 +53,7 @@ import {
   type SeanetLayer,
 } from "./weights.ts";
 
-/**
- * Codes of a residual vector quantizer: `nQ` codebooks × `frames`, codebook-major (the layout
- * Vocos takes, EnCodec's `[B, K, T]` without the batch).
- *
- * @example
- * ```ts
- * import type { AudioCodes } from "@valle/core";
- * const codes: AudioCodes = { codes: new Int32Array(8 * 75), nQ: 8, frames: 75 };
- * ```
- */
-export interface AudioCodes {
-  /** Code of codebook q at frame t is `codes[q · frames + t]`. */
-  readonly codes: Int32Array;
-  /** Codebooks. */
-  readonly nQ: number;
-  /** Frames. */
-  readonly frames: number;
-}
+export type { AudioCodes };
 
 /** Options of {@linkcode Encodec.load}. */
 export interface EncodecLoadOptions {
@@ -151,7 +139,6 @@ export class Encodec {
   ) {
     this.gpu = gpu;
     this.#profiler = options.profiler;
-    const chunk = options.chunkFrames;
     this.config = config;
     this.#weights = weights;
     this.#ws = new Workspace(gpu);
@@ -173,23 +160,12 @@ export class Encodec {
     };
     // A chunk must also be longer than the frame-rate convolutions' padding, or the short-input
     // rule would pad the first chunk differently from the whole signal.
-    const minimum = Math.max(this.#encoder.after, this.#decoder.before) + 1;
-    const perFrame = 4 * Math.max(activationsPerFrame(enc, hop), activationsPerFrame(dec, 1));
-    const limit = Math.min(
-      gpu.device.limits.maxStorageBufferBindingSize,
-      gpu.device.limits.maxBufferSize,
-    );
-    const fits = Math.floor(limit / 2 / perFrame) -
-      Math.max(this.#encoder.before, this.#decoder.after);
-    const frames = chunk ?? Math.min(1500, fits);
-    if (!Number.isInteger(frames) || frames < minimum || frames > Math.max(fits, minimum)) {
-      throw new OptionError(
-        `Cannot use chunks of ${frames} frames: expected an integer in [${minimum}, ${
-          Math.max(fits, minimum)
-        }]`,
-      );
-    }
-    this.chunkFrames = frames;
+    this.chunkFrames = chunkFrames(gpu, {
+      requested: options.chunkFrames,
+      bytesPerFrame: 4 * Math.max(activationsPerFrame(enc, hop), activationsPerFrame(dec, 1)),
+      context: Math.max(this.#encoder.before, this.#decoder.after),
+      minimum: Math.max(this.#encoder.after, this.#decoder.before) + 1,
+    });
   }
 
   /**
@@ -331,7 +307,7 @@ export class Encodec {
     for (let a = 0; a < codes.frames; a += this.chunkFrames) {
       const n = Math.min(this.chunkFrames, codes.frames - a);
       const q = this.#ws.tensor("latent", [n, this.config.dim]);
-      this.#recordDequantize(rec, codes, a, q);
+      recordCodewordSum(rec, this.#ws, q, codes, a, this.#weights.codebooks, this.config.bins);
       rec.submit();
       const [bytes] = await readBytes(this.gpu, [q]);
       out.set(new Float32Array(bytes), a * this.config.dim);
@@ -354,9 +330,9 @@ export class Encodec {
    * ```
    */
   async decode(codes: AudioCodes, options: DecodeOptions = {}): Promise<Float32Array> {
-    this.#checkCodes(codes);
+    checkCodes(codes, this.config.numQuantizers, this.config.bins);
     return await this.#runDecoder(codes.frames, options.length, (rec, q, first) => {
-      this.#recordDequantize(rec, codes, first, q);
+      recordCodewordSum(rec, this.#ws, q, codes, first, this.#weights.codebooks, this.config.bins);
     });
   }
 
@@ -422,100 +398,33 @@ export class Encodec {
     return latent.length / dim;
   }
 
-  #checkCodes(c: AudioCodes): void {
-    const { numQuantizers, bins } = this.config;
-    if (
-      !Number.isInteger(c.nQ) || c.nQ < 1 || c.nQ > numQuantizers || !Number.isInteger(c.frames) ||
-      c.frames < 1 || c.codes.length !== c.nQ * c.frames
-    ) {
-      throw new OptionError(
-        `Cannot decode ${c.nQ} × ${c.frames} codes held in ${c.codes.length} values: expected ` +
-          `1 to ${numQuantizers} codebooks, at least one frame, and nQ · frames values`,
-      );
-    }
-    const bad = c.codes.findIndex((v) => !(v >= 0 && v < bins));
-    if (bad >= 0) {
-      throw new OptionError(
-        `Cannot decode: code ${c.codes[bad]} at codebook ${Math.floor(bad / c.frames)}, frame ` +
-          `${bad % c.frames}, expected 0 to ${bins - 1}`,
-      );
-    }
-  }
-
-  /** Records q = Σ_k codebook_k[codes[k, first + r]] for the rows r of q. */
-  #recordDequantize(rec: Recorder, c: AudioCodes, first: number, q: GpuTensor): void {
-    const n = q.shape[0];
-    const ids = new Uint32Array(n * c.nQ);
-    for (let r = 0; r < n; r++) {
-      for (let k = 0; k < c.nQ; k++) {
-        ids[r * c.nQ + k] = k * this.config.bins + c.codes[k * c.frames + first + r];
-      }
-    }
-    const t = this.#ws.tensor("ids", [n, c.nQ], "u32");
-    writeTensor(this.gpu, t, ids);
-    embeddingSum(rec, q, t, this.#weights.codebooks);
-  }
-
   /**
-   * The chunked encoder: for every chunk of frames [a, b), the stage before the LSTM on the
-   * samples of frames [a − context, b), the LSTM on [a, b) continuing its state, the stage after
-   * it on [a − context, b) of the LSTM's output, then `sink` with the latent rows of [a, b).
+   * The chunked encoder: the samples of frames [a − context, b) go through the stage before the
+   * LSTM, and `sink` gets the latent of frames [a, b).
    */
   async #runEncoder(
     samples: Float32Array,
     sink: (rec: Recorder, latent: GpuTensor, column: number) => void,
     options: { tracer?: Tracer; read?: (column: number, n: number) => Promise<void> } = {},
   ): Promise<void> {
-    const layers = this.#weights.encoder;
-    const plan = this.#encoder;
     const hop = this.config.hopLength;
-    const frames = this.#frames(samples.length);
-    const chunk = options.tracer ? frames : this.chunkFrames;
-    const rec = new Recorder(this.gpu, { label: "encodec.encode", profiler: this.#profiler });
-    const lstm = layers[plan.lstm] as LstmLayer;
-    const state = lstmState(rec, this.#ws, lstm, "encoder");
-    const trace = options.tracer?.trace;
-    let previous: GpuTensor | undefined;
-    for (let a = 0, n = 0; a < frames; a += n) {
-      n = Math.min(chunk, frames - a);
-      const a0 = Math.max(0, a - plan.before);
-      const input = this.#ws.tensor("input", [
-        Math.min(samples.length, (a + n) * hop) - a0 * hop,
-        1,
-      ]);
-      writeTensor(this.gpu, input, samples.subarray(a0 * hop, a0 * hop + input.shape[0]));
-      const before = recordStage(rec, this.#ws, layers, [0, plan.lstm], input, trace);
-      const post = this.#recordLstm(
-        rec,
-        lstm,
-        state,
-        rows(before, a - a0, n),
-        previous,
-        plan.after,
-        a,
-      );
-      trace?.(rec, plan.lstm, rows(post, post.shape[0] - n, n));
-      const latent = recordStage(
-        rec,
-        this.#ws,
-        layers,
-        [plan.lstm + 1, layers.length],
-        post,
-        trace,
-      );
-      sink(rec, rows(latent, latent.shape[0] - n, n), a);
-      rec.submit();
-      await options.read?.(a, n);
-      previous = post;
-    }
-    rec.destroy();
+    await this.#runChunks("encoder", this.#frames(samples.length), {
+      input: (first, end) => {
+        const input = this.#ws.tensor("input", [
+          Math.min(samples.length, end * hop) - first * hop,
+          1,
+        ]);
+        writeTensor(this.gpu, input, samples.subarray(first * hop, first * hop + input.shape[0]));
+        return input;
+      },
+      output: (rec, latent, a, n) => sink(rec, rows(latent, latent.shape[0] - n, n), a),
+      settle: options.read,
+    }, options.tracer);
   }
 
   /**
-   * The chunked decoder: for every chunk of frames [a, b), `source` fills the latent of frames
-   * [a − context, b), the stage before the LSTM runs on it, the LSTM on [a, b) continuing its
-   * state, the stage after it on [a − context, b) of the LSTM's output; the samples of [a, b)
-   * are read back.
+   * The chunked decoder: `source` fills the latent of frames [a − context, b), and the samples of
+   * frames [a, b) are read back.
    */
   async #runDecoder(
     frames: number,
@@ -528,47 +437,67 @@ export class Encodec {
     if (length !== undefined && !(Number.isInteger(length) && length >= 0 && length <= total)) {
       throw new OptionError(`Cannot decode to ${length} samples: expected 0 to ${total}`);
     }
-    const layers = this.#weights.decoder;
-    const plan = this.#decoder;
     const tracer = onLayer ? new Tracer(this.gpu) : undefined;
-    const chunk = tracer ? frames : this.chunkFrames;
-    const rec = new Recorder(this.gpu, { label: "encodec.decode", profiler: this.#profiler });
-    const lstm = layers[plan.lstm] as LstmLayer;
-    const state = lstmState(rec, this.#ws, lstm, "decoder");
     const out = new Float32Array(total);
+    let audio: GpuTensor | undefined;
+    await this.#runChunks("decoder", frames, {
+      input: (first, end, rec) => {
+        const q = this.#ws.tensor("latent", [end - first, this.config.dim]);
+        source(rec, q, first);
+        return q;
+      },
+      output: (_rec, samples, _a, n) => {
+        audio = rows(samples, samples.shape[0] - n * hop, n * hop);
+      },
+      settle: async (a) => {
+        const [bytes] = await readBytes(this.gpu, [audio!]);
+        out.set(new Float32Array(bytes), a * hop);
+      },
+    }, tracer);
+    await tracer?.deliver(onLayer!);
+    return length === undefined ? out : out.slice(0, length);
+  }
+
+  /**
+   * Runs a SEANet side chunk by chunk. For every chunk of frames [a, b): `input` gives the
+   * input of frames [a − context, b) (context for the stage before the LSTM), that stage runs,
+   * the LSTM runs on [a, b) continuing its state, the stage after it runs on the LSTM output of
+   * [a − context, b), `output` records what to do with the result, the work is submitted and
+   * `settle` awaited.
+   */
+  async #runChunks(
+    side: "encoder" | "decoder",
+    frames: number,
+    io: {
+      input: (first: number, end: number, rec: Recorder) => GpuTensor;
+      output: (rec: Recorder, result: GpuTensor, a: number, n: number) => void;
+      settle?: (a: number, n: number) => Promise<void>;
+    },
+    tracer?: Tracer,
+  ): Promise<void> {
+    const layers = this.#weights[side];
+    const plan = side === "encoder" ? this.#encoder : this.#decoder;
+    const chunk = tracer ? frames : this.chunkFrames;
+    const rec = new Recorder(this.gpu, { label: `encodec.${side}`, profiler: this.#profiler });
+    const lstm = layers[plan.lstm] as LstmLayer;
+    const state = lstmState(rec, this.#ws, lstm, side);
+    const trace = tracer?.trace;
     let previous: GpuTensor | undefined;
     for (let a = 0, n = 0; a < frames; a += n) {
       n = Math.min(chunk, frames - a);
-      const a0 = Math.max(0, a - plan.before);
-      const q = this.#ws.tensor("latent", [a + n - a0, this.config.dim]);
-      source(rec, q, a0);
-      const before = recordStage(rec, this.#ws, layers, [0, plan.lstm], q, tracer?.trace);
-      const post = this.#recordLstm(
-        rec,
-        lstm,
-        state,
-        rows(before, a - a0, n),
-        previous,
-        plan.after,
-        a,
-      );
-      tracer?.trace(rec, plan.lstm, rows(post, post.shape[0] - n, n));
-      const audio = recordStage(
-        rec,
-        this.#ws,
-        layers,
-        [plan.lstm + 1, layers.length],
-        post,
-        tracer?.trace,
-      );
+      const first = Math.max(0, a - plan.before);
+      const input = io.input(first, a + n, rec);
+      const before = recordStage(rec, this.#ws, layers, [0, plan.lstm], input, trace);
+      const x = rows(before, a - first, n);
+      const post = this.#recordLstm(rec, lstm, state, x, previous, plan.after, a);
+      trace?.(rec, plan.lstm, rows(post, post.shape[0] - n, n));
+      const range = [plan.lstm + 1, layers.length] as const;
+      io.output(rec, recordStage(rec, this.#ws, layers, range, post, trace), a, n);
       rec.submit();
-      const [bytes] = await readBytes(this.gpu, [rows(audio, audio.shape[0] - n * hop, n * hop)]);
-      out.set(new Float32Array(bytes), a * hop);
+      await io.settle?.(a, n);
       previous = post;
     }
     rec.destroy();
-    await tracer?.deliver(onLayer!);
-    return length === undefined ? out : out.slice(0, length);
   }
 
   /**

@@ -19,7 +19,7 @@ import { elu } from "../../ops/activation.ts";
 import { conv1d, conv1dLength, convTranspose1d } from "../../ops/conv1d.ts";
 import { add } from "../../ops/elementwise.ts";
 import { lstmLayer } from "../../ops/lstm.ts";
-import type { Workspace } from "../_workspace.ts";
+import type { Workspace } from "../_codec.ts";
 import type { ConvLayer, LstmLayer, SeanetLayer } from "./weights.ts";
 
 /** Called with a layer's index and its output, to record a copy (the buffer is reused later). */

@@ -18,7 +18,6 @@
 
 import { OptionError } from "../../errors.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import { writeTensor } from "../../gpu/buffers.ts";
 import { readBytes } from "../../gpu/readback.ts";
 import type { Profiler } from "../../gpu/profiler.ts";
 import { Recorder } from "../../gpu/recorder.ts";
@@ -28,12 +27,16 @@ import { gelu } from "../../ops/activation.ts";
 import { conv1d } from "../../ops/conv1d.ts";
 import { depthwiseConv1d } from "../../ops/depthwise_conv1d.ts";
 import { add, mul } from "../../ops/elementwise.ts";
-import { embeddingSum } from "../../ops/embedding.ts";
 import { istftOverlapAdd, istftSpectrum } from "../../ops/istft.ts";
 import { layerNorm } from "../../ops/layer_norm.ts";
 import { linear } from "../../ops/linear.ts";
-import { Workspace } from "../_workspace.ts";
-import type { AudioCodes } from "../encodec/encodec.ts";
+import {
+  type AudioCodes,
+  checkCodes,
+  chunkFrames,
+  recordCodewordSum,
+  Workspace,
+} from "../_codec.ts";
 import { parseVocosConfig, type VocosConfig, type VocosConfigJson } from "./config.ts";
 import { loadVocosWeights, type NormWeights, type VocosWeights } from "./weights.ts";
 
@@ -107,7 +110,6 @@ export class Vocos {
   ) {
     this.gpu = gpu;
     this.#profiler = options.profiler;
-    const chunk = options.chunkFrames;
     this.config = config;
     this.#weights = weights;
     this.#ws = new Workspace(gpu);
@@ -117,19 +119,12 @@ export class Vocos {
     // a + ⌊(hop − 1 + pad) / hop⌋; the backbone reaches 3 frames per convolution.
     const istft = Math.max(Math.floor((nFft - 1 - pad) / hop), Math.floor((hop - 1 + pad) / hop));
     this.#context = istft + 3 * (1 + config.numLayers);
-    const perFrame = 4 * Math.max(nFft + 2, config.intermediateDim);
-    const limit = Math.min(
-      gpu.device.limits.maxStorageBufferBindingSize,
-      gpu.device.limits.maxBufferSize,
-    );
-    const fits = Math.floor(limit / 2 / perFrame) - 2 * this.#context;
-    const frames = chunk ?? Math.min(1500, fits);
-    if (!Number.isInteger(frames) || frames < 1 || frames > Math.max(fits, 1)) {
-      throw new OptionError(
-        `Cannot use chunks of ${frames} frames: expected an integer in [1, ${fits}]`,
-      );
-    }
-    this.chunkFrames = frames;
+    this.chunkFrames = chunkFrames(gpu, {
+      requested: options.chunkFrames,
+      bytesPerFrame: 4 * Math.max(nFft + 2, config.intermediateDim),
+      context: 2 * this.#context,
+      minimum: 1,
+    });
   }
 
   /**
@@ -226,24 +221,7 @@ export class Vocos {
 
   #bandwidthId(codes: AudioCodes, requested?: number): number {
     const c = this.config;
-    const maxQ = Math.max(...c.codebooksPerBandwidth);
-    if (
-      !Number.isInteger(codes.nQ) || codes.nQ < 1 || codes.nQ > maxQ ||
-      !Number.isInteger(codes.frames) ||
-      codes.frames < 1 || codes.codes.length !== codes.nQ * codes.frames
-    ) {
-      throw new OptionError(
-        `Cannot decode ${codes.nQ} × ${codes.frames} codes held in ${codes.codes.length} values: ` +
-          `expected 1 to ${maxQ} codebooks, at least one frame, and nQ · frames values`,
-      );
-    }
-    const bad = codes.codes.findIndex((v) => !(v >= 0 && v < c.bins));
-    if (bad >= 0) {
-      throw new OptionError(
-        `Cannot decode: code ${codes.codes[bad]} at codebook ${Math.floor(bad / codes.frames)}, ` +
-          `frame ${bad % codes.frames}, expected 0 to ${c.bins - 1}`,
-      );
-    }
+    checkCodes(codes, Math.max(...c.codebooksPerBandwidth), c.bins);
     const id = requested ?? c.codebooksPerBandwidth.indexOf(codes.nQ);
     if (!Number.isInteger(id) || id < 0 || id >= c.bandwidths.length) {
       throw new OptionError(
@@ -259,17 +237,16 @@ export class Vocos {
 
   /** Records the summed codewords of frames [first, first + n): (n, C). */
   #features(rec: Recorder, codes: AudioCodes, first: number, n: number): GpuTensor {
-    const k = codes.nQ;
-    const ids = new Uint32Array(n * k);
-    for (let r = 0; r < n; r++) {
-      for (let q = 0; q < k; q++) {
-        ids[r * k + q] = q * this.config.bins + codes.codes[q * codes.frames + first + r];
-      }
-    }
-    const t = this.#ws.tensor("ids", [n, k], "u32");
-    writeTensor(this.gpu, t, ids);
     const features = this.#ws.tensor("features", [n, this.config.inputChannels]);
-    embeddingSum(rec, features, t, this.#weights.codebooks);
+    recordCodewordSum(
+      rec,
+      this.#ws,
+      features,
+      codes,
+      first,
+      this.#weights.codebooks,
+      this.config.bins,
+    );
     return features;
   }
 
