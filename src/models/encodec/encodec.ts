@@ -39,8 +39,8 @@ import {
   parseEncodecConfig,
 } from "./config.ts";
 import {
+  inputSpan,
   type LayerTrace,
-  lowestInput,
   type LstmState,
   lstmState,
   recordLstm,
@@ -65,7 +65,10 @@ export interface EncodecLoadOptions {
    * the reference tolerance of 5e-5; the model is small enough (15 M parameters) for f32.
    */
   weights?: "f32" | "f16";
-  /** Frames per chunk for long signals; default: as many as the binding limit allows, ≤ 1500. */
+  /**
+   * Frames per chunk for long signals; default: as many as the binding limit allows, ≤ 1500.
+   * (A decoder with `trim_right_ratio` < 1 reads one frame ahead and always runs in one chunk.)
+   */
   chunkFrames?: number;
   /** The weights' name in error messages, when they are bytes. */
   label?: string;
@@ -96,7 +99,7 @@ export interface LayerOptions {
   onLayer?: (index: number, values: Float32Array, shape: readonly number[]) => void;
 }
 
-/** How a chunked run is cut: frames per chunk and the context each stage needs. */
+/** Where a SEANet side's LSTM is, and the left context its two convolutional stages need. */
 interface Plan {
   /** Index of the LSTM in the layer list. */
   lstm: number;
@@ -104,6 +107,11 @@ interface Plan {
   before: number;
   /** Left context of the stage after the LSTM, in frames. */
   after: number;
+  /**
+   * Whether no output of a frame reads a later frame, so chunks can end anywhere (false when
+   * trim_right_ratio < 1 trims transposed convolutions on the left: then one chunk).
+   */
+  causal: boolean;
 }
 
 /**
@@ -148,15 +156,25 @@ export class Encodec {
     const dec = weights.decoder;
     const encLstm = enc.findIndex((l) => l.kind === "lstm");
     const decLstm = dec.findIndex((l) => l.kind === "lstm");
+    // What frame `far` reads (the decoder's last stage: from its first to its last sample).
+    const encBefore = inputSpan(enc, [0, encLstm], far);
+    const encAfter = inputSpan(enc, [encLstm + 1, enc.length], far);
+    const decBefore = inputSpan(dec, [0, decLstm], far);
+    const decAfter = [
+      inputSpan(dec, [decLstm + 1, dec.length], far * hop)[0],
+      inputSpan(dec, [decLstm + 1, dec.length], far * hop + hop - 1)[1],
+    ];
     this.#encoder = {
       lstm: encLstm,
-      before: Math.ceil((far * hop - lowestInput(enc, [0, encLstm], far)) / hop),
-      after: far - lowestInput(enc, [encLstm + 1, enc.length], far),
+      before: Math.ceil((far * hop - encBefore[0]) / hop),
+      after: far - encAfter[0],
+      causal: encBefore[1] < (far + 1) * hop && encAfter[1] <= far,
     };
     this.#decoder = {
       lstm: decLstm,
-      before: far - lowestInput(dec, [0, decLstm], far),
-      after: far - lowestInput(dec, [decLstm + 1, dec.length], far * hop),
+      before: far - decBefore[0],
+      after: far - decAfter[0],
+      causal: decBefore[1] <= far && decAfter[1] <= far,
     };
     // A chunk must also be longer than the frame-rate convolutions' padding, or the short-input
     // rule would pad the first chunk differently from the whole signal.
@@ -375,7 +393,8 @@ export class Encodec {
           `Cannot encode: bandwidth ${bandwidth} kbps, expected one of ${c.bandwidths.join(", ")}`,
         );
       }
-      nQ = codebooksForBandwidth(c, bandwidth);
+      // As the quantizers do, a bandwidth beyond the model's codebooks uses them all.
+      nQ = Math.min(codebooksForBandwidth(c, bandwidth), c.numQuantizers);
     }
     if (!Number.isInteger(nQ) || nQ < 1 || nQ > c.numQuantizers) {
       throw new OptionError(`Cannot encode: ${nQ} codebooks, expected 1 to ${c.numQuantizers}`);
@@ -477,7 +496,7 @@ export class Encodec {
   ): Promise<void> {
     const layers = this.#weights[side];
     const plan = side === "encoder" ? this.#encoder : this.#decoder;
-    const chunk = tracer ? frames : this.chunkFrames;
+    const chunk = tracer || !plan.causal ? frames : this.chunkFrames;
     const rec = new Recorder(this.gpu, { label: `encodec.${side}`, profiler: this.#profiler });
     const lstm = layers[plan.lstm] as LstmLayer;
     const state = lstmState(rec, this.#ws, lstm, side);

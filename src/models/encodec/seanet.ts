@@ -186,26 +186,31 @@ export function recordLstm(
 }
 
 /**
- * The left context, in input positions, that output position `o` of `layers[from, to)` reads
- * through every path: o maps to the input range's start, so a chunk whose input starts that far
- * before the chunk's first output gets the same values as the whole signal away from its start.
- *
- * @returns The lowest input position output `o` depends on.
+ * The input positions [lo, hi] that output position `o` of `layers[from, to)` reads through
+ * every path (as if the signal went on forever: no padding involved). A chunk whose input starts
+ * o − lo positions before its first output computes that output exactly as the whole signal
+ * does, once it is away from the true start; hi tells whether the stage is causal.
  */
-export function lowestInput(
+export function inputSpan(
   layers: readonly SeanetLayer[],
   range: readonly [number, number],
   o: number,
-): number {
-  let lo = o;
+): [number, number] {
+  let [lo, hi] = [o, o];
   for (let i = range[1] - 1; i >= range[0]; i--) {
     const layer = layers[i];
-    if (layer.kind === "conv") lo = lo * layer.stride - layer.padLeft;
-    else if (layer.kind === "convtr") {
+    if (layer.kind === "conv") {
+      const span = (layer.taps - 1) * layer.dilation + 1;
+      [lo, hi] = [lo * layer.stride - layer.padLeft, hi * layer.stride + span - 1 - layer.padLeft];
+    } else if (layer.kind === "convtr") {
       lo = Math.floor((lo + layer.trimLeft) / layer.stride) - (layer.taps - 1);
+      hi = Math.floor((hi + layer.trimLeft) / layer.stride);
     } else if (layer.kind === "residual") {
-      lo -= layer.convs[0].padLeft + layer.convs[1].padLeft;
+      for (const conv of layer.convs) {
+        const span = (conv.taps - 1) * conv.dilation + 1;
+        [lo, hi] = [lo - conv.padLeft, hi + span - 1 - conv.padLeft];
+      }
     }
   }
-  return lo;
+  return [lo, hi];
 }
