@@ -4,7 +4,8 @@
 // distance does), then r −= e_q,code[q].
 //
 // Bindings: codes (nq, stride) u32 at codes_off, this call writing columns col .. col + frames |
-//   x (frames, d) f32 at x_off | embed (nq · bins, d) f32 (codebook q's entry j is row q·bins + j).
+//   x (frames, d) f32 at x_off | embed (nq, d, bins) f32: the codebooks transposed, so that the
+//   threads scanning neighbouring codewords read neighbouring addresses.
 // Grid: (frames). One workgroup of 256 threads per frame: each thread scans every 256th
 // codeword, then a tree reduction keeps (distance, index) with the lower index on ties.
 // Needs d ≤ 1024 (the residual lives in workgroup memory).
@@ -39,11 +40,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var q = 0u; q < p.nq; q++) {
     var dist = 3.0e38;
     var index = 0xffffffffu;
+    let qb = q * p.d * p.bins;
     for (var j = li; j < p.bins; j += 256u) {
-      let eb = (q * p.bins + j) * p.d;
       var s = 0.0;
       for (var c = 0u; c < p.d; c++) {
-        let e = embed[eb + c];
+        let e = embed[qb + c * p.bins + j];
         s += e * (e - 2.0 * residual[c]);
       }
       if (s < dist) {
@@ -69,9 +70,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (li == 0u) {
       codes[p.codes_off + q * p.stride + p.col + frame] = code;
     }
-    let eb = (q * p.bins + code) * p.d;
     for (var c = li; c < p.d; c += 256u) {
-      residual[c] -= embed[eb + c];
+      residual[c] -= embed[qb + c * p.bins + code];
     }
     workgroupBarrier();
   }

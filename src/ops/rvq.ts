@@ -31,13 +31,13 @@ const MAX_DIM = 1024;
  * @param codes Output (nQ, columns), u32, codebook-major; frames go to columns
  * `column .. column + frames`.
  * @param x Latent frames (frames, D), f32.
- * @param codebooks Stacked codebooks (n · bins, D), f32, starting at element 0 of its buffer:
- * codeword j of codebook q is row `q · bins + j`.
+ * @param codebooks Codebooks transposed (n, D, bins), f32, starting at element 0 of its buffer
+ * (from {@linkcode transposeCodebooks}).
  * @param options `bins` (codewords per codebook) and the first output `column`.
  *
  * @example
  * ```ts ignore
- * rvqEncode(rec, codes, latent, codebooks, { bins: 1024 });
+ * rvqEncode(rec, codes, latent, transposedCodebooks, { column: 0 });
  * ```
  */
 export function rvqEncode(
@@ -45,19 +45,20 @@ export function rvqEncode(
   codes: GpuTensor,
   x: GpuTensor,
   codebooks: GpuTensor,
-  options: { bins: number; column?: number },
+  options: { column?: number } = {},
 ): void {
   const op = "rvqEncode";
-  const { bins, column = 0 } = options;
+  const { column = 0 } = options;
   const [frames, d] = x.shape;
   const [nq, columns] = codes.shape;
+  const bins = codebooks.shape[2];
   expectShape(op, "x", x, [-1, -1]);
-  expectShape(op, "codebooks", codebooks, [-1, d]);
+  expectShape(op, "codebooks", codebooks, [-1, d, -1]);
   expectShape(op, "codes", codes, [-1, -1]);
   expectDtype(op, "codes", codes, "u32");
   expectDtype(op, "x", x, "f32");
   expectDtype(op, "codebooks", codebooks, "f32");
-  if (d > MAX_DIM || nq * bins > codebooks.shape[0] || column + frames > columns) {
+  if (d > MAX_DIM || nq > codebooks.shape[0] || column + frames > columns) {
     throw new OptionError(
       `Cannot record ${op}: ${nq} codebooks of ${bins} × ${d} into columns ` +
         `[${column}, ${column + frames}) of ${columns}, with ${codebooks.shape[0]} codewords ` +
@@ -66,4 +67,26 @@ export function rvqEncode(
   }
   const params = [frames, d, bins, nq, x.offset, codes.offset, columns, column];
   rec.dispatch(rec.gpu.kernels.get(RVQ_ENCODE), [codes, x, codebooks], params, [frames]);
+}
+
+/**
+ * Transposes stacked codebooks (n · bins, D) into the (n, D, bins) layout of {@linkcode rvqEncode}.
+ *
+ * @example
+ * ```ts
+ * import { transposeCodebooks } from "@valle/core/gpu";
+ * // 1 codebook of 2 codewords [1, 2] and [3, 4]
+ * const t = transposeCodebooks(new Float32Array([1, 2, 3, 4]), 2, 2);
+ * console.assert(t.join() === "1,3,2,4");
+ * ```
+ */
+export function transposeCodebooks(table: Float32Array, bins: number, d: number): Float32Array {
+  const n = table.length / (bins * d);
+  const out = new Float32Array(table.length);
+  for (let q = 0; q < n; q++) {
+    for (let j = 0; j < bins; j++) {
+      for (let c = 0; c < d; c++) out[(q * d + c) * bins + j] = table[(q * bins + j) * d + c];
+    }
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { rvqEncode } from "../../src/ops/rvq.ts";
+import { rvqEncode, transposeCodebooks } from "../../src/ops/rvq.ts";
 import { Recorder } from "../../src/gpu/recorder.ts";
 import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
 import { readU32 } from "../../src/gpu/readback.ts";
@@ -18,8 +18,8 @@ gpuTest("rvqEncode() picks the nearest codewords of every codebook in turn", asy
     rec,
     codes,
     uploadTensor(gpu, x, [frames, d], "f32", "x"),
-    uploadTensor(gpu, codebooks, [nq * bins, d], "f32", "cb"),
-    { bins, column: 2 },
+    uploadTensor(gpu, transposeCodebooks(codebooks, bins, d), [nq, d, bins], "f32", "cb"),
+    { column: 2 },
   );
   rec.submit();
   const got = await readU32(gpu, codes);
@@ -44,8 +44,7 @@ gpuTest(
       rec,
       codes,
       uploadTensor(gpu, x, [1, d], "f32", "x"),
-      uploadTensor(gpu, codebooks, [bins, d], "f32", "cb"),
-      { bins },
+      uploadTensor(gpu, transposeCodebooks(codebooks, bins, d), [1, d, bins], "f32", "cb"),
     );
     rec.submit();
     deepStrictEqual(Array.from(await readU32(gpu, codes)), [5]);

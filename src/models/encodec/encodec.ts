@@ -240,7 +240,7 @@ export class Encodec {
     const frames = this.#frames(audio.length);
     const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
     await this.#runEncoder(audio, (rec, latent, column) => {
-      rvqEncode(rec, codes, latent, this.#weights.codebooks, { bins: this.config.bins, column });
+      rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
     });
     const [bytes] = await readBytes(this.gpu, [codes]);
     return { codes: new Int32Array(bytes), nQ, frames };
@@ -300,7 +300,7 @@ export class Encodec {
       const n = Math.min(this.chunkFrames, frames - a);
       const x = this.#ws.tensor("latent", [n, this.config.dim]);
       writeTensor(this.gpu, x, latent.subarray(a * this.config.dim, (a + n) * this.config.dim));
-      rvqEncode(rec, codes, x, this.#weights.codebooks, { bins: this.config.bins, column: a });
+      rvqEncode(rec, codes, x, this.#weights.codebooksTransposed, { column: a });
       rec.submit();
     }
     const [bytes] = await readBytes(this.gpu, [codes]);

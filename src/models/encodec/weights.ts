@@ -18,6 +18,7 @@ import type { GpuTensor } from "../../gpu/tensor.ts";
 import { f32ToF16 } from "../../io/dtype.ts";
 import type { WeightSource } from "../../io/weights.ts";
 import { convTransposeWeightLayout, convWeightLayout } from "../../ops/conv1d.ts";
+import { transposeCodebooks } from "../../ops/rvq.ts";
 import type { EncodecConfig } from "./config.ts";
 
 /** A causal convolution (reflect padding on the left, plus the "extra" right padding). */
@@ -95,6 +96,8 @@ export interface EncodecWeights {
   readonly decoder: readonly SeanetLayer[];
   /** (numQuantizers · bins, dim), f32: codeword j of codebook q is row q·bins + j. */
   readonly codebooks: GpuTensor;
+  /** (numQuantizers, dim, bins), f32: the same, transposed for the nearest-codeword search. */
+  readonly codebooksTransposed: GpuTensor;
 }
 
 /**
@@ -133,15 +136,17 @@ export function loadEncodecWeights(
   }
   const codebooks = new Float32Array(config.numQuantizers * config.bins * config.dim);
   tables.forEach((t, q) => codebooks.set(t, q * t.length));
+  const { numQuantizers: n, bins, dim } = config;
   return {
     encoder,
     decoder,
-    codebooks: uploadTensor(
+    codebooks: uploadTensor(gpu, codebooks, [n * bins, dim], "f32", "encodec.codebooks"),
+    codebooksTransposed: uploadTensor(
       gpu,
-      codebooks,
-      [config.numQuantizers * config.bins, config.dim],
+      transposeCodebooks(codebooks, bins, dim),
+      [n, dim, bins],
       "f32",
-      "encodec.codebooks",
+      "encodec.codebooks.transposed",
     ),
   };
 }
