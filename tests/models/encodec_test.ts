@@ -7,6 +7,7 @@ import {
   type TensorData,
 } from "../../src/io/safetensors.ts";
 import { goldenTests } from "./_golden.ts";
+import { runGoldenFolder } from "../../tools/golden.ts";
 import { gpuTest } from "../_gpu.ts";
 import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
 import type { Gpu } from "../../src/gpu/device.ts";
@@ -111,3 +112,38 @@ Deno.test("parseEncodecConfig() derives the 24 kHz constants and refuses the 48 
     },
   );
 });
+
+gpuTest(
+  "the golden runner fails, never skips, a case kind or expected tensor it does not know",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
+      const entry = manifest.files["decode_K8_T1.safetensors"];
+      manifest.files = {
+        "a.safetensors": { ...entry, kind: "encodec.mystery" },
+        "b.safetensors": {
+          ...entry,
+          tensors: { ...entry.tensors, extra: { role: "expected", shape: [1], dtype: "float32" } },
+        },
+      };
+      for (const name of ["model.safetensors", "config.json"]) {
+        await Deno.copyFile(new URL(name, FOLDER), `${dir}/${name}`);
+      }
+      for (const name of ["a.safetensors", "b.safetensors"]) {
+        await Deno.copyFile(new URL("decode_K8_T1.safetensors", FOLDER), `${dir}/${name}`);
+      }
+      await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest));
+      const results = [];
+      for await (const r of runGoldenFolder(new URL(`file://${dir}/`))) results.push(r);
+      deepStrictEqual(results.map((r) => [r.name, r.passed]), [
+        ["a.safetensors", false],
+        ["b.safetensors:quantized", true],
+        ["b.safetensors:audio", true],
+        ["b.safetensors:extra", false],
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
