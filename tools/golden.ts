@@ -9,10 +9,11 @@
  */
 
 import type { CaseResult, GoldenFamily } from "./golden/types.ts";
+import { codecFamily } from "./golden/codec.ts";
 import { valleFamily } from "./golden/valle.ts";
 
 /** Checkers by model family. */
-const FAMILIES: GoldenFamily[] = [valleFamily];
+const FAMILIES: GoldenFamily[] = [valleFamily, codecFamily];
 
 /** Runs one folder, yielding its case results. */
 export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {

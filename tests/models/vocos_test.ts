@@ -1,0 +1,81 @@
+import { Vocos } from "../../src/models/vocos/vocos.ts";
+import { parseVocosConfig } from "../../src/models/vocos/config.ts";
+import { OptionError, WeightsError } from "../../src/errors.ts";
+import { goldenTests } from "./_golden.ts";
+import { gpuTest } from "../_gpu.ts";
+import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
+import { deepStrictEqual, ok, rejects, throws } from "node:assert";
+
+const FOLDER = new URL("vocos-tiny/", FIXTURES);
+await goldenTests("Vocos", "vocos-tiny");
+
+const CONFIG = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
+
+function randomCodes(rng: Rng, nQ: number, frames: number) {
+  return { codes: Int32Array.from({ length: nQ * frames }, () => rng.int(1024)), nQ, frames };
+}
+
+gpuTest("Vocos: chunked decode equals the unchunked result exactly", async (gpu) => {
+  const bytes = await readFixture("vocos-tiny/model.safetensors");
+  const whole = await Vocos.load(gpu, bytes, { config: CONFIG });
+  const chunked = await Vocos.load(gpu, bytes, { config: CONFIG, chunkFrames: 5 });
+  const codes = randomCodes(new Rng(5), 4, 40);
+  const expected = await whole.decode(codes);
+  deepStrictEqual(expected.length, 40 * 320);
+  deepStrictEqual(await chunked.decode(codes), expected);
+});
+
+gpuTest("Vocos.load() reads the PyTorch pytorch_model.bin like the safetensors", async (gpu) => {
+  const codes = randomCodes(new Rng(6), 2, 9);
+  const st = await Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+    config: CONFIG,
+  });
+  const bin = await Vocos.load(gpu, await readFixture("vocos-tiny/pytorch_model.bin"), {
+    config: CONFIG,
+  });
+  deepStrictEqual(await bin.decode(codes), await st.decode(codes));
+});
+
+gpuTest(
+  "Vocos.decode() infers the bandwidth id from the codebook count and refuses bad codes",
+  async (gpu) => {
+    const vocos = await Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+      config: CONFIG,
+    });
+    const codes = randomCodes(new Rng(7), 2, 5);
+    deepStrictEqual(await vocos.decode(codes), await vocos.decode(codes, { bandwidthId: 1 }));
+    await rejects(vocos.decode(randomCodes(new Rng(8), 3, 5)), /3 codebooks match no bandwidth id/);
+    await rejects(vocos.decode(codes, { bandwidthId: 3 }), OptionError);
+    await rejects(vocos.decode({ codes: new Int32Array([0, -1]), nQ: 1, frames: 2 }), /code -1/);
+  },
+);
+
+gpuTest("Vocos.load() lists missing and mis-shaped tensors", async (gpu) => {
+  await rejects(
+    Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+      config: {
+        ...CONFIG,
+        backbone: {
+          ...CONFIG.backbone,
+          init_args: { ...CONFIG.backbone.init_args, num_layers: 3 },
+        },
+      },
+    }),
+    (e) => {
+      ok(e instanceof WeightsError, String(e));
+      ok(e.problems.some((p) => p.tensor === "backbone.convnext.2.gamma" && p.found === "missing"));
+      return true;
+    },
+  );
+});
+
+Deno.test("parseVocosConfig() derives codebook counts and refuses other variants", () => {
+  deepStrictEqual(parseVocosConfig(CONFIG).codebooksPerBandwidth, [1, 2, 4]);
+  throws(
+    () =>
+      parseVocosConfig({
+        head: { class_path: "vocos.heads.ISTFTHead", init_args: { padding: "center" } },
+      }),
+    (e) => e instanceof WeightsError && e.problems[0].tensor === "head.init_args.padding",
+  );
+});
