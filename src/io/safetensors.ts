@@ -18,6 +18,7 @@
 
 import { FormatError, type FormatErrorDetails } from "../errors.ts";
 import { bf16ToF32, type Dtype, DTYPE_SIZES, f16ToF32, f32ToF16 } from "./dtype.ts";
+import { type ByteSource, filler, openByteSource } from "./source.ts";
 
 export * from "./dtype.ts";
 
@@ -25,10 +26,6 @@ export * from "./dtype.ts";
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 /** The first buffer for a header of a stream of unknown size; it doubles as bytes arrive. */
 const HEADER_STEP = 64 * 1024;
-/** The most bytes asked of a source at once, so that progress and aborts are seen often. */
-const READ_CHUNK = 16 * 1024 * 1024;
-/** URL schemes that {@linkcode readSafetensors} fetches; other strings are file paths. */
-const FETCHED_SCHEMES = /^(?:https?|file|blob|data):/i;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -462,7 +459,11 @@ export async function readSafetensors(
     onProgress?.(bytes.length, bytes.length);
     return st;
   }
-  const input = await openSource(source, options);
+  const input = await openByteSource(source, {
+    label: options.source,
+    kind: "safetensors",
+    signal,
+  });
   const close = () => input.close();
   signal?.addEventListener("abort", close, { once: true });
   try {
@@ -572,119 +573,6 @@ function checkTensorData(
   };
 }
 
-/** A source of bytes read in order, with its name and, when known, its size. */
-interface ByteSource {
-  /** The name error messages give the file. */
-  readonly label: string;
-  /** The total size in bytes, when the source tells it. */
-  readonly size: number | undefined;
-  /** Writes the next bytes into `target`: at least one, or none at the end of the source. */
-  read(target: Uint8Array): Promise<number>;
-  /** Releases the source; safe to call more than once. */
-  close(): Promise<void>;
-}
-
-/** The part of the Deno namespace used to read a plain file path into one buffer. */
-interface DenoFiles {
-  open(path: string): Promise<{
-    stat(): Promise<{ size: number }>;
-    read(target: Uint8Array): Promise<number | null>;
-    close(): void;
-  }>;
-}
-
-/** Opens whatever {@linkcode readSafetensors} was given as a {@linkcode ByteSource}. */
-async function openSource(
-  source: Exclude<SafetensorsSource, Uint8Array | ArrayBuffer>,
-  { source: label, signal }: ReadSafetensorsOptions,
-): Promise<ByteSource> {
-  if (source instanceof Blob) {
-    const name = source instanceof File ? source.name : "<blob>";
-    return streamSource(source.stream(), source.size, label ?? name);
-  }
-  if (source instanceof Response) {
-    return responseSource(source, label ?? (source.url || "<response>"));
-  }
-  if (source instanceof ReadableStream) return streamSource(source, undefined, label ?? "<stream>");
-  const deno = (globalThis as { Deno?: DenoFiles }).Deno;
-  if (typeof source === "string" && !FETCHED_SCHEMES.test(source) && deno) {
-    return await fileSource(deno, source, label ?? source);
-  }
-  const url = typeof source === "string" ? new URL(source, globalThis.location?.href) : source;
-  const response = await fetch(url, { signal });
-  return responseSource(response, label ?? (url.protocol === "data:" ? "<data URL>" : url.href));
-}
-
-/** Reads a plain file path in Deno, straight into the caller's buffers. */
-async function fileSource(deno: DenoFiles, path: string, label: string): Promise<ByteSource> {
-  const file = await deno.open(path);
-  let open = true;
-  const close = () => {
-    if (open) file.close();
-    open = false;
-    return Promise.resolve();
-  };
-  try {
-    const { size } = await file.stat();
-    return { label, size, read: async (target) => (await file.read(target)) ?? 0, close };
-  } catch (e) {
-    await close();
-    throw e;
-  }
-}
-
-/** Reads a fetch response's body, after checking its status. */
-function responseSource(response: Response, label: string): ByteSource {
-  if (!response.ok) {
-    response.body?.cancel().catch(() => {});
-    const status = `HTTP ${response.status} ${response.statusText}`.trim();
-    throw formatError(label, `server answered ${status}, expected a 2xx status`, {
-      expected: "HTTP 2xx",
-      found: status,
-    });
-  }
-  // Content-Length counts encoded bytes when the body is compressed, so it is only a size when
-  // there is no Content-Encoding.
-  const length = response.headers.get("content-length");
-  const size = length !== null && /^\d+$/.test(length) && !response.headers.has("content-encoding")
-    ? Number(length)
-    : undefined;
-  return streamSource(response.body ?? new Blob().stream(), size, label);
-}
-
-/** Reads a byte stream; a chunk longer than the caller's buffer is split, its rest kept. */
-function streamSource(
-  stream: ReadableStream<Uint8Array>,
-  size: number | undefined,
-  label: string,
-): ByteSource {
-  const reader = stream.getReader();
-  let rest: Uint8Array = new Uint8Array(0);
-  return {
-    label,
-    size,
-    async read(target) {
-      while (rest.length === 0) {
-        const { done, value } = await reader.read();
-        if (done) return 0;
-        if (!(value instanceof Uint8Array)) {
-          throw new TypeError(
-            `Cannot read safetensors "${label}": stream chunk is ${
-              describe(value)
-            }, expected a Uint8Array`,
-          );
-        }
-        rest = value;
-      }
-      const n = Math.min(rest.length, target.length);
-      target.set(rest.subarray(0, n));
-      rest = rest.subarray(n);
-      return n;
-    },
-    close: () => reader.cancel().catch(() => {}),
-  };
-}
-
 /**
  * Reads a file from a source: the length prefix and header first, checked before the one
  * buffer for the whole file is allocated and filled.
@@ -694,20 +582,7 @@ async function readFrom(
   { signal, onProgress }: ReadSafetensorsOptions,
 ): Promise<Safetensors> {
   const { label, size } = input;
-  let loaded = 0;
-  const fill = async (target: Uint8Array): Promise<number> => {
-    let filled = 0;
-    while (filled < target.length) {
-      const end = Math.min(target.length, filled + READ_CHUNK);
-      const n = await input.read(target.subarray(filled, end));
-      signal?.throwIfAborted();
-      if (n === 0) break;
-      filled += n;
-      loaded += n;
-      onProgress?.(loaded, size);
-    }
-    return filled;
-  };
+  const fill = filler(input, { signal, onProgress });
 
   const prefix = new Uint8Array(8);
   const headerSize = headerLength(prefix.subarray(0, await fill(prefix)), label, size);
