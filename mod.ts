@@ -19,6 +19,7 @@
  * @module
  */
 
+export * from "./src/tts/mod.ts";
 export * from "./src/errors.ts";
 export * from "./src/io/safetensors.ts";
 export * from "./src/io/download.ts";

@@ -61,7 +61,8 @@ interface DenoFiles {
  * @param input What to read.
  * @param options Label and abort signal.
  * @returns The open source; close it when done.
- * @throws {FormatError} A server answered with an HTTP error status.
+ * @throws {FormatError} A file is missing or unreadable, or a server answered with an HTTP
+ * error status.
  *
  * @example
  * ```ts ignore
@@ -86,7 +87,7 @@ export async function openByteSource(
   if (input instanceof ReadableStream) return streamSource(input, undefined, label ?? "<stream>");
   const deno = (globalThis as { Deno?: DenoFiles }).Deno;
   if (typeof input === "string" && !FETCHED_SCHEMES.test(input) && deno) {
-    return await fileSource(deno, input, label ?? input);
+    return await fileSource(deno, input, label ?? input, what);
   }
   const url = typeof input === "string" ? new URL(input, globalThis.location?.href) : input;
   const response = await fetch(url, { signal });
@@ -166,8 +167,23 @@ export async function readAllBytes(
 }
 
 /** Reads a plain file path in Deno, straight into the caller's buffers. */
-async function fileSource(deno: DenoFiles, path: string, label: string): Promise<ByteSource> {
-  const file = await deno.open(path);
+async function fileSource(
+  deno: DenoFiles,
+  path: string,
+  label: string,
+  what: string,
+): Promise<ByteSource> {
+  let file: Awaited<ReturnType<DenoFiles["open"]>>;
+  try {
+    file = await deno.open(path);
+  } catch (e) {
+    const reason = (e as Error).name === "NotFound" ? "no such file" : (e as Error).message;
+    throw new FormatError(`Cannot read ${what}"${label}": ${reason}`, {
+      file: label,
+      expected: "a readable file",
+      found: reason,
+    }, { cause: e });
+  }
   let open = true;
   const close = () => {
     if (open) file.close();

@@ -1,0 +1,435 @@
+/**
+ * The product: {@linkcode Valle} holds the GPU, the VALL-E model, EnCodec (to hear reference
+ * voices and, optionally, to speak) and Vocos (to speak), and turns text into speech in a voice,
+ * piece by piece (sentences or lines), with optional rolling context, streaming, progress and
+ * cancellation. {@linkcode synthesize} is the one-call form.
+ *
+ * Flow per piece (upstream `TTS.inference`): text → phonemes → tokens; reference clips → EnCodec
+ * codes (concatenated, trimmed/repeated); VALL-E → codes (frames × 8); Vocos or EnCodec → 24 kHz.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
+import { OptionError } from "../errors.ts";
+import type { FileCache } from "../io/cache.ts";
+import { parseSafetensors } from "../io/safetensors.ts";
+import { readAllBytes } from "../io/source.ts";
+import type { EncodecConfigJson } from "../models/encodec/config.ts";
+import { Encodec } from "../models/encodec/encodec.ts";
+import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
+import { Valle as ValleModel } from "../models/valle/model.ts";
+import type { SamplerOptions } from "../models/valle/sampler.ts";
+import type { VocosConfigJson } from "../models/vocos/config.ts";
+import { Vocos } from "../models/vocos/vocos.ts";
+import type { Phonemizer } from "../text/phonemizer.ts";
+import { prepareText } from "../text/prepare.ts";
+import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
+import {
+  type ResolvedSynthesizeOptions,
+  resolveSynthesizeOptions,
+  type SynthesisProgress,
+  type SynthesizeOptions,
+} from "./options.ts";
+import { type AudioInput, readReference } from "./reference.ts";
+import { DEFAULT_FILES, type FileSource, loadFile } from "./sources.ts";
+import { joinPieces, Speech, type SpeechPiece } from "./speech.ts";
+
+/** EnCodec's frame rate at 24 kHz: VALL-E counts durations in these frames. */
+const FRAMES_PER_SECOND = 75;
+
+/** Options of {@linkcode Valle.load}. */
+export interface ValleOptions {
+  /** The VALL-E weights (`.sft`). Default: ecker/vall-e `ar+nar-len-llama-8`, downloaded once. */
+  model?: FileSource;
+  /** EnCodec weights (`model.safetensors` or `pytorch_model.bin`). Default: facebook/encodec_24khz. */
+  codec?: FileSource;
+  /** EnCodec's `config.json` (object or file). Default: the 24 kHz model's configuration. */
+  codecConfig?: EncodecConfigJson | FileSource;
+  /** Vocos weights. Default: charactr/vocos-encodec-24khz `pytorch_model.bin`. Loaded on first use. */
+  vocoder?: FileSource;
+  /** Vocos configuration (object or JSON file). Default: the released model's. */
+  vocoderConfig?: VocosConfigJson | FileSource;
+  /** Run on this device instead of requesting one. */
+  gpu?: Gpu;
+  /** VALL-E weight precision: `"auto"` (f16 when available), `"f16"` or `"f32"`. */
+  precision?: Precision;
+  /** Where downloads are cached; `false` to download every time. Default: the platform cache. */
+  cache?: FileCache | false;
+  /** The phonemizer. Default: espeak-ng (bundled); `ipaPassthrough` for IPA input. */
+  phonemizer?: Phonemizer;
+  /** NAR embedding-sum rule: `"head"` (current upstream, default) or `"dec2024"` (training). */
+  embeddingRule?: EmbeddingRule;
+  /** Insert the language token (upstream HEAD does; see the spec's corrections). Default true. */
+  includeLanguage?: boolean;
+  /** Progress of downloads and loading. */
+  onProgress?: (progress: SynthesisProgress) => void;
+  /** Cancels loading. */
+  signal?: AbortSignal;
+}
+
+/**
+ * VALL-E text-to-speech on the GPU, ready for many calls. Dispose it to free the GPU memory.
+ *
+ * @example Clone a voice
+ * ```ts ignore
+ * import { Valle } from "@valle/core";
+ * const valle = await Valle.load(); // downloads the released weights once
+ * const speech = await valle.synthesize("Hello there. How are you?", {
+ *   reference: "voice.wav",
+ *   language: "en",
+ *   seed: 1,
+ * });
+ * await Deno.writeFile("out.wav", speech.toWav());
+ * valle.dispose();
+ * ```
+ */
+export class Valle {
+  /** The device. */
+  readonly gpu: Gpu;
+  /** The VALL-E model. */
+  readonly model: ValleModel;
+  /** EnCodec: encodes reference voices, decodes with `decoder: "encodec"`. */
+  readonly encodec: Encodec;
+  #options: ValleOptions;
+  #vocos?: Promise<Vocos>;
+  #ownsGpu: boolean;
+
+  private constructor(
+    gpu: Gpu,
+    model: ValleModel,
+    encodec: Encodec,
+    options: ValleOptions,
+    ownsGpu: boolean,
+  ) {
+    this.gpu = gpu;
+    this.model = model;
+    this.encodec = encodec;
+    this.#options = options;
+    this.#ownsGpu = ownsGpu;
+  }
+
+  /**
+   * Loads (downloading when needed) the model and EnCodec onto the GPU. Vocos loads on first use.
+   *
+   * @param options Weight sources, device, precision, cache, phonemizer, progress.
+   * @returns A ready instance.
+   * @throws {DownloadError} A file could not be downloaded (the message says where to put it).
+   * @throws {WeightsError} A file does not hold the expected model.
+   * @throws {GpuError} No WebGPU adapter.
+   *
+   * @example
+   * ```ts ignore
+   * const valle = await Valle.load({ model: "./ar+nar-len-llama-8.sft" });
+   * ```
+   */
+  static async load(options: ValleOptions = {}): Promise<Valle> {
+    const report = options.onProgress;
+    const fetchOptions = {
+      cache: options.cache,
+      signal: options.signal,
+      onProgress: (p: { file: string; loaded: number; total?: number }) =>
+        report?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
+    };
+    const [modelBytes, codecBytes, codecConfig] = await Promise.all([
+      loadFile(options.model, DEFAULT_FILES.model, fetchOptions),
+      loadFile(options.codec, DEFAULT_FILES.codec, fetchOptions),
+      readConfig(options.codecConfig, options.signal),
+    ]);
+    options.signal?.throwIfAborted();
+    const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
+    try {
+      report?.({ phase: "load", file: "model" });
+      const model = await ValleModel.load(
+        parseSafetensors(modelBytes, { source: label(options.model, "model") }),
+        {
+          gpu,
+          precision: options.precision,
+          embeddingRule: options.embeddingRule,
+          includeLanguage: options.includeLanguage,
+        },
+      );
+      report?.({ phase: "load", file: "codec" });
+      const encodec = await Encodec.load(gpu, codecBytes, {
+        config: codecConfig as EncodecConfigJson | undefined,
+        label: label(options.codec, "codec"),
+      });
+      return new Valle(gpu, model, encodec, options, !options.gpu);
+    } catch (e) {
+      if (!options.gpu) gpu.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * Encodes reference clips into the prompt codes the model conditions on: each clip read as
+   * mono 24 kHz, encoded with EnCodec at 6 kbps, the codes concatenated, and trimmed or repeated
+   * to `promptSeconds` when it is > 0. Reuse the result as `prompt` to skip encoding next time.
+   *
+   * @param reference One clip or several.
+   * @param promptSeconds Trim/repeat length in seconds; 0 keeps everything.
+   * @param signal Cancels reading.
+   * @returns Frame-major codes with the model's RVQ levels.
+   *
+   * @example
+   * ```ts ignore
+   * const voice = await valle.encodeReference(["a.wav", "b.wav"], 6);
+   * await valle.synthesize("Hi.", { prompt: voice });
+   * ```
+   */
+  async encodeReference(
+    reference: AudioInput | readonly AudioInput[],
+    promptSeconds = 0,
+    signal?: AbortSignal,
+  ): Promise<GeneratedCodes> {
+    const clips = Array.isArray(reference) ? reference : [reference as AudioInput];
+    if (clips.length === 0) throw new OptionError("Cannot encode a voice: no reference clip given");
+    const rate = this.encodec.config.sampleRate;
+    const levels = this.model.config.nLevels;
+    const coded: Codes[] = [];
+    for (const clip of clips) {
+      const samples = await readReference(clip, rate, signal);
+      signal?.throwIfAborted();
+      const codes = await this.encodec.encode(samples, rate, { nQ: levels });
+      coded.push(toModelCodes(codes, levels));
+    }
+    return joinPrompt(coded, Math.round(promptSeconds * FRAMES_PER_SECOND));
+  }
+
+  /**
+   * Speaks `text`, one piece after another, and returns the whole utterance.
+   *
+   * @param text What to say.
+   * @param options Voice, languages, sampling, decoder, seed, progress, cancellation.
+   * @returns The audio, with each piece's codes and phonemes.
+   * @throws {OptionError} An unsupported language, an option out of range, text that
+   * phonemizes to nothing.
+   *
+   * @example
+   * ```ts ignore
+   * const speech = await valle.synthesize("Once again, excellent work.", { reference: "me.wav" });
+   * ```
+   */
+  async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Speech> {
+    const o = resolveSynthesizeOptions(options);
+    const pieces: SpeechPiece[] = [];
+    for await (const piece of this.#speak(text, o)) pieces.push(piece);
+    const rate = pieces[0]?.sampleRate ?? this.encodec.config.sampleRate;
+    const samples = joinPieces(pieces.map((p) => p.samples), rate, o.pauseSeconds);
+    return new Speech(samples, rate, pieces);
+  }
+
+  /**
+   * Speaks `text` piece by piece, yielding each piece's audio as soon as it is decoded: the
+   * first sentence can play while the next is generated. Stop early with `break` or the signal.
+   *
+   * @param text What to say.
+   * @param options As for {@linkcode Valle.synthesize}.
+   * @returns The pieces, in order.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const piece of valle.stream(longText, { reference: "me.wav" })) {
+   *   play(piece.samples, piece.sampleRate);
+   * }
+   * ```
+   */
+  stream(text: string, options: SynthesizeOptions = {}): AsyncGenerator<SpeechPiece> {
+    return this.#speak(text, resolveSynthesizeOptions(options));
+  }
+
+  /** Frees the GPU memory of every model (and the device, when this instance requested it). */
+  dispose(): void {
+    this.model.dispose();
+    this.encodec.dispose();
+    this.#vocos?.then((v) => v.dispose(), () => {});
+    if (this.#ownsGpu) this.gpu.destroy();
+  }
+
+  async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
+    const report = o.onProgress;
+    const signal = o.signal;
+    report?.({ phase: "phonemize" });
+    const pieces = await prepareText(text, {
+      language: o.language,
+      textLanguage: o.textLanguage,
+      split: o.split,
+      phonemizer: this.#options.phonemizer,
+    });
+    signal?.throwIfAborted();
+    let prompt = o.prompt ?? null;
+    if (o.reference !== undefined) {
+      report?.({ phase: "encode-prompt" });
+      prompt = await this.encodeReference(o.reference, o.promptSeconds, signal);
+    } else if (prompt && o.promptSeconds > 0) {
+      prompt = joinPrompt([prompt], Math.round(o.promptSeconds * FRAMES_PER_SECOND));
+    }
+    const vocos = o.decoder === "vocos" ? await this.#loadVocos(signal) : undefined;
+    const maxFrames = Math.round(o.maxSeconds * FRAMES_PER_SECOND);
+    const history: { tokens: number[]; level0: Int32Array }[] = [];
+    for (const [index, piece] of pieces.entries()) {
+      signal?.throwIfAborted();
+      const at = { piece: index, pieces: pieces.length };
+      const prefix = o.contextHistory > 0 && history.length > 0
+        ? contextPrefix(history.slice(-o.contextHistory))
+        : undefined;
+      report?.({ phase: "level0", ...at });
+      const result = await this.model.generate({
+        phonemes: piece.tokens,
+        language: piece.languageId,
+        prompt,
+        modality: o.modality,
+        maxFrames,
+        ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar"), seed: o.seed + index },
+        narLen: {
+          steps: o.steps,
+          temperature: o.arTemperature,
+          cfg: { strength: o.cfgStrength, rescale: o.cfgRescale },
+          sampler: this.#sampler(o, "nar-len"),
+          seed: o.seed + index,
+        },
+        nar: {
+          sampler: this.#sampler(o, "nar"),
+          seed: o.seed + index,
+          // A strength of 1 is CFG's identity: skip the second pass.
+          cfg: o.cfgStrength === 1 ? undefined : { strength: o.cfgStrength, rescale: o.cfgRescale },
+        },
+        ...(prefix ? { prefix } : {}),
+      });
+      signal?.throwIfAborted();
+      report?.({ phase: "decode", ...at });
+      const samples = await this.#decode(result.codes, vocos);
+      if (o.contextHistory > 0) {
+        history.push({ tokens: piece.tokens, level0: level0(result.codes) });
+      }
+      yield {
+        index,
+        count: pieces.length,
+        text: piece.text,
+        phonemes: piece.phonemes,
+        languageId: piece.languageId,
+        codes: result.codes,
+        modality: result.modality,
+        samples,
+        sampleRate: this.encodec.config.sampleRate,
+      };
+    }
+  }
+
+  #sampler(o: ResolvedSynthesizeOptions, stage: "ar" | "nar-len" | "nar"): SamplerOptions {
+    const common = { topK: o.topK, topP: o.topP, minP: o.minP, topNSigma: o.topNSigma };
+    if (stage === "nar-len") return common;
+    const penalties = {
+      repetitionPenalty: o.repetitionPenalty,
+      repetitionPenaltyDecay: o.repetitionPenaltyDecay,
+    };
+    if (stage === "nar") return { ...common, ...penalties, temperature: o.narTemperature };
+    return {
+      ...common,
+      ...penalties,
+      temperature: o.arTemperature,
+      minTemperature: o.minArTemperature,
+      lengthPenalty: o.lengthPenalty,
+    };
+  }
+
+  async #decode(codes: GeneratedCodes, vocos: Vocos | undefined): Promise<Float32Array> {
+    if (codes.frames === 0) return new Float32Array(0);
+    const audio = toAudioCodes(codes, this.encodec.config.bins);
+    return vocos ? await vocos.decode(audio) : await this.encodec.decode(audio);
+  }
+
+  #loadVocos(signal?: AbortSignal): Promise<Vocos> {
+    this.#vocos ??= (async () => {
+      const report = this.#options.onProgress;
+      const [bytes, config] = await Promise.all([
+        loadFile(this.#options.vocoder, DEFAULT_FILES.vocoder, {
+          cache: this.#options.cache,
+          signal,
+          onProgress: (p) =>
+            report?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
+        }),
+        readConfig(this.#options.vocoderConfig, signal),
+      ]);
+      report?.({ phase: "load", file: "vocoder" });
+      return await Vocos.load(this.gpu, bytes, {
+        config: config as VocosConfigJson | undefined,
+        label: label(this.#options.vocoder, "vocoder"),
+      });
+    })();
+    // A failed load is retried on the next call.
+    this.#vocos.catch(() => (this.#vocos = undefined));
+    return this.#vocos;
+  }
+}
+
+/**
+ * Speaks `text` in one call: loads the models (downloading the released weights once), speaks,
+ * and frees the GPU. For several calls, keep a {@linkcode Valle} instead.
+ *
+ * @param text What to say.
+ * @param options Synthesis options and, for loading, weight sources, device and cache.
+ * @returns The audio with its codes and phonemes.
+ *
+ * @example
+ * ```ts ignore
+ * import { synthesize } from "@valle/core";
+ * const speech = await synthesize("Hello!", { reference: "voice.wav", language: "en" });
+ * await Deno.writeFile("hello.wav", speech.toWav());
+ * ```
+ */
+export async function synthesize(
+  text: string,
+  options: SynthesizeOptions & ValleOptions = {},
+): Promise<Speech> {
+  const valle = await Valle.load(options);
+  try {
+    return await valle.synthesize(text, options);
+  } finally {
+    valle.dispose();
+  }
+}
+
+/** Upstream's rolling-context prefix: the history's phonemes and level-0 codes, concatenated. */
+function contextPrefix(history: readonly { tokens: number[]; level0: Int32Array }[]) {
+  const phonemes = history.flatMap((h) => h.tokens);
+  const frames = history.reduce((n, h) => n + h.level0.length, 0);
+  const data = new Int32Array(frames);
+  let at = 0;
+  for (const h of history) {
+    data.set(h.level0, at);
+    at += h.level0.length;
+  }
+  return { phonemes, codes: { data, frames, levels: 1 } };
+}
+
+/** Level 0 of frame-major codes. */
+function level0(codes: GeneratedCodes): Int32Array {
+  return Int32Array.from({ length: codes.frames }, (_, t) => codes.data[t * codes.levels]);
+}
+
+/** A config given as an object, or a JSON file to read. */
+async function readConfig(
+  source: object | FileSource | undefined,
+  signal?: AbortSignal,
+): Promise<object | undefined> {
+  if (source === undefined) return undefined;
+  const isFile = typeof source === "string" || source instanceof URL || source instanceof Blob ||
+    source instanceof Uint8Array || source instanceof ArrayBuffer;
+  if (!isFile) return source;
+  const name = typeof source === "string" ? source : source instanceof URL ? source.href : "config";
+  const text = new TextDecoder().decode(await readAllBytes(source, { label: name, signal }));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new OptionError(`Cannot read the configuration ${name}: it is not JSON (${e})`);
+  }
+}
+
+function label(source: FileSource | undefined, fallback: keyof typeof DEFAULT_FILES): string {
+  if (typeof source === "string") return source;
+  if (source instanceof URL) return source.href;
+  return source === undefined ? DEFAULT_FILES[fallback].url : `<${fallback} bytes>`;
+}
