@@ -9,6 +9,7 @@
 
 import { OptionError } from "../errors.ts";
 import type { Codes } from "../models/valle/inputs.ts";
+import { parseLanguage } from "../text/languages.ts";
 import type { SplitMode } from "../text/split.ts";
 import type { LanguageChoice } from "../text/prepare.ts";
 import type { AudioInput } from "./reference.ts";
@@ -145,7 +146,8 @@ export type ResolvedSynthesizeOptions =
 /**
  * Fills in defaults and checks what the sampler does not check itself.
  *
- * @throws {OptionError} A value out of range, naming it, what was given and what is accepted.
+ * @throws {OptionError} A value out of range or an unknown language, naming it, what was given
+ * and what is accepted.
  *
  * @example
  * ```ts
@@ -202,6 +204,15 @@ export function resolveSynthesizeOptions(
     "seed",
     Number.isInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32,
     "an integer in [0, 2³²)",
+  );
+  for (const name of ["language", "textLanguage"] as const) {
+    const value = o[name];
+    if (value !== undefined && value !== "auto") parseLanguage(value, name);
+  }
+  check(
+    "split",
+    ["sentences", "lines", "none"].includes(o.split),
+    '"sentences", "lines" or "none"',
   );
   if (o.reference !== undefined && o.prompt !== undefined) {
     throw new OptionError("Cannot synthesize: both reference and prompt are given, expected one");

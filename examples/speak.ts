@@ -1,0 +1,114 @@
+/**
+ * speak: text to a WAV file in the voice of a reference clip, with VALL-E on the GPU.
+ *
+ *   deno run -A examples/speak.ts "Hello there." --ref voice.wav --out hello.wav
+ *   echo "Guten Tag." | deno run -A examples/speak.ts --lang de --out tag.wav
+ *   deno run -A examples/speak.ts --help
+ *
+ * Without --model/--codec/--vocoder it downloads the released weights once (about 550 MB) into
+ * the cache directory. Run with --help for every option.
+ */
+
+import {
+  DirectoryCache,
+  OptionError,
+  resolveSynthesizeOptions,
+  type SynthesisProgress,
+  Valle,
+  ValleError,
+} from "../mod.ts";
+import { parseSpeakArgs, USAGE } from "./_speak_args.ts";
+
+const encoder = new TextEncoder();
+
+/** A one-line progress display on stderr (nothing when stderr is not a terminal or --quiet). */
+function progressBar(enabled: boolean): (p: SynthesisProgress) => void {
+  let last = "";
+  return (p) => {
+    if (!enabled) return;
+    const piece = p.pieces ? `piece ${(p.piece ?? 0) + 1}/${p.pieces}  ` : "";
+    let detail = p.file ? ` ${p.file.split("/").at(-1)}` : "";
+    if (p.phase === "download" && p.step !== undefined) {
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      const pct = p.steps ? Math.floor((100 * p.step) / p.steps) : undefined;
+      const width = 24;
+      const bar = pct === undefined
+        ? ""
+        : ` [${"#".repeat((pct * width) / 100 | 0).padEnd(width, ".")}] ${pct}%`;
+      detail += `${bar} ${mb(p.step)}${p.steps ? `/${mb(p.steps)}` : ""} MB`;
+    } else if (p.step !== undefined && p.steps) {
+      detail += ` ${p.step}/${p.steps}`;
+    }
+    const line = `${piece}${p.phase}${detail}`;
+    if (line === last) return;
+    last = line;
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+  };
+}
+
+async function readText(text: string | undefined, file: string | undefined): Promise<string> {
+  if (text !== undefined) return text;
+  if (file !== undefined) return await Deno.readTextFile(file);
+  if (Deno.stdin.isTerminal()) {
+    throw new OptionError("Cannot speak: no text given (pass it as an argument, --file, or stdin)");
+  }
+  return await new Response(Deno.stdin.readable).text();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function main(): Promise<void> {
+  const args = parseSpeakArgs(Deno.args);
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (!args.force && await exists(args.out)) {
+    throw new OptionError(
+      `Cannot write ${args.out}: the file exists (pass --force to overwrite it)`,
+    );
+  }
+  // Check every option before minutes of loading.
+  resolveSynthesizeOptions(args.synthesis);
+  const text = await readText(args.text, args.file);
+  // Fail on a missing reference file now, not after minutes of loading.
+  const refs = [args.synthesis.reference ?? []].flat() as string[];
+  for (const ref of refs) {
+    if (!/^[a-z]+:/i.test(ref) && !await exists(ref)) {
+      throw new OptionError(`Cannot read the reference clip "${ref}": no such file`);
+    }
+  }
+  const seed = args.synthesis.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal());
+  const start = performance.now();
+  const valle = await Valle.load({
+    ...args.load,
+    cache: args.load.cache ?? (args.cacheDir ? new DirectoryCache(args.cacheDir) : undefined),
+    onProgress,
+  });
+  try {
+    const speech = await valle.synthesize(text, { ...args.synthesis, seed, onProgress });
+    const wav = speech.toWav({ format: args.float ? "float32" : "pcm16" });
+    await Deno.writeFile(args.out, wav, { createNew: !args.force });
+    if (!args.quiet && Deno.stderr.isTerminal()) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    const seconds = ((performance.now() - start) / 1000).toFixed(1);
+    console.error(
+      `wrote ${args.out}: ${speech.duration.toFixed(2)} s of audio, ${speech.pieces.length} ` +
+        `piece(s), seed ${seed}, ${seconds} s on ${
+          valle.gpu.adapter.description || valle.gpu.adapter.vendor
+        }`,
+    );
+  } finally {
+    valle.dispose();
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  if (!(e instanceof ValleError)) throw e;
+  console.error(`\nerror: ${e.message}`);
+  Deno.exit(e instanceof OptionError ? 2 : 1);
+}
