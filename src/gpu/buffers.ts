@@ -34,7 +34,7 @@ export function createTensor(
   dtype: GpuDtype,
   label: string,
 ): GpuTensor {
-  const buffer = gpu.device.createBuffer({
+  const buffer = gpu.createBuffer({
     label,
     size: alignSize(numel(shape) * DTYPE_BYTES[dtype]),
     usage: TENSOR_USAGE,
@@ -90,24 +90,24 @@ export function writeTensor(
 
 /** A pool of storage buffers reused by size class, for temporaries that come and go. */
 export class BufferPool {
-  #device: GPUDevice;
+  #gpu: Gpu;
   #free = new Map<number, GPUBuffer[]>();
   #all = new Set<GPUBuffer>();
 
   /**
    * Creates an empty pool.
    *
-   * @param device The device that owns the buffers.
+   * @param gpu The device that owns the buffers.
    */
-  constructor(device: GPUDevice) {
-    this.#device = device;
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
   }
 
   /** A buffer of at least `bytes` bytes (rounded up to a power of two), usage {@linkcode TENSOR_USAGE}. */
   acquire(bytes: number): GPUBuffer {
     const size = 2 ** Math.ceil(Math.log2(alignSize(bytes)));
     const buffer = this.#free.get(size)?.pop() ??
-      this.#device.createBuffer({ label: `valle.pool.${size}`, size, usage: TENSOR_USAGE });
+      this.#gpu.createBuffer({ label: `valle.pool.${size}`, size, usage: TENSOR_USAGE });
     this.#all.add(buffer);
     return buffer;
   }

@@ -56,6 +56,14 @@ export interface AdapterSummary {
   software: boolean;
 }
 
+/** Bytes of GPU buffers this library holds on a device (tensors, pools, staging, parameters). */
+export interface GpuMemory {
+  /** Bytes held now. */
+  current: number;
+  /** The most bytes held at once since the device was created (or `peak` was reset). */
+  peak: number;
+}
+
 /** Counters of GPU work submitted through a {@linkcode Gpu}, for benchmarks and tests. */
 export interface GpuStats {
   /** Compute dispatches recorded. */
@@ -109,6 +117,8 @@ export class Gpu {
   readonly readbacks: ReadbackPool;
   /** Work submitted so far. */
   readonly stats: GpuStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  /** GPU memory held by this library's buffers. */
+  readonly memory: GpuMemory = { current: 0, peak: 0 };
   #failure?: GpuError;
 
   /**
@@ -128,8 +138,8 @@ export class Gpu {
       subgroups: device.features.has("subgroups"),
     };
     this.kernels = new KernelCache(this);
-    this.buffers = new BufferPool(device);
-    this.readbacks = new ReadbackPool(device);
+    this.buffers = new BufferPool(this);
+    this.readbacks = new ReadbackPool(this);
     device.lost.then((info) => {
       if (info.reason !== "destroyed") {
         this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${info.message})`);
@@ -152,6 +162,25 @@ export class Gpu {
    */
   fail(error: GpuError): void {
     this.#failure ??= error;
+  }
+
+  /**
+   * Creates a buffer counted in {@linkcode Gpu.memory}: its size is added now and taken off when
+   * it is destroyed. Every buffer of the library is made here.
+   */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    const memory = this.memory;
+    memory.current += buffer.size;
+    memory.peak = Math.max(memory.peak, memory.current);
+    const destroy = buffer.destroy.bind(buffer);
+    let alive = true;
+    buffer.destroy = () => {
+      if (alive) memory.current -= buffer.size;
+      alive = false;
+      destroy();
+    };
+    return buffer;
   }
 
   /** Releases every cached buffer and destroys the device. */

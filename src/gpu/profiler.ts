@@ -50,7 +50,7 @@ export class Profiler {
     this.#gpu = gpu;
     this.#capacity = capacity;
     this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count: 2 * capacity });
-    this.#resolveBuffer = gpu.device.createBuffer({
+    this.#resolveBuffer = gpu.createBuffer({
       label: "valle.profiler.resolve",
       size: 16 * capacity,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,

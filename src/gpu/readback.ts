@@ -14,23 +14,23 @@ import { DTYPE_BYTES, type GpuTensor, numel } from "./tensor.ts";
 
 /** A pool of MAP_READ staging buffers reused by power-of-two size. */
 export class ReadbackPool {
-  #device: GPUDevice;
+  #gpu: Gpu;
   #free = new Map<number, GPUBuffer[]>();
   #all = new Set<GPUBuffer>();
 
   /**
    * Creates an empty pool.
    *
-   * @param device The device that owns the buffers.
+   * @param gpu The device that owns the buffers.
    */
-  constructor(device: GPUDevice) {
-    this.#device = device;
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
   }
 
   /** A mappable buffer of at least `bytes` bytes. */
   acquire(bytes: number): GPUBuffer {
     const size = 2 ** Math.ceil(Math.log2(Math.max(bytes, 256)));
-    const buffer = this.#free.get(size)?.pop() ?? this.#device.createBuffer({
+    const buffer = this.#free.get(size)?.pop() ?? this.#gpu.createBuffer({
       label: `valle.readback.${size}`,
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

@@ -64,7 +64,7 @@ export class Recorder {
     const capacity = Math.max(options.paramsCapacity ?? 256 * 1024, this.#align);
     this.#staging = new ArrayBuffer(capacity);
     this.#view = new DataView(this.#staging);
-    this.#paramsBuffer = gpu.device.createBuffer({
+    this.#paramsBuffer = gpu.createBuffer({
       label: `${this.#label}.params`,
       size: capacity,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,

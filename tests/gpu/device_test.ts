@@ -111,3 +111,17 @@ gpuTest("readBytes() refuses a view past the end of its buffer", async (gpu) => 
   const t = createTensor(gpu, [4], "f32", "small");
   await rejects(readBytes(gpu, [{ ...t, offset: 2 }]), /past its end/);
 });
+
+gpuTest("Gpu.memory counts the library's buffers and their peak", async () => {
+  const gpu = await requestGpu();
+  const base = gpu.memory.current;
+  const a = createTensor(gpu, [1000], "f32", "a"); // 4000 bytes
+  const b = createTensor(gpu, [10], "f16", "b"); // 20 bytes
+  equal(gpu.memory.current - base, 4020);
+  a.buffer.destroy();
+  a.buffer.destroy(); // twice: counted once
+  equal(gpu.memory.current - base, 20);
+  equal(gpu.memory.peak - base, 4020);
+  b.buffer.destroy();
+  gpu.destroy();
+});
