@@ -1,5 +1,8 @@
 // Scaled dot-product attention, one (head, query) per workgroup, online softmax over chunks of
-// 64 keys, so any key count works and the keys may come from a growing KV cache.
+// 256 keys, so any key count works and the keys may come from a growing KV cache. Each thread
+// scores one key of a chunk; for the weighted sum of values the threads split into G = 256 / hd
+// groups of hd (one thread per output dimension), each group summing its share of the chunk's
+// keys, and the groups' sums are added at the end.
 // out_i = softmax_j(scale · q_i · k_j) v_j over keys j < kv_len (causal: j <= q_start + i, the
 // query's own index in the key sequence).
 //
@@ -30,8 +33,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const WG: u32 = 64u;
-const MAX_DIM_PER_THREAD: u32 = 4u;
+const WG: u32 = 256u;
 
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> probs: array<f32, WG>;
@@ -52,17 +54,22 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
   if (p.causal != 0u) {
     n_keys = min(p.kv_len, p.q_start + i + 1u);
   }
+  // This thread's output dimension and key group.
+  let groups = max(1u, WG / hd);
+  let d = t % hd;
+  let g = t / hd;
+  let summing = g < groups;
   var m = NEG_BIG;
   var l = 0.0;
-  var acc: array<f32, MAX_DIM_PER_THREAD>;
+  var acc = 0.0;
   for (var j0 = 0u; j0 < n_keys; j0 += WG) {
     let j = j0 + t;
     var score = NEG_BIG;
     if (j < n_keys) {
       let kb = p.k_off + j * p.kv_stride + h * hd;
       var dot = 0.0;
-      for (var d = 0u; d < hd; d++) {
-        dot += qs[d] * k[kb + d];
+      for (var e = 0u; e < hd; e++) {
+        dot += qs[e] * k[kb + e];
       }
       score = dot;
     }
@@ -81,35 +88,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
       pj = exp(score - m_new);
     }
     probs[t] = pj;
-    red[t] = pj;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (t < s) {
-        red[t] += red[t + s];
-      }
-      workgroupBarrier();
-    }
+    let chunk_sum = group_sum(pj, t, WG);
     let alpha = exp(m - m_new);
-    l = l * alpha + red[0];
+    l = l * alpha + chunk_sum;
     let chunk = min(WG, n_keys - j0);
-    for (var c = 0u; c < MAX_DIM_PER_THREAD; c++) {
-      let d = t + c * WG;
-      if (d < hd) {
-        var sum = 0.0;
-        for (var jj = 0u; jj < chunk; jj++) {
-          sum += probs[jj] * v[p.v_off + (j0 + jj) * p.kv_stride + h * hd + d];
-        }
-        acc[c] = acc[c] * alpha + sum;
+    if (summing) {
+      var sum = 0.0;
+      for (var jj = g; jj < chunk; jj += groups) {
+        sum += probs[jj] * v[p.v_off + (j0 + jj) * p.kv_stride + h * hd + d];
       }
+      acc = acc * alpha + sum;
     }
     m = m_new;
     workgroupBarrier();
   }
-  let ob = p.o_off + i * p.o_stride + h * hd;
-  for (var c = 0u; c < MAX_DIM_PER_THREAD; c++) {
-    let d = t + c * WG;
-    if (d < hd) {
-      out[ob + d] = acc[c] / l;
+  // Add up the groups' sums of each dimension.
+  red[t] = select(0.0, acc, summing);
+  workgroupBarrier();
+  if (t < hd) {
+    var total = 0.0;
+    for (var gg = 0u; gg < groups; gg++) {
+      total += red[gg * hd + t];
     }
+    out[p.o_off + i * p.o_stride + h * hd + t] = total / l;
   }
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { GpuError } from "../errors.ts";
+import { GpuError, OptionError } from "../errors.ts";
 import type { Gpu } from "./device.ts";
 
 /** Total GPU time of one kernel label. */
@@ -21,6 +21,9 @@ export interface KernelTime {
   /** Sum of their durations, in milliseconds. */
   totalMs: number;
 }
+
+/** Timestamp pairs per query set: WebGPU allows 4096 queries in one set. */
+const MAX_DISPATCHES = 2048;
 
 interface Pending {
   staging: GPUBuffer;
@@ -40,12 +43,19 @@ export class Profiler {
    * Creates the query set and resolve buffer.
    *
    * @param gpu A device with the `timestamp-query` feature.
-   * @param capacity Dispatches timed per submit (a recorder submits when full anyway).
+   * @param capacity Dispatches timed per submit, at most 2048 (WebGPU allows 4096 queries per
+   * set); a recorder submits when the profiler is full.
    * @throws {GpuError} When the device lacks `timestamp-query`.
+   * @throws {OptionError} When the capacity is not in [1, 2048].
    */
-  constructor(gpu: Gpu, capacity = 2048) {
+  constructor(gpu: Gpu, capacity = MAX_DISPATCHES) {
     if (!gpu.features.timestamps) {
       throw new GpuError('Cannot profile kernels: the device lacks "timestamp-query"');
+    }
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_DISPATCHES) {
+      throw new OptionError(
+        `Cannot profile kernels: capacity ${capacity}, expected an integer in [1, ${MAX_DISPATCHES}]`,
+      );
     }
     this.#gpu = gpu;
     this.#capacity = capacity;
@@ -57,9 +67,14 @@ export class Profiler {
     });
   }
 
+  /** Whether this submit's query slots are used up (the recorder then submits). */
+  get full(): boolean {
+    return this.#labels.length >= this.#capacity;
+  }
+
   /** Timestamp writes for the next pass, labelled; undefined when this submit is full. */
   next(label: string): GPUComputePassTimestampWrites | undefined {
-    if (this.#labels.length >= this.#capacity) return undefined;
+    if (this.full) return undefined;
     const i = this.#labels.length;
     this.#labels.push(label);
     return {

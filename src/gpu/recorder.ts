@@ -108,7 +108,7 @@ export class Recorder {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const size = KernelCache.paramsSize(spec);
-    if (this.#used + size > this.#staging.byteLength) this.submit();
+    if (this.#used + size > this.#staging.byteLength || this.#profiler?.full) this.submit();
     const offset = this.#used;
     const types = spec.params;
     for (let i = 0; i < types.length; i++) {
