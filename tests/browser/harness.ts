@@ -1,14 +1,17 @@
 /**
- * Runs a module in headless Chromium (Debian's /usr/bin/chromium, WebGPU on SwiftShader) and
- * returns what its default export resolves to. The module is bundled with
- * `deno bundle --platform browser`, so this also proves the code has no Deno-only dependency.
+ * Headless Chromium for the browser tests (Debian's /usr/bin/chromium, WebGPU on SwiftShader):
+ * {@linkcode launchChromium} starts it, {@linkcode watchPage} records what a page logs, and
+ * {@linkcode runInChromium} bundles a module, runs it in a page and returns what its default
+ * export resolves to.
  */
 
-import { chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { bundleForBrowser } from "../../tools/_bundle.ts";
 
 /** Where Chromium is; override with CHROMIUM_PATH. */
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
+/** WebGPU on SwiftShader (Vulkan on the CPU), nothing fetched from outside. */
 const ARGS = [
   "--no-sandbox",
   "--enable-unsafe-webgpu",
@@ -20,6 +23,37 @@ const ARGS = [
   "--no-first-run",
   "--disable-sync",
 ];
+
+/**
+ * Starts headless Chromium with SwiftShader WebGPU. Close it when done.
+ *
+ * @param extraArgs More command-line switches (e.g. a fake microphone).
+ */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
+  return await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...extraArgs] });
+}
+
+/** What a page reported: every console line, and its uncaught errors separately. */
+export interface PageLog {
+  /** Console messages, as `type: text`, and uncaught errors. */
+  lines: string[];
+  /** Uncaught errors and console errors only. */
+  errors: string[];
+}
+
+/** Starts recording `page`'s console messages and uncaught errors. */
+export function watchPage(page: Page): PageLog {
+  const log: PageLog = { lines: [], errors: [] };
+  page.on("console", (m) => {
+    log.lines.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === "error") log.errors.push(m.text());
+  });
+  page.on("pageerror", (e) => {
+    log.lines.push(String(e));
+    log.errors.push(String(e));
+  });
+  return log;
+}
 
 const PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
 import run from "./bundle.js";
@@ -43,20 +77,7 @@ export interface BrowserRunOptions {
  * Rejects with the page's error when the module throws.
  */
 export async function runInChromium(entry: URL, options: BrowserRunOptions = {}): Promise<unknown> {
-  const dir = await Deno.makeTempDir({ prefix: "valle-browser-" });
-  const bundlePath = `${dir}/bundle.js`;
-  const bundle = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "browser", "-o", bundlePath, entry.pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!bundle.success) {
-    throw new Error(
-      `deno bundle failed for ${entry.pathname}:\n${new TextDecoder().decode(bundle.stderr)}`,
-    );
-  }
-  const js = await Deno.readFile(bundlePath);
-  await Deno.remove(dir, { recursive: true });
+  const js = await bundleForBrowser(entry);
   const files = options.files ?? {};
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
@@ -67,12 +88,10 @@ export async function runInChromium(entry: URL, options: BrowserRunOptions = {})
     if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
     return new Response("not found", { status: 404 });
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    const logs: string[] = [];
-    page.on("console", (m) => logs.push(m.text()));
-    page.on("pageerror", (e) => logs.push(String(e)));
+    const log = watchPage(page);
     await page.goto(`http://127.0.0.1:${server.addr.port}/`);
     await page.waitForFunction(() => "__result" in globalThis, undefined, {
       timeout: options.timeout ?? 600_000,
@@ -81,7 +100,7 @@ export async function runInChromium(entry: URL, options: BrowserRunOptions = {})
       (globalThis as unknown as { __result: { ok: boolean; value?: unknown; error?: string } })
         .__result
     );
-    if (!result.ok) throw new Error(`Page failed: ${result.error}\n${logs.join("\n")}`);
+    if (!result.ok) throw new Error(`Page failed: ${result.error}\n${log.lines.join("\n")}`);
     return result.value;
   } finally {
     await browser.close();

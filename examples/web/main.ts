@@ -1,0 +1,219 @@
+/// <reference lib="dom" />
+/**
+ * The browser demo's page: choose or record a voice, type text, synthesize with VALL-E on the
+ * GPU, hear each sentence as soon as it is ready, then replay or download the whole as WAV.
+ * The models load on the first synthesis and stay loaded. Bundled and served by
+ * `deno task web` (tools/serve_web.ts).
+ */
+
+import {
+  joinPieces,
+  Speech,
+  type SpeechPiece,
+  type SynthesisProgress,
+  Valle,
+  ValleError,
+  type WavAudio,
+} from "../../mod.ts";
+import { readForm, showDefaults } from "./form.ts";
+import { modelOptions } from "./models.ts";
+import { PiecePlayer } from "./player.ts";
+import { progressDescriber } from "./progress.ts";
+import { decodeAudioFile } from "./reference.ts";
+import { type Recording, startRecording } from "./recorder.ts";
+
+function element<T extends HTMLElement>(id: string): T {
+  return document.getElementById(id) as T;
+}
+
+const ui = {
+  form: element<HTMLFormElement>("form"),
+  file: element<HTMLInputElement>("reference-file"),
+  record: element<HTMLButtonElement>("record"),
+  recordTime: element<HTMLSpanElement>("record-time"),
+  referenceInfo: element<HTMLParagraphElement>("reference-info"),
+  referencePreview: element<HTMLAudioElement>("reference-preview"),
+  synthesize: element<HTMLButtonElement>("synthesize"),
+  cancel: element<HTMLButtonElement>("cancel"),
+  progress: element<HTMLProgressElement>("progress"),
+  phase: element<HTMLParagraphElement>("phase"),
+  error: element<HTMLParagraphElement>("error"),
+  noWebGpu: element<HTMLParagraphElement>("no-webgpu"),
+  result: element<HTMLElement>("result"),
+  player: element<HTMLAudioElement>("player"),
+  download: element<HTMLAnchorElement>("download"),
+};
+
+/** The voice, once a clip is chosen or recorded. */
+let reference: WavAudio | undefined;
+/** The loaded models, kept across syntheses. */
+let valle: Promise<Valle> | undefined;
+/** The synthesis in progress. */
+let running: AbortController | undefined;
+/** Where progress goes: the synthesis in progress (loading Vocos later reports here too). */
+let report: (progress: SynthesisProgress) => void = () => {};
+let recording: Recording | undefined;
+let recordTimer: ReturnType<typeof setInterval> | undefined;
+const player = new PiecePlayer();
+/** Object URLs to release when they are replaced. */
+const objectUrls = new Map<string, string>();
+
+function setStatus(text: string, fraction?: number): void {
+  ui.phase.textContent = text;
+  if (fraction === undefined) ui.progress.removeAttribute("value");
+  else ui.progress.value = fraction;
+}
+
+function showError(error: unknown): void {
+  console.error(error);
+  ui.error.hidden = false;
+  ui.error.textContent = error instanceof ValleError
+    ? error.message
+    : `Something went wrong: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+function objectUrl(slot: string, blob: Blob): string {
+  const old = objectUrls.get(slot);
+  if (old) URL.revokeObjectURL(old);
+  const url = URL.createObjectURL(blob);
+  objectUrls.set(slot, url);
+  return url;
+}
+
+/** Decodes a chosen or recorded clip and makes it the voice. */
+async function useClip(clip: Blob, name: string): Promise<void> {
+  ui.error.hidden = true;
+  reference = undefined;
+  ui.referencePreview.hidden = true;
+  ui.referenceInfo.textContent = `Reading ${name}…`;
+  try {
+    reference = await decodeAudioFile(clip, name);
+  } catch (e) {
+    ui.referenceInfo.textContent = "No clip: the model picks a voice.";
+    throw e;
+  }
+  const seconds = reference.channels[0].length / reference.sampleRate;
+  ui.referenceInfo.textContent = `${name}: ${seconds.toFixed(1)} s, ${reference.sampleRate} Hz, ` +
+    `${reference.channels.length} channel${reference.channels.length > 1 ? "s" : ""}`;
+  ui.referencePreview.src = objectUrl("reference", clip);
+  ui.referencePreview.hidden = false;
+}
+
+async function toggleRecording(): Promise<void> {
+  if (!recording) {
+    recording = await startRecording();
+    const startedAt = recording.startedAt;
+    ui.file.value = "";
+    ui.record.textContent = "Stop";
+    ui.record.classList.add("recording");
+    recordTimer = setInterval(() => {
+      ui.recordTime.textContent = `● ${((performance.now() - startedAt) / 1000).toFixed(1)} s`;
+    }, 100);
+    return;
+  }
+  const finished = recording;
+  recording = undefined;
+  clearInterval(recordTimer);
+  ui.record.textContent = "Record again";
+  ui.record.classList.remove("recording");
+  ui.recordTime.textContent = "";
+  await useClip(await finished.stop(), "Recording");
+}
+
+/** The models, loading them on first use; a failed or cancelled load is retried next time. */
+function loadValle(signal: AbortSignal): Promise<Valle> {
+  if (!valle) {
+    valle = Valle.load({
+      ...modelOptions(new URL(location.href)),
+      signal,
+      onProgress: (p) => report(p),
+    });
+    valle.catch(() => (valle = undefined));
+  }
+  return valle;
+}
+
+async function synthesize(): Promise<void> {
+  const { text, options, play } = readForm(ui.form);
+  const controller = new AbortController();
+  running = controller;
+  ui.synthesize.disabled = true;
+  ui.cancel.disabled = false;
+  ui.error.hidden = true;
+  ui.result.hidden = true;
+  if (play) player.start();
+  const describe = progressDescriber();
+  report = (p) => {
+    const view = describe(p);
+    setStatus(view.text, view.fraction);
+  };
+  const started = performance.now();
+  try {
+    setStatus("Starting…");
+    const engine = await loadValle(controller.signal);
+    const pieces: SpeechPiece[] = [];
+    const stream = engine.stream(text, {
+      ...options,
+      reference,
+      signal: controller.signal,
+      onProgress: report,
+    });
+    for await (const piece of stream) {
+      pieces.push(piece);
+      if (play) player.play(piece.samples, piece.sampleRate);
+    }
+    // The same joins as `Valle.synthesize`.
+    const rate = pieces[0]?.sampleRate ?? engine.encodec.config.sampleRate;
+    const speech = new Speech(joinPieces(pieces.map((p) => p.samples), rate), rate, pieces);
+    const url = objectUrl("speech", speech.toBlob());
+    ui.player.src = url;
+    ui.download.href = url;
+    ui.result.hidden = false;
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const sentences = `${pieces.length} sentence${pieces.length > 1 ? "s" : ""}`;
+    const { description, vendor, architecture } = engine.gpu.adapter;
+    setStatus(
+      `Done: ${speech.duration.toFixed(2)} s of audio, ${sentences}, seed ${options.seed}, ` +
+        `${seconds} s on ${description || `${vendor} ${architecture}`.trim()}.`,
+      1,
+    );
+  } catch (e) {
+    if (!controller.signal.aborted) throw e;
+    player.stop();
+    setStatus("Cancelled.", 0);
+  } finally {
+    running = undefined;
+    report = () => {};
+    ui.synthesize.disabled = false;
+    ui.cancel.disabled = true;
+  }
+}
+
+/** Runs an event handler, showing what it throws. */
+function guarded(handler: () => Promise<void>): () => void {
+  return () => {
+    handler().catch((e) => {
+      setStatus("Failed.", 0);
+      showError(e);
+    });
+  };
+}
+
+showDefaults(ui.form);
+if (!("gpu" in navigator)) {
+  ui.noWebGpu.hidden = false;
+  ui.synthesize.disabled = true;
+}
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  guarded(synthesize)();
+});
+ui.cancel.addEventListener("click", () => running?.abort());
+ui.record.addEventListener("click", guarded(toggleRecording));
+ui.file.addEventListener(
+  "change",
+  guarded(async () => {
+    const file = ui.file.files?.[0];
+    if (file) await useClip(file, file.name);
+  }),
+);
