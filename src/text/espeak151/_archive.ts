@@ -3,7 +3,7 @@
 // espeak-ng 1.51 (Debian 1.51+dfsg-10+deb12u2) and its data: GPL-3.0-or-later, see ./LICENSE.
 
 /** SHA-256 of tools/espeak/build.sh and glue.c when this module was generated. */
-export const RECIPE_SHA256 = "6128bfc070b4f31cdca5f2784005cc55d08843c06a8d76f7321f37187df30b2d";
+export const RECIPE_SHA256 = "c75c651240a972eaf50756a452941fd2a517b50a567d607c1832a8c879e23ad5";
 
 /** The files in {@linkcode ARCHIVE}, in order: path and length in bytes. */
 export const FILES: readonly (readonly [string, number])[] = [

@@ -248,7 +248,9 @@ export function createWasi(
       return ERRNO.SUCCESS;
     },
     proc_exit(code: number): void {
-      throw new ValleError(`Cannot run espeak-ng: it exited with status ${code}, expected to return`);
+      throw new ValleError(
+        `Cannot run espeak-ng: it exited with status ${code}, expected to return`,
+      );
     },
   };
 
