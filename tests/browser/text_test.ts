@@ -2,15 +2,11 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { TEXT_PAGE_EXPECTED } from "./text_page.ts";
 import { runInChromium } from "./harness.ts";
 
-/** The npm files the page fetches, served beside it: espeak-ng's data and kuromoji's dictionary. */
+/** The npm files the page fetches, served beside it: kuromoji's dictionary (espeak is bundled). */
 async function npmFiles(): Promise<Record<string, Uint8Array<ArrayBuffer>>> {
-  await import("@echogarden/espeak-ng-emscripten");
   await import("@patdx/kuromoji");
-  const espeak = new URL("espeak-ng.data", import.meta.resolve("@echogarden/espeak-ng-emscripten"));
   const dict = new URL("../dict/", import.meta.resolve("@patdx/kuromoji"));
-  const files: Record<string, Uint8Array<ArrayBuffer>> = {
-    "/espeak-ng.data": await Deno.readFile(espeak),
-  };
+  const files: Record<string, Uint8Array<ArrayBuffer>> = {};
   for await (const entry of Deno.readDir(dict)) {
     files[`/kuromoji-dict/${entry.name}`] = await Deno.readFile(new URL(entry.name, dict));
   }
