@@ -53,7 +53,7 @@ async function render(recipe: string): Promise<string> {
     "// espeak-ng 1.51 (Debian 1.51+dfsg-10+deb12u2) and its data: GPL-3.0-or-later, see ./LICENSE.",
     "",
     "/** SHA-256 of tools/espeak/build.sh and glue.c when this module was generated. */",
-    `export const RECIPE_SHA256 = ${JSON.stringify(recipe)};`,
+    `export const RECIPE_SHA256: string = ${JSON.stringify(recipe)};`,
     "",
     "/** The files in {@linkcode ARCHIVE}, in order: path and length in bytes. */",
     "export const FILES: readonly (readonly [string, number])[] = [",
@@ -61,7 +61,7 @@ async function render(recipe: string): Promise<string> {
     "];",
     "",
     "/** The files of {@linkcode FILES} concatenated, gzipped and base64-encoded. */",
-    `export const ARCHIVE = \`\n${lines.join("\n")}\n\`;`,
+    `export const ARCHIVE: string = \`\n${lines.join("\n")}\n\`;`,
     "",
   ].join("\n");
 }
@@ -71,7 +71,7 @@ if (import.meta.main) {
   const built = await Deno.stat(BUILD).then(() => true, () => false);
   if (Deno.args.includes("--check")) {
     const current = await Deno.readTextFile(OUTPUT);
-    const recorded = current.match(/RECIPE_SHA256 = "([0-9a-f]+)"/)?.[1];
+    const recorded = current.match(/RECIPE_SHA256: string = "([0-9a-f]+)"/)?.[1];
     if (recorded !== recipe) {
       console.error(`src/text/espeak151/_archive.ts is stale (recipe changed): run ${COMMAND}`);
       Deno.exit(1);

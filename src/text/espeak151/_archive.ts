@@ -3,7 +3,7 @@
 // espeak-ng 1.51 (Debian 1.51+dfsg-10+deb12u2) and its data: GPL-3.0-or-later, see ./LICENSE.
 
 /** SHA-256 of tools/espeak/build.sh and glue.c when this module was generated. */
-export const RECIPE_SHA256 = "c75c651240a972eaf50756a452941fd2a517b50a567d607c1832a8c879e23ad5";
+export const RECIPE_SHA256: string = "c75c651240a972eaf50756a452941fd2a517b50a567d607c1832a8c879e23ad5";
 
 /** The files in {@linkcode ARCHIVE}, in order: path and length in bytes. */
 export const FILES: readonly (readonly [string, number])[] = [
@@ -41,7 +41,7 @@ export const FILES: readonly (readonly [string, number])[] = [
 ];
 
 /** The files of {@linkcode FILES} concatenated, gzipped and base64-encoded. */
-export const ARCHIVE = `
+export const ARCHIVE: string = `
 H4sIAAAAAAACA+y9eZgV1bkvXKuq9ly7e9M0YyPU3qLBCEqMQaImUpx0N4hKvufknpub5B7NTcg9djt1S4jJ8diNI0mMksQBlZAW
 J0AUnFFRG1AcAEVUNEYFcTYORI3HGJX7+73vqtrVqDnnPs95vu+fT4S9atUa3/Wud73Tesv5/snHG8dxzB1m5DGmx/Qc4/X08Mft
 iR+cY/wezTNIu8zwek7rMacdk+mxLxxbxjkm2xPn6UtUOPVUc6o8nRa3e9oxuZ6knK3hHOOwB5Z1T+3Bvz7K831BXp+mD3lbTwZy
