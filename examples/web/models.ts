@@ -57,18 +57,18 @@ function releasedOnly(cache: FileCache): FileCache {
 }
 
 /**
- * espeak-ng with its data (and kuromoji's Japanese dictionary) from beside the page when the
- * server has them there (`deno task web` does), else from the library's default CDN. The check
- * happens on first use.
+ * espeak-ng (bundled) with kuromoji's Japanese dictionary from beside the page when the server has
+ * it there (`deno task web` does), else from the library's default CDN. The check happens on
+ * first use.
  */
 function pagePhonemizer(page: URL): Phonemizer {
   let espeak: Promise<Phonemizer> | undefined;
   const choose = async () => {
-    const data = new URL("espeak-ng.data", page);
-    const local = await fetch(data, { method: "HEAD" }).then((r) => r.ok, () => false);
-    if (!local) return createEspeakPhonemizer();
     const dictionary = new URL("kuromoji-dict/", page);
-    return createEspeakPhonemizer({ data, hiragana: createHiraganaConverter({ dictionary }) });
+    const probe = new URL("base.dat.gz", dictionary);
+    const local = await fetch(probe, { method: "HEAD" }).then((r) => r.ok, () => false);
+    if (!local) return createEspeakPhonemizer();
+    return createEspeakPhonemizer({ hiragana: createHiraganaConverter({ dictionary }) });
   };
   return {
     async phonemize(text, language) {

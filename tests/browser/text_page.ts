@@ -1,9 +1,9 @@
 /**
  * Browser entry for the text front end: phonemizes one sentence per language with the bundled
  * espeak-ng phonemizer and returns the strings, for comparison with Deno's output
- * (`TEXT_PAGE_EXPECTED`). The page's server must serve the npm files the phonemizer needs beside
- * the page: `espeak-ng.data` (from @echogarden/espeak-ng-emscripten@0.1.2) and `kuromoji-dict/`
- * (the `dict/` folder of @patdx/kuromoji@1.0.4).
+ * (`TEXT_PAGE_EXPECTED`). espeak-ng 1.51 comes inside the bundle; the page's server must serve
+ * kuromoji's dictionary beside the page as `kuromoji-dict/` (the `dict/` folder of
+ * @patdx/kuromoji@1.0.4).
  */
 
 import { createEspeakPhonemizer } from "../../src/text/espeak.ts";
@@ -26,7 +26,7 @@ export const TEXT_PAGE_EXPECTED: Readonly<Record<Language, string>> = {
   ja: "wˌätäɕˌihäɡˌäkɯᵝsˌe̞idˈe̞sɯᵝ",
   de: "dɛɾ tsˈuːk fˈɛːɾt ʊm ˈaxt ˈuːɾ ˈap.",
   fr: "bɔ̃ʒˈuʁ, kɔmˌɑ̃ alˈevˈu ?",
-  zh: "wˈoˉ ɕˈiˉ χˈuaˇn ts.hˈi._ phiɜŋkˈuoˉ",
+  zh: "wˈoˉ ɕˈiˉ χˈuaˇn ts.hˈi._ phˈiɜŋ kˈuoˉ",
   ko: "ˈɐnnjʌŋhˌɐsejˌo, mˈɐnnɐsˌʌpˈɐnqɐps-ˌɯpnidˌɐ.",
 };
 
@@ -34,7 +34,6 @@ export const TEXT_PAGE_EXPECTED: Readonly<Record<Language, string>> = {
 export default async function (): Promise<Record<string, string>> {
   const base = globalThis.location.href;
   const espeak = createEspeakPhonemizer({
-    data: new URL("espeak-ng.data", base),
     hiragana: createHiraganaConverter({ dictionary: new URL("kuromoji-dict/", base) }),
   });
   const out: Record<string, string> = {};

@@ -3,7 +3,7 @@ import { phonemizerFiles } from "../../tools/_phonemizer_files.ts";
 import { TEXT_PAGE_EXPECTED } from "./text_page.ts";
 import { runInChromium } from "./harness.ts";
 
-/** The npm files the page fetches, served beside it: espeak-ng's data and kuromoji's dictionary. */
+/** The npm files the page fetches, served beside it: kuromoji's dictionary (espeak is bundled). */
 async function npmFiles(): Promise<Record<string, Uint8Array<ArrayBuffer>>> {
   const files: Record<string, Uint8Array<ArrayBuffer>> = {};
   for (const [path, url] of await phonemizerFiles()) files[path] = await Deno.readFile(url);
