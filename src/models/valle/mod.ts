@@ -11,8 +11,8 @@
  *
  * @example Load and generate
  * ```ts ignore
- * import { Valle } from "@valle/core/valle";
- * const valle = await Valle.load("ar+nar-len-llama-8.sft");
+ * import { ValleModel } from "@valle/core/valle";
+ * const valle = await ValleModel.load("ar+nar-len-llama-8.sft");
  * const phonemes = [1, 22, 111, 100, 4, 37, 115, 169, 11, 2]; // "həlˈoʊ wˈɜːld."
  * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
  * console.log(codes.frames, codes.levels);
@@ -34,9 +34,9 @@ export {
   type NarRequest,
   type SamplingRequest,
   type SttRequest,
-  Valle,
   type ValleConditioning,
-  type ValleLoadOptions,
+  ValleModel,
+  type ValleModelOptions,
 } from "./model.ts";
 export { readValleConfig, type ValleConfig, type ValleHeads, valleHeads } from "./config.ts";
 export {

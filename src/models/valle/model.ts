@@ -1,5 +1,5 @@
 /**
- * {@linkcode Valle}: a loaded VALL-E v1 model (e-c-k-e-r/vall-e `ar+nar-len-llama-8` or
+ * {@linkcode ValleModel}: a loaded VALL-E v1 model (e-c-k-e-r/vall-e `ar+nar-len-llama-8` or
  * `ar+nar-llama-8`, any size) on the GPU, with one call per inference mode and a low-level call
  * that returns the logits of one forward pass. Inputs are phoneme ids (tokenize text with the
  * text front end) and EnCodec codes; outputs are codes.
@@ -46,8 +46,8 @@ import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } f
 import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
 
-/** Options of {@linkcode Valle.load}. */
-export interface ValleLoadOptions extends ReadSafetensorsOptions {
+/** Options of {@linkcode ValleModel.load}. */
+export interface ValleModelOptions extends ReadSafetensorsOptions {
   /** Run on this device (else one is requested with `precision`). */
   gpu?: Gpu;
   /**
@@ -80,7 +80,7 @@ export interface ValleConditioning {
   includeLanguage?: boolean;
 }
 
-/** A request for the logits of one forward pass ({@linkcode Valle.logits}). */
+/** A request for the logits of one forward pass ({@linkcode ValleModel.logits}). */
 export interface LogitsRequest extends ValleConditioning {
   /** The pass: "ar", "nar" (with `level`), "nar-len", "len" or "stt". */
   mode: ValleMode;
@@ -109,7 +109,7 @@ export interface LogitsResult {
   cfg?: { stdCond: number; stdGuided: number; factor: number };
 }
 
-/** The assembled input of one pass ({@linkcode Valle.inputs}). */
+/** The assembled input of one pass ({@linkcode ValleModel.inputs}). */
 export interface InputsResult {
   /** Position ids (N). */
   positions: Int32Array;
@@ -127,7 +127,7 @@ export interface SamplingRequest {
   seed?: number;
 }
 
-/** AR level 0 ({@linkcode Valle.generateAr}); the sampler defaults to temperature 1. */
+/** AR level 0 ({@linkcode ValleModel.generateAr}); the sampler defaults to temperature 1. */
 export interface ArRequest extends ValleConditioning, SamplingRequest {
   /** Frames at most. Default 500 (the original's max_duration). */
   maxSteps?: number;
@@ -145,7 +145,7 @@ export interface ArResult {
   stopped: boolean;
 }
 
-/** NAR levels ({@linkcode Valle.generateNar}); the sampler defaults to greedy (temperature 0). */
+/** NAR levels ({@linkcode ValleModel.generateNar}); the sampler defaults to greedy (temperature 0). */
 export interface NarRequest extends ValleConditioning, SamplingRequest {
   /** The known levels (at least level 0), frame-major. */
   codes: Codes;
@@ -155,7 +155,7 @@ export interface NarRequest extends ValleConditioning, SamplingRequest {
   cfg?: CfgOptions;
 }
 
-/** NAR-len demasking ({@linkcode Valle.generateNarLen}). */
+/** NAR-len demasking ({@linkcode ValleModel.generateNarLen}). */
 export interface NarLenRequest extends ValleConditioning, SamplingRequest {
   /** Frames L. */
   frames: number;
@@ -175,7 +175,7 @@ export interface NarLenRequest extends ValleConditioning, SamplingRequest {
   trace?: boolean;
 }
 
-/** Speech-to-text ({@linkcode Valle.transcribe}); the sampler defaults to greedy. */
+/** Speech-to-text ({@linkcode ValleModel.transcribe}); the sampler defaults to greedy. */
 export interface SttRequest extends SamplingRequest {
   /** The input audio codes, all levels. */
   codes: Codes;
@@ -189,7 +189,7 @@ export interface SttRequest extends SamplingRequest {
   checkEvery?: number;
 }
 
-/** The whole TTS pipeline ({@linkcode Valle.generate}). */
+/** The whole TTS pipeline ({@linkcode ValleModel.generate}). */
 export interface GenerateRequest extends ValleConditioning {
   /**
    * "auto": NAR-len when the model has it (and its name is not exactly "ar+nar"), else AR + NAR.
@@ -227,15 +227,15 @@ const ALL_LEVELS = Infinity;
  *
  * @example Low-level logits and the NAR-len pipeline
  * ```ts ignore
- * import { Valle } from "@valle/core/valle";
- * const valle = await Valle.load("ar+nar-len-llama-8.sft");
+ * import { ValleModel } from "@valle/core/valle";
+ * const valle = await ValleModel.load("ar+nar-len-llama-8.sft");
  * const phonemes = [1, 22, 111, 100, 4, 37, 115, 169, 11, 2]; // "həlˈoʊ wˈɜːld."
  * const { logits } = await valle.logits({ mode: "ar", phonemes, language: 0, prompt });
  * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
  * valle.dispose();
  * ```
  */
-export class Valle {
+export class ValleModel {
   /** The device. */
   readonly gpu: Gpu;
   /** Hyper-parameters read from the file. */
@@ -254,7 +254,7 @@ export class Valle {
   private constructor(
     gpu: Gpu,
     st: Safetensors,
-    options: ValleLoadOptions,
+    options: ValleModelOptions,
     ownsGpu: boolean,
   ) {
     if (options.precision === "f16" && !gpu.features.f16) {
@@ -287,19 +287,19 @@ export class Valle {
    *
    * @example
    * ```ts ignore
-   * const valle = await Valle.load("https://example.com/ar+nar-len-llama-8.sft", {
+   * const valle = await ValleModel.load("https://example.com/ar+nar-len-llama-8.sft", {
    *   onProgress: (loaded, total) => console.log(loaded, total),
    * });
    * ```
    */
   static async load(
     source: SafetensorsSource | Safetensors,
-    options: ValleLoadOptions = {},
-  ): Promise<Valle> {
+    options: ValleModelOptions = {},
+  ): Promise<ValleModel> {
     const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
     const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
     try {
-      return new Valle(gpu, st, options, !options.gpu);
+      return new ValleModel(gpu, st, options, !options.gpu);
     } catch (e) {
       if (!options.gpu) gpu.destroy();
       throw e;
