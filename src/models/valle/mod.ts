@@ -25,6 +25,7 @@
 export {
   type ArRequest,
   type ArResult,
+  type ContextPrefix,
   type GenerateRequest,
   type GenerateResult,
   type InputsResult,
@@ -76,4 +77,5 @@ export {
   demaskTimesteps,
 } from "./schedule.ts";
 export type { NarLenResult, NarLenTrace } from "./nar_len.ts";
+export type { ProgressOptions, VallePhase, ValleProgress } from "./progress.ts";
 export type { Duration } from "./len.ts";
