@@ -20,7 +20,7 @@ import { createRunState, destroyRunState } from "../../../src/models/valle/state
 import { destroyValleWeights, uploadValleWeights } from "../../../src/models/valle/weights.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { gpuTest } from "../../_gpu.ts";
-import { readFixture } from "../../_helpers.ts";
+import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
 const AUDIO = 64; // codes per level; the stop token is 64
 const BYTES = makeRandomValle({
@@ -136,13 +136,8 @@ gpuTest("a seeded sampled AR run is reproducible, and another seed differs", asy
 gpuTest(
   "the stop check interval changes neither tokens nor the stop; one readback per chunk",
   async (gpu) => {
-    const valle = await ValleModel.load(await readFixture("valle-tiny/model.sft"), { gpu });
-    const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
-    const cond = {
-      phonemes: inputs.toInt32("phn"),
-      language: inputs.toInt32("lang")[0],
-      prompt: { data: inputs.toInt32("prom"), frames: 40, levels: 8 },
-    };
+    const valle = await ValleModel.load(TINY_MODEL, { gpu });
+    const cond = TINY_COND;
     const results = [];
     for (const checkEvery of [1, 7, 64]) {
       const before = { ...gpu.stats };

@@ -8,21 +8,16 @@
 
 import assert from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
-import { parseSafetensors } from "../../../src/io/safetensors.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import { sampleLogits, STREAM } from "../../../src/models/valle/sampler.ts";
 import { demaskSchedule } from "../../../src/models/valle/schedule.ts";
 import { gpuTest } from "../../_gpu.ts";
-import { assertClose, readFixture } from "../../_helpers.ts";
+import { assertClose } from "../../_helpers.ts";
+import { TINY_COND, TINY_MODEL, TINY_TARGET } from "./_tiny.ts";
 
-const MODEL = await readFixture("valle-tiny/model.sft");
-const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
-const COND = {
-  phonemes: inputs.toInt32("phn"),
-  language: inputs.toInt32("lang")[0],
-  prompt: { data: inputs.toInt32("prom"), frames: 40, levels: 8 },
-};
-const TARGET = inputs.toInt32("resp_target"); // (30, 8)
+const MODEL = TINY_MODEL;
+const COND = TINY_COND;
+const TARGET = TINY_TARGET; // (30, 8)
 const P = 6;
 const PREFIX = {
   phonemes: [1, 22, 111, 100, 4, 37, 2],

@@ -6,19 +6,13 @@
  */
 
 import assert from "node:assert/strict";
-import { parseSafetensors } from "../../../src/io/safetensors.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import type { ValleProgress } from "../../../src/models/valle/progress.ts";
 import { gpuTest } from "../../_gpu.ts";
-import { readFixture } from "../../_helpers.ts";
+import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
-const MODEL = await readFixture("valle-tiny/model.sft");
-const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
-const COND = {
-  phonemes: inputs.toInt32("phn"),
-  language: inputs.toInt32("lang")[0],
-  prompt: { data: inputs.toInt32("prom"), frames: 40, levels: 8 },
-};
+const MODEL = TINY_MODEL;
+const COND = TINY_COND;
 const GREEDY = { temperature: 0 };
 
 const steps = (reports: ValleProgress[], phase: string) =>
