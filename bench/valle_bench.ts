@@ -112,7 +112,7 @@ const many = await arRun(steps);
 const stepMs = (many.ms - one.ms) / (steps - 1);
 
 const narStart = performance.now();
-runNar(ctx, {
+await runNar(ctx, {
   conditioning,
   frames,
   fromLevel: 1,
@@ -120,7 +120,6 @@ runNar(ctx, {
   sampler: greedy,
   seed: 0,
 });
-await gpu.device.queue.onSubmittedWorkDone();
 const narMs = performance.now() - narStart;
 
 const narLenRun = {

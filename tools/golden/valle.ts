@@ -17,8 +17,8 @@ import {
   type LogitsRequest,
   sampleLogits,
   type SamplerOptions,
-  Valle,
   type ValleConditioning,
+  ValleModel,
 } from "../../src/models/valle/mod.ts";
 import type { CaseResult, GoldenFamily } from "./types.ts";
 
@@ -55,7 +55,7 @@ interface ManifestFile {
 
 /** Everything a file checker needs. */
 interface Ctx {
-  valle: Valle;
+  valle: ValleModel;
   gpu: Gpu;
   file: string;
   st: Safetensors;
@@ -116,7 +116,7 @@ export async function* runValleGolden(
       ? await readSafetensors(new URL("inputs.safetensors", folder))
       : undefined;
     for (const precision of precisions) {
-      const valle = await Valle.load(new URL("model.sft", folder), { gpu, precision });
+      const valle = await ValleModel.load(new URL("model.sft", folder), { gpu, precision });
       try {
         for (const file of names) {
           if (DATA_FILES.has(file)) continue;

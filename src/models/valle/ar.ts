@@ -8,7 +8,10 @@
  * buffer, the next step's embedding ids are written from it on the GPU (`feed_ids`), and the CPU
  * only records dispatches. Every `checkEvery` steps the chunk's tokens are copied to a staging
  * buffer, the next chunk is submitted, and then the copy is read to look for the stop token, so
- * the GPU keeps working while the CPU waits (tokens after the stop are discarded). With causal
+ * the GPU keeps working while the CPU waits (tokens after the stop are discarded); progress is
+ * reported and an abort takes effect at these checks. Initial tokens (AR's rolling context, the
+ * duration's leading 0, STT's `<bos>`) are part of the prefill and of the sampler's previous
+ * tokens. With causal
  * attention and positions fixed at creation, the cache is exact: the original recomputes the
  * whole sequence every step and gets the same logits (valle-spec §5.3).
  *
@@ -23,6 +26,7 @@ import { feedIds, forward } from "./forward.ts";
 import { logitRows, readout } from "./heads.ts";
 import type { Sequence } from "./inputs.ts";
 import { scoreRow, tokenRow, uploadSequence, type ValleContext, workRows } from "./pass.ts";
+import type { Boundary } from "./progress.ts";
 import { penaltyTable, type ResolvedSamplerOptions, sample } from "./sampler.ts";
 
 /** One decoding run. */
@@ -45,6 +49,11 @@ export interface DecodeOptions {
   stream: number;
   /** Steps between stop checks (one readback each). */
   checkEvery: number;
+  /**
+   * Called with the steps known after each stop check, and with `maxSteps` once the run is over
+   * (see {@linkcode Boundary}).
+   */
+  boundary?: Boundary;
 }
 
 /** What a decoding run produced. */
@@ -150,19 +159,30 @@ export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<Decod
       sampled.push(t);
       if (t === o.stopToken) stoppedAt = sampled.length - 1;
     }
+    o.boundary?.(stoppedAt >= 0 ? maxSteps : sampled.length);
   };
-  while (step < maxSteps && stoppedAt < 0) {
-    const count = Math.min(o.checkEvery, maxSteps - step);
-    for (let s = step; s < step + count; s++) recordStep(s);
-    const staging = gpu.readbacks.acquire(count * 4);
-    rec.copy(tok(i0 + step, count), { buffer: staging, dtype: "u32", shape: [count], offset: 0 });
-    rec.submit();
-    step += count;
-    if (pending) await check(pending);
-    pending = { count, staging };
+  o.boundary?.(0);
+  try {
+    while (step < maxSteps && stoppedAt < 0) {
+      const count = Math.min(o.checkEvery, maxSteps - step);
+      for (let s = step; s < step + count; s++) recordStep(s);
+      const staging = gpu.readbacks.acquire(count * 4);
+      rec.copy(tok(i0 + step, count), { buffer: staging, dtype: "u32", shape: [count], offset: 0 });
+      rec.submit();
+      step += count;
+      const previous = pending;
+      pending = { count, staging };
+      if (previous) await check(previous);
+    }
+    if (pending && stoppedAt < 0) {
+      const last = pending;
+      pending = undefined;
+      await check(last);
+    }
+  } finally {
+    // The chunk submitted after the stop (or before an abort) is never read.
+    if (pending) gpu.readbacks.release(pending.staging);
   }
-  if (pending && stoppedAt < 0) await check(pending);
-  else if (pending) gpu.readbacks.release(pending.staging);
   gpu.assertHealthy();
   return { sampled: Int32Array.from(sampled), stoppedAt, stepsRun: step };
 }

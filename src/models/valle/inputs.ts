@@ -69,6 +69,11 @@ export interface SequenceSpec {
    * NAR-len loops); `response` then is not read. Default: `response.frames` (0 without one).
    */
   responseFrames?: number;
+  /**
+   * Leading response frames that only condition the pass (the rolling context of NAR-len): fed
+   * like the others but not read out, so the read rows are the frames after them. Default 0.
+   */
+  contextFrames?: number;
   /** Duration digits generated so far, starting with 0 ("len" only). */
   lengthDigits?: ArrayLike<number>;
   /** NAR summation rule. Default "head". */
@@ -299,6 +304,12 @@ export function assembleSequence(
   const outputLength = segments[segments.length - 1].rows.length;
   const outputStart = n - outputLength;
   const readsAll = mode === "nar" || mode === "nar-len";
+  const context = spec.contextFrames ?? 0;
+  if (context !== 0 && !(Number.isInteger(context) && context > 0 && context < outputLength)) {
+    throw new OptionError(
+      `Cannot assemble a ${mode} pass: ${context} context frames, expected 0..${outputLength - 1}`,
+    );
+  }
   const head = mode === "ar"
     ? heads.ar
     : mode === "nar"
@@ -316,8 +327,8 @@ export function assembleSequence(
     kinds,
     outputStart,
     outputLength,
-    readStart: readsAll ? outputStart : n - 1,
-    readLength: readsAll ? outputLength : 1,
+    readStart: readsAll ? outputStart + context : n - 1,
+    readLength: readsAll ? outputLength - context : 1,
     feed,
     causal: !(config.noncausalMasks && readsAll),
     head,

@@ -12,6 +12,7 @@ import { decode } from "./ar.ts";
 import { assembleSequence } from "./inputs.ts";
 import type { Conditioning } from "./nar.ts";
 import type { ValleContext } from "./pass.ts";
+import { phaseBoundary, type ProgressOptions } from "./progress.ts";
 import { resolveSamplerOptions, STREAM } from "./sampler.ts";
 
 /** The duration digits and the number they spell. */
@@ -27,14 +28,19 @@ const MAX_DIGITS = 10;
 const STOP = 10;
 
 /**
- * Runs the duration loop (the sequence needs `prefix + 11` positions of state capacity).
+ * Runs the duration loop (the sequence needs `prefix + 11` positions of state capacity). Progress
+ * (phase "duration", 10 steps) comes when the digits are read, and an abort takes effect there.
  *
  * @example
  * ```ts ignore
  * const { frames } = await predictDuration(ctx, { phonemes, language: 0, prompt });
  * ```
  */
-export async function predictDuration(ctx: ValleContext, c: Conditioning): Promise<Duration> {
+export async function predictDuration(
+  ctx: ValleContext,
+  c: Conditioning,
+  progress: ProgressOptions = {},
+): Promise<Duration> {
   const { config, weights } = ctx.model;
   const seq = assembleSequence(config, weights.layout, {
     ...c,
@@ -50,6 +56,7 @@ export async function predictDuration(ctx: ValleContext, c: Conditioning): Promi
     seed: 0,
     stream: STREAM.len,
     checkEvery: MAX_DIGITS,
+    boundary: phaseBoundary(progress, "duration", MAX_DIGITS),
   });
   const digits = Int32Array.from([0, ...run.sampled]);
   const text = Array.from(digits).filter((d) => d !== STOP).join("");

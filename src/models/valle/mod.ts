@@ -11,8 +11,8 @@
  *
  * @example Load and generate
  * ```ts ignore
- * import { Valle } from "@valle/core/valle";
- * const valle = await Valle.load("ar+nar-len-llama-8.sft");
+ * import { ValleModel } from "@valle/core/valle";
+ * const valle = await ValleModel.load("ar+nar-len-llama-8.sft");
  * const phonemes = [1, 22, 111, 100, 4, 37, 115, 169, 11, 2]; // "həlˈoʊ wˈɜːld."
  * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
  * console.log(codes.frames, codes.levels);
@@ -25,6 +25,7 @@
 export {
   type ArRequest,
   type ArResult,
+  type ContextPrefix,
   type GenerateRequest,
   type GenerateResult,
   type InputsResult,
@@ -34,9 +35,9 @@ export {
   type NarRequest,
   type SamplingRequest,
   type SttRequest,
-  Valle,
   type ValleConditioning,
-  type ValleLoadOptions,
+  ValleModel,
+  type ValleModelOptions,
 } from "./model.ts";
 export { readValleConfig, type ValleConfig, type ValleHeads, valleHeads } from "./config.ts";
 export {
@@ -76,4 +77,5 @@ export {
   demaskTimesteps,
 } from "./schedule.ts";
 export type { NarLenResult, NarLenTrace } from "./nar_len.ts";
+export type { ProgressOptions, VallePhase, ValleProgress } from "./progress.ts";
 export type { Duration } from "./len.ts";

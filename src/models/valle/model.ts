@@ -1,5 +1,5 @@
 /**
- * {@linkcode Valle}: a loaded VALL-E v1 model (e-c-k-e-r/vall-e `ar+nar-len-llama-8` or
+ * {@linkcode ValleModel}: a loaded VALL-E v1 model (e-c-k-e-r/vall-e `ar+nar-len-llama-8` or
  * `ar+nar-llama-8`, any size) on the GPU, with one call per inference mode and a low-level call
  * that returns the logits of one forward pass. Inputs are phoneme ids (tokenize text with the
  * text front end) and EnCodec codes; outputs are codes.
@@ -41,13 +41,14 @@ import { type Duration, DURATION_FRAMES, predictDuration } from "./len.ts";
 import { type Conditioning, runNar } from "./nar.ts";
 import { type NarLenResult, runNarLen } from "./nar_len.ts";
 import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
+import { phaseBoundary, type ProgressOptions } from "./progress.ts";
 import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
 
-/** Options of {@linkcode Valle.load}. */
-export interface ValleLoadOptions extends ReadSafetensorsOptions {
+/** Options of {@linkcode ValleModel.load}. */
+export interface ValleModelOptions extends ReadSafetensorsOptions {
   /** Run on this device (else one is requested with `precision`). */
   gpu?: Gpu;
   /**
@@ -80,7 +81,21 @@ export interface ValleConditioning {
   includeLanguage?: boolean;
 }
 
-/** A request for the logits of one forward pass ({@linkcode Valle.logits}). */
+/**
+ * Rolling context (the original's `context_history` for multi-sentence text): the phonemes and
+ * codes of the previous utterance(s). AR and NAR-len read the phonemes
+ * `prefix.phonemes[:-1] ++ phonemes[1:]` (the inner `</eos><bos>` dropped) and continue after the
+ * prefix's level-0 codes; the duration prediction and the NAR levels read the plain phonemes and
+ * the new frames only. The prefix never appears in the output.
+ */
+export interface ContextPrefix {
+  /** Phoneme ids of the previous utterance(s), with `<bos>` … `</eos>`. */
+  phonemes: ArrayLike<number>;
+  /** Their codes, frame-major (level 0 is read). */
+  codes: Codes;
+}
+
+/** A request for the logits of one forward pass ({@linkcode ValleModel.logits}). */
 export interface LogitsRequest extends ValleConditioning {
   /** The pass: "ar", "nar" (with `level`), "nar-len", "len" or "stt". */
   mode: ValleMode;
@@ -109,7 +124,7 @@ export interface LogitsResult {
   cfg?: { stdCond: number; stdGuided: number; factor: number };
 }
 
-/** The assembled input of one pass ({@linkcode Valle.inputs}). */
+/** The assembled input of one pass ({@linkcode ValleModel.inputs}). */
 export interface InputsResult {
   /** Position ids (N). */
   positions: Int32Array;
@@ -127,8 +142,13 @@ export interface SamplingRequest {
   seed?: number;
 }
 
-/** AR level 0 ({@linkcode Valle.generateAr}); the sampler defaults to temperature 1. */
-export interface ArRequest extends ValleConditioning, SamplingRequest {
+/** AR level 0 ({@linkcode ValleModel.generateAr}); the sampler defaults to temperature 1. */
+export interface ArRequest extends ValleConditioning, SamplingRequest, ProgressOptions {
+  /**
+   * Rolling context: generation continues after the prefix's level-0 codes (the sampler's
+   * penalties see them as previous tokens); `maxSteps` counts new tokens.
+   */
+  prefix?: ContextPrefix | null;
   /** Frames at most. Default 500 (the original's max_duration). */
   maxSteps?: number;
   /** Steps between stop checks (one readback each). Default 32. */
@@ -145,8 +165,8 @@ export interface ArResult {
   stopped: boolean;
 }
 
-/** NAR levels ({@linkcode Valle.generateNar}); the sampler defaults to greedy (temperature 0). */
-export interface NarRequest extends ValleConditioning, SamplingRequest {
+/** NAR levels ({@linkcode ValleModel.generateNar}); the sampler defaults to greedy (temperature 0). */
+export interface NarRequest extends ValleConditioning, SamplingRequest, ProgressOptions {
   /** The known levels (at least level 0), frame-major. */
   codes: Codes;
   /** The highest level to produce. Default nLevels − 1. */
@@ -155,8 +175,15 @@ export interface NarRequest extends ValleConditioning, SamplingRequest {
   cfg?: CfgOptions;
 }
 
-/** NAR-len demasking ({@linkcode Valle.generateNarLen}). */
-export interface NarLenRequest extends ValleConditioning, SamplingRequest {
+/** NAR-len demasking ({@linkcode ValleModel.generateNarLen}). */
+export interface NarLenRequest extends ValleConditioning, SamplingRequest, ProgressOptions {
+  /**
+   * Rolling context: the prefix's level-0 codes precede the `frames` new frames in the
+   * conditional and the null pass of every step; masking, scores and sampling act on the new
+   * frames only. The CFG strength is still raised to 2.5: the original computes an exception for
+   * a prefix (the requested strength) but never uses it.
+   */
+  prefix?: ContextPrefix | null;
   /** Frames L. */
   frames: number;
   /** Demasking steps. Default 25 (model default; the web UI uses 50). */
@@ -175,7 +202,7 @@ export interface NarLenRequest extends ValleConditioning, SamplingRequest {
   trace?: boolean;
 }
 
-/** Speech-to-text ({@linkcode Valle.transcribe}); the sampler defaults to greedy. */
+/** Speech-to-text ({@linkcode ValleModel.transcribe}); the sampler defaults to greedy. */
 export interface SttRequest extends SamplingRequest {
   /** The input audio codes, all levels. */
   codes: Codes;
@@ -189,19 +216,21 @@ export interface SttRequest extends SamplingRequest {
   checkEvery?: number;
 }
 
-/** The whole TTS pipeline ({@linkcode Valle.generate}). */
-export interface GenerateRequest extends ValleConditioning {
+/** The whole TTS pipeline ({@linkcode ValleModel.generate}). */
+export interface GenerateRequest extends ValleConditioning, ProgressOptions {
+  /** Rolling context for level 0 (AR or NAR-len); see {@linkcode ContextPrefix}. */
+  prefix?: ContextPrefix | null;
   /**
    * "auto": NAR-len when the model has it (and its name is not exactly "ar+nar"), else AR + NAR.
    * Default "auto".
    */
   modality?: "auto" | "ar+nar" | "nar-len";
   /** AR settings (AR + NAR). */
-  ar?: Omit<ArRequest, keyof ValleConditioning>;
+  ar?: Omit<ArRequest, keyof ValleConditioning | keyof ProgressOptions | "prefix">;
   /** NAR-level settings. Default greedy; NAR-len runs pass their CFG on, as the original does. */
   nar?: SamplingRequest & { cfg?: CfgOptions; maxLevel?: number };
   /** NAR-len settings; `frames` defaults to the predicted duration. */
-  narLen?: Partial<Omit<NarLenRequest, keyof ValleConditioning>>;
+  narLen?: Partial<Omit<NarLenRequest, keyof ValleConditioning | keyof ProgressOptions | "prefix">>;
   /** NAR-len: minimum frames before padding. Default 75. */
   minFrames?: number;
   /** NAR-len: duration padding factor. Default 1.05. */
@@ -220,22 +249,20 @@ export interface GenerateResult {
   duration?: Duration;
 }
 
-const ALL_LEVELS = Infinity;
-
 /**
  * A VALL-E v1 model on the GPU.
  *
  * @example Low-level logits and the NAR-len pipeline
  * ```ts ignore
- * import { Valle } from "@valle/core/valle";
- * const valle = await Valle.load("ar+nar-len-llama-8.sft");
+ * import { ValleModel } from "@valle/core/valle";
+ * const valle = await ValleModel.load("ar+nar-len-llama-8.sft");
  * const phonemes = [1, 22, 111, 100, 4, 37, 115, 169, 11, 2]; // "həlˈoʊ wˈɜːld."
  * const { logits } = await valle.logits({ mode: "ar", phonemes, language: 0, prompt });
  * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
  * valle.dispose();
  * ```
  */
-export class Valle {
+export class ValleModel {
   /** The device. */
   readonly gpu: Gpu;
   /** Hyper-parameters read from the file. */
@@ -254,7 +281,7 @@ export class Valle {
   private constructor(
     gpu: Gpu,
     st: Safetensors,
-    options: ValleLoadOptions,
+    options: ValleModelOptions,
     ownsGpu: boolean,
   ) {
     if (options.precision === "f16" && !gpu.features.f16) {
@@ -287,19 +314,19 @@ export class Valle {
    *
    * @example
    * ```ts ignore
-   * const valle = await Valle.load("https://example.com/ar+nar-len-llama-8.sft", {
+   * const valle = await ValleModel.load("https://example.com/ar+nar-len-llama-8.sft", {
    *   onProgress: (loaded, total) => console.log(loaded, total),
    * });
    * ```
    */
   static async load(
     source: SafetensorsSource | Safetensors,
-    options: ValleLoadOptions = {},
-  ): Promise<Valle> {
+    options: ValleModelOptions = {},
+  ): Promise<ValleModel> {
     const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
     const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
     try {
-      return new Valle(gpu, st, options, !options.gpu);
+      return new ValleModel(gpu, st, options, !options.gpu);
     } catch (e) {
       if (!options.gpu) gpu.destroy();
       throw e;
@@ -385,7 +412,8 @@ export class Valle {
   }
 
   /**
-   * AR level 0 with the KV cache: tokens are sampled on the GPU until the stop token.
+   * AR level 0 with the KV cache: tokens are sampled on the GPU until the stop token. Progress
+   * comes after each stop check; an abort takes effect there.
    *
    * @example
    * ```ts ignore
@@ -397,7 +425,8 @@ export class Valle {
   }
 
   /**
-   * NAR levels above the given ones, all frames per pass.
+   * NAR levels above the given ones, all frames per pass. Progress (phase "nar") comes as each
+   * level finishes; an abort takes effect there.
    *
    * @returns Codes (frames × (maxLevel + 1)), the given levels included.
    *
@@ -407,7 +436,7 @@ export class Valle {
    * ```
    */
   generateNar(request: NarRequest): Promise<GeneratedCodes> {
-    return this.#exclusive(async () => {
+    return this.#exclusive(() => {
       const { codes } = request;
       const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
       positiveInt("frames", codes.frames);
@@ -417,22 +446,7 @@ export class Valle {
             `1..${this.config.nLevels} levels and maxLevel below ${this.config.nLevels}`,
         );
       }
-      const ctx = this.#narContext(request, codes.frames, false);
-      for (let l = 0; l < codes.levels; l++) {
-        const level = Uint32Array.from({ length: codes.frames }, (_, t) => {
-          const c = codes.data[t * codes.levels + l];
-          if (!(Number.isInteger(c) && c >= 0 && c < this.config.nAudio)) {
-            throw new OptionError(
-              `Cannot run NAR levels: code [${t}, ${l}] is ${c}, expected 0..${
-                this.config.nAudio - 1
-              }`,
-            );
-          }
-          return c;
-        });
-        writeTensor(this.gpu, tokenRow(ctx.state, l, 0, codes.frames), level);
-      }
-      return await this.#nar(ctx, request, codes.frames, codes.levels, maxLevel, request.cfg);
+      return this.#nar(request, codes, maxLevel, request.cfg);
     });
   }
 
@@ -453,7 +467,8 @@ export class Valle {
   }
 
   /**
-   * NAR-len demasking of level 0 for a given number of frames.
+   * NAR-len demasking of level 0 for a given number of frames. Progress (phase "level0") comes as
+   * each step finishes; an abort takes effect there.
    *
    * @example
    * ```ts ignore
@@ -500,13 +515,23 @@ export class Valle {
   }
 
   /**
-   * The whole TTS pipeline: duration → NAR-len → NAR levels, or AR → NAR levels.
+   * The whole TTS pipeline: duration → NAR-len → NAR levels, or AR → NAR levels. With a
+   * `prefix`, level 0 continues the previous utterance and the result holds the new frames only.
+   * Progress comes per phase ("duration", "level0", "nar"), each from step 0 to its `steps`.
    *
    * @returns Codes for all RVQ levels, frame-major.
+   * @throws {OptionError} Bad ids, codes or settings.
+   * @throws The signal's reason when `signal` aborts the call.
    *
    * @example
    * ```ts ignore
    * const { codes } = await valle.generate({ phonemes, language: 0, prompt });
+   * const next = await valle.generate({
+   *   phonemes: nextPhonemes, language: 0, prompt,
+   *   prefix: { phonemes, codes },
+   *   onProgress: ({ phase, step, steps }) => console.log(phase, step, steps),
+   *   signal: AbortSignal.timeout(60_000),
+   * });
    * ```
    */
   generate(request: GenerateRequest): Promise<GenerateResult> {
@@ -522,35 +547,31 @@ export class Valle {
           const empty = { data: new Int32Array(0), frames: 0, levels: this.config.nLevels };
           return { codes: empty, modality: "ar+nar" };
         }
-        const ctx = this.#narContext(request, frames, true);
-        const codes = await this.#nar(
-          ctx,
-          { ...request, ...nar },
-          frames,
-          1,
-          nar.maxLevel,
-          nar.cfg,
-        );
+        const level0 = { data: ar.tokens, frames, levels: 1 };
+        const codes = await this.#nar({ ...request, ...nar }, level0, nar.maxLevel, nar.cfg);
         return { codes, modality: "ar+nar" };
       }
+      // The duration and the NAR levels read the plain phonemes (no rolling context).
       const conditioning = this.#conditioning(request);
       const lenSeq = this.#assemble({ ...request, mode: "len" }, DURATION_FRAMES);
-      const duration = await predictDuration(this.#context(lenSeq.length), conditioning);
+      const duration = await predictDuration(
+        this.#context(lenSeq.length),
+        conditioning,
+        request,
+      );
       const padded = Math.trunc(
         Math.max(duration.frames, request.minFrames ?? 75) *
           (request.durationPadding ?? 1.05),
       );
       const frames = Math.max(1, Math.min(request.maxFrames ?? 500, padded));
       const settings = request.narLen ?? {};
-      // Size the state for the NAR passes before NAR-len leaves level 0 in it.
-      this.#narContext(request, frames, false);
-      await this.#narLen({ ...request, ...settings, frames });
+      const { tokens } = await this.#narLen({ ...request, ...settings, frames });
       const guidance = nar.cfg ?? {
         strength: Math.max(settings.cfg?.strength ?? 2.5, 2.5),
         rescale: settings.cfg?.rescale ?? 0.75,
       };
-      const ctx = this.#narContext(request, frames, true);
-      const codes = await this.#nar(ctx, { ...request, ...nar }, frames, 1, nar.maxLevel, guidance);
+      const level0 = { data: tokens, frames, levels: 1 };
+      const codes = await this.#nar({ ...request, ...nar }, level0, nar.maxLevel, guidance);
       return { codes, modality: "nar-len", duration };
     });
   }
@@ -565,10 +586,14 @@ export class Valle {
 
   async #ar(request: ArRequest): Promise<ArResult> {
     const maxSteps = positiveInt("maxSteps", request.maxSteps ?? 500);
-    const seq = this.#assemble({ ...request, mode: "ar" }, maxSteps);
+    const prefix = this.#prefix(request);
+    const seq = this.#assemble(
+      { ...request, phonemes: prefix.phonemes, mode: "ar" },
+      prefix.codes.length + maxSteps,
+    );
     const out = await decode(this.#context(seq.length), {
       seq,
-      initial: [],
+      initial: prefix.codes,
       maxSteps,
       stopToken: this.config.nAudio,
       sampler: resolveSamplerOptions(request.sampler),
@@ -576,6 +601,7 @@ export class Valle {
       seed: request.seed ?? 0,
       stream: STREAM.ar,
       checkEvery: positiveInt("checkEvery", request.checkEvery ?? 32),
+      boundary: phaseBoundary(request, "level0", maxSteps),
     });
     const end = out.stoppedAt >= 0 ? out.stoppedAt : out.sampled.length;
     return { tokens: out.sampled.slice(0, end), sampled: out.sampled, stopped: out.stoppedAt >= 0 };
@@ -584,14 +610,22 @@ export class Valle {
   async #narLen(request: NarLenRequest): Promise<NarLenResult> {
     const frames = positiveInt("frames", request.frames);
     const steps = positiveInt("steps", request.steps ?? 25);
-    const { phonemes, language, prompt, embeddingRule, includeLanguage } = request;
+    const prefix = this.#prefix(request);
+    const { language, prompt, embeddingRule, includeLanguage } = request;
     const seq = this.#assemble(
-      { phonemes, language, prompt, embeddingRule, includeLanguage, mode: "nar-len" },
-      frames,
+      {
+        phonemes: prefix.phonemes,
+        language,
+        prompt,
+        embeddingRule,
+        includeLanguage,
+        mode: "nar-len",
+      },
+      prefix.codes.length + frames,
     );
     const ctx = this.#context(seq.length);
     return await runNarLen(ctx, {
-      conditioning: this.#conditioning(request),
+      conditioning: this.#conditioning({ ...request, phonemes: prefix.phonemes }),
       frames,
       steps,
       temperature: request.temperature ?? 0,
@@ -605,44 +639,62 @@ export class Valle {
       sampler: resolveSamplerOptions(request.sampler),
       seed: request.seed ?? 0,
       trace: request.trace ?? false,
+      prefix: prefix.codes,
+      boundary: phaseBoundary(request, "level0", steps),
     });
   }
 
-  /**
-   * A context whose state holds the NAR sequence of `frames` frames; with `keepTokens` the
-   * state must not be replaced (level 0 is already in it).
-   */
-  #narContext(request: ValleConditioning, frames: number, keepTokens: boolean): ValleContext {
-    const seq = this.#assemble({ ...request, mode: "nar", level: 1 }, frames);
-    return this.#context(seq.length, keepTokens);
-  }
-
+  /** NAR levels above the given ones, on the given frames; `maxLevel` is clamped to the model. */
   async #nar(
-    ctx: ValleContext,
-    request: ValleConditioning & SamplingRequest,
-    frames: number,
-    given: number,
+    request: ValleConditioning & SamplingRequest & ProgressOptions,
+    given: Codes,
     maxLevel: number | undefined,
     guidance: CfgOptions | undefined,
   ): Promise<GeneratedCodes> {
-    const top = Math.min(maxLevel ?? ALL_LEVELS, this.config.nLevels - 1);
-    runNar(ctx, {
+    const { frames } = given;
+    const top = Math.min(maxLevel ?? this.config.nLevels - 1, this.config.nLevels - 1);
+    const seq = this.#assemble({ ...request, mode: "nar", level: 1 }, frames);
+    const ctx = this.#context(seq.length);
+    for (let l = 0; l < given.levels; l++) {
+      const level = codeLevel(given, l, this.config.nAudio, "run NAR levels");
+      writeTensor(this.gpu, tokenRow(ctx.state, l, 0, frames), Uint32Array.from(level));
+    }
+    return await runNar(ctx, {
       conditioning: this.#conditioning(request),
       frames,
-      fromLevel: given,
+      fromLevel: given.levels,
       toLevel: top,
       sampler: resolveSamplerOptions({ temperature: 0, ...request.sampler }),
       cfg: guidance,
       seed: request.seed ?? 0,
+      boundary: phaseBoundary(request, "nar", top - given.levels + 1),
     });
-    const levels = top + 1;
-    const got = await readBytes(
-      this.gpu,
-      Array.from({ length: levels }, (_, l) => tokenRow(ctx.state, l, 0, frames)),
-    );
-    const data = new Int32Array(frames * levels);
-    got.forEach((bytes, l) => new Int32Array(bytes).forEach((c, t) => (data[t * levels + l] = c)));
-    return { data, frames, levels };
+  }
+
+  /**
+   * The phonemes and initial level-0 codes of a level-0 run: with a rolling context,
+   * `prefix.phonemes[:-1] ++ phonemes[1:]` and the prefix's level 0 (as ar_nar.py's
+   * forward_ar and forward_nar_masked build them).
+   */
+  #prefix(
+    request: ValleConditioning & { prefix?: ContextPrefix | null },
+  ): { phonemes: ArrayLike<number>; codes: number[] } {
+    const prefix = request.prefix;
+    if (!prefix) return { phonemes: request.phonemes, codes: [] };
+    const codes = prefix.codes;
+    if (!(Number.isInteger(codes.frames) && codes.frames >= 0 && codes.levels >= 1)) {
+      throw new OptionError(
+        `Cannot generate: the prefix has ${codes.frames} frames of ${codes.levels} levels, ` +
+          "expected a whole number of frames and at least one level",
+      );
+    }
+    return {
+      phonemes: [
+        ...Array.from(prefix.phonemes).slice(0, -1),
+        ...Array.from(request.phonemes).slice(1),
+      ],
+      codes: codeLevel(codes, 0, this.config.nAudio, "generate with a prefix"),
+    };
   }
 
   #conditioning(request: ValleConditioning): Conditioning {
@@ -671,18 +723,8 @@ export class Valle {
     return assembleSequence(this.config, this.weights.layout, spec);
   }
 
-  /**
-   * The loop context, with the run state grown to `positions` if needed. A grown state loses its
-   * tokens, so with `keepTokens` (NAR after AR or NAR-len) growing is an error: the callers size
-   * the state for the larger sequence first.
-   */
-  #context(positions: number, keepTokens = false): ValleContext {
-    if (positions > this.#state.capacity && keepTokens) {
-      throw new OptionError(
-        `Cannot run NAR levels: the sequence needs ${positions} positions, the state holds ` +
-          `${this.#state.capacity}; load with a larger capacity`,
-      );
-    }
+  /** The loop context, with the run state grown to `positions` if needed (its contents are lost then). */
+  #context(positions: number): ValleContext {
     this.#state = ensureCapacity(this.gpu, this.config, this.#state, positions);
     return {
       gpu: this.gpu,
@@ -697,6 +739,19 @@ export class Valle {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** Level `level` of codes, each checked to be a code id 0..nAudio-1. */
+function codeLevel(codes: Codes, level: number, nAudio: number, action: string): number[] {
+  return Array.from({ length: codes.frames }, (_, t) => {
+    const c = codes.data[t * codes.levels + level];
+    if (!(Number.isInteger(c) && c >= 0 && c < nAudio)) {
+      throw new OptionError(
+        `Cannot ${action}: code [${t}, ${level}] is ${c}, expected 0..${nAudio - 1}`,
+      );
+    }
+    return c;
+  });
 }
 
 function positiveInt(name: string, value: number): number {

@@ -3,7 +3,9 @@
  * bidirectional pass (when the config has `noncausal_masks`) whose response rows sum the lower
  * levels' embeddings (HEAD rule or the Dec-2024 training rule, see `EmbeddingRule`), optional CFG
  * against the null input, then the sampler on all frames at once. Levels run one after another
- * on tokens that stay on the GPU: one submit per level, no readback.
+ * on tokens that stay on the GPU: one submit per level and one readback at the end. After
+ * submitting a level the loop waits for the previous one to finish (the GPU is never idle for
+ * it), which is where progress is reported and an abort takes effect.
  *
  * This module is browser compatible.
  *
@@ -11,8 +13,10 @@
  */
 
 import { writeTensor } from "../../gpu/buffers.ts";
+import { readBytes } from "../../gpu/readback.ts";
 import type { CfgOptions } from "./cfg.ts";
-import { assembleSequence, type SequenceSpec } from "./inputs.ts";
+import { assembleSequence, type GeneratedCodes, type SequenceSpec } from "./inputs.ts";
+import type { Boundary } from "./progress.ts";
 import {
   recordGuidedPass,
   scoreRow,
@@ -50,20 +54,24 @@ export interface NarRun {
   cfg?: CfgOptions;
   /** Random seed. */
   seed: number;
+  /** Called with the levels finished (see {@linkcode Boundary}). */
+  boundary?: Boundary;
 }
 
 /**
- * Records and submits NAR levels `fromLevel..toLevel`; the tokens land in `state.tokens` rows.
+ * Runs NAR levels `fromLevel..toLevel` (one submit per level) and reads back levels
+ * `0..toLevel`; the tokens also stay in `state.tokens` rows.
  *
  * @param ctx Device, model, run state (large enough for the sequence) and recorder.
  * @param run The levels and conditioning.
+ * @returns Codes (frames × (toLevel + 1)), frame-major.
  *
  * @example
  * ```ts ignore
- * runNar(ctx, { conditioning, frames: t, fromLevel: 1, toLevel: 7, sampler, seed: 0 });
+ * const codes = await runNar(ctx, { conditioning, frames: t, fromLevel: 1, toLevel: 7, sampler, seed: 0 });
  * ```
  */
-export function runNar(ctx: ValleContext, run: NarRun): void {
+export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedCodes> {
   const { gpu, model, state, rec } = ctx;
   const { config, weights } = model;
   const t = run.frames;
@@ -80,6 +88,8 @@ export function runNar(ctx: ValleContext, run: NarRun): void {
     );
   }
   const guided = run.cfg !== undefined && run.cfg.strength > 0;
+  run.boundary?.(0);
+  let fence: Promise<void> | undefined;
   for (let l = run.fromLevel; l <= run.toLevel; l++) {
     const spec = { ...run.conditioning, mode: "nar" as const, level: l, responseFrames: t };
     const seq = assembleSequence(config, weights.layout, spec);
@@ -98,5 +108,21 @@ export function runNar(ctx: ValleContext, run: NarRun): void {
       penalties: state.penalties,
     }, { options: run.sampler, seed: run.seed, stream: STREAM.nar, counter: l });
     rec.submit();
+    // Level l is queued behind level l − 1: wait for that one (the GPU keeps working).
+    const done = fence;
+    fence = gpu.device.queue.onSubmittedWorkDone();
+    if (done) {
+      await done;
+      run.boundary?.(l - run.fromLevel);
+    }
   }
+  const levels = run.toLevel + 1;
+  const got = await readBytes(
+    gpu,
+    Array.from({ length: levels }, (_, l) => tokenRow(state, l, 0, t)),
+  );
+  run.boundary?.(run.toLevel - run.fromLevel + 1);
+  const data = new Int32Array(t * levels);
+  got.forEach((bytes, l) => new Int32Array(bytes).forEach((c, f) => (data[f * levels + l] = c)));
+  return { data, frames: t, levels };
 }

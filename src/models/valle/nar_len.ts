@@ -5,7 +5,15 @@
  * {@linkcode ./schedule.ts}), runs the conditional pass and the null pass (phonemes `<bos></eos>`,
  * no prompt), combines them with CFG (whole-slice std rescale), samples the masked frames with the
  * annealed temperature, and rescores every frame with a second, greedy sampler call on the same
- * (in-place filtered) logits. The whole loop is recorded on the GPU with one readback at the end.
+ * (in-place filtered) logits. Tokens and scores stay on the GPU: one submit per step and one
+ * readback at the end. After submitting step k the loop waits for step k − 1 (no readback; the
+ * GPU has step k queued), which is where progress is reported and an abort takes effect: on
+ * lavapipe this costs nothing measurable (tiny model, L 30, S 8: 1.27 s vs 1.51 s with the whole
+ * loop in one submit, medians of 5 on a loaded 2-core machine; L 150, S 25: 17.1 s vs 15.9 s).
+ *
+ * Rolling context (`prefix`, forward_nar_masked's `prefix_context`): the previous utterance's
+ * level-0 codes are fed before the L frames in the conditional and the null pass; only the last
+ * L rows are read out, so CFG statistics, sampling, scores and masks cover the new frames only.
  *
  * This module is browser compatible.
  *
@@ -29,7 +37,8 @@ import {
   workRows,
 } from "./pass.ts";
 import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
-import { demaskSchedule } from "./schedule.ts";
+import type { Boundary } from "./progress.ts";
+import { demaskSchedule, type DemaskStep } from "./schedule.ts";
 
 const DEMASK_SELECT: KernelSpec = {
   shader: "demask_select",
@@ -67,6 +76,13 @@ export interface NarLenRun {
   seed: number;
   /** Keep every step's tokens, scores, masks and CFG factor (for debugging). */
   trace: boolean;
+  /**
+   * Rolling context: level-0 codes of the previous utterance, fed before the L frames in both
+   * passes; masking, scores and sampling act on the L frames only.
+   */
+  prefix?: ArrayLike<number>;
+  /** Called with the steps finished (see {@linkcode Boundary}). */
+  boundary?: Boundary;
 }
 
 /** Per-step record of a traced run. */
@@ -117,8 +133,14 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
     );
   }
   const l = run.frames;
+  const p = run.prefix?.length ?? 0;
   const mask = config.nAudio;
-  const spec = { ...run.conditioning, mode: "nar-len" as const, responseFrames: l };
+  const spec = {
+    ...run.conditioning,
+    mode: "nar-len" as const,
+    responseFrames: p + l,
+    contextFrames: p,
+  };
   const seq = assembleSequence(config, weights.layout, spec);
   const nullSeq = assembleSequence(config, weights.layout, {
     ...spec,
@@ -126,7 +148,9 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
   });
   uploadSequence(gpu, state, "cond", seq);
   uploadSequence(gpu, state, "null", nullSeq);
-  writeTensor(gpu, tokenRow(state, 0, 0, l), new Uint32Array(l).fill(mask));
+  const context = new Uint32Array(p + l).fill(mask);
+  if (run.prefix) context.set(Array.from(run.prefix), 0);
+  writeTensor(gpu, tokenRow(state, 0, 0, p + l), context);
   writeTensor(gpu, scoreRow(state, 0, 0, l), new Float32Array(l).fill(1));
 
   const schedule = demaskSchedule({
@@ -146,12 +170,12 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
     }
     : undefined;
 
-  const tokens = tokenRow(state, 0, 0, l);
+  const tokens = tokenRow(state, 0, p, l);
   const scores = scoreRow(state, 0, 0, l);
   const masked = rows(state.masked, 0, l);
   const sampled = rows({ ...state.scratch, shape: [2 * state.capacity] }, 0, l);
   const argmaxes = rows({ ...state.scratch, shape: [2 * state.capacity] }, state.capacity, l);
-  schedule.forEach((step, k) => {
+  const recordStep = (step: DemaskStep, k: number) => {
     select(rec, tokens, masked, scores, step.count, mask);
     const logits = recordGuidedPass(ctx, seq, nullSeq, run.cfg);
     const work = workRows(state, l, logits.shape[1]);
@@ -177,32 +201,50 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
       rec.copy(masked, rows(trace.masked, k, 1));
       rec.copy(state.cfgStats, rows(trace.stats, k, 1));
     }
-  });
-  rec.submit();
-  if (!trace) {
-    const [bytes] = await readBytes(gpu, [tokens]);
-    return { tokens: new Int32Array(bytes) };
-  }
-  const [t, sc, m, st, final] = await readBytes(gpu, [
-    trace.tokens,
-    trace.scores,
-    trace.masked,
-    trace.stats,
-    tokens,
-  ]);
-  for (const b of Object.values(trace)) b.buffer.destroy();
-  const stats = new Float32Array(st);
-  return {
-    tokens: new Int32Array(final),
-    trace: {
-      timesteps: Float32Array.from(schedule, (x) => x.t),
-      counts: Int32Array.from(schedule, (x) => x.count),
-      masked: Uint8Array.from(new Uint32Array(m)),
-      tokens: new Int32Array(t),
-      scores: new Float32Array(sc),
-      cfgFactor: Float32Array.from({ length: s }, (_, k) => stats[k * 8 + 4]),
-    },
   };
+  try {
+    run.boundary?.(0);
+    // One submit per step; after submitting step k, wait for step k − 1 to finish (the GPU is
+    // never idle for it): that is where progress is reported and an abort takes effect.
+    let fence: Promise<void> | undefined;
+    for (let k = 0; k < s; k++) {
+      recordStep(schedule[k], k);
+      rec.submit();
+      const done = fence;
+      fence = gpu.device.queue.onSubmittedWorkDone();
+      if (done) {
+        await done;
+        run.boundary?.(k);
+      }
+    }
+    if (!trace) {
+      const [bytes] = await readBytes(gpu, [tokens]);
+      run.boundary?.(s);
+      return { tokens: new Int32Array(bytes) };
+    }
+    const [t, sc, m, st, final] = await readBytes(gpu, [
+      trace.tokens,
+      trace.scores,
+      trace.masked,
+      trace.stats,
+      tokens,
+    ]);
+    run.boundary?.(s);
+    const stats = new Float32Array(st);
+    return {
+      tokens: new Int32Array(final),
+      trace: {
+        timesteps: Float32Array.from(schedule, (x) => x.t),
+        counts: Int32Array.from(schedule, (x) => x.count),
+        masked: Uint8Array.from(new Uint32Array(m)),
+        tokens: new Int32Array(t),
+        scores: new Float32Array(sc),
+        cfgFactor: Float32Array.from({ length: s }, (_, k) => stats[k * 8 + 4]),
+      },
+    };
+  } finally {
+    if (trace) { for (const b of Object.values(trace)) b.buffer.destroy(); }
+  }
 }
 
 function select(

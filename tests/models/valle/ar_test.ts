@@ -9,7 +9,7 @@ import { Recorder } from "../../../src/gpu/recorder.ts";
 import { parseSafetensors } from "../../../src/io/safetensors.ts";
 import { decode } from "../../../src/models/valle/ar.ts";
 import { assembleSequence } from "../../../src/models/valle/inputs.ts";
-import { Valle } from "../../../src/models/valle/model.ts";
+import { ValleModel } from "../../../src/models/valle/model.ts";
 import {
   resolveSamplerOptions,
   sampleLogits,
@@ -20,7 +20,7 @@ import { createRunState, destroyRunState } from "../../../src/models/valle/state
 import { destroyValleWeights, uploadValleWeights } from "../../../src/models/valle/weights.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { gpuTest } from "../../_gpu.ts";
-import { readFixture } from "../../_helpers.ts";
+import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
 const AUDIO = 64; // codes per level; the stop token is 64
 const BYTES = makeRandomValle({
@@ -74,7 +74,7 @@ async function cachedRun(
 /** The same steps recomputed from scratch every time (no cache), sampled with the same draw. */
 async function recomputed(
   gpu: Parameters<typeof createRunState>[0],
-  valle: Valle,
+  valle: ValleModel,
   tokens: Int32Array,
   sampler: SamplerOptions,
   seed: number,
@@ -114,7 +114,7 @@ for (
     `AR with the KV cache equals full recomputation over ${STEPS} steps, ${name}`,
     async (gpu) => {
       const cached = await cachedRun(gpu, sampler, 11);
-      const valle = await Valle.load(BYTES, { gpu });
+      const valle = await ValleModel.load(BYTES, { gpu });
       const fresh = await recomputed(gpu, valle, cached, sampler, 11);
       valle.dispose();
       assert.deepEqual(Array.from(cached), Array.from(fresh));
@@ -124,7 +124,7 @@ for (
 }
 
 gpuTest("a seeded sampled AR run is reproducible, and another seed differs", async (gpu) => {
-  const valle = await Valle.load(BYTES, { gpu });
+  const valle = await ValleModel.load(BYTES, { gpu });
   const run = (seed: number) =>
     valle.generateAr({ ...COND, maxSteps: 40, sampler: { temperature: 1.2 }, seed });
   const [a, b, c] = [await run(7), await run(7), await run(8)];
@@ -136,13 +136,8 @@ gpuTest("a seeded sampled AR run is reproducible, and another seed differs", asy
 gpuTest(
   "the stop check interval changes neither tokens nor the stop; one readback per chunk",
   async (gpu) => {
-    const valle = await Valle.load(await readFixture("valle-tiny/model.sft"), { gpu });
-    const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
-    const cond = {
-      phonemes: inputs.toInt32("phn"),
-      language: inputs.toInt32("lang")[0],
-      prompt: { data: inputs.toInt32("prom"), frames: 40, levels: 8 },
-    };
+    const valle = await ValleModel.load(TINY_MODEL, { gpu });
+    const cond = TINY_COND;
     const results = [];
     for (const checkEvery of [1, 7, 64]) {
       const before = { ...gpu.stats };

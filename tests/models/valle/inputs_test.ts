@@ -121,6 +121,22 @@ Deno.test("NAR-len embeds level 0 with the last response table, mask id included
   assert.deepEqual([seq.causal, seq.head, seq.readLength], [false, 4, 2]);
 });
 
+Deno.test("NAR-len with context frames feeds them but reads only the frames after them", () => {
+  const response = { data: [3, 4, 16, 16, 16], frames: 5, levels: 1 };
+  const { seq, terms } = assemble({ mode: "nar-len", response, contextFrames: 2 });
+  assert.deepEqual(terms.slice(11), [3, 4, 16, 16, 16].map((c) => [L.resp[4] + c]));
+  assert.deepEqual(Array.from(seq.positions).slice(11), [0, 1, 2, 3, 4]);
+  assert.deepEqual([seq.outputStart, seq.outputLength, seq.readStart, seq.readLength], [
+    11,
+    5,
+    13,
+    3,
+  ]);
+  for (const contextFrames of [5, -1, 1.5]) {
+    assert.throws(() => assemble({ mode: "nar-len", response, contextFrames }), OptionError);
+  }
+});
+
 Deno.test("the CFG null input is <bos></eos> S lang S rvq S resp, with no prompt", () => {
   const { seq, terms } = assemble({
     mode: "nar-len",

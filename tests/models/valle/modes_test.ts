@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
-import { Valle } from "../../../src/models/valle/model.ts";
+import { ValleModel } from "../../../src/models/valle/model.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { gpuTest } from "../../_gpu.ts";
 
@@ -19,7 +19,7 @@ const PROMPT = {
 const COND = { phonemes: [1, 30, 31, 2], language: 0, prompt: PROMPT };
 
 gpuTest("sampled NAR-len is reproducible per seed and differs from greedy", async (gpu) => {
-  const valle = await Valle.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 2 }), {
+  const valle = await ValleModel.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 2 }), {
     gpu,
   });
   const run = (temperature: number, seed: number) =>
@@ -41,7 +41,7 @@ gpuTest(
   "the ar+nar layout runs AR + NAR, transcribes on proj.L, and has no NAR-len",
   async (gpu) => {
     const bytes = makeRandomValle({ layout: "ar+nar", levels: 4, audioTokens: AUDIO, seed: 9 });
-    const valle = await Valle.load(bytes, { gpu });
+    const valle = await ValleModel.load(bytes, { gpu });
     assert.equal(valle.heads.stt, 4);
     const out = await valle.generate({
       ...COND,
@@ -60,7 +60,7 @@ gpuTest(
 );
 
 gpuTest("STT with the KV cache equals greedy recomputation on the phoneme head", async (gpu) => {
-  const valle = await Valle.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 4 }), {
+  const valle = await ValleModel.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 4 }), {
     gpu,
   });
   const { phonemes, stopped } = await valle.transcribe({

@@ -13,7 +13,7 @@ import {
 } from "../../../src/io/safetensors.ts";
 import { readValleConfig, valleHeads } from "../../../src/models/valle/config.ts";
 import { checkValleWeights } from "../../../src/models/valle/weights.ts";
-import { Valle } from "../../../src/models/valle/model.ts";
+import { ValleModel } from "../../../src/models/valle/model.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { readFixture } from "../../_helpers.ts";
 import { gpuTest } from "../../_gpu.ts";
@@ -166,16 +166,19 @@ Deno.test("without a config the head dimension is taken as 64 and flags keep the
   ]);
 });
 
-gpuTest("Valle.load() rejects bad weights with the typed error before uploading", async (gpu) => {
-  const st = edit(TINY, { drop: ["model.norm.weight"] });
-  await assert.rejects(Valle.load(st, { gpu }), (e) => {
-    assert.ok(e instanceof WeightsError);
-    assert.deepEqual(e.problems, [
-      { tensor: "model.norm.weight", expected: "[32]", found: "missing" },
-    ]);
-    return true;
-  });
-});
+gpuTest(
+  "ValleModel.load() rejects bad weights with the typed error before uploading",
+  async (gpu) => {
+    const st = edit(TINY, { drop: ["model.norm.weight"] });
+    await assert.rejects(ValleModel.load(st, { gpu }), (e) => {
+      assert.ok(e instanceof WeightsError);
+      assert.deepEqual(e.problems, [
+        { tensor: "model.norm.weight", expected: "[32]", found: "missing" },
+      ]);
+      return true;
+    });
+  },
+);
 
 gpuTest(
   "F16, BF16 and F32 files load; F16 and F32 roundings of one model give close logits",
@@ -184,13 +187,16 @@ gpuTest(
     const results: Float32Array[] = [];
     for (const dtype of ["F16", "F32"] as const) {
       const bytes = makeRandomValle({ dtype, seed: 3, audioTokens: 64 });
-      const valle = await Valle.load(bytes, { gpu, precision: "f32" });
+      const valle = await ValleModel.load(bytes, { gpu, precision: "f32" });
       results.push((await valle.logits({ mode: "ar", phonemes })).logits);
       valle.dispose();
     }
-    const bf16 = await Valle.load(makeRandomValle({ dtype: "BF16", seed: 3, audioTokens: 64 }), {
-      gpu,
-    });
+    const bf16 = await ValleModel.load(
+      makeRandomValle({ dtype: "BF16", seed: 3, audioTokens: 64 }),
+      {
+        gpu,
+      },
+    );
     const { logits } = await bf16.logits({ mode: "ar", phonemes });
     bf16.dispose();
     assert.deepEqual(logits.length, 65);
