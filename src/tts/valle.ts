@@ -20,7 +20,7 @@ import { readAllBytes } from "../io/source.ts";
 import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
-import { Valle as ValleModel } from "../models/valle/model.ts";
+import { ValleModel } from "../models/valle/model.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
@@ -275,7 +275,6 @@ export class Valle {
       const prefix = o.contextHistory > 0 && history.length > 0
         ? contextPrefix(history.slice(-o.contextHistory))
         : undefined;
-      report?.({ phase: "level0", ...at });
       const result = await this.model.generate({
         phonemes: piece.tokens,
         language: piece.languageId,
@@ -293,10 +292,13 @@ export class Valle {
         nar: {
           sampler: this.#sampler(o, "nar"),
           seed: o.seed + index,
-          // A strength of 1 is CFG's identity: skip the second pass.
-          cfg: o.cfgStrength === 1 ? undefined : { strength: o.cfgStrength, rescale: o.cfgRescale },
+          // Upstream guides the NAR levels with the strength asked for; 1 (the web UI default) is
+          // CFG's identity up to rounding, so its second pass is skipped (strength 0: none).
+          cfg: { strength: o.cfgStrength === 1 ? 0 : o.cfgStrength, rescale: o.cfgRescale },
         },
-        ...(prefix ? { prefix } : {}),
+        prefix,
+        signal,
+        onProgress: (p) => report?.({ phase: p.phase, step: p.step, steps: p.steps, ...at }),
       });
       signal?.throwIfAborted();
       report?.({ phase: "decode", ...at });

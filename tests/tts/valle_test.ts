@@ -64,7 +64,8 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
           maxFrames: 30,
           ar: { maxSteps: 30, seed: 5 + i, sampler: { temperature: 1 } },
           narLen: { steps: 3, temperature: 1, cfg: { strength: 1, rescale: 0.75 }, seed: 5 + i },
-          nar: { sampler: { temperature: 0 }, seed: 5 + i },
+          // CFG strength 1 is the identity: the product skips its pass (strength 0).
+          nar: { sampler: { temperature: 0 }, seed: 5 + i, cfg: { strength: 0, rescale: 0.75 } },
         });
         deepStrictEqual(speech.pieces[i].codes, codes, `piece ${i} codes`);
         const audio = toAudioCodes(codes, 1024);
@@ -96,7 +97,14 @@ test("stream() yields each piece as it is decoded, equal to synthesize()'s piece
     equal(phases.at(-1), "decode");
   }
   deepStrictEqual(streamed.map((p) => p.samples), whole.pieces.map((p) => p.samples));
-  deepStrictEqual([...new Set(phases)], ["phonemize", "encode-prompt", "level0", "decode"]);
+  deepStrictEqual([...new Set(phases)], [
+    "phonemize",
+    "encode-prompt",
+    "duration",
+    "level0",
+    "nar",
+    "decode",
+  ]);
 });
 
 test("a seed reproduces the same audio; another seed does not", async (valle) => {
@@ -147,4 +155,52 @@ test("Speech exports a WAV of its samples", async (valle) => {
   const blob = speech.toBlob();
   equal(blob.type, "audio/wav");
   equal(blob.size, 44 + 2 * speech.samples.length);
+});
+
+test("contextHistory feeds the previous pieces' phonemes and level 0 as the next prefix", async (valle) => {
+  const options = { ...BASE, modality: "ar+nar" as const, contextHistory: 1 };
+  const text = "Hello there. How are you? Fine.";
+  const speech = await valle.synthesize(text, options);
+  const pieces = await prepareText(text, { language: "en" });
+  for (const [i, piece] of pieces.entries()) {
+    const before = speech.pieces[i - 1];
+    const prefix = before && {
+      phonemes: pieces[i - 1].tokens,
+      codes: {
+        data: Int32Array.from({ length: before.codes.frames }, (_, t) => before.codes.data[t * 8]),
+        frames: before.codes.frames,
+        levels: 1,
+      },
+    };
+    const { codes } = await valle.model.generate({
+      phonemes: piece.tokens,
+      language: 0,
+      prompt: null,
+      modality: "ar+nar",
+      ar: { maxSteps: 30, seed: 5 + i, sampler: { temperature: 1 } },
+      nar: { sampler: { temperature: 0 }, seed: 5 + i, cfg: { strength: 0, rescale: 0.75 } },
+      prefix,
+    });
+    deepStrictEqual(speech.pieces[i].codes, codes, `piece ${i}`);
+  }
+});
+
+test("an abort signal stops synthesis with its reason, and the instance stays usable", async (valle) => {
+  const controller = new AbortController();
+  const reason = new Error("user cancelled");
+  let steps = 0;
+  await rejects(
+    valle.synthesize(TEXT, {
+      ...BASE,
+      modality: "nar-len",
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase === "level0" && ++steps === 2) controller.abort(reason);
+      },
+    }),
+    (e) => e === reason,
+  );
+  const after = await valle.synthesize("Hello.", { ...BASE, modality: "nar-len" });
+  const fresh = await valle.synthesize("Hello.", { ...BASE, modality: "nar-len" });
+  deepStrictEqual(after.samples, fresh.samples);
 });

@@ -227,7 +227,11 @@ export interface GenerateRequest extends ValleConditioning, ProgressOptions {
   modality?: "auto" | "ar+nar" | "nar-len";
   /** AR settings (AR + NAR). */
   ar?: Omit<ArRequest, keyof ValleConditioning | keyof ProgressOptions | "prefix">;
-  /** NAR-level settings. Default greedy; NAR-len runs pass their CFG on, as the original does. */
+  /**
+   * NAR-level settings. Default greedy. Without `cfg`, a NAR-len run passes the strength asked
+   * for NAR-len (`narLen.cfg`, before its 2.5 floor; rescale 0.7 unless given) on to the levels,
+   * as the original does; an AR run uses none.
+   */
   nar?: SamplingRequest & { cfg?: CfgOptions; maxLevel?: number };
   /** NAR-len settings; `frames` defaults to the predicted duration. */
   narLen?: Partial<Omit<NarLenRequest, keyof ValleConditioning | keyof ProgressOptions | "prefix">>;
@@ -566,10 +570,13 @@ export class ValleModel {
       const frames = Math.max(1, Math.min(request.maxFrames ?? 500, padded));
       const settings = request.narLen ?? {};
       const { tokens } = await this.#narLen({ ...request, ...settings, frames });
-      const guidance = nar.cfg ?? {
-        strength: Math.max(settings.cfg?.strength ?? 2.5, 2.5),
-        rescale: settings.cfg?.rescale ?? 0.75,
-      };
+      // As forward_nar after forward_nar_masked: the NAR levels get the strength the caller asked
+      // for, without NAR-len's 2.5 floor (none asked: no CFG), and rescale 0.7 unless given.
+      const asked = settings.cfg?.strength;
+      const guidance = nar.cfg ??
+        (asked === undefined
+          ? undefined
+          : { strength: asked, rescale: settings.cfg?.rescale ?? 0.7 });
       const level0 = { data: tokens, frames, levels: 1 };
       const codes = await this.#nar({ ...request, ...nar }, level0, nar.maxLevel, guidance);
       return { codes, modality: "nar-len", duration };
