@@ -1,0 +1,230 @@
+/**
+ * VALL-E model timings on one weight file: AR level 0 (prefill, then single-token steps with the
+ * KV cache; the stop token is ignored so every run has the requested length) at several output
+ * lengths, the NAR levels, NAR-len demasking with CFG, dispatches and readbacks per AR step, and
+ * the GPU time per kernel of AR steps (timestamp queries). Part of `deno task bench`.
+ */
+
+import type { Gpu } from "../src/gpu/device.ts";
+import { type KernelTime, Profiler } from "../src/gpu/profiler.ts";
+import { Recorder } from "../src/gpu/recorder.ts";
+import type { Safetensors } from "../src/io/safetensors.ts";
+import { decode } from "../src/models/valle/ar.ts";
+import { assembleSequence } from "../src/models/valle/inputs.ts";
+import { runNar } from "../src/models/valle/nar.ts";
+import { runNarLen } from "../src/models/valle/nar_len.ts";
+import type { ValleContext } from "../src/models/valle/pass.ts";
+import { resolveSamplerOptions, STREAM } from "../src/models/valle/sampler.ts";
+import { createRunState, destroyRunState } from "../src/models/valle/state.ts";
+import { destroyValleWeights, uploadValleWeights } from "../src/models/valle/weights.ts";
+
+/** What to measure. */
+export interface ValleBenchSettings {
+  /** AR output lengths in frames (75 per second). */
+  arFrames: number[];
+  /** Prompt frames (a 3 s prompt is 225). */
+  promptFrames: number;
+  /** Phoneme tokens of the text. */
+  phonemes: number;
+  /** Frames of the NAR and NAR-len utterance (10 s is 750). */
+  frames: number;
+  /** NAR levels to run (1..7). */
+  narLevels: number;
+  /** NAR-len demasking steps. */
+  narLenSteps: number;
+  /** AR steps between stop checks. */
+  checkEvery: number;
+  /** AR steps to time kernel by kernel. */
+  profileSteps: number;
+}
+
+/** One AR length's figures. */
+export interface ArFigures {
+  /** Output frames. */
+  frames: number;
+  /** Wall time of the whole run (prefill + steps), ms. */
+  ms: number;
+  /** Frames per second of the whole run. */
+  framesPerSecond: number;
+}
+
+/** Everything {@linkcode benchValle} measures. */
+export interface ValleFigures {
+  /** Model shape. */
+  model: { dModel: number; heads: number; layers: number; weights: string };
+  /** Upload time, ms. */
+  loadMs: number;
+  /** Prefill of the prompt and text, plus the first step, ms. */
+  prefillMs: number;
+  /** Steady-state AR step, ms (from the longest run minus a one-step run). */
+  stepMs: number;
+  /** Steady-state AR frames per second. */
+  stepFramesPerSecond: number;
+  /** Per output length. */
+  ar: ArFigures[];
+  /** Compute dispatches per AR step. */
+  dispatchesPerStep: number;
+  /** Readbacks per AR step (the stop check every `checkEvery` steps). */
+  readbacksPerStep: number;
+  /** Queue submits per AR step. */
+  submitsPerStep: number;
+  /** NAR levels 1..narLevels of `frames` frames (greedy, no CFG), ms. */
+  narMs: number;
+  /** NAR-len demasking of `frames` frames in `narLenSteps` steps with CFG, ms. */
+  narLenMs: number;
+  /** GPU time and dispatches per kernel and AR step, averaged over `profileSteps` steps (empty without timestamp queries). */
+  arKernels: KernelTime[];
+  /** Peak GPU memory of the library's buffers during the run, bytes. */
+  peakBytes: number;
+}
+
+/** Runs the model benchmarks on `gpu` with the weights in `st`. */
+export async function benchValle(
+  gpu: Gpu,
+  st: Safetensors,
+  settings: ValleBenchSettings,
+): Promise<ValleFigures> {
+  const loadStart = performance.now();
+  const { config, weights } = uploadValleWeights(gpu, st, gpu.weightDtype);
+  await gpu.device.queue.onSubmittedWorkDone();
+  const loadMs = performance.now() - loadStart;
+  const longest = Math.max(...settings.arFrames);
+  const capacity = settings.phonemes + settings.promptFrames + Math.max(longest, settings.frames) +
+    16;
+  const state = createRunState(gpu, config, capacity);
+  const ctx: ValleContext = {
+    gpu,
+    model: { config, weights },
+    state,
+    rec: new Recorder(gpu, { label: "valle.bench", paramsCapacity: 8 << 20 }),
+  };
+  const phonemes = [
+    1,
+    ...Array.from({ length: settings.phonemes - 2 }, (_, i) => 4 + (i * 37) % 200),
+    2,
+  ];
+  const prompt = {
+    data: Array.from(
+      { length: settings.promptFrames * config.nLevels },
+      (_, i) => (i * 613) % config.nAudio,
+    ),
+    frames: settings.promptFrames,
+    levels: config.nLevels,
+  };
+  const conditioning = { phonemes, language: 0, prompt };
+  const greedy = resolveSamplerOptions({ temperature: 0 });
+
+  const arRun = async (n: number, c: ValleContext = ctx) => {
+    const seq = assembleSequence(config, weights.layout, {
+      ...conditioning,
+      mode: "ar",
+      responseFrames: n,
+    });
+    const before = { ...gpu.stats };
+    const start = performance.now();
+    await decode(c, {
+      seq,
+      initial: [],
+      maxSteps: n,
+      stopToken: -1,
+      sampler: resolveSamplerOptions({ temperature: 1, topK: 50 }),
+      lengthPenaltyToken: config.nAudio,
+      seed: 1,
+      stream: STREAM.ar,
+      checkEvery: settings.checkEvery,
+    });
+    await gpu.device.queue.onSubmittedWorkDone();
+    return {
+      ms: performance.now() - start,
+      dispatches: gpu.stats.dispatches - before.dispatches,
+      readbacks: gpu.stats.readbacks - before.readbacks,
+      submits: gpu.stats.submits - before.submits,
+    };
+  };
+
+  await arRun(1); // warm-up: pipelines, bind groups
+  const one = await arRun(1);
+  const ar: ArFigures[] = [];
+  let last = one;
+  for (const n of settings.arFrames) {
+    last = await arRun(n);
+    ar.push({
+      frames: n,
+      ms: +last.ms.toFixed(1),
+      framesPerSecond: +(n / (last.ms / 1000)).toFixed(1),
+    });
+  }
+  const stepMs = (last.ms - one.ms) / (longest - 1);
+  const perStep = (x: number, y: number) => +((x - y) / (longest - 1)).toFixed(4);
+
+  const narStart = performance.now();
+  await runNar(ctx, {
+    conditioning,
+    frames: settings.frames,
+    fromLevel: 1,
+    toLevel: settings.narLevels,
+    sampler: greedy,
+    seed: 0,
+  });
+  const narMs = performance.now() - narStart;
+
+  const narLenRun = {
+    conditioning,
+    frames: settings.frames,
+    steps: settings.narLenSteps,
+    temperature: 0,
+    annealed: true,
+    cfg: { strength: 2.5, rescale: 0.75 },
+    remask: false,
+    maskedOnly: false,
+    sampler: greedy,
+    seed: 0,
+    trace: false,
+  };
+  await runNarLen(ctx, { ...narLenRun, steps: 1 }); // warm-up
+  const narLenStart = performance.now();
+  await runNarLen(ctx, narLenRun);
+  const narLenMs = performance.now() - narLenStart;
+
+  let arKernels: KernelTime[] = [];
+  if (gpu.features.timestamps && settings.profileSteps > 0) {
+    const profiler = new Profiler(gpu);
+    const profiled = { ...ctx, rec: new Recorder(gpu, { label: "valle.profile", profiler }) };
+    // Both runs prefill; their difference is `profileSteps` decode steps.
+    await arRun(1, profiled);
+    const prefill = new Map((await profiler.collect()).map((k) => [k.label, k]));
+    await arRun(settings.profileSteps + 1, profiled);
+    arKernels = (await profiler.collect()).map((k) => {
+      const p = prefill.get(k.label);
+      const count = (k.count - (p?.count ?? 0)) / settings.profileSteps;
+      const ms = (k.totalMs - (p?.totalMs ?? 0)) / settings.profileSteps;
+      return { label: k.label, count: +count.toFixed(2), totalMs: +ms.toFixed(4) };
+    }).filter((k) => k.count > 0).sort((a, b) => b.totalMs - a.totalMs);
+    profiled.rec.destroy();
+    profiler.destroy();
+  }
+  const peakBytes = gpu.memory.peak;
+  ctx.rec.destroy();
+  destroyRunState(state);
+  destroyValleWeights(weights);
+  return {
+    model: {
+      dModel: config.dModel,
+      heads: config.nHeads,
+      layers: config.nLayers,
+      weights: gpu.weightDtype,
+    },
+    loadMs: Math.round(loadMs),
+    prefillMs: +one.ms.toFixed(1),
+    stepMs: +stepMs.toFixed(3),
+    stepFramesPerSecond: +(1000 / stepMs).toFixed(1),
+    ar,
+    dispatchesPerStep: perStep(last.dispatches, one.dispatches),
+    readbacksPerStep: +(last.readbacks / longest).toFixed(4),
+    submitsPerStep: perStep(last.submits, one.submits),
+    narMs: +narMs.toFixed(1),
+    narLenMs: +narLenMs.toFixed(1),
+    arKernels,
+    peakBytes,
+  };
+}
