@@ -60,6 +60,9 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  // `deno task speak` runs in the repository; paths on the command line are the user's.
+  const userDir = Deno.env.get("INIT_CWD");
+  if (userDir) Deno.chdir(userDir);
   const args = parseSpeakArgs(Deno.args);
   if (args.help) {
     console.log(USAGE);
