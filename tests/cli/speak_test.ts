@@ -96,7 +96,7 @@ async function speak(args: string[], cwd: string): Promise<{ code: number; stder
     cwd,
     stdout: "piped",
     stderr: "piped",
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", INIT_CWD: cwd },
   }).output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
