@@ -88,9 +88,14 @@ export function writeTensor(
   gpu.device.queue.writeBuffer(t.buffer, offset, bytes);
 }
 
-/** A pool of storage buffers reused by size class, for temporaries that come and go. */
+/**
+ * A pool of buffers of one usage, reused by power-of-two size class: storage buffers for
+ * temporaries (`gpu.buffers`), MAP_READ staging buffers for readback (`gpu.readbacks`).
+ */
 export class BufferPool {
   #gpu: Gpu;
+  #usage: number;
+  #label: string;
   #free = new Map<number, GPUBuffer[]>();
   #all = new Set<GPUBuffer>();
 
@@ -98,21 +103,25 @@ export class BufferPool {
    * Creates an empty pool.
    *
    * @param gpu The device that owns the buffers.
+   * @param usage The usage of every buffer of the pool.
+   * @param label The buffers' label prefix.
    */
-  constructor(gpu: Gpu) {
+  constructor(gpu: Gpu, usage: number, label: string) {
     this.#gpu = gpu;
+    this.#usage = usage;
+    this.#label = label;
   }
 
-  /** A buffer of at least `bytes` bytes (rounded up to a power of two), usage {@linkcode TENSOR_USAGE}. */
+  /** A buffer of at least `bytes` bytes (rounded up to a power of two, at least 256). */
   acquire(bytes: number): GPUBuffer {
-    const size = 2 ** Math.ceil(Math.log2(alignSize(bytes)));
+    const size = 2 ** Math.ceil(Math.log2(Math.max(bytes, 256)));
     const buffer = this.#free.get(size)?.pop() ??
-      this.#gpu.createBuffer({ label: `valle.pool.${size}`, size, usage: TENSOR_USAGE });
+      this.#gpu.createBuffer({ label: `${this.#label}.${size}`, size, usage: this.#usage });
     this.#all.add(buffer);
     return buffer;
   }
 
-  /** Returns a buffer from {@linkcode BufferPool.acquire} for reuse. */
+  /** Returns a buffer from {@linkcode BufferPool.acquire} (unmapped) for reuse. */
   release(buffer: GPUBuffer): void {
     const list = this.#free.get(buffer.size) ?? [];
     list.push(buffer);

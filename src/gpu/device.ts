@@ -11,9 +11,8 @@
  */
 
 import { GpuError } from "../errors.ts";
-import { BufferPool } from "./buffers.ts";
+import { BufferPool, TENSOR_USAGE } from "./buffers.ts";
 import { KernelCache } from "./kernels.ts";
-import { ReadbackPool } from "./readback.ts";
 
 /** Which weight precision kernels use: f16 storage needs the `shader-f16` feature. */
 export type Precision = "auto" | "f16" | "f32";
@@ -114,7 +113,7 @@ export class Gpu {
   /** Reusable storage buffers for temporaries. */
   readonly buffers: BufferPool;
   /** Reusable MAP_READ staging buffers. */
-  readonly readbacks: ReadbackPool;
+  readonly readbacks: BufferPool;
   /** Work submitted so far. */
   readonly stats: GpuStats = { dispatches: 0, submits: 0, readbacks: 0 };
   /** GPU memory held by this library's buffers. */
@@ -138,8 +137,12 @@ export class Gpu {
       subgroups: device.features.has("subgroups"),
     };
     this.kernels = new KernelCache(this);
-    this.buffers = new BufferPool(this);
-    this.readbacks = new ReadbackPool(this);
+    this.buffers = new BufferPool(this, TENSOR_USAGE, "valle.pool");
+    this.readbacks = new BufferPool(
+      this,
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      "valle.readback",
+    );
     device.lost.then((info) => {
       if (info.reason !== "destroyed") {
         this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${info.message})`);

@@ -12,48 +12,6 @@ import { OptionError } from "../errors.ts";
 import type { Gpu } from "./device.ts";
 import { DTYPE_BYTES, type GpuTensor, numel } from "./tensor.ts";
 
-/** A pool of MAP_READ staging buffers reused by power-of-two size. */
-export class ReadbackPool {
-  #gpu: Gpu;
-  #free = new Map<number, GPUBuffer[]>();
-  #all = new Set<GPUBuffer>();
-
-  /**
-   * Creates an empty pool.
-   *
-   * @param gpu The device that owns the buffers.
-   */
-  constructor(gpu: Gpu) {
-    this.#gpu = gpu;
-  }
-
-  /** A mappable buffer of at least `bytes` bytes. */
-  acquire(bytes: number): GPUBuffer {
-    const size = 2 ** Math.ceil(Math.log2(Math.max(bytes, 256)));
-    const buffer = this.#free.get(size)?.pop() ?? this.#gpu.createBuffer({
-      label: `valle.readback.${size}`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    this.#all.add(buffer);
-    return buffer;
-  }
-
-  /** Returns an unmapped buffer from {@linkcode ReadbackPool.acquire} for reuse. */
-  release(buffer: GPUBuffer): void {
-    const list = this.#free.get(buffer.size) ?? [];
-    list.push(buffer);
-    this.#free.set(buffer.size, list);
-  }
-
-  /** Destroys every buffer the pool created. */
-  destroy(): void {
-    for (const buffer of this.#all) buffer.destroy();
-    this.#all.clear();
-    this.#free.clear();
-  }
-}
-
 /**
  * Copies the elements of several tensors to the CPU with one submit and one wait. Pending GPU work
  * is ordered before the copies, so call this after `Recorder.submit()`.
