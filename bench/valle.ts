@@ -6,7 +6,7 @@
  */
 
 import type { Gpu } from "../src/gpu/device.ts";
-import { type KernelTime, Profiler } from "../src/gpu/profiler.ts";
+import { type KernelTime, Profiler, sumByKernel } from "../src/gpu/profiler.ts";
 import { Recorder } from "../src/gpu/recorder.ts";
 import type { Safetensors } from "../src/io/safetensors.ts";
 import { decode } from "../src/models/valle/ar.ts";
@@ -190,16 +190,16 @@ export async function benchValle(
   if (gpu.features.timestamps && settings.profileSteps > 0) {
     const profiler = new Profiler(gpu);
     const profiled = { ...ctx, rec: new Recorder(gpu, { label: "valle.profile", profiler }) };
-    // Both runs prefill; their difference is `profileSteps` decode steps.
+    // The second run repeats the first (prefill and first step), then `profileSteps` steps.
     await arRun(1, profiled);
-    const prefill = new Map((await profiler.collect()).map((k) => [k.label, k]));
+    const head = (await profiler.dispatches()).length;
     await arRun(settings.profileSteps + 1, profiled);
-    arKernels = (await profiler.collect()).map((k) => {
-      const p = prefill.get(k.label);
-      const count = (k.count - (p?.count ?? 0)) / settings.profileSteps;
-      const ms = (k.totalMs - (p?.totalMs ?? 0)) / settings.profileSteps;
-      return { label: k.label, count: +count.toFixed(2), totalMs: +ms.toFixed(4) };
-    }).filter((k) => k.count > 0).sort((a, b) => b.totalMs - a.totalMs);
+    const steps = (await profiler.dispatches()).slice(head);
+    arKernels = sumByKernel(steps).map((k) => ({
+      label: k.label,
+      count: +(k.count / settings.profileSteps).toFixed(2),
+      totalMs: +(k.totalMs / settings.profileSteps).toFixed(4),
+    }));
     profiled.rec.destroy();
     profiler.destroy();
   }

@@ -25,6 +25,35 @@ export interface KernelTime {
 /** Timestamp pairs per query set: WebGPU allows 4096 queries in one set. */
 const MAX_DISPATCHES = 2048;
 
+/** One timed dispatch. */
+export interface DispatchTime {
+  /** The kernel key. */
+  label: string;
+  /** Its duration, in milliseconds. */
+  ms: number;
+}
+
+/**
+ * Sums dispatch times per kernel label, largest total first.
+ *
+ * @example
+ * ```ts
+ * import { sumByKernel } from "@valle/core/gpu";
+ * const [top] = sumByKernel([{ label: "a", ms: 1 }, { label: "b", ms: 3 }, { label: "a", ms: 1 }]);
+ * console.assert(top.label === "b" && top.count === 1);
+ * ```
+ */
+export function sumByKernel(dispatches: readonly DispatchTime[]): KernelTime[] {
+  const totals = new Map<string, KernelTime>();
+  for (const { label, ms } of dispatches) {
+    const entry = totals.get(label) ?? { label, count: 0, totalMs: 0 };
+    entry.count++;
+    entry.totalMs += ms;
+    totals.set(label, entry);
+  }
+  return [...totals.values()].sort((a, b) => b.totalMs - a.totalMs);
+}
+
 interface Pending {
   staging: GPUBuffer;
   labels: string[];
@@ -97,11 +126,12 @@ export class Profiler {
   }
 
   /**
-   * Waits for every resolved submit and returns the time per kernel label, largest first.
-   * Negative or wrapped-around pairs are dropped.
+   * Waits for every resolved submit and returns each timed dispatch in recording order (so a
+   * caller can drop a known prefix, e.g. a prefill). Negative or wrapped-around pairs are
+   * dropped.
    */
-  async collect(): Promise<KernelTime[]> {
-    const totals = new Map<string, KernelTime>();
+  async dispatches(): Promise<DispatchTime[]> {
+    const out: DispatchTime[] = [];
     const pending = this.#pending;
     this.#pending = [];
     for (const { staging, labels } of pending) {
@@ -109,16 +139,17 @@ export class Profiler {
       const stamps = new BigUint64Array(staging.getMappedRange(0, 16 * labels.length));
       labels.forEach((label, i) => {
         const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
-        if (!(ns >= 0 && ns < 1e10)) return;
-        const entry = totals.get(label) ?? { label, count: 0, totalMs: 0 };
-        entry.count++;
-        entry.totalMs += ns / 1e6;
-        totals.set(label, entry);
+        if (ns >= 0 && ns < 1e10) out.push({ label, ms: ns / 1e6 });
       });
       staging.unmap();
       this.#gpu.readbacks.release(staging);
     }
-    return [...totals.values()].sort((a, b) => b.totalMs - a.totalMs);
+    return out;
+  }
+
+  /** Waits for every resolved submit and returns the time per kernel label, largest first. */
+  async collect(): Promise<KernelTime[]> {
+    return sumByKernel(await this.dispatches());
   }
 
   /** Frees the query set and resolve buffer. */

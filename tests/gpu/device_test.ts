@@ -97,6 +97,17 @@ gpuTest("the profiler times each dispatch by kernel", async (gpu) => {
   equal(times[0].label, "softmax.f16");
   equal(times[0].count, 2);
   ok(times[0].totalMs > 0);
+  // In recording order, one entry per dispatch.
+  const one = uploadTensor(gpu, new Float32Array(1000), [1000], "f32", "one");
+  softmax(rec, x);
+  add(rec, one, createTensor(gpu, [1000], "f32", "y"));
+  softmax(rec, x);
+  rec.submit();
+  deepStrictEqual((await profiler.dispatches()).map((d) => d.label), [
+    "softmax.f16",
+    "add.f16",
+    "softmax.f16",
+  ]);
   profiler.destroy();
 });
 
