@@ -15,7 +15,18 @@ export function environment(gpu: Gpu): Record<string, unknown> {
     },
     deno: Deno.version.deno,
     date: new Date().toISOString(),
+    commit: commit(),
   };
+}
+
+/** The checked-out commit, when git is there. */
+function commit(): string | undefined {
+  try {
+    const out = new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A file-name-safe name for the adapter, e.g. "nvidia-h100-80gb-hbm3". */
