@@ -176,9 +176,10 @@ gpuTest(
     assert.equal(arNar.codes.frames, level0.tokens.length);
     assert.deepEqual(Array.from(arNar.codes.data), Array.from(byHand.data));
 
-    // NAR-len: the duration comes from the plain phonemes, level 0 from the prefixed run, the
-    // NAR levels (CFG 2.5 / 0.75 carried over) from the plain phonemes.
-    const narLen = { steps: 3 };
+    // NAR-len: the duration comes from the plain phonemes, level 0 from the prefixed run (CFG
+    // raised to 2.5), the NAR levels from the plain phonemes with the strength asked for (1,
+    // no floor) and its rescale, as upstream's forward_nar takes them from sampling_kwargs.
+    const narLen = { steps: 3, cfg: { strength: 1, rescale: 0.75 } };
     const out = await valle.generate({
       ...COND,
       prefix: PREFIX,
@@ -194,10 +195,23 @@ gpuTest(
     const codes = await valle.generateNar({
       ...COND,
       codes: { data: l0.tokens, frames: 9, levels: 1 },
-      cfg: { strength: 2.5, rescale: 0.75 },
+      cfg: { strength: 1, rescale: 0.75 },
+    });
+    // No strength asked: NAR-len still uses its 2.5 floor, the NAR levels use no CFG.
+    const unguided = await valle.generate({
+      ...COND,
+      prefix: PREFIX,
+      modality: "nar-len",
+      maxFrames: 9,
+      narLen: { steps: 3 },
+    });
+    const plain = await valle.generateNar({
+      ...COND,
+      codes: { data: l0.tokens, frames: 9, levels: 1 },
     });
     valle.dispose();
     assert.deepEqual(Array.from(out.codes.data), Array.from(codes.data));
+    assert.deepEqual(Array.from(unguided.codes.data), Array.from(plain.data));
   },
 );
 
