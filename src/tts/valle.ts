@@ -272,6 +272,7 @@ export class Valle {
     for (const [index, piece] of pieces.entries()) {
       signal?.throwIfAborted();
       const at = { piece: index, pieces: pieces.length };
+      const seed = (o.seed + index) >>> 0; // each piece its own stream, same seed same audio
       const prefix = o.contextHistory > 0 && history.length > 0
         ? contextPrefix(history.slice(-o.contextHistory))
         : undefined;
@@ -281,17 +282,17 @@ export class Valle {
         prompt,
         modality: o.modality,
         maxFrames,
-        ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar"), seed: o.seed + index },
+        ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar"), seed },
         narLen: {
           steps: o.steps,
           temperature: o.arTemperature,
           cfg: { strength: o.cfgStrength, rescale: o.cfgRescale },
           sampler: this.#sampler(o, "nar-len"),
-          seed: o.seed + index,
+          seed,
         },
         nar: {
           sampler: this.#sampler(o, "nar"),
-          seed: o.seed + index,
+          seed,
           // Upstream guides the NAR levels with the strength asked for; 1 (the web UI default) is
           // CFG's identity up to rounding, so its second pass is skipped (strength 0: none).
           cfg: { strength: o.cfgStrength === 1 ? 0 : o.cfgStrength, rescale: o.cfgRescale },
