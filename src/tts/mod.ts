@@ -18,5 +18,11 @@ export {
 } from "./options.ts";
 export { joinPieces, Speech, type SpeechPiece } from "./speech.ts";
 export { type AudioInput, readReference } from "./reference.ts";
-export { DEFAULT_FILES, type FileSource, loadFile, type LoadFileOptions } from "./sources.ts";
+export {
+  DEFAULT_FILES,
+  type FileSource,
+  loadFile,
+  type LoadFileOptions,
+  sourceName,
+} from "./sources.ts";
 export { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";

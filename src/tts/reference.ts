@@ -12,7 +12,7 @@ import { toMono } from "../audio/resample.ts";
 import { decodeWav, type WavAudio } from "../audio/wav.ts";
 import { OptionError } from "../errors.ts";
 import { readAllBytes } from "../io/source.ts";
-import type { FileSource } from "./sources.ts";
+import { type FileSource, sourceName } from "./sources.ts";
 
 /** A reference clip: a WAV file (path, URL, bytes, Blob) or decoded samples. */
 export type AudioInput = FileSource | WavAudio | { samples: Float32Array; sampleRate: number };
@@ -45,7 +45,7 @@ export async function readReference(
   else if (typeof input === "object" && "samples" in input) {
     audio = { sampleRate: input.sampleRate, channels: [input.samples] };
   } else {
-    label = typeof input === "string" ? input : input instanceof URL ? input.href : label;
+    label = sourceName(input, label);
     audio = decodeWav(await readAllBytes(input, { label, kind: "WAV", signal }), label);
   }
   const mono = toMono(audio.channels, audio.sampleRate, sampleRate);

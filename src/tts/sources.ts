@@ -79,11 +79,7 @@ export async function loadFile(
   if (url) {
     return await fetchFile({ name: cacheKey(url), url: url.href }, options);
   }
-  const name = typeof source === "string"
-    ? source
-    : source instanceof URL
-    ? source.href
-    : "<bytes>";
+  const name = sourceName(source, "<bytes>");
   return await readAllBytes(source, {
     label: name,
     signal: options.signal,
@@ -96,4 +92,20 @@ export async function loadFile(
 function cacheKey(url: URL): string {
   const path = decodeURIComponent(url.pathname).replace(/\/resolve\/[^/]+\//, "/");
   return `${url.host}${path}`.split("/").filter((p) => p && p !== "." && p !== "..").join("/");
+}
+
+/**
+ * The name of a file source for messages: the path or URL as given, else `fallback` (bytes and
+ * Blobs have no name).
+ *
+ * @example
+ * ```ts
+ * import { sourceName } from "@valle/core";
+ * console.assert(sourceName(new URL("https://example.com/a.wav"), "?") === "https://example.com/a.wav");
+ * console.assert(sourceName(new Uint8Array(4), "<bytes>") === "<bytes>");
+ * ```
+ */
+export function sourceName(source: FileSource, fallback: string): string {
+  if (typeof source === "string") return source;
+  return source instanceof URL ? source.href : fallback;
 }

@@ -34,7 +34,13 @@ import {
   type SynthesizeOptions,
 } from "./options.ts";
 import { type AudioInput, readReference } from "./reference.ts";
-import { DEFAULT_FILES, type FileSource, loadFile } from "./sources.ts";
+import {
+  DEFAULT_FILES,
+  type FileSource,
+  loadFile,
+  type LoadFileOptions,
+  sourceName,
+} from "./sources.ts";
 import { joinPieces, Speech, type SpeechPiece } from "./speech.ts";
 
 /** EnCodec's frame rate at 24 kHz: VALL-E counts durations in these frames. */
@@ -127,12 +133,7 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
-    const fetchOptions = {
-      cache: options.cache,
-      signal: options.signal,
-      onProgress: (p: { file: string; loaded: number; total?: number }) =>
-        report?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
-    };
+    const fetchOptions = downloads(options, options.signal);
     const [modelBytes, codecBytes, codecConfig] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fetchOptions),
       loadFile(options.codec, DEFAULT_FILES.codec, fetchOptions),
@@ -348,12 +349,7 @@ export class Valle {
     this.#vocos ??= (async () => {
       const report = this.#options.onProgress;
       const [bytes, config] = await Promise.all([
-        loadFile(this.#options.vocoder, DEFAULT_FILES.vocoder, {
-          cache: this.#options.cache,
-          signal,
-          onProgress: (p) =>
-            report?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
-        }),
+        loadFile(this.#options.vocoder, DEFAULT_FILES.vocoder, downloads(this.#options, signal)),
         readConfig(this.#options.vocoderConfig, signal),
       ]);
       report?.({ phase: "load", file: "vocoder" });
@@ -422,7 +418,7 @@ async function readConfig(
   const isFile = typeof source === "string" || source instanceof URL || source instanceof Blob ||
     source instanceof Uint8Array || source instanceof ArrayBuffer;
   if (!isFile) return source;
-  const name = typeof source === "string" ? source : source instanceof URL ? source.href : "config";
+  const name = sourceName(source, "config");
   const text = new TextDecoder().decode(await readAllBytes(source, { label: name, signal }));
   try {
     return JSON.parse(text);
@@ -432,7 +428,17 @@ async function readConfig(
 }
 
 function label(source: FileSource | undefined, fallback: keyof typeof DEFAULT_FILES): string {
-  if (typeof source === "string") return source;
-  if (source instanceof URL) return source.href;
-  return source === undefined ? DEFAULT_FILES[fallback].url : `<${fallback} bytes>`;
+  return source === undefined
+    ? DEFAULT_FILES[fallback].url
+    : sourceName(source, `<${fallback} bytes>`);
+}
+
+/** Download options reporting progress as the `"download"` phase. */
+function downloads(options: ValleOptions, signal: AbortSignal | undefined): LoadFileOptions {
+  return {
+    cache: options.cache,
+    signal,
+    onProgress: (p) =>
+      options.onProgress?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
+  };
 }
