@@ -176,3 +176,16 @@ export class DownloadError extends ValleError {
     this.url = url;
   }
 }
+
+/**
+ * The CPU backend failed: WebAssembly memory is exhausted (4 GiB at most), a worker thread could
+ * not start or stopped, or the backend was used after it was destroyed.
+ *
+ * @example
+ * ```ts
+ * import { CpuError } from "@valle/core";
+ * const e = new CpuError("Cannot allocate 5 GiB: WebAssembly memory holds at most 4 GiB");
+ * console.assert(e.name === "CpuError");
+ * ```
+ */
+export class CpuError extends ValleError {}

@@ -1,0 +1,226 @@
+/**
+ * {@linkcode CpuRecorder}: records commands for the CPU backend straight into a command list in
+ * its WebAssembly memory (kernel index, workgroup counts, binding addresses, parameter words:
+ * `Cmd` of wasm/runtime.h) and submits the list to the runner. Lists are taken from a per-backend
+ * set of arenas and reused once the runner has finished them.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { CpuError, OptionError } from "../../errors.ts";
+import {
+  DTYPE_BYTES,
+  type KernelSpec,
+  type KernelVariant,
+  type Readback,
+  type Recorder,
+  type Tensor,
+  type Workgroups,
+} from "../backend.ts";
+import { numel } from "../tensor.ts";
+import type { CpuBackend } from "./backend.ts";
+
+/** Commands per list; a recorder that fills one submits it and goes on in the next. */
+const LIST_COMMANDS = 4096;
+const MAX_BINDINGS = 10;
+const MAX_PARAMS = 32;
+/** Word offsets inside a command (wasm/runtime.h `Cmd`). */
+const GROUPS = 1;
+const BINDINGS = 4;
+const PARAMS = BINDINGS + MAX_BINDINGS;
+
+/** A readback whose copies are recorded into a list not yet known to be finished. */
+class CpuReadback implements Readback {
+  #recorder: CpuRecorder;
+  #copies: { staging: number; bytes: number }[];
+  seq = 0;
+
+  constructor(recorder: CpuRecorder, copies: { staging: number; bytes: number }[]) {
+    this.#recorder = recorder;
+    this.#copies = copies;
+  }
+
+  async result(): Promise<ArrayBuffer[]> {
+    if (this.seq === 0) this.#recorder.submit();
+    const backend = this.#recorder.backend;
+    await backend.waitFor(this.seq);
+    backend.stats.readbacks++;
+    const bytes = backend.heap.bytes;
+    return this.#copies.map(({ staging, bytes: n }) => {
+      const out = bytes.slice(staging, staging + n).buffer;
+      backend.release(staging);
+      return out;
+    });
+  }
+}
+
+/** Records commands into lists in the CPU backend's memory. */
+export class CpuRecorder implements Recorder {
+  /** The backend this recorder records for. */
+  readonly backend: CpuBackend;
+  #label: string;
+  #list = 0;
+  #count = 0;
+  #words?: Uint32Array;
+  #floats?: Float32Array;
+  #ints?: Int32Array;
+  #pending: CpuReadback[] = [];
+  #ids = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", number>>>();
+  #commandWords: number;
+
+  /** Made by {@linkcode CpuBackend.createRecorder}. */
+  constructor(backend: CpuBackend, label: string) {
+    this.backend = backend;
+    this.#label = label;
+    this.#commandWords = backend.commandBytes / 4;
+  }
+
+  dispatch(
+    spec: KernelSpec,
+    bindings: readonly Tensor[],
+    params: readonly number[],
+    workgroups: Workgroups,
+    variant: KernelVariant = {},
+  ): void {
+    if (bindings.length !== spec.bindings.length || params.length !== spec.params.length) {
+      throw new OptionError(
+        `Cannot dispatch "${spec.shader}": got ${bindings.length} bindings and ` +
+          `${params.length} params, expected ${spec.bindings.length} and ${spec.params.length}`,
+      );
+    }
+    const [x, y = 1, z = 1] = workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const id = this.#kernel(spec, variant.weights ?? this.backend.weightDtype);
+    const at = this.#next();
+    const words = this.#words!;
+    words[at] = id;
+    words[at + GROUPS] = x;
+    words[at + GROUPS + 1] = y;
+    words[at + GROUPS + 2] = z;
+    for (let i = 0; i < bindings.length; i++) {
+      words[at + BINDINGS + i] = this.backend.bufferOf(bindings[i], spec.shader).addr;
+    }
+    const types = spec.params;
+    for (let i = 0; i < types.length; i++) {
+      const type = types[i];
+      if (type === "f32") this.#floats![at + PARAMS + i] = params[i];
+      else if (type === "i32") this.#ints![at + PARAMS + i] = params[i];
+      else words[at + PARAMS + i] = params[i];
+    }
+    this.backend.stats.dispatches++;
+  }
+
+  copy(src: Tensor, dst: Tensor): void {
+    const n = numel(src.shape);
+    if (src.dtype !== dst.dtype || n !== numel(dst.shape)) {
+      throw new OptionError(
+        `Cannot copy ${src.dtype}[${src.shape}] into ${dst.dtype}[${dst.shape}]`,
+      );
+    }
+    const size = DTYPE_BYTES[src.dtype];
+    this.copyBytes(
+      this.#address(src, "copy"),
+      this.#address(dst, "copy"),
+      n * size,
+    );
+  }
+
+  /** Records a copy of `bytes` bytes between two addresses of the backend's memory. */
+  copyBytes(from: number, to: number, bytes: number): void {
+    if (bytes === 0) return;
+    const at = this.#builtin("copy");
+    const words = this.#words!;
+    words[at + PARAMS] = from;
+    words[at + PARAMS + 1] = to;
+    words[at + PARAMS + 2] = bytes;
+  }
+
+  clear(t: Tensor): void {
+    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    if (bytes === 0) return;
+    const at = this.#builtin("clear");
+    this.#words![at + PARAMS] = this.#address(t, "clear");
+    this.#words![at + PARAMS + 1] = bytes;
+  }
+
+  readback(tensors: readonly Tensor[]): Readback {
+    const copies = tensors.map((t) => {
+      const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+      const staging = this.backend.heap.alloc(Math.max(bytes, 1), "cpu.readback");
+      this.copyBytes(this.#address(t, "read"), staging, bytes);
+      return { staging, bytes };
+    });
+    const readback = new CpuReadback(this, copies);
+    this.#pending.push(readback);
+    return readback;
+  }
+
+  submit(): void {
+    this.backend.assertHealthy();
+    if (this.#count === 0 && this.#pending.length === 0) return;
+    if (this.#count === 0) this.#builtin("clear"); // an empty list still orders its readbacks
+    const seq = this.backend.submitList(this.#list, this.#count);
+    this.backend.release(this.#list);
+    for (const readback of this.#pending) readback.seq = seq;
+    this.#pending = [];
+    this.#list = 0;
+    this.#count = 0;
+  }
+
+  async finish(): Promise<void> {
+    this.submit();
+    await this.backend.fence();
+  }
+
+  destroy(): void {
+    if (this.#count > 0) {
+      throw new CpuError("Cannot destroy a recorder with unsubmitted work: call submit() first");
+    }
+  }
+
+  /** The address of a tensor's first element. */
+  #address(t: Tensor, op: string): number {
+    return this.backend.bufferOf(t, op).addr + t.offset * DTYPE_BYTES[t.dtype];
+  }
+
+  #builtin(name: "copy" | "clear"): number {
+    const at = this.#next();
+    const words = this.#words!;
+    words[at] = this.backend.kernels.get(name)!;
+    words.fill(0, at + GROUPS, at + this.#commandWords);
+    return at;
+  }
+
+  /** The word index of the next command, opening or rolling over the list as needed. */
+  #next(): number {
+    if (this.#count === LIST_COMMANDS) this.submit();
+    if (this.#count === 0) {
+      const bytes = LIST_COMMANDS * this.backend.commandBytes;
+      this.#list = this.backend.heap.alloc(bytes, `${this.#label}.commands`);
+    }
+    // Growing the memory replaces its buffer (and detaches it, when not shared).
+    const buffer = this.backend.heap.memory.buffer;
+    if (this.#words?.buffer !== buffer) {
+      this.#words = new Uint32Array(buffer);
+      this.#floats = new Float32Array(buffer);
+      this.#ints = new Int32Array(buffer);
+    }
+    return this.#list / 4 + this.#commandWords * this.#count++;
+  }
+
+  #kernel(spec: KernelSpec, weights: "f16" | "f32"): number {
+    const cached = this.#ids.get(spec)?.[weights];
+    if (cached !== undefined) return cached;
+    const kernels = this.backend.kernels;
+    const id = kernels.get(`${spec.shader}.${weights}`) ?? kernels.get(spec.shader);
+    if (id === undefined) {
+      throw new CpuError(
+        `Cannot run kernel "${spec.shader}.${weights}" on the CPU backend: it has no such kernel`,
+      );
+    }
+    this.#ids.set(spec, { ...this.#ids.get(spec), [weights]: id });
+    return id;
+  }
+}

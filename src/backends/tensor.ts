@@ -1,0 +1,123 @@
+/**
+ * Tensor helpers over any {@linkcode Backend}: creation, upload, views (`rows`, `reshape`) and
+ * reads. A view costs nothing: kernels take element offsets in their parameters, so a view of
+ * rows inside a larger buffer (a KV cache, a stacked embedding table) is just another offset.
+ *
+ * This module is browser compatible.
+ *
+ * @module
+ */
+
+import { OptionError } from "../errors.ts";
+import { type Backend, type Dtype, DTYPE_BYTES, type Tensor } from "./backend.ts";
+
+/** The number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * A view of rows `[start, start + count)` of the first dimension of `t`.
+ *
+ * @example
+ * ```ts ignore
+ * const cache: Tensor = …; // (maxLen, dModel)
+ * const next = rows(cache, pos, 1); // (1, dModel) at row pos
+ * ```
+ */
+export function rows(t: Tensor, start: number, count: number): Tensor {
+  const [n, ...rest] = t.shape;
+  if (start < 0 || count < 0 || start + count > n) {
+    throw new OptionError(
+      `Cannot view rows [${start}, ${start + count}) of a tensor with ${n} rows`,
+    );
+  }
+  return {
+    buffer: t.buffer,
+    dtype: t.dtype,
+    shape: [count, ...rest],
+    offset: t.offset + start * numel(rest),
+  };
+}
+
+/** The same elements with another shape (same element count). */
+export function reshape(t: Tensor, shape: readonly number[]): Tensor {
+  if (numel(shape) !== numel(t.shape)) {
+    throw new OptionError(`Cannot reshape [${t.shape}] to [${shape}]: element counts differ`);
+  }
+  return { ...t, shape };
+}
+
+/**
+ * Creates a zero-filled tensor.
+ *
+ * @example
+ * ```ts ignore
+ * const x = createTensor(backend, [17, 1024], "f32", "x");
+ * ```
+ */
+export function createTensor(
+  backend: Backend,
+  shape: readonly number[],
+  dtype: Dtype,
+  label: string,
+): Tensor {
+  const buffer = backend.createBuffer(numel(shape) * DTYPE_BYTES[dtype], label);
+  return { buffer, dtype, shape, offset: 0 };
+}
+
+/**
+ * Creates a tensor holding `data`. For `"f16"` pass the f16 bit patterns as a `Uint16Array`.
+ *
+ * @example
+ * ```ts ignore
+ * const w = uploadTensor(backend, new Float32Array(64), [8, 8], "f32", "w");
+ * ```
+ */
+export function uploadTensor(
+  backend: Backend,
+  data: Float32Array | Uint16Array | Uint32Array | Int32Array,
+  shape: readonly number[],
+  dtype: Dtype,
+  label: string,
+): Tensor {
+  const t = createTensor(backend, shape, dtype, label);
+  backend.write(t, data);
+  return t;
+}
+
+/**
+ * Reads an f32 tensor (after the work submitted so far).
+ *
+ * @example
+ * ```ts ignore
+ * const values = await readF32(backend, y);
+ * ```
+ */
+export async function readF32(backend: Backend, t: Tensor): Promise<Float32Array> {
+  expectReadable(t, "f32");
+  const [bytes] = await backend.read([t]);
+  return new Float32Array(bytes);
+}
+
+/**
+ * Reads a u32 tensor (after the work submitted so far).
+ *
+ * @example
+ * ```ts ignore
+ * const ids = await readU32(backend, tokens);
+ * ```
+ */
+export async function readU32(backend: Backend, t: Tensor): Promise<Uint32Array> {
+  expectReadable(t, "u32");
+  const [bytes] = await backend.read([t]);
+  return new Uint32Array(bytes);
+}
+
+function expectReadable(t: Tensor, dtype: Dtype): void {
+  if (t.dtype !== dtype) {
+    throw new OptionError(`Cannot read "${t.buffer.label}" as ${dtype}: it holds ${t.dtype}`);
+  }
+}

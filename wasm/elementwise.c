@@ -1,0 +1,58 @@
+// Elementwise kernels, CPU twins of shaders/add.wgsl, mul.wgsl, gelu.wgsl, gelu_mul.wgsl and
+// elu.wgsl: the same bindings and parameters, threads splitting the elements.
+
+#include "dot.h"
+
+#define GRAIN 1024
+
+// add: x[i] += y[i % y_len].   p: n, y_len, x_off, y_off
+void add(const Cmd *c, const Thread *t) {
+  const uint32_t n = c->p[0], y_len = c->p[1];
+  float *x = F32(c, 0, c->p[2]);
+  const float *y = F32(c, 1, c->p[3]);
+  uint32_t lo, hi;
+  share(n, GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) x[i] += y[i % y_len];
+}
+
+// mul: x[i] *= y[i % y_len] (y of the weight type).   p: n, y_len, x_off, y_off
+static inline __attribute__((always_inline)) void mul(const Cmd *c, const Thread *t, int half) {
+  const uint32_t n = c->p[0], y_len = c->p[1], y_off = c->p[3];
+  float *x = F32(c, 0, c->p[2]);
+  const void *y = (const void *)(uintptr_t)c->b[1];
+  uint32_t lo, hi;
+  share(n, GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) x[i] *= weight_at(y, y_off + i % y_len, half);
+}
+
+void mul_f16(const Cmd *c, const Thread *t) { mul(c, t, 1); }
+void mul_f32(const Cmd *c, const Thread *t) { mul(c, t, 0); }
+
+// gelu: x[i] = gelu_erf(x[i]).   p: n, x_off
+void gelu(const Cmd *c, const Thread *t) {
+  float *x = F32(c, 0, c->p[1]);
+  uint32_t lo, hi;
+  share(c->p[0], GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) x[i] = gelu_erf(x[i]);
+}
+
+// gelu_mul: g[i] = gelu_erf(g[i]) · u[i].   p: n, g_off, u_off
+void gelu_mul(const Cmd *c, const Thread *t) {
+  float *g = F32(c, 0, c->p[1]);
+  const float *u = F32(c, 1, c->p[2]);
+  uint32_t lo, hi;
+  share(c->p[0], GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) g[i] = gelu_erf(g[i]) * u[i];
+}
+
+// elu: y[i] = x[i] > 0 ? x[i] : exp(x[i]) − 1.   p: n, y_off, x_off
+void elu(const Cmd *c, const Thread *t) {
+  float *y = F32(c, 0, c->p[1]);
+  const float *x = F32(c, 1, c->p[2]);
+  uint32_t lo, hi;
+  share(c->p[0], GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) {
+    float v = x[i];
+    y[i] = v > 0.0f ? v : exp_f32(v < 0.0f ? v : 0.0f) - 1.0f;
+  }
+}

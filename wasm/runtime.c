@@ -1,0 +1,196 @@
+// The CPU backend's command runner: the pool's worker loop (threaded build), the single-threaded
+// entry (no SharedArrayBuffer), the barrier, the built-in copy and clear commands, the kernel
+// table, and the f32 math the kernels share. The host side is src/backends/cpu/.
+//
+// Submissions: the host writes command lists into memory, puts {address, count} into the ring of
+// the control block and bumps `submitted`; every worker runs every command of the list (each
+// doing its share), meeting at a barrier after each one; thread 0 then bumps `completed`, which
+// the host awaits. Lists run in submission order, so a list sees everything earlier ones wrote.
+
+#include "runtime.h"
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+#define RING 1024
+#define SPINS 20000
+
+typedef struct Submission {
+  uint32_t cmds;
+  uint32_t count;
+} Submission;
+
+// The control block, shared with the host (src/backends/cpu/pool.ts mirrors these offsets).
+typedef struct Control {
+  uint32_t submitted;  // 0: lists enqueued (host)
+  uint32_t completed;  // 4: lists finished (thread 0)
+  uint32_t stop;       // 8: nonzero: workers return (host)
+  uint32_t threads;    // 12: pool size (host, before the workers start)
+  uint32_t arrived;    // 16: barrier arrivals
+  uint32_t generation; // 20: barrier generation
+  uint32_t sleepers;   // 24: threads asleep in the barrier
+  uint32_t reserved;   // 28
+  Submission ring[RING];
+} Control;
+
+_Static_assert(sizeof(Cmd) == 4 * (4 + MAX_BINDINGS + MAX_PARAMS), "Cmd layout");
+_Static_assert(offsetof(Control, ring) == 32, "Control layout");
+
+// --- kernels -----------------------------------------------------------------------------------
+
+#define KERNEL(name, fn) void fn(const Cmd *c, const Thread *t);
+#include "kernels.h"
+#undef KERNEL
+
+static const KernelFn KERNELS[] = {
+#define KERNEL(name, fn) fn,
+#include "kernels.h"
+#undef KERNEL
+};
+
+static const char *const NAMES[] = {
+#define KERNEL(name, fn) name,
+#include "kernels.h"
+#undef KERNEL
+};
+
+#define KERNEL_COUNT (sizeof(KERNELS) / sizeof(KERNELS[0]))
+
+// The number of kernels and their names ("gemv.f16"): the host maps names to indices at start.
+EXPORT(kernel_count) uint32_t kernel_count(void) { return KERNEL_COUNT; }
+EXPORT(kernel_name) const char *kernel_name(uint32_t i) { return i < KERNEL_COUNT ? NAMES[i] : 0; }
+
+// Byte sizes the host lays memory out with.
+EXPORT(command_bytes) uint32_t command_bytes(void) { return sizeof(Cmd); }
+EXPORT(control_bytes) uint32_t control_bytes(void) { return sizeof(Control); }
+
+// copy: p0 source address, p1 destination address, p2 bytes (the ranges do not overlap).
+void k_copy(const Cmd *c, const Thread *t) {
+  uint32_t lo, hi;
+  share(c->p[2], 1 << 16, t, &lo, &hi);
+  if (hi > lo) __builtin_memcpy((uint8_t *)(uintptr_t)c->p[1] + lo, (uint8_t *)(uintptr_t)c->p[0] + lo, hi - lo);
+}
+
+// clear: p0 address, p1 bytes.
+void k_clear(const Cmd *c, const Thread *t) {
+  uint32_t lo, hi;
+  share(c->p[1], 1 << 16, t, &lo, &hi);
+  if (hi > lo) __builtin_memset((uint8_t *)(uintptr_t)c->p[0] + lo, 0, hi - lo);
+}
+
+static void run(const Cmd *cmds, uint32_t count, const Thread *t) {
+  for (uint32_t i = 0; i < count; i++) {
+    const Cmd *c = &cmds[i];
+    if (c->kernel < KERNEL_COUNT) KERNELS[c->kernel](c, t);
+    else __builtin_trap();
+    barrier(t);
+  }
+}
+
+#if VALLE_THREADS
+
+static inline uint32_t load(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void store(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline void wait_while(uint32_t *p, uint32_t v) {
+  __builtin_wasm_memory_atomic_wait32((int32_t *)p, (int32_t)v, -1);
+}
+static inline void wake_all(uint32_t *p) { __builtin_wasm_memory_atomic_notify((int32_t *)p, 0xffffffffu); }
+
+void barrier(const Thread *t) {
+  if (t->count == 1) return;
+  Control *c = t->control;
+  uint32_t generation = load(&c->generation);
+  if (__atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST) == t->count) {
+    store(&c->arrived, 0);
+    store(&c->generation, generation + 1);
+    if (load(&c->sleepers)) wake_all(&c->generation);
+    return;
+  }
+  for (uint32_t i = 0; i < SPINS; i++) {
+    if (load(&c->generation) != generation) return;
+  }
+  __atomic_add_fetch(&c->sleepers, 1, __ATOMIC_SEQ_CST);
+  while (load(&c->generation) == generation) wait_while(&c->generation, generation);
+  __atomic_sub_fetch(&c->sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+// A worker of the pool: runs every submitted list until the host sets `stop`. Thread 0 publishes
+// completions (and wakes the host's Atomics.waitAsync on `completed`).
+EXPORT(worker_loop)
+void worker_loop(Control *control, uint32_t id, uint8_t *scratch, uint32_t scratch_bytes) {
+  Thread t = {id, load(&control->threads), scratch, scratch_bytes, control};
+  uint32_t next = load(&control->completed);
+  for (;;) {
+    uint32_t spins = 0;
+    while (load(&control->submitted) == next) {
+      if (load(&control->stop)) return;
+      if (++spins > SPINS) wait_while(&control->submitted, next);
+    }
+    Submission s = control->ring[next % RING];
+    // The host may have grown the memory for this list; a no-op grow makes this thread's view
+    // of the memory's size current before any command touches the new pages.
+    __builtin_wasm_memory_grow(0, 0);
+    run((const Cmd *)(uintptr_t)s.cmds, s.count, &t);
+    next++;
+    if (id == 0) {
+      store(&control->completed, next);
+      wake_all(&control->completed);
+    }
+  }
+}
+
+#else
+
+void barrier(const Thread *t) { (void)t; }
+
+// Runs a list on the calling thread (the build for hosts without SharedArrayBuffer).
+EXPORT(run_list) void run_list(const Cmd *cmds, uint32_t count, uint8_t *scratch, uint32_t scratch_bytes) {
+  Thread t = {0, 1, scratch, scratch_bytes, 0};
+  run(cmds, count, &t);
+}
+
+#endif
+
+// --- math --------------------------------------------------------------------------------------
+
+v128_t exp_f32x4(v128_t x) {
+  const v128_t hi = wasm_f32x4_const_splat(88.72283935546875f);  // ln(FLT_MAX) rounded up
+  const v128_t lo = wasm_f32x4_const_splat(-103.97208404541015f); // below: 0
+  v128_t over = wasm_f32x4_gt(x, hi), under = wasm_f32x4_lt(x, lo);
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, lo), hi);
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
+  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4 (the first part has few bits: n·C1 is exact).
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(-2.12194440e-4f)));
+  // e^r = 1 + r + r² P(r) (Cephes expf).
+  v128_t p = wasm_f32x4_const_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r),
+                     wasm_f32x4_const_splat(1.0f));
+  // 2^n in two normal factors (n ∈ [-150, 128]).
+  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t n1 = wasm_i32x4_shr(ni, 1), n2 = wasm_i32x4_sub(ni, n1);
+  v128_t bias = wasm_i32x4_const_splat(127);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, bias), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, bias), 23);
+  v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+  y = wasm_v128_bitselect(wasm_f32x4_const_splat(__builtin_inff()), y, over);
+  return wasm_v128_andnot(y, under);
+}
+
+float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }
+
+float erfc_f32(float x) {
+  float z = __builtin_fabsf(x);
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+               t * (-0.82215223f + t * 0.17087277f))))))));
+  float r = t * exp_f32(-z * z + poly);
+  return x >= 0.0f ? r : 2.0f - r;
+}
+
+float gelu_erf(float x) { return 0.5f * x * erfc_f32(-x * 0.70710678118654752f); }

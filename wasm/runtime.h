@@ -1,0 +1,125 @@
+// The CPU backend's kernel runtime: what every kernel file of wasm/ includes. A kernel is the C
+// twin of the WGSL kernel of the same name in shaders/: the same bindings (buffer addresses in
+// the shared WebAssembly memory, element offsets in the parameters) and the same `Params` fields
+// in the same order, so the ops in src/ops/ record one command for either backend. Activations
+// and accumulators are f32; weights are f16 or f32 (the `.f16`/`.f32` variants), f16 converted in
+// registers.
+//
+// A command runs on every thread of the pool at once; a kernel splits its own work by
+// `t->id`/`t->count` (see `share`) and may meet the other threads at `barrier(t)`, which every
+// thread must reach equally often.
+
+#ifndef VALLE_RUNTIME_H
+#define VALLE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define MAX_BINDINGS 10
+#define MAX_PARAMS 32
+
+// One recorded dispatch: the kernel's index in the table of kernels.h, the WebGPU workgroup
+// counts (for kernels whose extent comes from the grid), buffer addresses, parameter words.
+typedef struct Cmd {
+  uint32_t kernel;
+  uint32_t groups[3];
+  uint32_t b[MAX_BINDINGS];
+  uint32_t p[MAX_PARAMS];
+} Cmd;
+
+struct Control;
+
+// The thread a kernel runs on: its index, the pool size, its private scratch memory.
+typedef struct Thread {
+  uint32_t id;
+  uint32_t count;
+  uint8_t *scratch;
+  uint32_t scratch_bytes;
+  struct Control *control;
+} Thread;
+
+typedef void (*KernelFn)(const Cmd *c, const Thread *t);
+
+// Waits until every thread of the pool has called it (a no-op with one thread).
+void barrier(const Thread *t);
+
+// This thread's share [*lo, *hi) of n items, in contiguous blocks of `grain` items.
+static inline void share(uint32_t n, uint32_t grain, const Thread *t, uint32_t *lo, uint32_t *hi) {
+  uint32_t blocks = (n + grain - 1) / grain;
+  uint32_t per = blocks / t->count, extra = blocks % t->count;
+  uint32_t first = t->id * per + (t->id < extra ? t->id : extra);
+  uint32_t count = per + (t->id < extra ? 1 : 0);
+  uint32_t a = first * grain, b = (first + count) * grain;
+  *lo = a < n ? a : n;
+  *hi = b < n ? b : n;
+}
+
+// Parameter words as the WGSL `Params` struct reads them.
+static inline float param_f32(const Cmd *c, int i) {
+  union { uint32_t u; float f; } v = {c->p[i]};
+  return v.f;
+}
+
+// Typed views of a binding at an element offset.
+#define F32(c, i, off) ((float *)(uintptr_t)(c)->b[i] + (off))
+#define U32(c, i, off) ((uint32_t *)(uintptr_t)(c)->b[i] + (off))
+#define F16(c, i, off) ((uint16_t *)(uintptr_t)(c)->b[i] + (off))
+
+// --- f16 ------------------------------------------------------------------------------------
+
+static inline float f32_from_bits(uint32_t u) {
+  union { uint32_t u; float f; } v = {u};
+  return v.f;
+}
+
+static inline uint32_t bits_from_f32(float f) {
+  union { float f; uint32_t u; } v = {f};
+  return v.u;
+}
+
+// IEEE half → float, exact for every finite half (denormals included): the magnitude bits moved
+// into float position and rescaled by 2^112, the sign kept.
+static inline float half_to_float(uint16_t h) {
+  uint32_t u = ((uint32_t)(h & 0x7fff)) << 13;
+  float f = f32_from_bits(u) * 0x1p112f;
+  return (h & 0x8000) ? -f : f;
+}
+
+// Lanes 0..3 and 4..7 of eight halves as floats (same rule, four at a time: the sign-extended
+// half shifted into place, the sign and magnitude bits kept, the exponent rebased by 2^112).
+static inline v128_t halves_low(v128_t h) {
+  v128_t i = wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13);
+  return wasm_f32x4_mul(wasm_v128_and(i, wasm_i32x4_const_splat((int32_t)0x8fffe000)),
+                        wasm_f32x4_const_splat(0x1p112f));
+}
+
+static inline v128_t halves_high(v128_t h) {
+  v128_t i = wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13);
+  return wasm_f32x4_mul(wasm_v128_and(i, wasm_i32x4_const_splat((int32_t)0x8fffe000)),
+                        wasm_f32x4_const_splat(0x1p112f));
+}
+
+static inline float hsum(v128_t a) {
+  return (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) +
+         (wasm_f32x4_extract_lane(a, 2) + wasm_f32x4_extract_lane(a, 3));
+}
+
+// --- math -----------------------------------------------------------------------------------
+
+// exp(x) in f32 to about 1 ulp: x = n ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an exact
+// reduction), a degree-6 polynomial for e^r, then 2^n put into the exponent (two steps, so
+// results down to the denormal range are right). Overflows to +inf, underflows to 0.
+float exp_f32(float x);
+
+// 4 lanes of exp_f32.
+v128_t exp_f32x4(v128_t x);
+
+// erfc(x) and the exact GELU, the same formulas as shaders/_common.wgsl.
+float erfc_f32(float x);
+float gelu_erf(float x);
+
+// The stand-in for -infinity of the WGSL kernels (shaders/_common.wgsl).
+#define NEG_BIG (-3.0e38f)
+
+#endif
