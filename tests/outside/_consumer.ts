@@ -10,6 +10,7 @@
 import {
   type Language,
   phonemize,
+  type Phonemizer,
   prepareText,
   synthesize,
   type SynthesizeOptions,
@@ -24,6 +25,10 @@ export interface ConsumerRequest {
   mixed: string;
   /** One `synthesize()` call, or none. */
   speak?: { text: string; options: SynthesizeOptions & ValleOptions };
+  /** Phonemize with a phonemizer of the program's own that answers this IPA for any text. */
+  ownIpa?: string;
+  /** Make every WebAssembly compilation throw: espeak-ng, a WebAssembly module, cannot start. */
+  noWebAssembly?: boolean;
 }
 
 /** What the program prints. */
@@ -36,16 +41,29 @@ export interface ConsumerResult {
   error?: { name: string; message: string };
 }
 
+/** Makes every WebAssembly compilation throw. */
+function disableWebAssembly(): void {
+  const refuse = () => {
+    throw new Error("WebAssembly is disabled in this program");
+  };
+  Object.assign(WebAssembly, { compile: refuse, instantiate: refuse, Module: refuse });
+}
+
 async function run(request: ConsumerRequest): Promise<ConsumerResult> {
+  if (request.noWebAssembly) disableWebAssembly();
+  const { ownIpa } = request;
+  const phonemizer: Phonemizer | undefined = ownIpa === undefined
+    ? undefined
+    : { phonemize: () => Promise.resolve(ownIpa) };
   const sentences = [];
   for (const { language, text } of request.sentences) {
-    const pieces = await prepareText(text, { language });
+    const pieces = await prepareText(text, { language, phonemizer });
     sentences.push({
-      phonemize: await phonemize(text, language),
+      phonemize: await phonemize(text, language, phonemizer),
       prepared: pieces.map((p) => p.phonemes),
     });
   }
-  const mixed = (await prepareText(request.mixed, { language: "auto" }))
+  const mixed = (await prepareText(request.mixed, { language: "auto", phonemizer }))
     .map((p) => ({ language: p.language, phonemes: p.phonemes }));
   if (request.speak) {
     const speech = await synthesize(request.speak.text, request.speak.options);

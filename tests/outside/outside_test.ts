@@ -4,6 +4,7 @@
  * and, in a `deno run` subprocess, phonemizes a sentence of each language, prepares a text with a
  * Japanese sentence in `"auto"`, and synthesizes on the tiny models. The phonemes must be the
  * original pipeline's (the G2P corpus), the audio the same as the same call made in this process.
+ * A program with a phonemizer of its own runs with WebAssembly disabled: espeak-ng never starts.
  */
 
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
@@ -120,6 +121,31 @@ Deno.test({
     }, ["--no-npm"]);
     equal(result.error?.name, "ValleError", result.error?.message);
     ok(result.error.message.includes("npm:@patdx/kuromoji@1.0.4"), result.error.message);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "an outside project with its own phonemizer never starts espeak-ng",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await consumerProject();
+    const request = {
+      sentences: SENTENCES.map((entry) => ({ language: entry.lang, text: entry.text })),
+      mixed: `${GERMAN.text} ${JAPANESE.text}`,
+      noWebAssembly: true,
+    };
+    const own = await runConsumer(dir, { ...request, ownIpa: "həlˈoʊ" });
+    deepStrictEqual(own.error, undefined);
+    deepStrictEqual(
+      own.sentences,
+      SENTENCES.map(() => ({ phonemize: "həlˈoʊ", prepared: ["həlˈoʊ"] })),
+    );
+    deepStrictEqual(own.mixed.map((p) => p.language), ["de", "ja"]);
+    // Without its own phonemizer the same program fails: WebAssembly really is off there.
+    const espeak = await runConsumer(dir, request);
+    ok(espeak.error?.message.includes("WebAssembly is disabled"), JSON.stringify(espeak.error));
     await Deno.remove(dir, { recursive: true });
   },
 });
