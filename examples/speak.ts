@@ -18,6 +18,7 @@ import {
   ValleError,
 } from "../mod.ts";
 import { parseSpeakArgs, USAGE } from "./_speak_args.ts";
+import { progressLine } from "./_speak_progress.ts";
 
 const encoder = new TextEncoder();
 
@@ -26,20 +27,7 @@ function progressBar(enabled: boolean): (p: SynthesisProgress) => void {
   let last = "";
   return (p) => {
     if (!enabled) return;
-    const piece = p.pieces ? `piece ${(p.piece ?? 0) + 1}/${p.pieces}  ` : "";
-    let detail = p.file ? ` ${p.file.split("/").at(-1)}` : "";
-    if (p.phase === "download" && p.step !== undefined) {
-      const mb = (n: number) => (n / 1e6).toFixed(1);
-      const pct = p.steps ? Math.floor((100 * p.step) / p.steps) : undefined;
-      const width = 24;
-      const bar = pct === undefined
-        ? ""
-        : ` [${"#".repeat((pct * width) / 100 | 0).padEnd(width, ".")}] ${pct}%`;
-      detail += `${bar} ${mb(p.step)}${p.steps ? `/${mb(p.steps)}` : ""} MB`;
-    } else if (p.step !== undefined && p.steps) {
-      detail += ` ${p.step}/${p.steps}`;
-    }
-    const line = `${piece}${p.phase}${detail}`;
+    const line = progressLine(p);
     if (line === last) return;
     last = line;
     Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));

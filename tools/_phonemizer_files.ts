@@ -4,10 +4,11 @@
  * local server can serve them beside a page instead of the page fetching them from a CDN.
  */
 
+import { defaultDictionary } from "../src/text/japanese.ts";
+
 /**
  * Where each file lives on disk, by the path a page fetches it at: `/kuromoji-dict/<file>` (the
- * `dict/` folder of `@patdx/kuromoji`). Importing the package first makes Deno fetch it when
- * missing.
+ * `dict/` folder of `@patdx/kuromoji`, where the library finds it in Deno).
  *
  * @returns Served path → file URL.
  *
@@ -18,8 +19,7 @@
  * ```
  */
 export async function phonemizerFiles(): Promise<Map<string, URL>> {
-  await import("@patdx/kuromoji");
-  const dict = new URL("../dict/", import.meta.resolve("@patdx/kuromoji"));
+  const dict = await defaultDictionary();
   const files = new Map<string, URL>();
   for await (const entry of Deno.readDir(dict)) {
     files.set(`/kuromoji-dict/${entry.name}`, new URL(entry.name, dict));

@@ -37,20 +37,67 @@ function katakanaToHiragana(text: string): string {
   return text.replace(KATAKANA, (ch) => String.fromCharCode(ch.charCodeAt(0) - 0x60));
 }
 
-/** Where the dictionary lives when no option says: the npm package in Deno, a CDN elsewhere. */
-function defaultDictionary(): URL {
+/**
+ * The package, by its full npm specifier: resolved by the runtime itself, never through an import
+ * map, so the library works the same from any folder, URL or registry. The calls below spell it
+ * out again: Deno, `deno publish` and bundlers only follow a literal.
+ */
+const KUROMOJI = "npm:@patdx/kuromoji@1.0.4";
+
+/**
+ * Imports kuromoji.
+ *
+ * @throws {ValleError} When the runtime cannot load the npm package (offline with an empty npm
+ *   cache, npm disabled, or a `node_modules` folder without it).
+ */
+async function importKuromoji(): Promise<typeof import("npm:@patdx/kuromoji@1.0.4")> {
   try {
-    const entry = new URL(import.meta.resolve("@patdx/kuromoji"));
-    if (entry.protocol === "file:") return new URL("../dict/", entry);
-  } catch {
-    // Bare specifiers do not resolve in a browser bundle: use the CDN copy.
+    return await import("npm:@patdx/kuromoji@1.0.4");
+  } catch (e) {
+    throw new ValleError(
+      `Cannot read Japanese: its analyser ${KUROMOJI} did not load (${(e as Error).message})`,
+      { cause: e },
+    );
   }
-  return new URL(DEFAULT_DICTIONARY_URL);
+}
+
+/**
+ * Where kuromoji's dictionary is when no option says: the `dict/` folder of the installed npm
+ * package where the runtime keeps it on disk (Deno resolves the package to a `file:` URL in its npm
+ * cache or in `node_modules`), else jsDelivr's copy of the same version (browsers, bundles).
+ *
+ * @returns The folder's URL, ending in `/`.
+ * @throws {ValleError} When the runtime cannot load the npm package.
+ *
+ * @example
+ * ```ts
+ * import { defaultDictionary } from "./japanese.ts";
+ * const dict = await defaultDictionary();
+ * console.assert(dict.protocol === "file:" && dict.pathname.endsWith("/kuromoji/1.0.4/dict/"));
+ * ```
+ */
+export async function defaultDictionary(): Promise<URL> {
+  await importKuromoji();
+  let entry: URL | undefined;
+  try {
+    entry = new URL(import.meta.resolve("npm:@patdx/kuromoji@1.0.4"));
+  } catch {
+    // Runtimes without npm: specifiers may refuse to resolve one: use the CDN copy.
+  }
+  return entry?.protocol === "file:" ? new URL("../dict/", entry) : new URL(DEFAULT_DICTIONARY_URL);
 }
 
 /** Fetches one dictionary file, gunzipping it unless the server already did. */
 async function loadFile(url: URL): Promise<ArrayBuffer> {
-  const response = await fetch(url);
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new ValleError(
+      `Cannot load the Japanese dictionary file ${url}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
   if (!response.ok) {
     throw new ValleError(
       `Cannot load the Japanese dictionary file ${url}: HTTP ${response.status}, expected 200`,
@@ -63,8 +110,8 @@ async function loadFile(url: URL): Promise<ArrayBuffer> {
 }
 
 async function buildTokenizer(dictionary: string | URL | undefined): Promise<KuromojiTokenizer> {
-  const { TokenizerBuilder } = await import("@patdx/kuromoji");
-  const base = dictionary === undefined ? defaultDictionary() : new URL(dictionary);
+  const { TokenizerBuilder } = await importKuromoji();
+  const base = dictionary === undefined ? await defaultDictionary() : new URL(dictionary);
   const loader = { loadArrayBuffer: (file: string) => loadFile(new URL(file, base)) };
   return await new TokenizerBuilder({ loader }).build();
 }

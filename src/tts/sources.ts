@@ -71,11 +71,7 @@ export async function loadFile(
   options: LoadFileOptions = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
   if (source === undefined) return await fetchFile(fallback, options);
-  const url = typeof source === "string" && /^https?:/i.test(source)
-    ? new URL(source)
-    : source instanceof URL && /^https?:$/.test(source.protocol)
-    ? source
-    : undefined;
+  const url = remoteUrl(source);
   if (url) {
     return await fetchFile({ name: cacheKey(url), url: url.href }, options);
   }
@@ -86,6 +82,22 @@ export async function loadFile(
     onProgress: (loaded, total) =>
       options.onProgress?.({ file: name, loaded, total, cached: true }),
   });
+}
+
+/**
+ * The URL of a source that is downloaded (an http or https URL, as a string or a URL); undefined
+ * for sources that are read as they are (paths, file/blob/data URLs, bytes, Blobs).
+ *
+ * @example
+ * ```ts
+ * import { remoteUrl } from "./sources.ts";
+ * console.assert(remoteUrl("https://example.com/model.sft")?.host === "example.com");
+ * console.assert(remoteUrl("model.sft") === undefined);
+ * ```
+ */
+export function remoteUrl(source: FileSource): URL | undefined {
+  if (typeof source === "string") return /^https?:/i.test(source) ? new URL(source) : undefined;
+  return source instanceof URL && /^https?:$/.test(source.protocol) ? source : undefined;
 }
 
 /** A cache key for a URL: host and path, `/resolve/<revision>/` dropped for Hugging Face URLs. */

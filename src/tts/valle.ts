@@ -39,6 +39,7 @@ import {
   type FileSource,
   loadFile,
   type LoadFileOptions,
+  remoteUrl,
   sourceName,
 } from "./sources.ts";
 import { joinPieces, Speech, type SpeechPiece } from "./speech.ts";
@@ -133,10 +134,9 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
-    const fetchOptions = downloads(options, options.signal);
     const [modelBytes, codecBytes, codecConfig] = await Promise.all([
-      loadFile(options.model, DEFAULT_FILES.model, fetchOptions),
-      loadFile(options.codec, DEFAULT_FILES.codec, fetchOptions),
+      loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
+      loadFile(options.codec, DEFAULT_FILES.codec, fileOptions(options, options.codec)),
       readConfig(options.codecConfig, options.signal),
     ]);
     options.signal?.throwIfAborted();
@@ -349,7 +349,11 @@ export class Valle {
     this.#vocos ??= (async () => {
       const report = this.#options.onProgress;
       const [bytes, config] = await Promise.all([
-        loadFile(this.#options.vocoder, DEFAULT_FILES.vocoder, downloads(this.#options, signal)),
+        loadFile(
+          this.#options.vocoder,
+          DEFAULT_FILES.vocoder,
+          fileOptions(this.#options, this.#options.vocoder, signal),
+        ),
         readConfig(this.#options.vocoderConfig, signal),
       ]);
       report?.({ phase: "load", file: "vocoder" });
@@ -433,12 +437,21 @@ function label(source: FileSource | undefined, fallback: keyof typeof DEFAULT_FI
     : sourceName(source, `<${fallback} bytes>`);
 }
 
-/** Download options reporting progress as the `"download"` phase. */
-function downloads(options: ValleOptions, signal: AbortSignal | undefined): LoadFileOptions {
+/**
+ * Options for loading one weight file: its bytes are reported as the `"download"` phase when it
+ * comes from the network (the released file or an http(s) URL), as `"load"` when it is read from
+ * a path, a file/blob/data URL, bytes or a Blob.
+ */
+function fileOptions(
+  options: ValleOptions,
+  source: FileSource | undefined,
+  signal: AbortSignal | undefined = options.signal,
+): LoadFileOptions {
+  const phase = source === undefined || remoteUrl(source) ? "download" : "load";
   return {
     cache: options.cache,
     signal,
     onProgress: (p) =>
-      options.onProgress?.({ phase: "download", file: p.file, step: p.loaded, steps: p.total }),
+      options.onProgress?.({ phase, file: p.file, step: p.loaded, steps: p.total }),
   };
 }

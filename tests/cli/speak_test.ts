@@ -1,12 +1,15 @@
 /**
  * The speak CLI: every flag reaches the option it names; a real run on the tiny models writes the
- * WAV the library makes with the same options; clear failures for a missing reference, an
- * unsupported language and an existing output.
+ * WAV the library makes with the same options; progress says "load" for local files and
+ * "download" for URLs; clear failures for a missing reference, an unsupported language and an
+ * existing output.
  */
 
 import { parseSpeakArgs } from "../../examples/_speak_args.ts";
+import { progressLine } from "../../examples/_speak_progress.ts";
 import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { ipaPassthrough } from "../../src/text/phonemizer.ts";
+import type { SynthesisProgress } from "../../src/tts/options.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { testGpu } from "../_gpu.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
@@ -209,5 +212,55 @@ Deno.test({
         `${name} was not written`,
       );
     }
+  },
+});
+
+Deno.test({
+  name: "speak's progress says load for local files and download for URLs",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir } = await workspace();
+    const tiny = await tinyModels();
+    // The codec comes from a URL; the model and the vocoder from paths.
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) =>
+        new Response(await Deno.readFile(`${dir}${new URL(request.url).pathname}`)),
+    );
+    const reports: SynthesisProgress[] = [];
+    try {
+      const valle = await Valle.load({
+        ...tiny,
+        model: `${dir}/model.sft`,
+        codec: `http://127.0.0.1:${server.addr.port}/codec.safetensors`,
+        vocoder: `${dir}/vocoder.safetensors`,
+        gpu: await testGpu(),
+        cache: false,
+        phonemizer: ipaPassthrough,
+        onProgress: (p) => reports.push(p),
+      });
+      await valle.synthesize("həlˈoʊ.", { language: "en", seed: 1, maxSeconds: 0.1 });
+      valle.dispose();
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+    const lines = reports.filter((p) => p.step !== undefined && p.file).map(progressLine);
+    const files = (name: string) => lines.filter((line) => line.split(" ")[1] === name);
+    for (const name of ["model.sft", "vocoder.safetensors"]) {
+      ok(files(name).length > 0, `${name} reported: ${lines.join(" | ")}`);
+      for (const line of files(name)) {
+        ok(/^load \S+ \[[#.]+\] \d+% [\d.]+\/[\d.]+ MB$/.test(line), line);
+      }
+    }
+    ok(files("codec.safetensors").length > 0, `codec reported: ${lines.join(" | ")}`);
+    for (const line of files("codec.safetensors")) ok(line.startsWith("download "), line);
+    equal(
+      files("model.sft").at(-1),
+      `load model.sft [${"#".repeat(24)}] 100% ${(tiny.model.length / 1e6).toFixed(1)}/${
+        (tiny.model.length / 1e6).toFixed(1)
+      } MB`,
+    );
   },
 });
