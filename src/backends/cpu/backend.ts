@@ -18,7 +18,6 @@ import {
   type DeviceBuffer,
   DTYPE_BYTES,
   type MemoryUsage,
-  type Recorder,
   type RecorderOptions,
   type Tensor,
 } from "../backend.ts";
@@ -270,5 +269,11 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     ? await ThreadPool.start(module, exports, heap, wanted)
     : new SingleThread(exports, heap);
   const weights = options.precision === "f32" ? "f32" : "f16";
-  return new CpuBackend(heap, runner, kernelNames(exports, memory), exports.command_bytes(), weights);
+  return new CpuBackend(
+    heap,
+    runner,
+    kernelNames(exports, memory),
+    exports.command_bytes(),
+    weights,
+  );
 }

@@ -25,7 +25,6 @@ import type { CpuBackend } from "./backend.ts";
 /** Commands per list; a recorder that fills one submits it and goes on in the next. */
 const LIST_COMMANDS = 4096;
 const MAX_BINDINGS = 10;
-const MAX_PARAMS = 32;
 /** Word offsets inside a command (wasm/runtime.h `Cmd`). */
 const GROUPS = 1;
 const BINDINGS = 4;

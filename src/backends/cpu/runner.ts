@@ -50,7 +50,9 @@ interface WorkerHandle {
 }
 
 /** Starts a worker running {@linkcode WORKER_SOURCE}: worker_threads in Deno, else a web worker. */
-async function startWorker(onMessage: (message: Record<string, unknown>) => void): Promise<WorkerHandle> {
+async function startWorker(
+  onMessage: (message: Record<string, unknown>) => void,
+): Promise<WorkerHandle> {
   if ("Deno" in globalThis) {
     const { Worker } = await import("node:worker_threads");
     const worker = new Worker(WORKER_SOURCE, { eval: true });
@@ -106,7 +108,9 @@ export class ThreadPool implements Runner {
       const worker = await startWorker((message) => {
         if (message.ready) started();
         if (typeof message.error === "string") {
-          const error = new CpuError(`Cannot run the CPU kernels: worker ${id} failed (${message.error})`);
+          const error = new CpuError(
+            `Cannot run the CPU kernels: worker ${id} failed (${message.error})`,
+          );
           pool.#fail(error);
           failed(error);
         }
