@@ -58,7 +58,7 @@ gpuTest(
 );
 
 gpuTest(
-  "Vocos.load() refuses codebooks that conflict with the paired EnCodec's, naming tensor and shapes",
+  "Vocos.load() refuses a paired EnCodec whose codebooks or frame conflict, naming tensor and shapes",
   async (gpu) => {
     const check = (expected: RegExp, found: string) => (e: unknown) => {
       ok(e instanceof WeightsError, String(e));
@@ -77,6 +77,25 @@ gpuTest(
         /^\[4096,8\] \(the paired EnCodec's first 4 codebooks of 1024 codewords of 8/,
         "[1280,8]",
       ),
+    );
+    // Same codebooks, but frames of 8 samples instead of 320.
+    const fast = parseEncodecConfig({ ...ENCODEC, codebook_size: 256, upsampling_ratios: [4, 2] });
+    await rejects(
+      Vocos.load(gpu, vocoder, { config: CONFIG, encodec: fast }),
+      (e) => {
+        ok(e instanceof WeightsError, String(e));
+        // At 3000 frames per second 3 kbps is one codebook, so the table conflicts too.
+        deepStrictEqual(e.problems.map((p) => p.tensor), [
+          "head.init_args.hop_length",
+          "feature_extractor.codebook_weights",
+        ]);
+        deepStrictEqual(e.problems[0], {
+          tensor: "head.init_args.hop_length",
+          expected: "8 samples at 24000 Hz (the paired EnCodec's frame)",
+          found: "320 samples at 24000 Hz",
+        });
+        return true;
+      },
     );
     // Same codebook size, other codeword dimension.
     const wide = parseEncodecConfig({

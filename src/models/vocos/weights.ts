@@ -82,7 +82,8 @@ export interface VocosWeightsOptions {
  * @param options Storage type, paired EnCodec.
  * @returns The codebook sizes and the weights.
  * @throws {WeightsError} Every missing or mis-shaped tensor at once, a block beyond `num_layers`,
- * or codebooks that fit no codebook size or conflict with the paired EnCodec's.
+ * codebooks that fit no codebook size or conflict with the paired EnCodec's, or a frame other
+ * than the paired EnCodec's.
  *
  * @example
  * ```ts ignore
@@ -202,8 +203,9 @@ const CODEBOOKS = "feature_extractor.codebook_weights";
  * The codebook sizes of `feature_extractor.codebook_weights` (count · bins, C): upstream stacks
  * the first count = max(1, ⌊1000 · max kbps / (log2(bins) · frame rate)⌋) codebooks of its
  * EnCodec (fewer when the EnCodec has fewer). With the paired EnCodec, its bins and frame rate
- * give the expected shape; without it, the one power-of-two bins whose count fits the rows.
- * Appends a problem and returns undefined when the table cannot be read this way.
+ * give the expected shape (and its frame must be the Vocos's); without it, the one power-of-two
+ * bins whose count fits the rows. Appends a problem and returns undefined when the table cannot
+ * be read this way.
  */
 function codebookSizes(
   source: WeightSource,
@@ -229,6 +231,14 @@ function codebookSizes(
   const [rows, cols] = shape;
   if (encodec) {
     const { bins, dim, frameRate } = encodec;
+    if (encodec.hopLength !== config.hopLength || encodec.sampleRate !== config.sampleRate) {
+      problems.push({
+        tensor: "head.init_args.hop_length",
+        expected:
+          `${encodec.hopLength} samples at ${encodec.sampleRate} Hz (the paired EnCodec's frame)`,
+        found: `${config.hopLength} samples at ${config.sampleRate} Hz`,
+      });
+    }
     const count = Math.min(codebooksForBandwidth(encodec, kbps), encodec.numQuantizers);
     if (shape.length !== 2 || rows !== count * bins || cols !== dim) {
       return fail(
