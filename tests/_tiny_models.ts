@@ -2,7 +2,8 @@
  * The tiny models of the end-to-end tests, in the released layouts: VALL-E valle-tiny (d 32,
  * 8 levels, 1024 codes), EnCodec encodec-tiny (8 codebooks at 6 kbps) and a tiny Vocos for 8
  * codebooks (vocos-tiny's backbone and head with encodec-tiny's 8 codebooks and bandwidths
- * 1.5/3/6 kbps, so that bandwidth id 2 means 8 codebooks as in the released model).
+ * 1.5/3/6 kbps, so that bandwidth id 2 means 8 codebooks as in the released model), and tiny
+ * Vocos models over other codebooks.
  */
 
 import { parseSafetensors, serializeSafetensors, type TensorData } from "../src/io/safetensors.ts";
@@ -21,34 +22,42 @@ export interface TinyModels {
 export async function tinyModels(): Promise<TinyModels> {
   const text = async (path: string) =>
     JSON.parse(new TextDecoder().decode(await readFixture(path)));
-  const codec = await readFixture("encodec-tiny/model.safetensors");
+  const vocoderConfig = await text("vocos-tiny/config.json");
+  vocoderConfig.feature_extractor.init_args.bandwidths = [1.5, 3.0, 6.0];
+  return {
+    model: await readFixture("valle-tiny/model.sft") as Uint8Array<ArrayBuffer>,
+    codec: await readFixture("encodec-tiny/model.safetensors") as Uint8Array<ArrayBuffer>,
+    codecConfig: await text("encodec-tiny/config.json"),
+    vocoder: await tinyVocoder(8, 1024),
+    vocoderConfig,
+  };
+}
+
+/**
+ * vocos-tiny's backbone and head over other codebooks: `feature_extractor.codebook_weights` is
+ * the first `bins` codewords of each of encodec-tiny's first `count` codebooks, stacked as
+ * upstream's `EncodecFeatures` does ((count · bins, 8), codeword j of codebook q at row q·bins + j).
+ */
+export async function tinyVocoder(count: number, bins: number): Promise<Uint8Array<ArrayBuffer>> {
   const vocos = parseSafetensors(await readFixture("vocos-tiny/model.safetensors"));
-  const encodec = parseSafetensors(codec);
+  const encodec = parseSafetensors(await readFixture("encodec-tiny/model.safetensors"));
   const tensors: Record<string, TensorData> = {};
   for (const name of vocos.names) {
     const info = vocos.info(name);
     tensors[name] = { dtype: "F32", shape: info.shape, data: vocos.toFloat32(name) };
   }
-  const embeds = Array.from(
-    { length: 8 },
-    (_, q) => encodec.toFloat32(`quantizer.layers.${q}.codebook.embed`),
-  );
-  const codebooks = new Float32Array(embeds.reduce((n, e) => n + e.length, 0));
-  embeds.reduce((at, e) => (codebooks.set(e, at), at + e.length), 0);
+  const name = (q: number) => `quantizer.layers.${q}.codebook.embed`;
+  const dim = encodec.info(name(0)).shape[1];
+  const codebooks = new Float32Array(count * bins * dim);
+  for (let q = 0; q < count; q++) {
+    codebooks.set(encodec.toFloat32(name(q)).subarray(0, bins * dim), q * bins * dim);
+  }
   tensors["feature_extractor.codebook_weights"] = {
     dtype: "F32",
-    shape: [8 * 1024, 8],
+    shape: [count * bins, dim],
     data: codebooks,
   };
-  const vocoderConfig = await text("vocos-tiny/config.json");
-  vocoderConfig.feature_extractor.init_args.bandwidths = [1.5, 3.0, 6.0];
-  return {
-    model: await readFixture("valle-tiny/model.sft") as Uint8Array<ArrayBuffer>,
-    codec: codec as Uint8Array<ArrayBuffer>,
-    codecConfig: await text("encodec-tiny/config.json"),
-    vocoder: serializeSafetensors(tensors),
-    vocoderConfig,
-  };
+  return serializeSafetensors(tensors);
 }
 
 /** A 1.2 s reference clip: a chirp with harmonics, as 16-bit WAV-ready samples at 16 kHz. */

@@ -359,6 +359,7 @@ export class Valle {
       report?.({ phase: "load", file: "vocoder" });
       return await Vocos.load(this.gpu, bytes, {
         config: config as VocosConfigJson | undefined,
+        encodec: this.encodec.config,
         label: label(this.#options.vocoder, "vocoder"),
       });
     })();

@@ -95,6 +95,30 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "Encodec.load() refuses LSTM layers beyond num_lstm_layers instead of dropping them",
+  async (gpu) => {
+    const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
+    await rejects(
+      Encodec.load(gpu, await readFixture("encodec-tiny/model.safetensors"), {
+        config: { ...config, num_lstm_layers: 1 },
+      }),
+      (e) => {
+        ok(e instanceof WeightsError, String(e));
+        deepStrictEqual(
+          e.problems,
+          ["encoder.layers.13.lstm", "decoder.layers.1.lstm"].map((p) => ({
+            tensor: `${p}.weight_ih_l1`,
+            expected: "absent (num_lstm_layers is 1)",
+            found: "[256,64]",
+          })),
+        );
+        return true;
+      },
+    );
+  },
+);
+
 Deno.test("parseEncodecConfig() derives the 24 kHz constants and refuses the 48 kHz family", () => {
   const c = parseEncodecConfig();
   deepStrictEqual([c.hopLength, c.frameRate, c.numQuantizers, c.dim], [320, 75, 32, 128]);

@@ -42,6 +42,7 @@ gpuTest(
     const vocos = await Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
       config: CONFIG,
     });
+    deepStrictEqual(vocos.codebooks, { bins: 1024, count: 4, perBandwidth: [1, 2, 4] });
     const codes = randomCodes(new Rng(7), 2, 5);
     deepStrictEqual(await vocos.decode(codes), await vocos.decode(codes, { bandwidthId: 1 }));
     await rejects(vocos.decode(randomCodes(new Rng(8), 3, 5)), /3 codebooks match no bandwidth id/);
@@ -69,13 +70,48 @@ gpuTest("Vocos.load() lists missing and mis-shaped tensors", async (gpu) => {
   );
 });
 
-Deno.test("parseVocosConfig() derives codebook counts and refuses other variants", () => {
-  deepStrictEqual(parseVocosConfig(CONFIG).codebooksPerBandwidth, [1, 2, 4]);
+gpuTest("Vocos.load() refuses blocks beyond num_layers instead of ignoring them", async (gpu) => {
+  await rejects(
+    Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+      config: {
+        ...CONFIG,
+        backbone: {
+          ...CONFIG.backbone,
+          init_args: { ...CONFIG.backbone.init_args, num_layers: 1 },
+        },
+      },
+    }),
+    (e) => {
+      ok(e instanceof WeightsError, String(e));
+      deepStrictEqual(e.problems, [{
+        tensor: "backbone.convnext.1.dwconv.weight",
+        expected: "absent (backbone.init_args.num_layers is 1)",
+        found: "[32,1,7]",
+      }]);
+      return true;
+    },
+  );
+});
+
+Deno.test("parseVocosConfig() refuses other variants and more bandwidths than norm rows", () => {
+  deepStrictEqual(parseVocosConfig(CONFIG).frameRate, 75);
   throws(
     () =>
       parseVocosConfig({
         head: { class_path: "vocos.heads.ISTFTHead", init_args: { padding: "center" } },
       }),
     (e) => e instanceof WeightsError && e.problems[0].tensor === "head.init_args.padding",
+  );
+  throws(
+    () =>
+      parseVocosConfig({
+        ...CONFIG,
+        feature_extractor: { init_args: { bandwidths: [0.75, 1.5, 3, 6] } },
+      }),
+    (e) =>
+      e instanceof WeightsError &&
+      e.problems.length === 1 &&
+      e.problems[0].tensor === "feature_extractor.init_args.bandwidths" &&
+      /at most 3 bandwidths/.test(e.problems[0].expected),
   );
 });

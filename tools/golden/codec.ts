@@ -84,6 +84,7 @@ export async function loadCodecFolder(
   const vocos = kind === "vocos"
     ? await Vocos.load(gpu, await Deno.readFile(new URL("model.safetensors", folder)), {
       config: await readJson(new URL("config.json", folder)),
+      encodec: encodec.config,
       label: "vocos model.safetensors",
       weights,
     })
@@ -215,7 +216,7 @@ export async function checkCase(f: CodecFolder, file: string): Promise<CaseResul
     case "vocos:vocos.copy_synthesis": {
       const bandwidthId = st.toInt32("bandwidth_id")[0];
       checked.add("bandwidth_id");
-      const nQ = f.vocos!.config.codebooksPerBandwidth[bandwidthId];
+      const nQ = f.vocos!.codebooks.perBandwidth[bandwidthId];
       const audioIn = st.toFloat32("audio_in");
       const codes = await encodec.encode(audioIn, encodec.config.sampleRate, { nQ });
       compareCodes("codes", codes);

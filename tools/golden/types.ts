@@ -8,8 +8,14 @@ export interface CaseResult {
   maxError: number;
   /** The tolerance it is held to (0 for exact comparisons). */
   tolerance: number;
-  /** Whether it passed. */
+  /** Whether it passed (false when skipped). */
   passed: boolean;
+  /**
+   * Why the case was not run, when it was skipped: counted apart, neither passed nor failed. Only
+   * for a case the folder describes but this model cannot run and the folder holds no expected
+   * values for; anything unknown is a failure.
+   */
+  skipped?: string;
   /** Extra facts for the line (mismatch counts, documented near-ties, why it failed). */
   detail?: string;
 }

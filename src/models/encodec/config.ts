@@ -247,7 +247,12 @@ export function parseEncodecConfig(
 
 /**
  * Codebooks used at a bandwidth: max(1, floor(1000 · kbps / (log2(bins) · frameRate))), as the
- * original and Hugging Face quantizers compute it.
+ * original and Hugging Face quantizers compute it (and Vocos's `EncodecFeatures`, for its own
+ * bandwidths).
+ *
+ * @param config The codebook size and frame rate (an EnCodec configuration, or just those two).
+ * @param kbps The bandwidth.
+ * @returns The number of codebooks, before any cap by the codebooks a model has.
  *
  * @example
  * ```ts
@@ -255,6 +260,9 @@ export function parseEncodecConfig(
  * console.assert(codebooksForBandwidth(parseEncodecConfig(), 6) === 8);
  * ```
  */
-export function codebooksForBandwidth(config: EncodecConfig, kbps: number): number {
+export function codebooksForBandwidth(
+  config: Pick<EncodecConfig, "bins" | "frameRate">,
+  kbps: number,
+): number {
   return Math.max(1, Math.floor((kbps * 1000) / (Math.log2(config.bins) * config.frameRate)));
 }

@@ -108,7 +108,8 @@ export interface EncodecWeights {
  * @param config The configuration.
  * @param dtype Storage type of convolution and LSTM weights (codebooks stay f32).
  * @returns The layer programs and codebooks.
- * @throws {WeightsError} Every missing or mis-shaped tensor at once.
+ * @throws {WeightsError} Every missing or mis-shaped tensor at once, and LSTM layers beyond
+ * `num_lstm_layers`.
  *
  * @example
  * ```ts ignore
@@ -343,6 +344,15 @@ class Loader {
         wih: this.upload(wih, [4 * hidden, 1, hidden], `${name}.weight_ih_l${n}`),
         bias: this.upload(bih.map((v, i) => v + bhh[i]), [4 * hidden], `${name}.bias_l${n}`),
         whh: this.upload(whh, [4 * hidden, hidden], `${name}.weight_hh_l${n}`),
+      });
+    }
+    // A layer beyond the configured count would otherwise be dropped without a word.
+    const extra = `${name}.weight_ih_l${count}`;
+    if (this.#source.has(extra)) {
+      this.#problems.push({
+        tensor: extra,
+        expected: `absent (num_lstm_layers is ${count})`,
+        found: `[${this.#source.info(extra).shape}]`,
       });
     }
     return { kind: "lstm", name, hidden, layers };

@@ -40,7 +40,10 @@ export interface ValleConfig {
   readonly nPhn: number;
   /** Language ids (`langs_emb.weight` rows). */
   readonly nLangs: number;
-  /** Duration tokens (`len_emb.weight` rows, digits 0-9 and stop 10), 0 without the len layout. */
+  /**
+   * Duration tokens: 11 (digits 0-9 and the stop 10, upstream's fixed `n_len_tokens`; the file's
+   * `len_emb.weight` and duration head are checked against it), 0 without the len layout.
+   */
   readonly nLen: number;
   /** The len layout: NAR-len (`resps_emb.embeddings.L`) and duration heads exist. */
   readonly hasNarLen: boolean;
@@ -96,6 +99,9 @@ export function valleHeads(config: ValleConfig): ValleHeads {
     count: config.hasNarLen ? l + 3 : l + 1,
   };
 }
+
+/** Duration tokens of the len layout: digits 0-9 and the stop 10 (the duration loop's ids). */
+const LEN_TOKENS = 11;
 
 /** Heads per `config.size` preset, as HEAD's `Model.heads` property defines them. */
 const PRESET_HEADS: Readonly<Record<string, number>> = { quarter: 4, half: 8 };
@@ -212,7 +218,7 @@ export function deriveValleConfig(st: Safetensors, problems: WeightProblem[]): V
     nAudio: shape("proms_emb.embeddings.0.weight")?.[0] ?? 1024,
     nPhn: shape("text_emb.weight")?.[0] ?? 256,
     nLangs: shape("langs_emb.weight")?.[0] ?? 1,
-    nLen: hasNarLen ? shape("len_emb.weight")?.[0] ?? 11 : 0,
+    nLen: hasNarLen ? LEN_TOKENS : 0,
     hasNarLen,
     audioEmbeddingSums: experimental.audio_embedding_sums !== false,
     unifiedPositionIds: experimental.unified_position_ids === true,

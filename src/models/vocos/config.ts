@@ -5,6 +5,9 @@
  * the EnCodec variant is accepted: `EncodecFeatures` over EnCodec 24 kHz codebooks, a
  * `VocosBackbone` of ConvNeXt blocks, an `ISTFTHead` with "same" padding.
  *
+ * The codebook size and count are not in `config.yaml` (upstream takes them from the EnCodec
+ * model): {@linkcode VocosCodebooks} are read from the weights when they load.
+ *
  * This module is browser compatible.
  *
  * @module
@@ -69,14 +72,27 @@ export interface VocosConfig {
   readonly hopLength: number;
   /** Sample rate of the output (EnCodec 24 kHz's). */
   readonly sampleRate: number;
-  /** Codewords per EnCodec codebook. */
+  /** EnCodec frames per second: ceil(sampleRate / hopLength). */
+  readonly frameRate: number;
+}
+
+/**
+ * The EnCodec codebooks a Vocos checkpoint holds (`feature_extractor.codebook_weights` stacks
+ * them), as read from the weights and, when given, its EnCodec.
+ */
+export interface VocosCodebooks {
+  /** Codewords per codebook. */
   readonly bins: number;
-  /** Codebooks used at each bandwidth id: max(1, floor(1000 · kbps / (log2(bins) · frame rate))). */
-  readonly codebooksPerBandwidth: readonly number[];
+  /** Codebooks stacked in `feature_extractor.codebook_weights`. */
+  readonly count: number;
+  /**
+   * Codebooks used at each bandwidth id: max(1, floor(1000 · kbps / (log2(bins) · frame rate))),
+   * at most `count`.
+   */
+  readonly perBandwidth: readonly number[];
 }
 
 const SAMPLE_RATE = 24000;
-const BINS = 1024;
 
 /**
  * The `charactr/vocos-encodec-24khz` `config.yaml`.
@@ -124,7 +140,7 @@ export const VOCOS_ENCODEC_24KHZ: Readonly<VocosConfigJson> = Object.freeze({
  * ```ts
  * import { parseVocosConfig } from "@valle/core";
  * const config = parseVocosConfig();
- * console.assert(config.codebooksPerBandwidth.join() === "2,4,8,16");
+ * console.assert(config.frameRate === 75 && config.bandwidths.join() === "1.5,3,6,12");
  * ```
  */
 export function parseVocosConfig(json: VocosConfigJson = {}, file = "config.yaml"): VocosConfig {
@@ -196,6 +212,12 @@ export function parseVocosConfig(json: VocosConfigJson = {}, file = "config.yaml
     "a positive integer or null",
     ada,
   );
+  check(
+    "feature_extractor.init_args.bandwidths",
+    !Number.isInteger(ada) || !Array.isArray(bandwidths) || bandwidths.length <= (ada as number),
+    `at most ${ada} bandwidths (backbone.init_args.adanorm_num_embeddings: one norm row each)`,
+    bandwidths,
+  );
   const scale = bb.init_args.layer_scale_init_value ?? null;
   check(
     "backbone.init_args.layer_scale_init_value",
@@ -214,7 +236,6 @@ export function parseVocosConfig(json: VocosConfigJson = {}, file = "config.yaml
     nFft,
   );
   if (problems.length > 0) throw new WeightsError(file, problems);
-  const frameRate = Math.ceil(SAMPLE_RATE / hopLength);
   return {
     bandwidths: [...bandwidths],
     inputChannels,
@@ -227,9 +248,6 @@ export function parseVocosConfig(json: VocosConfigJson = {}, file = "config.yaml
     nFft,
     hopLength,
     sampleRate: SAMPLE_RATE,
-    bins: BINS,
-    codebooksPerBandwidth: bandwidths.map((b) =>
-      Math.max(1, Math.floor((b * 1000) / (Math.log2(BINS) * frameRate)))
-    ),
+    frameRate: Math.ceil(SAMPLE_RATE / hopLength),
   };
 }

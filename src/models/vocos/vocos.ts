@@ -30,6 +30,7 @@ import { add, mul } from "../../ops/elementwise.ts";
 import { istftOverlapAdd, istftSpectrum } from "../../ops/istft.ts";
 import { layerNorm } from "../../ops/layer_norm.ts";
 import { linear } from "../../ops/linear.ts";
+import type { EncodecConfig } from "../encodec/config.ts";
 import {
   type AudioCodes,
   checkCodes,
@@ -37,7 +38,12 @@ import {
   recordCodewordSum,
   Workspace,
 } from "../_codec.ts";
-import { parseVocosConfig, type VocosConfig, type VocosConfigJson } from "./config.ts";
+import {
+  parseVocosConfig,
+  type VocosCodebooks,
+  type VocosConfig,
+  type VocosConfigJson,
+} from "./config.ts";
 import { loadVocosWeights, type NormWeights, type VocosWeights } from "./weights.ts";
 
 /** LayerNorm epsilon of every Vocos norm. */
@@ -47,6 +53,13 @@ const EPS = 1e-6;
 export interface VocosLoadOptions {
   /** The model's `config.yaml` as an object; default `charactr/vocos-encodec-24khz`. */
   config?: VocosConfigJson;
+  /**
+   * The configuration of the EnCodec whose codes this Vocos decodes (`encodec.config`): the
+   * codebook size and frame rate are taken from it, and `feature_extractor.codebook_weights` must
+   * have the shape of its first codebooks. Without it, the codebook size is the one that fits the
+   * shape of `feature_extractor.codebook_weights`.
+   */
+  encodec?: EncodecConfig;
   /**
    * Storage type of the backbone and head weights. Default `"f32"`: with f16 weights the golden
    * vocos-tiny audio moves by ~2e-3, 100 times the reference tolerance of 2e-5.
@@ -67,7 +80,7 @@ export type VocosStage = "features" | "backbone" | "head";
 export interface VocosDecodeOptions {
   /**
    * Bandwidth id (AdaLayerNorm row); default: the id whose codebook count equals the codes'
-   * (0–3 ↔ 2, 4, 8, 16 codebooks for the released model).
+   * (0–3 ↔ 2, 4, 8, 16 codebooks for the released model; see `Vocos.codebooks`).
    */
   bandwidthId?: number;
   /**
@@ -94,6 +107,8 @@ export class Vocos {
   readonly gpu: Gpu;
   /** The validated configuration. */
   readonly config: VocosConfig;
+  /** The codebook size and counts, read from the weights. */
+  readonly codebooks: VocosCodebooks;
   /** Frames per chunk of long inputs. */
   readonly chunkFrames: number;
   #weights: VocosWeights;
@@ -105,13 +120,14 @@ export class Vocos {
   private constructor(
     gpu: Gpu,
     config: VocosConfig,
-    weights: VocosWeights,
+    loaded: { codebooks: VocosCodebooks; weights: VocosWeights },
     options: VocosLoadOptions,
   ) {
     this.gpu = gpu;
     this.#profiler = options.profiler;
     this.config = config;
-    this.#weights = weights;
+    this.codebooks = loaded.codebooks;
+    this.#weights = loaded.weights;
     this.#ws = new Workspace(gpu);
     const { nFft, hopLength: hop } = config;
     const pad = (nFft - hop) / 2;
@@ -135,7 +151,8 @@ export class Vocos {
    * @param weights The checkpoint.
    * @param options Configuration, weight precision, chunk size.
    * @returns The vocoder.
-   * @throws {WeightsError} An invalid configuration, or missing or mis-shaped tensors.
+   * @throws {WeightsError} An invalid configuration, missing or mis-shaped tensors, or codebooks
+   * of another size or count than the paired EnCodec's.
    * @throws {FormatError} The file cannot be parsed, or its pickle names a forbidden global.
    *
    * @example
@@ -150,7 +167,10 @@ export class Vocos {
   ): Promise<Vocos> {
     const source = await openWeights(weights, options.label);
     const config = parseVocosConfig(options.config);
-    const loaded = loadVocosWeights(gpu, source, config, options.weights ?? "f32");
+    const loaded = loadVocosWeights(gpu, source, config, {
+      dtype: options.weights ?? "f32",
+      encodec: options.encodec,
+    });
     return new Vocos(gpu, config, loaded, options);
   }
 
@@ -220,16 +240,16 @@ export class Vocos {
   }
 
   #bandwidthId(codes: AudioCodes, requested?: number): number {
-    const c = this.config;
-    checkCodes(codes, Math.max(...c.codebooksPerBandwidth), c.bins);
-    const id = requested ?? c.codebooksPerBandwidth.indexOf(codes.nQ);
-    if (!Number.isInteger(id) || id < 0 || id >= c.bandwidths.length) {
+    const { count, bins, perBandwidth } = this.codebooks;
+    checkCodes(codes, count, bins);
+    const id = requested ?? perBandwidth.indexOf(codes.nQ);
+    if (!Number.isInteger(id) || id < 0 || id >= perBandwidth.length) {
       throw new OptionError(
         `Cannot decode: ${
           requested === undefined ? `${codes.nQ} codebooks match no` : `${requested} is not a`
         } ` +
-          `bandwidth id, expected ids 0 to ${c.bandwidths.length - 1} for ` +
-          `${c.codebooksPerBandwidth.join(", ")} codebooks`,
+          `bandwidth id, expected ids 0 to ${perBandwidth.length - 1} for ` +
+          `${perBandwidth.join(", ")} codebooks`,
       );
     }
     return id;
@@ -245,7 +265,7 @@ export class Vocos {
       codes,
       first,
       this.#weights.codebooks,
-      this.config.bins,
+      this.codebooks.bins,
     );
     return features;
   }

@@ -111,6 +111,26 @@ Deno.test("a mis-shaped tensor is reported with expected and found shapes", () =
   ]);
 });
 
+Deno.test("a duration table of other than 11 tokens (digits and stop) is refused", () => {
+  const f16 = (shape: number[]): TensorData => ({
+    dtype: "F16",
+    shape,
+    data: new Uint16Array(shape.reduce((a, b) => a * b, 1)),
+  });
+  const problems = problemsOf(edit(TINY, {
+    replace: {
+      "len_emb.weight": f16([12, 32]),
+      "classifiers.proj.10.weight": f16([12, 32]),
+      "classifiers.proj.10.bias": f16([12]),
+    },
+  }));
+  assert.deepEqual(problems, [
+    { tensor: "len_emb.weight", expected: "[11, 32]", found: "[12, 32]" },
+    { tensor: "classifiers.proj.10.weight", expected: "[11, 32]", found: "[12, 32]" },
+    { tensor: "classifiers.proj.10.bias", expected: "[11]", found: "[12]" },
+  ]);
+});
+
 Deno.test("bad config JSON is a WeightsError, not a SyntaxError", () => {
   const problems = problemsOf(edit(TINY, { metadata: { config: '{"size": {"dim": 32,' } }));
   assert.deepEqual(problems[0].tensor, "__metadata__.config");
