@@ -13,6 +13,7 @@
  */
 
 import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
+import { checkRanges } from "../_options.ts";
 import { OptionError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
@@ -30,6 +31,7 @@ import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
   type ResolvedSynthesizeOptions,
   resolveSynthesizeOptions,
+  SYNTHESIS_RANGES,
   type SynthesisProgress,
   type SynthesizeOptions,
 } from "./options.ts";
@@ -173,6 +175,7 @@ export class Valle {
    * @param promptSeconds Trim/repeat length in seconds; 0 keeps everything.
    * @param signal Cancels reading.
    * @returns Frame-major codes with the model's RVQ levels.
+   * @throws {OptionError} No clip, or promptSeconds out of range.
    *
    * @example
    * ```ts ignore
@@ -185,6 +188,9 @@ export class Valle {
     promptSeconds = 0,
     signal?: AbortSignal,
   ): Promise<GeneratedCodes> {
+    checkRanges("encode a voice", { promptSeconds }, {
+      promptSeconds: SYNTHESIS_RANGES.promptSeconds,
+    });
     const clips = Array.isArray(reference) ? reference : [reference as AudioInput];
     if (clips.length === 0) throw new OptionError("Cannot encode a voice: no reference clip given");
     const rate = this.encodec.config.sampleRate;
@@ -205,8 +211,8 @@ export class Valle {
    * @param text What to say.
    * @param options Voice, languages, sampling, decoder, seed, progress, cancellation.
    * @returns The audio, with each piece's codes and phonemes.
-   * @throws {OptionError} An unsupported language, an option out of range, text that
-   * phonemizes to nothing.
+   * @throws {OptionError} An unsupported language, an option out of range (checked before
+   * anything runs), text that phonemizes to nothing.
    *
    * @example
    * ```ts ignore
@@ -383,9 +389,10 @@ export async function synthesize(
   text: string,
   options: SynthesizeOptions & ValleOptions = {},
 ): Promise<Speech> {
+  const resolved = resolveSynthesizeOptions(options); // checked before anything loads
   const valle = await Valle.load(options);
   try {
-    return await valle.synthesize(text, options);
+    return await valle.synthesize(text, resolved);
   } finally {
     valle.dispose();
   }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { checkRanges } from "../../_options.ts";
 import { GpuError, OptionError } from "../../errors.ts";
 import { writeTensor } from "../../gpu/buffers.ts";
 import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
@@ -42,7 +43,7 @@ import { type Conditioning, runNar } from "./nar.ts";
 import { type NarLenResult, runNarLen } from "./nar_len.ts";
 import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
 import { phaseBoundary, type ProgressOptions } from "./progress.ts";
-import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
+import { resolveSamplerOptions, SAMPLER_RANGES, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
@@ -188,7 +189,7 @@ export interface NarLenRequest extends ValleConditioning, SamplingRequest, Progr
   frames: number;
   /** Demasking steps. Default 25 (model default; the web UI uses 50). */
   steps?: number;
-  /** Base temperature T0, annealed to 0. Default 0 (greedy, model default; web UI 1). */
+  /** Base temperature T0 ≥ 0, annealed to 0. Default 0 (greedy, model default; web UI 1). */
   temperature?: number;
   /** Anneal the temperature. Default true. */
   annealed?: boolean;
@@ -540,6 +541,11 @@ export class ValleModel {
    */
   generate(request: GenerateRequest): Promise<GenerateResult> {
     return this.#exclusive(async () => {
+      // Every stage's settings are checked before any of them runs.
+      for (const stage of [request.ar, request.nar, request.narLen]) {
+        resolveSamplerOptions(stage?.sampler);
+      }
+      narLenTemperature(request.narLen?.temperature);
       const modality = request.modality ?? "auto";
       const narLen = modality === "nar-len" ||
         (modality === "auto" && this.config.hasNarLen && this.config.name !== "ar+nar");
@@ -617,6 +623,7 @@ export class ValleModel {
   async #narLen(request: NarLenRequest): Promise<NarLenResult> {
     const frames = positiveInt("frames", request.frames);
     const steps = positiveInt("steps", request.steps ?? 25);
+    const temperature = narLenTemperature(request.temperature);
     const prefix = this.#prefix(request);
     const { language, prompt, embeddingRule, includeLanguage } = request;
     const seq = this.#assemble(
@@ -635,7 +642,7 @@ export class ValleModel {
       conditioning: this.#conditioning({ ...request, phonemes: prefix.phonemes }),
       frames,
       steps,
-      temperature: request.temperature ?? 0,
+      temperature,
       annealed: request.annealed ?? true,
       cfg: {
         strength: Math.max(request.cfg?.strength ?? 2.5, 2.5),
@@ -759,6 +766,13 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
     }
     return c;
   });
+}
+
+/** NAR-len's base temperature (default 0), checked by the sampler's rule for temperatures. */
+function narLenTemperature(value: number | undefined): number {
+  const temperature = value ?? 0;
+  checkRanges("run NAR-len", { temperature }, { temperature: SAMPLER_RANGES.temperature });
+  return temperature;
 }
 
 function positiveInt(name: string, value: number): number {
