@@ -105,6 +105,11 @@ export interface SynthesizeOptions {
   signal?: AbortSignal;
   /** Progress reports. */
   onProgress?: (progress: SynthesisProgress) => void;
+  /**
+   * Told what was read leniently, e.g. a reference WAV cut short (read up to its end). Default:
+   * `console.warn`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** The defaults of {@linkcode SynthesizeOptions} (upstream web UI). */
@@ -112,7 +117,7 @@ export const SYNTHESIS_DEFAULTS: Readonly<
   Required<
     Omit<
       SynthesizeOptions,
-      "reference" | "prompt" | "seed" | "signal" | "onProgress" | "textLanguage"
+      "reference" | "prompt" | "seed" | "signal" | "onProgress" | "onWarning" | "textLanguage"
     >
   >
 > = Object.freeze({
@@ -142,7 +147,10 @@ export const SYNTHESIS_DEFAULTS: Readonly<
 /** {@linkcode SynthesizeOptions} with every default filled in and the ranges checked. */
 export type ResolvedSynthesizeOptions =
   & typeof SYNTHESIS_DEFAULTS
-  & Pick<SynthesizeOptions, "reference" | "prompt" | "signal" | "onProgress" | "textLanguage">
+  & Pick<
+    SynthesizeOptions,
+    "reference" | "prompt" | "signal" | "onProgress" | "onWarning" | "textLanguage"
+  >
   & { seed: number };
 
 /** The options of {@linkcode SynthesizeOptions} that are numbers. */

@@ -174,6 +174,7 @@ export class Valle {
    * @param reference One clip or several.
    * @param promptSeconds Trim/repeat length in seconds; 0 keeps everything.
    * @param signal Cancels reading.
+   * @param onWarning Told what was read leniently (a WAV file cut short). Default: `console.warn`.
    * @returns Frame-major codes with the model's RVQ levels.
    * @throws {OptionError} No clip, or promptSeconds out of range.
    *
@@ -187,6 +188,7 @@ export class Valle {
     reference: AudioInput | readonly AudioInput[],
     promptSeconds = 0,
     signal?: AbortSignal,
+    onWarning?: (message: string) => void,
   ): Promise<GeneratedCodes> {
     checkRanges("encode a voice", { promptSeconds }, {
       promptSeconds: SYNTHESIS_RANGES.promptSeconds,
@@ -197,7 +199,7 @@ export class Valle {
     const levels = this.model.config.nLevels;
     const coded: Codes[] = [];
     for (const clip of clips) {
-      const samples = await readReference(clip, rate, signal);
+      const samples = await readReference(clip, rate, signal, onWarning);
       signal?.throwIfAborted();
       const codes = await this.encodec.encode(samples, rate, { nQ: levels });
       coded.push(toModelCodes(codes, levels));
@@ -269,7 +271,7 @@ export class Valle {
     let prompt = o.prompt ?? null;
     if (o.reference !== undefined) {
       report?.({ phase: "encode-prompt" });
-      prompt = await this.encodeReference(o.reference, o.promptSeconds, signal);
+      prompt = await this.encodeReference(o.reference, o.promptSeconds, signal, o.onWarning);
     } else if (prompt && o.promptSeconds > 0) {
       prompt = joinPrompt([prompt], Math.round(o.promptSeconds * FRAMES_PER_SECOND));
     }
