@@ -14,7 +14,7 @@
 
 import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
 import { checkRanges } from "../_options.ts";
-import { OptionError } from "../errors.ts";
+import { GpuError, OptionError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { readAllBytes } from "../io/source.ts";
@@ -91,7 +91,7 @@ export interface ValleOptions {
  *   seed: 1,
  * });
  * await Deno.writeFile("out.wav", speech.toWav());
- * valle.dispose();
+ * await valle.dispose();
  * ```
  */
 export class Valle {
@@ -104,6 +104,7 @@ export class Valle {
   #options: ValleOptions;
   #vocos?: Promise<Vocos>;
   #ownsGpu: boolean;
+  #disposed?: Promise<void>;
 
   private constructor(
     gpu: Gpu,
@@ -177,6 +178,7 @@ export class Valle {
    * @param onWarning Told what was read leniently (a WAV file cut short). Default: `console.warn`.
    * @returns Frame-major codes with the model's RVQ levels.
    * @throws {OptionError} No clip, or promptSeconds out of range.
+   * @throws {GpuError} This instance was disposed.
    *
    * @example
    * ```ts ignore
@@ -190,6 +192,7 @@ export class Valle {
     signal?: AbortSignal,
     onWarning?: (message: string) => void,
   ): Promise<GeneratedCodes> {
+    this.#check();
     checkRanges("encode a voice", { promptSeconds }, {
       promptSeconds: SYNTHESIS_RANGES.promptSeconds,
     });
@@ -215,6 +218,7 @@ export class Valle {
    * @returns The audio, with each piece's codes and phonemes.
    * @throws {OptionError} An unsupported language, an option out of range (checked before
    * anything runs), text that phonemizes to nothing.
+   * @throws {GpuError} This instance was disposed (also when it is disposed during the call).
    *
    * @example
    * ```ts ignore
@@ -222,6 +226,7 @@ export class Valle {
    * ```
    */
   async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Speech> {
+    this.#check();
     const o = resolveSynthesizeOptions(options);
     const pieces: SpeechPiece[] = [];
     for await (const piece of this.#speak(text, o)) pieces.push(piece);
@@ -246,15 +251,41 @@ export class Valle {
    * ```
    */
   stream(text: string, options: SynthesizeOptions = {}): AsyncGenerator<SpeechPiece> {
+    this.#check();
     return this.#speak(text, resolveSynthesizeOptions(options));
   }
 
-  /** Frees the GPU memory of every model (and the device, when this instance requested it). */
-  dispose(): void {
-    this.model.dispose();
-    this.encodec.dispose();
-    this.#vocos?.then((v) => v.dispose(), () => {});
-    if (this.#ownsGpu) this.gpu.destroy();
+  /**
+   * Frees the GPU memory of every model: their weights, run states and scratch buffers, and the
+   * device's pooled buffers, so that `gpu.memory` is back where it was before loading; or the
+   * whole device, when this instance requested it. Model calls already running finish first; a
+   * synthesis in progress then fails with a `GpuError`, as does every later call.
+   *
+   * @returns Resolves once everything is freed. Without a call running, VALL-E and EnCodec are
+   * freed before `dispose()` returns and Vocos a moment later, so callers that do not await it
+   * keep working.
+   *
+   * @example
+   * ```ts ignore
+   * await valle.dispose();
+   * ```
+   */
+  dispose(): Promise<void> {
+    this.#disposed ??= (async () => {
+      const vocos = this.#vocos?.then((v) => v.dispose(), () => {});
+      await Promise.all([this.model.dispose(), this.encodec.dispose(), vocos]);
+      if (this.#ownsGpu) this.gpu.destroy();
+    })();
+    return this.#disposed;
+  }
+
+  /** Throws once disposed. */
+  #check(): void {
+    if (this.#disposed) {
+      throw new GpuError(
+        "Cannot use the Valle instance: it was disposed (its GPU buffers are freed); load a new one",
+      );
+    }
   }
 
   async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
@@ -354,6 +385,7 @@ export class Valle {
   }
 
   #loadVocos(signal?: AbortSignal): Promise<Vocos> {
+    this.#check();
     this.#vocos ??= (async () => {
       const report = this.#options.onProgress;
       const [bytes, config] = await Promise.all([
@@ -396,7 +428,7 @@ export async function synthesize(
   try {
     return await valle.synthesize(text, resolved);
   } finally {
-    valle.dispose();
+    await valle.dispose();
   }
 }
 

@@ -12,6 +12,7 @@
  */
 
 import { checkRanges } from "../../_options.ts";
+import { Lifetime } from "../_lifetime.ts";
 import { GpuError, OptionError } from "../../errors.ts";
 import { writeTensor } from "../../gpu/buffers.ts";
 import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
@@ -281,7 +282,7 @@ export class ValleModel {
   #rule: EmbeddingRule;
   #includeLanguage: boolean;
   #ownsGpu: boolean;
-  #queue: Promise<unknown> = Promise.resolve();
+  #life = new Lifetime("VALL-E model");
 
   private constructor(
     gpu: Gpu,
@@ -355,7 +356,7 @@ export class ValleModel {
    * ```
    */
   logits(request: LogitsRequest): Promise<LogitsResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
       const seq = this.#assemble(request);
       const nullSeq = request.cfg
         ? this.#assemble({ ...request, phonemes: [1, 2], prompt: null })
@@ -400,7 +401,7 @@ export class ValleModel {
    * ```
    */
   inputs(request: LogitsRequest): Promise<InputsResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
       const seq = this.#assemble(request);
       const { gpu, state, rec } = this.#context(seq.length);
       uploadSequence(gpu, state, "cond", seq);
@@ -426,7 +427,7 @@ export class ValleModel {
    * ```
    */
   generateAr(request: ArRequest): Promise<ArResult> {
-    return this.#exclusive(() => this.#ar(request));
+    return this.#life.run(() => this.#ar(request));
   }
 
   /**
@@ -441,7 +442,7 @@ export class ValleModel {
    * ```
    */
   generateNar(request: NarRequest): Promise<GeneratedCodes> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const { codes } = request;
       const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
       positiveInt("frames", codes.frames);
@@ -464,7 +465,7 @@ export class ValleModel {
    * ```
    */
   predictDuration(request: ValleConditioning): Promise<Duration> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const conditioning = this.#conditioning(request);
       const seq = this.#assemble({ ...request, mode: "len" }, DURATION_FRAMES);
       return predictDuration(this.#context(seq.length), conditioning);
@@ -481,7 +482,7 @@ export class ValleModel {
    * ```
    */
   generateNarLen(request: NarLenRequest): Promise<NarLenResult> {
-    return this.#exclusive(() => this.#narLen(request));
+    return this.#life.run(() => this.#narLen(request));
   }
 
   /**
@@ -493,7 +494,7 @@ export class ValleModel {
    * ```
    */
   transcribe(request: SttRequest): Promise<{ phonemes: Int32Array; stopped: boolean }> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const maxSteps = positiveInt(
         "maxSteps",
         request.maxSteps ?? Math.max(1, Math.ceil((request.codes.frames / 75) * 20)),
@@ -540,7 +541,7 @@ export class ValleModel {
    * ```
    */
   generate(request: GenerateRequest): Promise<GenerateResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
       // Every stage's settings are checked before any of them runs.
       for (const stage of [request.ar, request.nar, request.narLen]) {
         resolveSamplerOptions(stage?.sampler);
@@ -589,12 +590,21 @@ export class ValleModel {
     });
   }
 
-  /** Frees the weights, the run state and (when the model requested it) the device. */
-  dispose(): void {
-    destroyRunState(this.#state);
-    this.#rec.destroy();
-    destroyValleWeights(this.weights);
-    if (this.#ownsGpu) this.gpu.destroy();
+  /**
+   * Frees the weights, the run state, the recorder's parameters and the device's pooled buffers
+   * no call is using, or the whole device when the model requested it. Calls already made finish
+   * first; later calls fail with a `GpuError`.
+   *
+   * @returns Resolves once everything is freed (at once when no call is running).
+   */
+  dispose(): Promise<void> {
+    return this.#life.dispose(() => {
+      destroyRunState(this.#state);
+      destroyValleWeights(this.weights);
+      this.#rec.destroy();
+      if (this.#ownsGpu) this.gpu.destroy();
+      else this.gpu.trim();
+    });
   }
 
   async #ar(request: ArRequest): Promise<ArResult> {
@@ -746,12 +756,6 @@ export class ValleModel {
       state: this.#state,
       rec: this.#rec,
     };
-  }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 
