@@ -3,6 +3,7 @@
  * at a time because they share its scratch buffers, and its disposal: buffers are freed once the
  * calls already made have finished, and calls made afterwards fail with a {@linkcode GpuError}
  * instead of touching freed buffers (which would poison the device with a validation error).
+ * An object that only composes others (`Valle`) uses the disposal part alone.
  *
  * This module is browser compatible.
  *
@@ -67,15 +68,11 @@ export class Lifetime {
    * Frees the object's buffers with `release`: at once when no call is running, else after the
    * calls already made have settled. Later calls fail; calling it again returns the same promise.
    *
-   * @param release Frees everything the object owns.
-   * @returns Resolves once `release` has run.
+   * @param release Frees everything the object owns (may finish asynchronously).
+   * @returns Resolves once `release` has finished.
    */
-  dispose(release: () => void): Promise<void> {
-    if (!this.#disposed) {
-      const idle = this.#running === 0;
-      this.#disposed = idle ? Promise.resolve() : this.#queue.then(release);
-      if (idle) release();
-    }
+  dispose(release: () => void | Promise<void>): Promise<void> {
+    this.#disposed ??= this.#running === 0 ? Promise.resolve(release()) : this.#queue.then(release);
     return this.#disposed;
   }
 }

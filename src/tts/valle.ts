@@ -14,7 +14,7 @@
 
 import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
 import { checkRanges } from "../_options.ts";
-import { GpuError, OptionError } from "../errors.ts";
+import { OptionError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { readAllBytes } from "../io/source.ts";
@@ -24,6 +24,7 @@ import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/input
 import { ValleModel } from "../models/valle/model.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
+import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
@@ -104,7 +105,7 @@ export class Valle {
   #options: ValleOptions;
   #vocos?: Promise<Vocos>;
   #ownsGpu: boolean;
-  #disposed?: Promise<void>;
+  #life = new Lifetime("Valle instance");
 
   private constructor(
     gpu: Gpu,
@@ -192,7 +193,7 @@ export class Valle {
     signal?: AbortSignal,
     onWarning?: (message: string) => void,
   ): Promise<GeneratedCodes> {
-    this.#check();
+    this.#life.check();
     checkRanges("encode a voice", { promptSeconds }, {
       promptSeconds: SYNTHESIS_RANGES.promptSeconds,
     });
@@ -226,7 +227,7 @@ export class Valle {
    * ```
    */
   async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Speech> {
-    this.#check();
+    this.#life.check();
     const o = resolveSynthesizeOptions(options);
     const pieces: SpeechPiece[] = [];
     for await (const piece of this.#speak(text, o)) pieces.push(piece);
@@ -251,7 +252,7 @@ export class Valle {
    * ```
    */
   stream(text: string, options: SynthesizeOptions = {}): AsyncGenerator<SpeechPiece> {
-    this.#check();
+    this.#life.check();
     return this.#speak(text, resolveSynthesizeOptions(options));
   }
 
@@ -271,21 +272,11 @@ export class Valle {
    * ```
    */
   dispose(): Promise<void> {
-    this.#disposed ??= (async () => {
+    return this.#life.dispose(async () => {
       const vocos = this.#vocos?.then((v) => v.dispose(), () => {});
       await Promise.all([this.model.dispose(), this.encodec.dispose(), vocos]);
       if (this.#ownsGpu) this.gpu.destroy();
-    })();
-    return this.#disposed;
-  }
-
-  /** Throws once disposed. */
-  #check(): void {
-    if (this.#disposed) {
-      throw new GpuError(
-        "Cannot use the Valle instance: it was disposed (its GPU buffers are freed); load a new one",
-      );
-    }
+    });
   }
 
   async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
@@ -385,7 +376,7 @@ export class Valle {
   }
 
   #loadVocos(signal?: AbortSignal): Promise<Vocos> {
-    this.#check();
+    this.#life.check();
     this.#vocos ??= (async () => {
       const report = this.#options.onProgress;
       const [bytes, config] = await Promise.all([
