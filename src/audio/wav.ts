@@ -4,14 +4,16 @@
  * the WAVE_FORMAT_EXTENSIBLE layout, skipping chunks it does not need; samples come back as
  * float32 per channel, integers scaled by 2^(bits−1) as soundfile and torchaudio do. Writes
  * 16-bit PCM or 32-bit float. Anything malformed or unsupported is a {@linkcode FormatError} that
- * says what was found.
+ * says what was found. One leniency, as libsndfile and ffmpeg allow it: a data chunk whose size is
+ * unset (0xFFFFFFFF or 0, as streaming writers leave it) or runs past the end of the file is read
+ * up to the end, and the result says so in its `warnings`.
  *
  * This module is browser compatible.
  *
  * @module
  */
 
-import { FormatError, OptionError } from "../errors.ts";
+import { FormatError, type FormatErrorDetails, OptionError } from "../errors.ts";
 
 /**
  * Decoded audio: one float32 array per channel and the sample rate.
@@ -29,6 +31,43 @@ export interface WavAudio {
   readonly channels: readonly Float32Array[];
 }
 
+/**
+ * Something {@linkcode decodeWav} read leniently: what it found, where, and what it did.
+ *
+ * @example
+ * ```ts
+ * import type { WavWarning } from "@valle/core";
+ * const w: WavWarning = { message: "data chunk cut short", offset: 36 };
+ * ```
+ */
+export interface WavWarning extends FormatErrorDetails {
+  /** What was found and what was done about it. */
+  readonly message: string;
+}
+
+/**
+ * A decoded WAV file: its audio, and the warnings about what was read leniently (empty for a
+ * well-formed file).
+ *
+ * @example
+ * ```ts
+ * import { decodeWav, encodeWav } from "@valle/core";
+ * const wav = decodeWav(encodeWav(new Float32Array(8), 8000));
+ * console.assert(wav.warnings.length === 0);
+ * ```
+ */
+export interface DecodedWav extends WavAudio {
+  /** Leniencies, in the order met; show them to the user (the audio may be incomplete). */
+  readonly warnings: readonly WavWarning[];
+}
+
+/**
+ * The sample rates accepted: every audio and ultrasound rate in use (8 kHz telephony to 768 kHz
+ * bat recorders, and the odd low-rate sensor file), while a corrupt header's rate (0, 4294967295)
+ * is refused before it sizes any buffer.
+ */
+const RATES = { min: 1, max: 1_000_000 } as const;
+
 const PCM = 1;
 const FLOAT = 3;
 const EXTENSIBLE = 0xfffe;
@@ -40,9 +79,11 @@ const GUID_TAIL = [0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71];
  *
  * @param bytes The file.
  * @param file The file's name in error messages.
- * @returns The sample rate and the channels as float32.
- * @throws {FormatError} Not a RIFF/WAVE file, a missing or truncated `fmt ` or `data` chunk, or
- * an unsupported encoding (compressed formats, other sample sizes).
+ * @returns The sample rate, the channels as float32, and warnings about what was read leniently
+ * (a data chunk size that is unset or runs past the end of the file, a partial last frame).
+ * @throws {FormatError} Not a RIFF/WAVE file, a missing or truncated `fmt ` chunk, no `data`
+ * chunk, a sample rate outside 1 Hz – 1 MHz, or an unsupported encoding (compressed formats, other
+ * sample sizes).
  *
  * @example
  * ```ts
@@ -52,14 +93,12 @@ const GUID_TAIL = [0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71];
  * console.assert(wav.sampleRate === 16000 && wav.channels[0][1] === -0.5);
  * ```
  */
-export function decodeWav(bytes: Uint8Array, file = "<bytes>"): WavAudio {
+export function decodeWav(bytes: Uint8Array, file = "<bytes>"): DecodedWav {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const fail = (
-    what: string,
-    details: { offset?: number; expected?: string; found?: string } = {},
-  ) => {
+  const fail = (what: string, details: FormatErrorDetails = {}) => {
     return new FormatError(`Cannot read WAV "${file}": ${what}`, { file, ...details });
   };
+  const warnings: WavWarning[] = [];
   const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
   if (bytes.length < 12 || tag(0) !== "RIFF" || tag(8) !== "WAVE") {
     const found = bytes.length < 12 ? `${bytes.length} bytes` : `"${tag(0)}…${tag(8)}"`;
@@ -78,18 +117,29 @@ export function decodeWav(bytes: Uint8Array, file = "<bytes>"): WavAudio {
     const id = tag(at);
     let size = view.getUint32(at + 4, true);
     const body = at + 8;
-    if (id === "data" && (size === 0xffffffff || (size === 0 && format))) {
-      size = bytes.length - body; // streamed files leave the size unset
+    const remain = bytes.length - body;
+    const unset = size === 0xffffffff || (size === 0 && format !== undefined && remain > 0);
+    if (id === "data" && (unset || size > remain)) {
+      const declared = size === 0xffffffff ? "0xFFFFFFFF" : `${size}`;
+      const why = unset ? "its size unset, as streaming writers leave it" : "the file is truncated";
+      warnings.push({
+        message: `the data chunk at byte ${at} declares ${declared} bytes and ${remain} remain ` +
+          `(${why}): read the ${remain} bytes to the end of the file`,
+        file,
+        entry: "data",
+        offset: at + 4,
+        expected: `${declared} bytes`,
+        found: `${remain} bytes`,
+      });
+      size = remain;
     }
     if (body + size > bytes.length) {
-      throw fail(
-        `chunk "${id}" at byte ${at} declares ${size} bytes, only ${bytes.length - body} remain`,
-        {
-          offset: at,
-          expected: `${size} bytes`,
-          found: `${bytes.length - body} bytes`,
-        },
-      );
+      throw fail(`chunk "${id}" at byte ${at} declares ${size} bytes, only ${remain} remain`, {
+        entry: id,
+        offset: at,
+        expected: `${size} bytes`,
+        found: `${remain} bytes`,
+      });
     }
     if (id === "fmt ") format = readFormat(view, body, size, fail);
     if (id === "data") data = bytes.subarray(body, body + size);
@@ -101,6 +151,19 @@ export function decodeWav(bytes: Uint8Array, file = "<bytes>"): WavAudio {
   const { code, channels, rate, bits, align } = format;
   const width = bits / 8;
   const frames = Math.floor(data.length / align);
+  const partial = data.length - frames * align;
+  if (partial > 0) {
+    const offset = data.byteOffset - bytes.byteOffset + frames * align;
+    warnings.push({
+      message: `the data chunk ends with ${partial} byte(s) of a ${align}-byte frame at byte ` +
+        `${offset}: dropped them`,
+      file,
+      entry: "data",
+      offset,
+      expected: `a multiple of ${align} bytes`,
+      found: `${data.length} bytes`,
+    });
+  }
   const out = Array.from({ length: channels }, () => new Float32Array(frames));
   const d = new DataView(data.buffer, data.byteOffset, data.byteLength);
   for (let f = 0; f < frames; f++) {
@@ -115,14 +178,14 @@ export function decodeWav(bytes: Uint8Array, file = "<bytes>"): WavAudio {
       out[c][f] = v;
     }
   }
-  return { sampleRate: rate, channels: out };
+  return { sampleRate: rate, channels: out, warnings };
 }
 
 function readFormat(
   view: DataView,
   at: number,
   size: number,
-  fail: (what: string, details?: { offset?: number; expected?: string; found?: string }) => Error,
+  fail: (what: string, details?: FormatErrorDetails) => Error,
 ) {
   if (size < 16) {
     throw fail(`"fmt " chunk has ${size} bytes, expected at least 16`, {
@@ -157,16 +220,26 @@ function readFormat(
       { offset: at, expected: "PCM 8/16/24/32 or float 32/64", found: `${name} ${bits}-bit` },
     );
   }
-  if (channels === 0 || rate === 0 || align !== channels * (bits / 8)) {
+  if (channels === 0 || align !== channels * (bits / 8)) {
     throw fail(
       `${channels} channel(s) at ${rate} Hz with ${align}-byte frames, expected at least one ` +
-        `channel, a positive rate and ${channels * (bits / 8)}-byte frames`,
+        `channel and ${channels * (bits / 8)}-byte frames`,
       {
+        entry: '"fmt " channels and block align',
         offset: at,
-        expected: "consistent channels, rate and block align",
-        found: `${channels}/${rate}/${align}`,
+        expected: "consistent channels and block align",
+        found: `${channels}/${align}`,
       },
     );
+  }
+  if (rate < RATES.min || rate > RATES.max) {
+    const expected = `${RATES.min} to ${RATES.max} Hz`;
+    throw fail(`the "fmt " sample rate at byte ${at + 4} is ${rate} Hz, expected ${expected}`, {
+      entry: '"fmt " sample rate',
+      offset: at + 4,
+      expected,
+      found: `${rate} Hz`,
+    });
   }
   return { code, channels, rate, bits, align };
 }

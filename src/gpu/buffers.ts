@@ -89,6 +89,27 @@ export function writeTensor(
 }
 
 /**
+ * Destroys every GPU buffer reachable from `owner` through objects and arrays: the tensors of a
+ * model's weights or run state, whatever their nesting. Buffers shared by several tensors are
+ * destroyed once.
+ *
+ * @example
+ * ```ts ignore
+ * destroyTensors({ x, layers: [{ w, b }] });
+ * ```
+ */
+export function destroyTensors(owner: unknown): void {
+  const seen = new Set<unknown>();
+  const visit = (value: unknown) => {
+    if (typeof value !== "object" || value === null || seen.has(value)) return;
+    seen.add(value);
+    if (value instanceof GPUBuffer) value.destroy();
+    else for (const child of Object.values(value)) visit(child);
+  };
+  visit(owner);
+}
+
+/**
  * A pool of buffers of one usage, reused by power-of-two size class: storage buffers for
  * temporaries (`gpu.buffers`), MAP_READ staging buffers for readback (`gpu.readbacks`).
  */
@@ -126,6 +147,17 @@ export class BufferPool {
     const list = this.#free.get(buffer.size) ?? [];
     list.push(buffer);
     this.#free.set(buffer.size, list);
+  }
+
+  /** Destroys the buffers not in use (released ones); models call it when disposed. */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const buffer of list) {
+        buffer.destroy();
+        this.#all.delete(buffer);
+      }
+    }
+    this.#free.clear();
   }
 
   /** Destroys every buffer the pool created. */

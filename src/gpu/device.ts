@@ -186,6 +186,16 @@ export class Gpu {
     return buffer;
   }
 
+  /**
+   * Destroys the pooled buffers no call is using (temporaries and readback staging). Models call
+   * it when disposed, so that {@linkcode Gpu.memory} returns to what it was before they loaded;
+   * the pools refill on demand.
+   */
+  trim(): void {
+    this.buffers.trim();
+    this.readbacks.trim();
+  }
+
   /** Releases every cached buffer and destroys the device. */
   destroy(): void {
     this.buffers.destroy();

@@ -54,9 +54,15 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
 }
 
-/** Nodes of the bind-group cache: one level per binding, the group itself under {@linkcode GROUP}. */
-type BindGroupTrie = Map<GPUBuffer | typeof GROUP, BindGroupTrie | GPUBindGroup>;
-const GROUP = Symbol("bind group");
+/**
+ * A node of the bind-group cache: one level per binding, keyed weakly by the buffer, so that a
+ * group lives only as long as every buffer it binds (buffers of a disposed model, or of a run
+ * state that grew, take their groups with them).
+ */
+interface BindGroupNode {
+  next: WeakMap<GPUBuffer, BindGroupNode>;
+  group?: GPUBindGroup;
+}
 
 /** Byte size of one `Params` field; the struct is a run of 4-byte scalars. */
 const PARAM_BYTES = 4;
@@ -67,7 +73,7 @@ export class KernelCache {
   #kernels = new Map<string, Kernel>();
   #bySpec = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", Kernel>>>();
   #layouts = new Map<string, GPUBindGroupLayout>();
-  #bindGroups = new WeakMap<GPUBindGroupLayout, BindGroupTrie>();
+  #bindGroups = new WeakMap<GPUBindGroupLayout, BindGroupNode>();
   /** The `@group(1)` layout shared by every kernel: one uniform with a dynamic offset. */
   readonly paramsLayout: GPUBindGroupLayout;
 
@@ -144,31 +150,26 @@ export class KernelCache {
    * are cached per buffer set, so a decode loop over fixed buffers creates none after step 1.
    */
   bindGroup(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
-    // A trie keyed by the layout, then by each buffer in binding order. The first level is weak,
-    // so groups over destroyed, collected buffers go away with them.
-    let node = this.#bindGroups.get(kernel.layout);
+    // A trie keyed by the layout, then by each buffer in binding order.
+    let node: BindGroupNode | undefined = this.#bindGroups.get(kernel.layout);
     if (!node) {
-      node = new Map();
+      node = { next: new WeakMap() };
       this.#bindGroups.set(kernel.layout, node);
     }
     for (const buffer of buffers) {
-      let next = node.get(buffer) as BindGroupTrie | undefined;
+      let next: BindGroupNode | undefined = node.next.get(buffer);
       if (!next) {
-        next = new Map();
-        node.set(buffer, next);
+        next = { next: new WeakMap() };
+        node.next.set(buffer, next);
       }
       node = next;
     }
-    let group = node.get(GROUP) as GPUBindGroup | undefined;
-    if (!group) {
-      group = this.#gpu.device.createBindGroup({
-        label: kernel.key,
-        layout: kernel.layout,
-        entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-      });
-      node.set(GROUP, group);
-    }
-    return group;
+    node.group ??= this.#gpu.device.createBindGroup({
+      label: kernel.key,
+      layout: kernel.layout,
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    return node.group;
   }
 
   /** Byte size of `spec`'s `Params` struct. */

@@ -141,9 +141,14 @@ export async function prepareText(
     }
     const tokens = tokenizePhonemes(phonemes);
     if (tokens.length > maxTokens) {
+      // Advice in the caller's own options: `synthesize()` takes `split` but not `maxTokens`.
+      const split = options.split === undefined || options.split === "sentences"
+        ? ""
+        : ' (split: "sentences")';
+      const raise = options.maxTokens === undefined ? "" : " or raise maxTokens";
       throw new OptionError(
         `Cannot prepare ${where}: it has ${tokens.length} tokens, expected at most ${maxTokens}; ` +
-          `split the text into shorter sentences or raise maxTokens`,
+          `split the text into shorter sentences${split}${raise}`,
       );
     }
     out.push({

@@ -7,8 +7,10 @@
  * @module
  */
 
+import { checkRanges, formatValue, type NumberRange, withDefaults } from "../_options.ts";
 import { OptionError } from "../errors.ts";
 import type { Codes } from "../models/valle/inputs.ts";
+import { SAMPLER_RANGES } from "../models/valle/sampler.ts";
 import { parseLanguage } from "../text/languages.ts";
 import type { SplitMode } from "../text/split.ts";
 import type { LanguageChoice } from "../text/prepare.ts";
@@ -103,6 +105,11 @@ export interface SynthesizeOptions {
   signal?: AbortSignal;
   /** Progress reports. */
   onProgress?: (progress: SynthesisProgress) => void;
+  /**
+   * Told what was read leniently, e.g. a reference WAV cut short (read up to its end). Default:
+   * `console.warn`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** The defaults of {@linkcode SynthesizeOptions} (upstream web UI). */
@@ -110,7 +117,7 @@ export const SYNTHESIS_DEFAULTS: Readonly<
   Required<
     Omit<
       SynthesizeOptions,
-      "reference" | "prompt" | "seed" | "signal" | "onProgress" | "textLanguage"
+      "reference" | "prompt" | "seed" | "signal" | "onProgress" | "onWarning" | "textLanguage"
     >
   >
 > = Object.freeze({
@@ -140,14 +147,48 @@ export const SYNTHESIS_DEFAULTS: Readonly<
 /** {@linkcode SynthesizeOptions} with every default filled in and the ranges checked. */
 export type ResolvedSynthesizeOptions =
   & typeof SYNTHESIS_DEFAULTS
-  & Pick<SynthesizeOptions, "reference" | "prompt" | "signal" | "onProgress" | "textLanguage">
+  & Pick<
+    SynthesizeOptions,
+    "reference" | "prompt" | "signal" | "onProgress" | "onWarning" | "textLanguage"
+  >
   & { seed: number };
 
+/** The options of {@linkcode SynthesizeOptions} that are numbers. */
+type NumericOption = {
+  [K in keyof SynthesizeOptions]-?: NonNullable<SynthesizeOptions[K]> extends number ? K : never;
+}[keyof SynthesizeOptions];
+
 /**
- * Fills in defaults and checks what the sampler does not check itself.
+ * The values every numeric option accepts, whatever the modality: the sampler's own ranges for
+ * the sampler settings, and limits that keep every allocation sane for the rest.
+ */
+export const SYNTHESIS_RANGES: { readonly [K in NumericOption]: NumberRange } = {
+  promptSeconds: { min: 0, max: 120 },
+  contextHistory: { integer: true, min: 0 },
+  maxSeconds: { above: 0, max: 120 },
+  arTemperature: SAMPLER_RANGES.temperature,
+  minArTemperature: SAMPLER_RANGES.minTemperature,
+  narTemperature: SAMPLER_RANGES.temperature,
+  topK: SAMPLER_RANGES.topK,
+  topP: SAMPLER_RANGES.topP,
+  minP: SAMPLER_RANGES.minP,
+  topNSigma: SAMPLER_RANGES.topNSigma,
+  repetitionPenalty: SAMPLER_RANGES.repetitionPenalty,
+  repetitionPenaltyDecay: SAMPLER_RANGES.repetitionPenaltyDecay,
+  lengthPenalty: SAMPLER_RANGES.lengthPenalty,
+  steps: { integer: true, min: 1, max: 1000 },
+  cfgStrength: { min: 0 },
+  cfgRescale: { min: 0, max: 1 },
+  seed: { integer: true, min: 0, below: 2 ** 32 },
+  pauseSeconds: { min: 0, max: 60 },
+};
+
+/**
+ * Fills in defaults and checks every option, before anything runs: each number against its
+ * range (the same for every modality), the choices, the languages.
  *
- * @throws {OptionError} A value out of range or an unknown language, naming it, what was given
- * and what is accepted.
+ * @throws {OptionError} A value out of range or an unknown language, naming the option, what was
+ * given (`NaN` as NaN) and what is accepted.
  *
  * @example
  * ```ts
@@ -159,61 +200,29 @@ export type ResolvedSynthesizeOptions =
 export function resolveSynthesizeOptions(
   options: SynthesizeOptions = {},
 ): ResolvedSynthesizeOptions {
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...SYNTHESIS_DEFAULTS, seed: randomSeed(), ...defined } as ResolvedSynthesizeOptions;
-  const check = (name: keyof SynthesizeOptions, ok: boolean, accepted: string) => {
-    if (!ok) {
+  const o: ResolvedSynthesizeOptions = withDefaults(
+    { ...SYNTHESIS_DEFAULTS, seed: randomSeed() },
+    options,
+  );
+  checkRanges("synthesize", o, SYNTHESIS_RANGES);
+  const choice = (name: keyof SynthesizeOptions, accepted: readonly string[]) => {
+    const value = o[name as keyof typeof o];
+    if (!accepted.includes(value as string)) {
+      const words = accepted.map((a) => JSON.stringify(a));
       throw new OptionError(
-        `Cannot synthesize: ${name} is ${
-          JSON.stringify(o[name as keyof typeof o])
-        }, expected ${accepted}`,
+        `Cannot synthesize: ${name} is ${formatValue(value)}, expected ${
+          words.slice(0, -1).join(", ")
+        } or ${words.at(-1)}`,
       );
     }
   };
-  const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
-  check("promptSeconds", finite(o.promptSeconds) && o.promptSeconds >= 0, "a number ≥ 0");
-  check(
-    "maxSeconds",
-    finite(o.maxSeconds) && o.maxSeconds > 0 && o.maxSeconds <= 120,
-    "0 < s ≤ 120",
-  );
-  check(
-    "contextHistory",
-    Number.isInteger(o.contextHistory) && o.contextHistory >= 0,
-    "an integer ≥ 0",
-  );
-  check(
-    "steps",
-    Number.isInteger(o.steps) && o.steps >= 1 && o.steps <= 1000,
-    "an integer in [1, 1000]",
-  );
-  check("pauseSeconds", finite(o.pauseSeconds) && o.pauseSeconds >= 0, "a number ≥ 0");
-  check("cfgStrength", finite(o.cfgStrength) && o.cfgStrength >= 0, "a number ≥ 0");
-  check(
-    "cfgRescale",
-    finite(o.cfgRescale) && o.cfgRescale >= 0 && o.cfgRescale <= 1,
-    "a number in [0, 1]",
-  );
-  check("decoder", o.decoder === "vocos" || o.decoder === "encodec", '"vocos" or "encodec"');
-  check(
-    "modality",
-    ["auto", "ar+nar", "nar-len"].includes(o.modality),
-    '"auto", "ar+nar" or "nar-len"',
-  );
-  check(
-    "seed",
-    Number.isInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32,
-    "an integer in [0, 2³²)",
-  );
+  choice("decoder", ["vocos", "encodec"]);
+  choice("modality", ["auto", "ar+nar", "nar-len"]);
+  choice("split", ["sentences", "lines", "none"]);
   for (const name of ["language", "textLanguage"] as const) {
     const value = o[name];
     if (value !== undefined && value !== "auto") parseLanguage(value, name);
   }
-  check(
-    "split",
-    ["sentences", "lines", "none"].includes(o.split),
-    '"sentences", "lines" or "none"',
-  );
   if (o.reference !== undefined && o.prompt !== undefined) {
     throw new OptionError("Cannot synthesize: both reference and prompt are given, expected one");
   }

@@ -23,6 +23,8 @@ export type AudioInput = FileSource | WavAudio | { samples: Float32Array; sample
  * @param input The clip.
  * @param sampleRate The codec's rate (24000).
  * @param signal Aborts reading.
+ * @param onWarning Told what was read leniently (a WAV file cut short, see `decodeWav`), each
+ * message starting with the file's name. Default: `console.warn`.
  * @returns Mono samples.
  * @throws {FormatError} The file is not a WAV file this library reads.
  * @throws {OptionError} The samples are empty or the rate is invalid.
@@ -38,6 +40,7 @@ export async function readReference(
   input: AudioInput,
   sampleRate: number,
   signal?: AbortSignal,
+  onWarning: (message: string) => void = console.warn,
 ): Promise<Float32Array> {
   let audio: WavAudio;
   let label = "reference audio";
@@ -46,7 +49,9 @@ export async function readReference(
     audio = { sampleRate: input.sampleRate, channels: [input.samples] };
   } else {
     label = sourceName(input, label);
-    audio = decodeWav(await readAllBytes(input, { label, kind: "WAV", signal }), label);
+    const wav = decodeWav(await readAllBytes(input, { label, kind: "WAV", signal }), label);
+    for (const warning of wav.warnings) onWarning(`Reading WAV "${label}": ${warning.message}`);
+    audio = wav;
   }
   const mono = toMono(audio.channels, audio.sampleRate, sampleRate);
   if (mono.length === 0) {

@@ -13,6 +13,7 @@
  */
 
 import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
+import { checkRanges } from "../_options.ts";
 import { OptionError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
@@ -23,6 +24,7 @@ import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/input
 import { ValleModel } from "../models/valle/model.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
+import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
@@ -30,6 +32,7 @@ import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
   type ResolvedSynthesizeOptions,
   resolveSynthesizeOptions,
+  SYNTHESIS_RANGES,
   type SynthesisProgress,
   type SynthesizeOptions,
 } from "./options.ts";
@@ -90,7 +93,7 @@ export interface ValleOptions {
  *   seed: 1,
  * });
  * await Deno.writeFile("out.wav", speech.toWav());
- * valle.dispose();
+ * await valle.dispose();
  * ```
  */
 export class Valle {
@@ -103,6 +106,7 @@ export class Valle {
   #options: ValleOptions;
   #vocos?: Promise<Vocos>;
   #ownsGpu: boolean;
+  #life = new Lifetime("Valle instance");
 
   private constructor(
     gpu: Gpu,
@@ -172,7 +176,10 @@ export class Valle {
    * @param reference One clip or several.
    * @param promptSeconds Trim/repeat length in seconds; 0 keeps everything.
    * @param signal Cancels reading.
+   * @param onWarning Told what was read leniently (a WAV file cut short). Default: `console.warn`.
    * @returns Frame-major codes with the model's RVQ levels.
+   * @throws {OptionError} No clip, or promptSeconds out of range.
+   * @throws {GpuError} This instance was disposed.
    *
    * @example
    * ```ts ignore
@@ -184,14 +191,19 @@ export class Valle {
     reference: AudioInput | readonly AudioInput[],
     promptSeconds = 0,
     signal?: AbortSignal,
+    onWarning?: (message: string) => void,
   ): Promise<GeneratedCodes> {
+    this.#life.check();
+    checkRanges("encode a voice", { promptSeconds }, {
+      promptSeconds: SYNTHESIS_RANGES.promptSeconds,
+    });
     const clips = Array.isArray(reference) ? reference : [reference as AudioInput];
     if (clips.length === 0) throw new OptionError("Cannot encode a voice: no reference clip given");
     const rate = this.encodec.config.sampleRate;
     const levels = this.model.config.nLevels;
     const coded: Codes[] = [];
     for (const clip of clips) {
-      const samples = await readReference(clip, rate, signal);
+      const samples = await readReference(clip, rate, signal, onWarning);
       signal?.throwIfAborted();
       const codes = await this.encodec.encode(samples, rate, { nQ: levels });
       coded.push(toModelCodes(codes, levels));
@@ -205,8 +217,9 @@ export class Valle {
    * @param text What to say.
    * @param options Voice, languages, sampling, decoder, seed, progress, cancellation.
    * @returns The audio, with each piece's codes and phonemes.
-   * @throws {OptionError} An unsupported language, an option out of range, text that
-   * phonemizes to nothing.
+   * @throws {OptionError} An unsupported language, an option out of range (checked before
+   * anything runs), text that phonemizes to nothing.
+   * @throws {GpuError} This instance was disposed (also when it is disposed during the call).
    *
    * @example
    * ```ts ignore
@@ -214,6 +227,7 @@ export class Valle {
    * ```
    */
   async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Speech> {
+    this.#life.check();
     const o = resolveSynthesizeOptions(options);
     const pieces: SpeechPiece[] = [];
     for await (const piece of this.#speak(text, o)) pieces.push(piece);
@@ -238,15 +252,31 @@ export class Valle {
    * ```
    */
   stream(text: string, options: SynthesizeOptions = {}): AsyncGenerator<SpeechPiece> {
+    this.#life.check();
     return this.#speak(text, resolveSynthesizeOptions(options));
   }
 
-  /** Frees the GPU memory of every model (and the device, when this instance requested it). */
-  dispose(): void {
-    this.model.dispose();
-    this.encodec.dispose();
-    this.#vocos?.then((v) => v.dispose(), () => {});
-    if (this.#ownsGpu) this.gpu.destroy();
+  /**
+   * Frees the GPU memory of every model: their weights, run states and scratch buffers, and the
+   * device's pooled buffers, so that `gpu.memory` is back where it was before loading; or the
+   * whole device, when this instance requested it. Model calls already running finish first; a
+   * synthesis in progress then fails with a `GpuError`, as does every later call.
+   *
+   * @returns Resolves once everything is freed. Without a call running, VALL-E and EnCodec are
+   * freed before `dispose()` returns and Vocos a moment later, so callers that do not await it
+   * keep working.
+   *
+   * @example
+   * ```ts ignore
+   * await valle.dispose();
+   * ```
+   */
+  dispose(): Promise<void> {
+    return this.#life.dispose(async () => {
+      const vocos = this.#vocos?.then((v) => v.dispose(), () => {});
+      await Promise.all([this.model.dispose(), this.encodec.dispose(), vocos]);
+      if (this.#ownsGpu) this.gpu.destroy();
+    });
   }
 
   async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
@@ -263,7 +293,7 @@ export class Valle {
     let prompt = o.prompt ?? null;
     if (o.reference !== undefined) {
       report?.({ phase: "encode-prompt" });
-      prompt = await this.encodeReference(o.reference, o.promptSeconds, signal);
+      prompt = await this.encodeReference(o.reference, o.promptSeconds, signal, o.onWarning);
     } else if (prompt && o.promptSeconds > 0) {
       prompt = joinPrompt([prompt], Math.round(o.promptSeconds * FRAMES_PER_SECOND));
     }
@@ -346,6 +376,7 @@ export class Valle {
   }
 
   #loadVocos(signal?: AbortSignal): Promise<Vocos> {
+    this.#life.check();
     this.#vocos ??= (async () => {
       const report = this.#options.onProgress;
       const [bytes, config] = await Promise.all([
@@ -388,11 +419,12 @@ export async function synthesize(
   text: string,
   options: SynthesizeOptions & ValleOptions = {},
 ): Promise<Speech> {
+  const resolved = resolveSynthesizeOptions(options); // checked before anything loads
   const valle = await Valle.load(options);
   try {
-    return await valle.synthesize(text, options);
+    return await valle.synthesize(text, resolved);
   } finally {
-    valle.dispose();
+    await valle.dispose();
   }
 }
 

@@ -64,7 +64,7 @@ Deno.test("encodeWav()/decodeWav() round-trip float32 exactly and PCM16 within h
   strictEqual(decodeWav(encodeWav(left, 8000)).channels.length, 1);
 });
 
-Deno.test("decodeWav() reads 8/24/32-bit PCM, float64, extensible, extra chunks and streamed sizes", () => {
+Deno.test("decodeWav() reads 8/24/32-bit PCM, float64, extensible and extra chunks", () => {
   const pcm8 = riff([["fmt ", fmt(1, 1, 8000, 8)], ["data", new Uint8Array([0, 128, 255])]]);
   deepStrictEqual(Array.from(decodeWav(pcm8).channels[0]), [-1, 0, 127 / 128]);
 
@@ -99,12 +99,69 @@ Deno.test("decodeWav() reads 8/24/32-bit PCM, float64, extensible, extra chunks 
   );
   deepStrictEqual(three.channels.map((c) => c[0]), [0.25, -1.5, 2]);
 
-  // A streamed file: data size 0xffffffff, samples up to the end of the file.
-  const streamed = riff([["fmt ", fmt(1, 1, 8000, 16)], ["data", new Uint8Array(0)]]);
+  strictEqual(three.warnings.length, 0);
+});
+
+Deno.test("decodeWav() reads a data chunk whose size is unset or past the end up to the end, with a warning", () => {
+  const header = riff([["fmt ", fmt(1, 1, 8000, 16)], ["data", new Uint8Array(0)]]);
   const tail = bytesOf((v) => (v.setInt16(0, 16384, true), v.setInt16(2, -16384, true)), 4);
-  const file = new Uint8Array([...streamed, ...tail]);
-  new DataView(file.buffer).setUint32(streamed.length - 4, 0xffffffff, true);
-  deepStrictEqual(Array.from(decodeWav(file).channels[0]), [0.5, -0.5]);
+  const file = new Uint8Array([...header, ...tail]);
+  const sizeAt = header.length - 4; // 40: the data chunk starts at byte 36
+  const unset = "its size unset, as streaming writers leave it";
+  for (
+    const [size, declared, why] of [
+      [0xffffffff, "0xFFFFFFFF", unset],
+      [0, "0", unset],
+      [100, "100", "the file is truncated"], // a download cut short
+    ] as const
+  ) {
+    new DataView(file.buffer).setUint32(sizeAt, size, true);
+    const wav = decodeWav(file, "cut.wav");
+    deepStrictEqual(Array.from(wav.channels[0]), [0.5, -0.5], declared);
+    deepStrictEqual(wav.warnings, [{
+      message: `the data chunk at byte 36 declares ${declared} bytes and 4 remain (${why}): ` +
+        "read the 4 bytes to the end of the file",
+      file: "cut.wav",
+      entry: "data",
+      offset: 40,
+      expected: `${declared} bytes`,
+      found: "4 bytes",
+    }]);
+  }
+  // A partial last frame (3 bytes of a 4-byte stereo frame) is dropped, with a warning.
+  const stereo = riff([["fmt ", fmt(1, 2, 8000, 16)], ["data", new Uint8Array(7)]]);
+  const wav = decodeWav(stereo);
+  strictEqual(wav.channels[0].length, 1);
+  strictEqual(wav.warnings.length, 1);
+  ok(wav.warnings[0].message.includes("3 byte(s) of a 4-byte frame at byte 48"));
+  strictEqual(wav.warnings[0].offset, 48);
+  // A well-formed file has none.
+  deepStrictEqual(decodeWav(encodeWav(new Float32Array(3), 8000)).warnings, []);
+});
+
+Deno.test("decodeWav() refuses absurd sample rates, naming the field, its offset and the range", () => {
+  const data = ["data", new Uint8Array(4)] as [string, Uint8Array];
+  for (const rate of [0, 4294967295, 1_000_001]) {
+    throws(() => decodeWav(riff([["fmt ", fmt(1, 1, rate, 16)], data]), "odd.wav"), (e) => {
+      ok(e instanceof FormatError, String(e));
+      strictEqual(
+        e.message,
+        `Cannot read WAV "odd.wav": the "fmt " sample rate at byte 24 is ${rate} Hz, ` +
+          "expected 1 to 1000000 Hz",
+      );
+      deepStrictEqual(e.details, {
+        file: "odd.wav",
+        entry: '"fmt " sample rate',
+        offset: 24,
+        expected: "1 to 1000000 Hz",
+        found: `${rate} Hz`,
+      });
+      return true;
+    });
+  }
+  for (const rate of [1, 1_000_000]) {
+    strictEqual(decodeWav(riff([["fmt ", fmt(1, 1, rate, 16)], data])).sampleRate, rate);
+  }
 });
 
 function refuses(bytes: Uint8Array, message: RegExp): void {
@@ -138,11 +195,9 @@ Deno.test("decodeWav() says what it found in malformed or unsupported files", ()
   const guid = fmt(1, 1, 8000, 16, true);
   guid[39] = 0; // not the KSDATAFORMAT GUID
   refuses(riff([["fmt ", guid], data]), /format code -1/);
-  const truncated = riff([["fmt ", fmt(1, 1, 8000, 16)], ["data", new Uint8Array(100)]]).subarray(
-    0,
-    80,
-  );
-  refuses(truncated, /chunk "data" at byte 36 declares 100 bytes, only 36 remain/);
+  const truncated = riff([["LIST", new Uint8Array(100)], ["fmt ", fmt(1, 1, 8000, 16)], data])
+    .subarray(0, 80);
+  refuses(truncated, /chunk "LIST" at byte 12 declares 100 bytes, only 60 remain/);
 });
 
 Deno.test("encodeWav() refuses empty or unequal channels and bad rates", () => {

@@ -6,7 +6,7 @@
 
 import { FormatError, OptionError } from "../../src/errors.ts";
 import { toMono } from "../../src/audio/resample.ts";
-import { decodeWav } from "../../src/audio/wav.ts";
+import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { joinPieces, Speech } from "../../src/tts/speech.ts";
 import { joinPrompt, toAudioCodes, toModelCodes } from "../../src/tts/codes.ts";
 import { Valle } from "../../src/tts/valle.ts";
@@ -203,4 +203,32 @@ test("an abort signal stops synthesis with its reason, and the instance stays us
   const after = await valle.synthesize("Hello.", { ...BASE, modality: "nar-len" });
   const fresh = await valle.synthesize("Hello.", { ...BASE, modality: "nar-len" });
   deepStrictEqual(after.samples, fresh.samples);
+});
+
+test("a reference WAV cut short is read to its end, and onWarning hears about it", async (valle) => {
+  const clip = referenceClip();
+  const wav = encodeWav(clip.samples, clip.sampleRate);
+  const cut = wav.subarray(0, wav.length - 1001); // the data chunk declares more than remains
+  const warnings: string[] = [];
+  const options = { ...BASE, modality: "ar+nar" as const };
+  const speech = await valle.synthesize("Hello.", {
+    ...options,
+    reference: cut,
+    onWarning: (m) => warnings.push(m),
+  });
+  const remain = cut.length - 44;
+  deepStrictEqual(warnings, [
+    `Reading WAV "reference audio": the data chunk at byte 36 declares ` +
+    `${wav.length - 44} bytes and ${remain} remain (the file is truncated): read the ` +
+    `${remain} bytes to the end of the file`,
+    `Reading WAV "reference audio": the data chunk ends with 1 byte(s) of a 2-byte ` +
+    `frame at byte ${cut.length - 1}: dropped them`,
+  ]);
+  const samples = decodeWav(cut).channels[0];
+  equal(samples.length, Math.floor(remain / 2));
+  const direct = await valle.synthesize("Hello.", {
+    ...options,
+    reference: { samples, sampleRate: clip.sampleRate },
+  });
+  deepStrictEqual(speech.samples, direct.samples);
 });

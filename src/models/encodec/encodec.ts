@@ -17,7 +17,7 @@
 
 import { OptionError } from "../../errors.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import { createTensor, writeTensor } from "../../gpu/buffers.ts";
+import { createTensor, destroyTensors, writeTensor } from "../../gpu/buffers.ts";
 import { readBytes } from "../../gpu/readback.ts";
 import type { Profiler } from "../../gpu/profiler.ts";
 import { Recorder } from "../../gpu/recorder.ts";
@@ -25,6 +25,7 @@ import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
 import { rvqEncode } from "../../ops/rvq.ts";
 import { resample } from "../../audio/resample.ts";
+import { Lifetime } from "../_lifetime.ts";
 import {
   type AudioCodes,
   checkCodes,
@@ -137,7 +138,8 @@ export class Encodec {
   #ws: Workspace;
   #encoder: Plan;
   #decoder: Plan;
-  #profiler?: Profiler;
+  #rec: Recorder;
+  #life = new Lifetime("EnCodec model");
 
   private constructor(
     gpu: Gpu,
@@ -146,7 +148,7 @@ export class Encodec {
     options: EncodecLoadOptions,
   ) {
     this.gpu = gpu;
-    this.#profiler = options.profiler;
+    this.#rec = new Recorder(gpu, { label: "encodec", profiler: options.profiler });
     this.config = config;
     this.#weights = weights;
     this.#ws = new Workspace(gpu);
@@ -230,20 +232,22 @@ export class Encodec {
    * const { codes, nQ, frames } = await codec.encode(samples, 24000, { bandwidth: 6 });
    * ```
    */
-  async encode(
+  encode(
     samples: Float32Array,
     sampleRate: number,
     options: EncodeOptions = {},
   ): Promise<AudioCodes> {
-    const nQ = this.#codebooks(options);
-    const audio = resample(samples, sampleRate, this.config.sampleRate);
-    const frames = this.#frames(audio.length);
-    const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
-    await this.#runEncoder(audio, (rec, latent, column) => {
-      rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
+    return this.#life.run(async () => {
+      const nQ = this.#codebooks(options);
+      const audio = resample(samples, sampleRate, this.config.sampleRate);
+      const frames = this.#frames(audio.length);
+      const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
+      await this.#runEncoder(audio, (rec, latent, column) => {
+        rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
+      });
+      const [bytes] = await readBytes(this.gpu, [codes]);
+      return { codes: new Int32Array(bytes), nQ, frames };
     });
-    const [bytes] = await readBytes(this.gpu, [codes]);
-    return { codes: new Int32Array(bytes), nQ, frames };
   }
 
   /**
@@ -258,25 +262,27 @@ export class Encodec {
    * const latent = await codec.encodeLatent(samples); // Float32Array of frames × 128
    * ```
    */
-  async encodeLatent(samples: Float32Array, options: LayerOptions = {}): Promise<Float32Array> {
-    const frames = this.#frames(samples.length);
-    const dim = this.config.dim;
-    const out = new Float32Array(frames * dim);
-    const keep = this.#ws.tensor("latent", [Math.min(frames, this.chunkFrames), dim]);
-    const tracer = options.onLayer ? new Tracer(this.gpu) : undefined;
-    await this.#runEncoder(
-      samples,
-      (rec, latent) => rec.copy(latent, rows(keep, 0, latent.shape[0])),
-      {
-        tracer,
-        read: async (column, n) => {
-          const [bytes] = await readBytes(this.gpu, [rows(keep, 0, n)]);
-          out.set(new Float32Array(bytes), column * dim);
+  encodeLatent(samples: Float32Array, options: LayerOptions = {}): Promise<Float32Array> {
+    return this.#life.run(async () => {
+      const frames = this.#frames(samples.length);
+      const dim = this.config.dim;
+      const out = new Float32Array(frames * dim);
+      const keep = this.#ws.tensor("latent", [Math.min(frames, this.chunkFrames), dim]);
+      const tracer = options.onLayer ? new Tracer(this.gpu) : undefined;
+      await this.#runEncoder(
+        samples,
+        (rec, latent) => rec.copy(latent, rows(keep, 0, latent.shape[0])),
+        {
+          tracer,
+          read: async (column, n) => {
+            const [bytes] = await readBytes(this.gpu, [rows(keep, 0, n)]);
+            out.set(new Float32Array(bytes), column * dim);
+          },
         },
-      },
-    );
-    await tracer?.deliver(options.onLayer!);
-    return out;
+      );
+      await tracer?.deliver(options.onLayer!);
+      return out;
+    });
   }
 
   /**
@@ -291,21 +297,22 @@ export class Encodec {
    * const codes = await codec.quantize(await codec.encodeLatent(samples), 8);
    * ```
    */
-  async quantize(latent: Float32Array, nQ: number): Promise<AudioCodes> {
-    this.#codebooks({ nQ });
-    const frames = this.#latentFrames(latent);
-    const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
-    const rec = new Recorder(this.gpu, { label: "encodec.quantize", profiler: this.#profiler });
-    for (let a = 0; a < frames; a += this.chunkFrames) {
-      const n = Math.min(this.chunkFrames, frames - a);
-      const x = this.#ws.tensor("latent", [n, this.config.dim]);
-      writeTensor(this.gpu, x, latent.subarray(a * this.config.dim, (a + n) * this.config.dim));
-      rvqEncode(rec, codes, x, this.#weights.codebooksTransposed, { column: a });
-      rec.submit();
-    }
-    const [bytes] = await readBytes(this.gpu, [codes]);
-    rec.destroy();
-    return { codes: new Int32Array(bytes), nQ, frames };
+  quantize(latent: Float32Array, nQ: number): Promise<AudioCodes> {
+    return this.#life.run(async () => {
+      this.#codebooks({ nQ });
+      const frames = this.#latentFrames(latent);
+      const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
+      const rec = this.#rec;
+      for (let a = 0; a < frames; a += this.chunkFrames) {
+        const n = Math.min(this.chunkFrames, frames - a);
+        const x = this.#ws.tensor("latent", [n, this.config.dim]);
+        writeTensor(this.gpu, x, latent.subarray(a * this.config.dim, (a + n) * this.config.dim));
+        rvqEncode(rec, codes, x, this.#weights.codebooksTransposed, { column: a });
+        rec.submit();
+      }
+      const [bytes] = await readBytes(this.gpu, [codes]);
+      return { codes: new Int32Array(bytes), nQ, frames };
+    });
   }
 
   /**
@@ -319,19 +326,20 @@ export class Encodec {
    * const quantized = await codec.dequantize(codes);
    * ```
    */
-  async dequantize(codes: AudioCodes): Promise<Float32Array> {
-    const out = new Float32Array(codes.frames * this.config.dim);
-    const rec = new Recorder(this.gpu, { label: "encodec.dequantize", profiler: this.#profiler });
-    for (let a = 0; a < codes.frames; a += this.chunkFrames) {
-      const n = Math.min(this.chunkFrames, codes.frames - a);
-      const q = this.#ws.tensor("latent", [n, this.config.dim]);
-      recordCodewordSum(rec, this.#ws, q, codes, a, this.#weights.codebooks, this.config.bins);
-      rec.submit();
-      const [bytes] = await readBytes(this.gpu, [q]);
-      out.set(new Float32Array(bytes), a * this.config.dim);
-    }
-    rec.destroy();
-    return out;
+  dequantize(codes: AudioCodes): Promise<Float32Array> {
+    return this.#life.run(async () => {
+      const out = new Float32Array(codes.frames * this.config.dim);
+      const rec = this.#rec;
+      for (let a = 0; a < codes.frames; a += this.chunkFrames) {
+        const n = Math.min(this.chunkFrames, codes.frames - a);
+        const q = this.#ws.tensor("latent", [n, this.config.dim]);
+        recordCodewordSum(rec, this.#ws, q, codes, a, this.#weights.codebooks, this.config.bins);
+        rec.submit();
+        const [bytes] = await readBytes(this.gpu, [q]);
+        out.set(new Float32Array(bytes), a * this.config.dim);
+      }
+      return out;
+    });
   }
 
   /**
@@ -347,10 +355,20 @@ export class Encodec {
    * const audio = await codec.decode({ codes, nQ: 8, frames: 150 }); // 48000 samples
    * ```
    */
-  async decode(codes: AudioCodes, options: DecodeOptions = {}): Promise<Float32Array> {
-    checkCodes(codes, this.config.numQuantizers, this.config.bins);
-    return await this.#runDecoder(codes.frames, options.length, (rec, q, first) => {
-      recordCodewordSum(rec, this.#ws, q, codes, first, this.#weights.codebooks, this.config.bins);
+  decode(codes: AudioCodes, options: DecodeOptions = {}): Promise<Float32Array> {
+    return this.#life.run(async () => {
+      checkCodes(codes, this.config.numQuantizers, this.config.bins);
+      return await this.#runDecoder(codes.frames, options.length, (rec, q, first) => {
+        recordCodewordSum(
+          rec,
+          this.#ws,
+          q,
+          codes,
+          first,
+          this.#weights.codebooks,
+          this.config.bins,
+        );
+      });
     });
   }
 
@@ -366,20 +384,32 @@ export class Encodec {
    * const audio = await codec.decodeLatent(await codec.dequantize(codes));
    * ```
    */
-  async decodeLatent(
+  decodeLatent(
     latent: Float32Array,
     options: DecodeOptions & LayerOptions = {},
   ): Promise<Float32Array> {
-    const frames = this.#latentFrames(latent);
-    const dim = this.config.dim;
-    return await this.#runDecoder(frames, options.length, (_rec, q, first) => {
-      writeTensor(this.gpu, q, latent.subarray(first * dim, (first + q.shape[0]) * dim));
-    }, options.onLayer);
+    return this.#life.run(async () => {
+      const frames = this.#latentFrames(latent);
+      const dim = this.config.dim;
+      return await this.#runDecoder(frames, options.length, (_rec, q, first) => {
+        writeTensor(this.gpu, q, latent.subarray(first * dim, (first + q.shape[0]) * dim));
+      }, options.onLayer);
+    });
   }
 
-  /** Returns the scratch buffers to the device's pool (the weights stay). */
-  dispose(): void {
-    this.#ws.release();
+  /**
+   * Frees the weights, the scratch buffers and the device's pooled buffers no call is using.
+   * Calls already made finish first; later calls fail with a `GpuError`.
+   *
+   * @returns Resolves once everything is freed (at once when no call is running).
+   */
+  dispose(): Promise<void> {
+    return this.#life.dispose(() => {
+      this.#ws.release();
+      this.#rec.destroy();
+      destroyTensors(this.#weights);
+      this.gpu.trim();
+    });
   }
 
   #codebooks(options: EncodeOptions): number {
@@ -497,7 +527,7 @@ export class Encodec {
     const layers = this.#weights[side];
     const plan = side === "encoder" ? this.#encoder : this.#decoder;
     const chunk = tracer || !plan.causal ? frames : this.chunkFrames;
-    const rec = new Recorder(this.gpu, { label: `encodec.${side}`, profiler: this.#profiler });
+    const rec = this.#rec;
     const lstm = layers[plan.lstm] as LstmLayer;
     const state = lstmState(rec, this.#ws, lstm, side);
     const trace = tracer?.trace;
@@ -516,7 +546,6 @@ export class Encodec {
       await io.settle?.(a, n);
       previous = post;
     }
-    rec.destroy();
   }
 
   /**

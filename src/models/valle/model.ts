@@ -11,6 +11,8 @@
  * @module
  */
 
+import { checkRanges } from "../../_options.ts";
+import { Lifetime } from "../_lifetime.ts";
 import { GpuError, OptionError } from "../../errors.ts";
 import { writeTensor } from "../../gpu/buffers.ts";
 import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
@@ -42,7 +44,7 @@ import { type Conditioning, runNar } from "./nar.ts";
 import { type NarLenResult, runNarLen } from "./nar_len.ts";
 import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
 import { phaseBoundary, type ProgressOptions } from "./progress.ts";
-import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
+import { resolveSamplerOptions, SAMPLER_RANGES, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
@@ -188,7 +190,7 @@ export interface NarLenRequest extends ValleConditioning, SamplingRequest, Progr
   frames: number;
   /** Demasking steps. Default 25 (model default; the web UI uses 50). */
   steps?: number;
-  /** Base temperature T0, annealed to 0. Default 0 (greedy, model default; web UI 1). */
+  /** Base temperature T0 ≥ 0, annealed to 0. Default 0 (greedy, model default; web UI 1). */
   temperature?: number;
   /** Anneal the temperature. Default true. */
   annealed?: boolean;
@@ -280,7 +282,7 @@ export class ValleModel {
   #rule: EmbeddingRule;
   #includeLanguage: boolean;
   #ownsGpu: boolean;
-  #queue: Promise<unknown> = Promise.resolve();
+  #life = new Lifetime("VALL-E model");
 
   private constructor(
     gpu: Gpu,
@@ -354,7 +356,7 @@ export class ValleModel {
    * ```
    */
   logits(request: LogitsRequest): Promise<LogitsResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
       const seq = this.#assemble(request);
       const nullSeq = request.cfg
         ? this.#assemble({ ...request, phonemes: [1, 2], prompt: null })
@@ -399,7 +401,7 @@ export class ValleModel {
    * ```
    */
   inputs(request: LogitsRequest): Promise<InputsResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
       const seq = this.#assemble(request);
       const { gpu, state, rec } = this.#context(seq.length);
       uploadSequence(gpu, state, "cond", seq);
@@ -425,7 +427,7 @@ export class ValleModel {
    * ```
    */
   generateAr(request: ArRequest): Promise<ArResult> {
-    return this.#exclusive(() => this.#ar(request));
+    return this.#life.run(() => this.#ar(request));
   }
 
   /**
@@ -440,7 +442,7 @@ export class ValleModel {
    * ```
    */
   generateNar(request: NarRequest): Promise<GeneratedCodes> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const { codes } = request;
       const maxLevel = request.maxLevel ?? this.config.nLevels - 1;
       positiveInt("frames", codes.frames);
@@ -463,7 +465,7 @@ export class ValleModel {
    * ```
    */
   predictDuration(request: ValleConditioning): Promise<Duration> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const conditioning = this.#conditioning(request);
       const seq = this.#assemble({ ...request, mode: "len" }, DURATION_FRAMES);
       return predictDuration(this.#context(seq.length), conditioning);
@@ -480,7 +482,7 @@ export class ValleModel {
    * ```
    */
   generateNarLen(request: NarLenRequest): Promise<NarLenResult> {
-    return this.#exclusive(() => this.#narLen(request));
+    return this.#life.run(() => this.#narLen(request));
   }
 
   /**
@@ -492,7 +494,7 @@ export class ValleModel {
    * ```
    */
   transcribe(request: SttRequest): Promise<{ phonemes: Int32Array; stopped: boolean }> {
-    return this.#exclusive(() => {
+    return this.#life.run(() => {
       const maxSteps = positiveInt(
         "maxSteps",
         request.maxSteps ?? Math.max(1, Math.ceil((request.codes.frames / 75) * 20)),
@@ -539,7 +541,12 @@ export class ValleModel {
    * ```
    */
   generate(request: GenerateRequest): Promise<GenerateResult> {
-    return this.#exclusive(async () => {
+    return this.#life.run(async () => {
+      // Every stage's settings are checked before any of them runs.
+      for (const stage of [request.ar, request.nar, request.narLen]) {
+        resolveSamplerOptions(stage?.sampler);
+      }
+      narLenTemperature(request.narLen?.temperature);
       const modality = request.modality ?? "auto";
       const narLen = modality === "nar-len" ||
         (modality === "auto" && this.config.hasNarLen && this.config.name !== "ar+nar");
@@ -583,12 +590,21 @@ export class ValleModel {
     });
   }
 
-  /** Frees the weights, the run state and (when the model requested it) the device. */
-  dispose(): void {
-    destroyRunState(this.#state);
-    this.#rec.destroy();
-    destroyValleWeights(this.weights);
-    if (this.#ownsGpu) this.gpu.destroy();
+  /**
+   * Frees the weights, the run state, the recorder's parameters and the device's pooled buffers
+   * no call is using, or the whole device when the model requested it. Calls already made finish
+   * first; later calls fail with a `GpuError`.
+   *
+   * @returns Resolves once everything is freed (at once when no call is running).
+   */
+  dispose(): Promise<void> {
+    return this.#life.dispose(() => {
+      destroyRunState(this.#state);
+      destroyValleWeights(this.weights);
+      this.#rec.destroy();
+      if (this.#ownsGpu) this.gpu.destroy();
+      else this.gpu.trim();
+    });
   }
 
   async #ar(request: ArRequest): Promise<ArResult> {
@@ -617,6 +633,7 @@ export class ValleModel {
   async #narLen(request: NarLenRequest): Promise<NarLenResult> {
     const frames = positiveInt("frames", request.frames);
     const steps = positiveInt("steps", request.steps ?? 25);
+    const temperature = narLenTemperature(request.temperature);
     const prefix = this.#prefix(request);
     const { language, prompt, embeddingRule, includeLanguage } = request;
     const seq = this.#assemble(
@@ -635,7 +652,7 @@ export class ValleModel {
       conditioning: this.#conditioning({ ...request, phonemes: prefix.phonemes }),
       frames,
       steps,
-      temperature: request.temperature ?? 0,
+      temperature,
       annealed: request.annealed ?? true,
       cfg: {
         strength: Math.max(request.cfg?.strength ?? 2.5, 2.5),
@@ -740,12 +757,6 @@ export class ValleModel {
       rec: this.#rec,
     };
   }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => undefined);
-    return run;
-  }
 }
 
 /** Level `level` of codes, each checked to be a code id 0..nAudio-1. */
@@ -759,6 +770,13 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
     }
     return c;
   });
+}
+
+/** NAR-len's base temperature (default 0), checked by the sampler's rule for temperatures. */
+function narLenTemperature(value: number | undefined): number {
+  const temperature = value ?? 0;
+  checkRanges("run NAR-len", { temperature }, { temperature: SAMPLER_RANGES.temperature });
+  return temperature;
 }
 
 function positiveInt(name: string, value: number): number {

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { checkRanges, type NumberRange, withDefaults } from "../../_options.ts";
 import { OptionError } from "../../errors.ts";
 import { createTensor, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
@@ -38,7 +39,7 @@ export const STREAM = { ar: 1, nar: 2, narLen: 3, stt: 4, len: 5 } as const;
 
 /** Sampler settings, named after the original's `sampling_kwargs` in camelCase. */
 export interface SamplerOptions {
-  /** Temperature; 0 (or less) picks the argmax. Default 1. */
+  /** Temperature ≥ 0; 0 picks the argmax. Default 1. */
   temperature?: number;
   /** Dynamic temperature's lower end; negative means "same as temperature" (off). Default -1. */
   minTemperature?: number;
@@ -75,9 +76,25 @@ export const SAMPLER_DEFAULTS: Readonly<ResolvedSamplerOptions> = Object.freeze(
 });
 
 /**
- * Fills in defaults and checks ranges.
+ * The values each sampler option accepts; the product's options take theirs from here too.
+ * Negative temperatures are refused (the original treats them as greedy, which is 0 here).
+ */
+export const SAMPLER_RANGES: { readonly [K in keyof SamplerOptions]-?: NumberRange } = {
+  temperature: { min: 0 },
+  minTemperature: {},
+  topK: { integer: true, min: 0 },
+  topP: { above: 0, max: 1 },
+  minP: { min: 0, below: 1 },
+  repetitionPenalty: { above: 0 },
+  repetitionPenaltyDecay: {},
+  lengthPenalty: {},
+  topNSigma: { min: 0 },
+};
+
+/**
+ * Fills in defaults and checks ranges ({@linkcode SAMPLER_RANGES}).
  *
- * @throws {OptionError} A negative or non-finite value, topP outside (0, 1], a non-integer topK.
+ * @throws {OptionError} A value outside its range, naming the option, the value and the range.
  *
  * @example
  * ```ts
@@ -87,22 +104,8 @@ export const SAMPLER_DEFAULTS: Readonly<ResolvedSamplerOptions> = Object.freeze(
  * ```
  */
 export function resolveSamplerOptions(options: SamplerOptions = {}): ResolvedSamplerOptions {
-  const o = { ...SAMPLER_DEFAULTS, ...options };
-  for (const [name, value] of Object.entries(o)) {
-    if (typeof value !== "number" || !Number.isFinite(value)) {
-      throw new OptionError(`Cannot sample: ${name} is ${value}, expected a finite number`);
-    }
-  }
-  const bad = (what: string, expected: string) => {
-    throw new OptionError(`Cannot sample: ${what}, expected ${expected}`);
-  };
-  if (!Number.isInteger(o.topK) || o.topK < 0) bad(`topK is ${o.topK}`, "an integer ≥ 0");
-  if (!(o.topP > 0 && o.topP <= 1)) bad(`topP is ${o.topP}`, "a value in (0, 1]");
-  if (o.minP < 0 || o.minP >= 1) bad(`minP is ${o.minP}`, "a value in [0, 1)");
-  if (o.repetitionPenalty <= 0) bad(`repetitionPenalty is ${o.repetitionPenalty}`, "> 0");
-  if (o.temperature < 0 && o.minTemperature >= 0) {
-    bad(`temperature is ${o.temperature} with a dynamic range`, "a temperature ≥ 0");
-  }
+  const o: ResolvedSamplerOptions = withDefaults(SAMPLER_DEFAULTS, options);
+  checkRanges("sample", o, SAMPLER_RANGES);
   return o;
 }
 
@@ -252,7 +255,7 @@ export function sample(rec: Recorder, io: SampleIo, call: SampleCall): void {
     lenDiv,
     lp ? lp.token : 0,
     o.minP,
-    o.topK,
+    Math.min(o.topK, cols), // a u32; k ≥ cols keeps every column anyway
     o.topP,
     tempMode,
     o.temperature,

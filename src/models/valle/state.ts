@@ -9,7 +9,7 @@
  * @module
  */
 
-import { createTensor } from "../../gpu/buffers.ts";
+import { createTensor, destroyTensors } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { createRopeTable } from "../../ops/rope.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
@@ -117,10 +117,7 @@ export function createRunState(gpu: Gpu, config: ValleConfig, capacity: number):
 
 /** Frees every buffer of a run state. */
 export function destroyRunState(state: ValleRunState): void {
-  for (const value of Object.values(state)) {
-    if (Array.isArray(value)) { for (const t of value) (t as GpuTensor).buffer.destroy(); }
-    else if (typeof value === "object") (value as GpuTensor).buffer.destroy();
-  }
+  destroyTensors(state);
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import { createTensor, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
+import { createTensor, destroyTensors, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
@@ -362,7 +362,5 @@ export function uploadValleWeights(
 
 /** Frees every GPU buffer of the weights. */
 export function destroyValleWeights(weights: ValleWeights): void {
-  const tensors = [weights.embeddings, weights.norm, ...weights.layers.flatMap(Object.values)];
-  for (const h of weights.heads) tensors.push(h.weight, ...(h.bias ? [h.bias] : []));
-  for (const buffer of new Set(tensors.map((t: GpuTensor) => t.buffer))) buffer.destroy();
+  destroyTensors(weights);
 }

@@ -20,6 +20,7 @@ import { OptionError } from "../../errors.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readBytes } from "../../gpu/readback.ts";
 import type { Profiler } from "../../gpu/profiler.ts";
+import { destroyTensors } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { type GpuTensor, rows } from "../../gpu/tensor.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
@@ -38,6 +39,7 @@ import {
   recordCodewordSum,
   Workspace,
 } from "../_codec.ts";
+import { Lifetime } from "../_lifetime.ts";
 import {
   parseVocosConfig,
   type VocosCodebooks,
@@ -115,7 +117,8 @@ export class Vocos {
   #ws: Workspace;
   /** Frames of context each side of a chunk. */
   #context: number;
-  #profiler?: Profiler;
+  #rec: Recorder;
+  #life = new Lifetime("Vocos model");
 
   private constructor(
     gpu: Gpu,
@@ -124,11 +127,11 @@ export class Vocos {
     options: VocosLoadOptions,
   ) {
     this.gpu = gpu;
-    this.#profiler = options.profiler;
     this.config = config;
     this.codebooks = loaded.codebooks;
     this.#weights = loaded.weights;
     this.#ws = new Workspace(gpu);
+    this.#rec = new Recorder(gpu, { label: "vocos.decode", profiler: options.profiler });
     const { nFft, hopLength: hop } = config;
     const pad = (nFft - hop) / 2;
     // Frames whose window covers some sample of frame a: a − ⌊(n_fft − 1 − pad) / hop⌋ …
@@ -188,55 +191,66 @@ export class Vocos {
    * const audio = await vocos.decode({ codes, nQ: 8, frames: 150 }); // 48000 samples
    * ```
    */
-  async decode(codes: AudioCodes, options: VocosDecodeOptions = {}): Promise<Float32Array> {
-    const id = this.#bandwidthId(codes, options.bandwidthId);
-    const c = this.config;
-    const hop = c.hopLength;
-    const total = codes.frames;
-    const chunk = options.onStage ? total : this.chunkFrames;
-    const out = new Float32Array(total * hop);
-    const rec = new Recorder(this.gpu, { label: "vocos.decode", profiler: this.#profiler });
-    const stages: [VocosStage, GpuTensor][] = [];
-    for (let a = 0, n = 0; a < total; a += n) {
-      n = Math.min(chunk, total - a);
-      const w0 = Math.max(0, a - this.#context);
-      const w1 = Math.min(total, a + n + this.#context);
-      const frames = w1 - w0;
-      const features = this.#features(rec, codes, w0, frames);
-      const x = this.#backbone(rec, features, id);
-      const head = this.#ws.tensor("head", [frames, c.nFft + 2]);
-      linear(rec, head, x, this.#weights.headWeight, this.#weights.headBias);
-      if (options.onStage) {
-        stages.push(["features", features], ["backbone", x]);
-        const copy = this.#ws.tensor("head.copy", head.shape);
-        rec.copy(head, copy);
-        stages.push(["head", copy]);
+  decode(codes: AudioCodes, options: VocosDecodeOptions = {}): Promise<Float32Array> {
+    return this.#life.run(async () => {
+      const id = this.#bandwidthId(codes, options.bandwidthId);
+      const c = this.config;
+      const hop = c.hopLength;
+      const total = codes.frames;
+      const chunk = options.onStage ? total : this.chunkFrames;
+      const out = new Float32Array(total * hop);
+      const rec = this.#rec;
+      const stages: [VocosStage, GpuTensor][] = [];
+      for (let a = 0, n = 0; a < total; a += n) {
+        n = Math.min(chunk, total - a);
+        const w0 = Math.max(0, a - this.#context);
+        const w1 = Math.min(total, a + n + this.#context);
+        const frames = w1 - w0;
+        const features = this.#features(rec, codes, w0, frames);
+        const x = this.#backbone(rec, features, id);
+        const head = this.#ws.tensor("head", [frames, c.nFft + 2]);
+        linear(rec, head, x, this.#weights.headWeight, this.#weights.headBias);
+        if (options.onStage) {
+          stages.push(["features", features], ["backbone", x]);
+          const copy = this.#ws.tensor("head.copy", head.shape);
+          rec.copy(head, copy);
+          stages.push(["head", copy]);
+        }
+        istftSpectrum(rec, head);
+        const windows = this.#ws.tensor("frames", [frames, c.nFft]);
+        linear(rec, windows, head, this.#weights.basis);
+        const audio = this.#ws.tensor("audio", [n * hop]);
+        istftOverlapAdd(rec, audio, windows, this.#weights.window, {
+          hop,
+          pad: (c.nFft - hop) / 2,
+          totalFrames: total,
+          firstFrame: w0,
+          firstSample: a * hop,
+        });
+        rec.submit();
+        const got = await readBytes(this.gpu, [audio, ...stages.map(([, t]) => t)]);
+        out.set(new Float32Array(got[0]), a * hop);
+        stages.forEach(([stage, t], i) =>
+          options.onStage!(stage, new Float32Array(got[i + 1]), t.shape)
+        );
       }
-      istftSpectrum(rec, head);
-      const windows = this.#ws.tensor("frames", [frames, c.nFft]);
-      linear(rec, windows, head, this.#weights.basis);
-      const audio = this.#ws.tensor("audio", [n * hop]);
-      istftOverlapAdd(rec, audio, windows, this.#weights.window, {
-        hop,
-        pad: (c.nFft - hop) / 2,
-        totalFrames: total,
-        firstFrame: w0,
-        firstSample: a * hop,
-      });
-      rec.submit();
-      const got = await readBytes(this.gpu, [audio, ...stages.map(([, t]) => t)]);
-      out.set(new Float32Array(got[0]), a * hop);
-      stages.forEach(([stage, t], i) =>
-        options.onStage!(stage, new Float32Array(got[i + 1]), t.shape)
-      );
-    }
-    rec.destroy();
-    return out;
+      return out;
+    });
   }
 
-  /** Returns the scratch buffers to the device's pool (the weights stay). */
-  dispose(): void {
-    this.#ws.release();
+  /**
+   * Frees the weights, the scratch buffers and the device's pooled buffers no call is using. A
+   * decode already called finishes first; later calls fail with a `GpuError`.
+   *
+   * @returns Resolves once everything is freed (at once when no decode is running).
+   */
+  dispose(): Promise<void> {
+    return this.#life.dispose(() => {
+      this.#ws.release();
+      this.#rec.destroy();
+      destroyTensors(this.#weights);
+      this.gpu.trim();
+    });
   }
 
   #bandwidthId(codes: AudioCodes, requested?: number): number {
