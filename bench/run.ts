@@ -13,8 +13,9 @@
  * - the peer (bench/peers/transformers_peer.py: PyTorch + transformers on CUDA, the same trunk)
  *   when PyTorch with CUDA is there, and our/peer ratios.
  *
- * Writes bench/results/<adapter>.json and .md. On a software adapter (lavapipe, SwiftShader) it
- * runs a reduced suite (`quick`, recorded in the results): those are CPU numbers.
+ * Writes bench/results/<adapter>.json and .md, after each section (`complete` is false until the
+ * end, so a run stopped by a time limit keeps what it measured). On a software adapter (lavapipe,
+ * SwiftShader) it runs a reduced suite (`quick`, recorded in the results): those are CPU numbers.
  *
  *   deno task bench [--quick] [--only kernels,valle,codec,e2e,peer] [--out bench/out]
  */
@@ -94,15 +95,36 @@ const files = {
 const results: Record<string, unknown> = {
   environment: environment(gpu),
   quick,
+  complete: false,
   settings: { valle: valleSettings, codecSeconds, kernels: kernelSettings },
 };
 const tables: string[] = [];
+const slug = adapterSlug(gpu);
+
+/**
+ * Writes bench/results/<slug>.json and .md with the sections measured so far (after each one, so
+ * that a run stopped by a time limit keeps them; `complete` says whether it reached the end).
+ */
+async function save(): Promise<string> {
+  results.peakGpuBytes = gpu.memory.peak;
+  const header = `## ${gpu.adapter.description || gpu.adapter.vendor} — ${
+    new Date().toISOString().slice(0, 10)
+  }${quick ? (gpu.adapter.software ? " (quick suite: CPU adapter)" : " (quick suite)") : ""}${
+    results.complete ? "" : " (incomplete: stopped before the end)"
+  }\n\npeak GPU memory: ${(gpu.memory.peak / 2 ** 20).toFixed(0)} MiB`;
+  const markdown = [header, ...tables].join("\n\n") + "\n";
+  await Deno.mkdir("bench/results", { recursive: true });
+  await Deno.writeTextFile(`bench/results/${slug}.json`, JSON.stringify(results, null, 2) + "\n");
+  await Deno.writeTextFile(`bench/results/${slug}.md`, markdown);
+  return markdown;
+}
 
 if (only.has("kernels")) {
   log("kernels");
   const rows = await benchKernels(gpu, kernelSettings.rows, kernelSettings.iterations);
   results.kernels = rows;
   tables.push("### Kernels\n\n" + markdownTable(rows));
+  await save();
 }
 
 if (only.has("valle")) {
@@ -144,6 +166,7 @@ if (only.has("valle")) {
       }))),
     );
   }
+  await save();
 }
 
 if (only.has("codec")) {
@@ -156,6 +179,7 @@ if (only.has("codec")) {
   );
   results.codec = rows;
   tables.push("### Codecs\n\n" + markdownTable(rows));
+  await save();
 }
 
 if (only.has("e2e")) {
@@ -199,6 +223,7 @@ if (only.has("e2e")) {
     "### End to end (random weights: the audio is noise, the timing is real)\n\n" +
       markdownTable([e2e]),
   );
+  await save();
 }
 
 if (only.has("peer") && !gpu.adapter.software) {
@@ -235,17 +260,8 @@ if (only.has("peer") && !gpu.adapter.software) {
   }
 }
 
-results.peakGpuBytes = gpu.memory.peak;
-const slug = adapterSlug(gpu);
-const header =
-  `## ${gpu.adapter.description || gpu.adapter.vendor} — ${new Date().toISOString().slice(0, 10)}` +
-  `${quick ? " (quick suite: CPU adapter)" : ""}\n\npeak GPU memory: ${
-    (gpu.memory.peak / 2 ** 20).toFixed(0)
-  } MiB`;
-const markdown = [header, ...tables].join("\n\n") + "\n";
-await Deno.mkdir("bench/results", { recursive: true });
-await Deno.writeTextFile(`bench/results/${slug}.json`, JSON.stringify(results, null, 2) + "\n");
-await Deno.writeTextFile(`bench/results/${slug}.md`, markdown);
+results.complete = true;
+const markdown = await save();
 console.log(markdown);
 log(`wrote bench/results/${slug}.json and .md`);
 gpu.destroy();
