@@ -500,7 +500,7 @@ for (const threads of THREADS) {
   gpuTest(`cfg: CPU equals WebGPU and a float64 oracle (${threads} threads)`, async (gpu) => {
     await withCpu(threads, async (cpu) => {
       const rng = new Rng(31 + threads);
-      for (const n of [2, 21, 255, 1025, 5 * 1025, 40 * 1024 + 3]) {
+      for (const n of [2, 21, 255, 1025, 5 * 1025, 40 * 1024 + 3, 500 * 1025]) {
         for (const options of [{ strength: 2.5, rescale: 0.75 }, { strength: 3, rescale: 0 }]) {
           const cond = rng.normals(n, 3).map((v) => v + 0.5);
           const uncond = rng.normals(n, 2);
@@ -524,6 +524,27 @@ for (const threads of THREADS) {
         }
       }
     });
+  });
+
+  Deno.test({
+    name:
+      `cfg: the sums are compensated like the WGSL's, so they match float64 (${threads} threads)`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () =>
+      withCpu(threads, async (cpu) => {
+        // A first block of 1e8 then 1000 blocks of ones: an uncompensated f32 lane sum stays at
+        // 1e8 (its ulp is 8) and loses every one; the compensated sum keeps them. (WebGPU on
+        // lavapipe loses them: its shader compiler folds the Kahan step away.)
+        const n = 256 * 1001;
+        const cond = new Float32Array(n).fill(1).fill(1e8, 0, 256);
+        const uncond = new Float32Array(n);
+        const options = { strength: 2, rescale: 0.5 };
+        const got = await cpuGuide(cpu, cond, uncond, options);
+        const oracle = cfgOracle(cond, uncond, options);
+        assertClose(got.stats.subarray(0, 5), oracle.stats, { atol: 0, rtol: 1e-6 });
+        assertClose(got.logits, oracle.logits, { atol: 0, rtol: 1e-6 });
+      }),
   });
 }
 
