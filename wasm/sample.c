@@ -80,8 +80,9 @@ static void block_exps(const float *x, uint32_t n, float m, float *e) {
   const v128_t mv = wasm_f32x4_splat(m), cut = wasm_f32x4_splat(FILTERED_BELOW);
   uint32_t j = 0;
   for (; j + 4 <= n; j += 4) {
-    v128_t v = wasm_v128_load(x + j);
-    wasm_v128_store(e + j, wasm_v128_andnot(exp_f32x4(wasm_f32x4_sub(v, mv)), wasm_f32x4_le(v, cut)));
+    v128_t v = wasm_v128_load(x + j), drop = wasm_f32x4_le(v, cut);
+    // Filtered lanes take exp(0), not an underflow (whose denormal steps are slow), then 0.
+    wasm_v128_store(e + j, wasm_v128_andnot(exp_f32x4(wasm_f32x4_sub(wasm_v128_bitselect(mv, v, drop), mv)), drop));
   }
   for (; j < n; j++) e[j] = filtered(x[j]) ? 0.0f : exp_f32(x[j] - m);
 }
@@ -138,7 +139,7 @@ static inline void swap(float *v, uint32_t a, uint32_t b) {
 
 // The k-th largest (1 ≤ k ≤ n) of v[0..n), reordering v: quickselect with a three-way partition
 // (filtered rows hold many equal values).
-static float kth_largest(float *v, uint32_t n, uint32_t k) {
+static float quickselect(float *v, uint32_t n, uint32_t k) {
   uint32_t lo = 0, hi = n;
   const uint32_t target = k - 1;
   while (hi - lo > 1) {
@@ -158,6 +159,36 @@ static float kth_largest(float *v, uint32_t n, uint32_t k) {
   return v[lo];
 }
 
+// Inserts v into the descending top[0..k), dropping the last.
+static inline void insert_top(float *top, uint32_t k, float v) {
+  uint32_t j = k - 1;
+  for (; j > 0 && top[j - 1] < v; j--) top[j] = top[j - 1];
+  top[j] = v;
+}
+
+// The k-th largest (1 ≤ k ≤ n) of x[0..n). Up to TOP_LIST: one pass keeping the k largest in a
+// sorted list, four candidates at a time checked against its last (few ever enter); beyond,
+// quickselect on a copy in buf.
+#define TOP_LIST 128
+static float kth_largest(const float *x, uint32_t n, uint32_t k, float *buf) {
+  if (k > TOP_LIST) {
+    __builtin_memcpy(buf, x, n * sizeof(float));
+    return quickselect(buf, n, k);
+  }
+  for (uint32_t i = 0; i < k; i++) insert_top(buf, i + 1, x[i]);
+  uint32_t i = k;
+  for (; i + 4 <= n; i += 4) {
+    if (!wasm_v128_any_true(wasm_f32x4_gt(wasm_v128_load(x + i), wasm_f32x4_splat(buf[k - 1])))) continue;
+    for (uint32_t j = i; j < i + 4; j++) {
+      if (x[j] > buf[k - 1]) insert_top(buf, k, x[j]);
+    }
+  }
+  for (; i < n; i++) {
+    if (x[i] > buf[k - 1]) insert_top(buf, k, x[i]);
+  }
+  return buf[k - 1];
+}
+
 // The least power of two ≥ n (2^31 at most).
 static inline uint32_t pow2_at_least(uint32_t n) {
   uint32_t p = 1;
@@ -165,13 +196,18 @@ static inline uint32_t pow2_at_least(uint32_t n) {
   return p;
 }
 
-// The value of rank k (1-based) in the WGSL's sorted row: the row padded with NEG_BIG to a power
-// of two, in descending order.
+// The value of rank k (1 ≤ k ≤ cols) in the WGSL's sorted row: the row padded with NEG_BIG to a
+// power of two, in descending order. The pads come after the values above NEG_BIG, so they only
+// shift the ranks of the values below it; the selection runs over the values alone.
 static float sorted_at(const float *x, uint32_t cols, uint32_t k, float *buf) {
-  const uint32_t n2 = pow2_at_least(cols);
-  __builtin_memcpy(buf, x, cols * sizeof(float));
-  for (uint32_t i = cols; i < n2; i++) buf[i] = NEG_BIG;
-  return kth_largest(buf, n2, k);
+  const uint32_t pads = pow2_at_least(cols) - cols;
+  uint32_t above = 0, equal = 0;
+  for (uint32_t i = 0; i < cols; i++) {
+    above += x[i] > NEG_BIG;
+    equal += x[i] == NEG_BIG;
+  }
+  if (k > above && k <= above + equal + pads) return NEG_BIG;
+  return kth_largest(x, cols, k <= above ? k : k - pads, buf);
 }
 
 // Float bits as keys whose ascending order is the floats' descending order.
@@ -229,7 +265,16 @@ static void min_p(const Params *p, float *x, float *lanes, float *buf) {
   const float inv = 1.0f / exp_sum(x, cols, m, lanes, 0, 0);
   const float threshold = p->min_p * inv;
   const float keep_from = cols > 32 ? sorted_at(x, cols, 32, buf) : NEG_BIG;
-  for (uint32_t i = 0; i < cols; i++) {
+  const v128_t mv = wasm_f32x4_splat(m), iv = wasm_f32x4_splat(inv), tv = wasm_f32x4_splat(threshold);
+  const v128_t kv = wasm_f32x4_splat(keep_from), cut = wasm_f32x4_splat(FILTERED_BELOW);
+  uint32_t i = 0;
+  for (; i + 4 <= cols; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    v128_t small = wasm_f32x4_lt(wasm_f32x4_mul(exp_f32x4(wasm_f32x4_sub(v, mv)), iv), tv);
+    v128_t drop = wasm_v128_andnot(wasm_v128_and(small, wasm_f32x4_lt(v, kv)), wasm_f32x4_le(v, cut));
+    wasm_v128_store(x + i, wasm_v128_bitselect(wasm_f32x4_splat(NEG_BIG), v, drop));
+  }
+  for (; i < cols; i++) {
     float v = x[i];
     if (!filtered(v) && exp_f32(v - m) * inv < threshold && v < keep_from) x[i] = NEG_BIG;
   }
@@ -246,13 +291,16 @@ static void top_k_top_p(const Params *p, float *x, float *lanes, float *buf) {
   for (uint32_t i = 0; i < cols; i++) {
     if (!filtered(x[i])) buf[kept++] = x[i];
   }
-  sort_descending(buf, kept, buf + cols);
+  float *e = buf + cols;
+  sort_descending(buf, kept, e);
   const float m = kept > 0 ? buf[0] : NEG_BIG;
-  const float inv = 1.0f / exp_sum(buf, kept, m, lanes, 0, 0);
+  // exp(v − m) by rank, summed in the workgroup's order (the sum of exp_sum over the kept).
+  for (uint32_t i = 0; i < kept; i += WG) block_exps(buf + i, kept - i < WG ? kept - i : WG, m, e + i);
+  const float inv = 1.0f / wg_sum(e, kept, lanes);
   // Cumulative probabilities in sorted order, compensated as the WGSL's kahan_add.
   float sum = 0.0f, carry = 0.0f, cut = NEG_BIG;
   for (uint32_t i = 0; i < kept; i++) {
-    float y = exp_f32(buf[i] - m) * inv - carry;
+    float y = e[i] * inv - carry;
     float s = sum + y;
     carry = (s - sum) - y;
     sum = s;
@@ -406,9 +454,9 @@ static void sample_row(const Cmd *c, const Params *p, uint32_t row, float *lanes
 void sample(const Cmd *c, const Thread *t) {
   const Params *p = (const Params *)c->p;
   float *lanes = (float *)t->scratch, *buf = lanes + WG;
-  // The sorting stages need 2 · n2 floats of scratch, n2 = cols rounded up to a power of two
-  // (the host keeps cols ≤ 2048 there, as the WGSL's workgroup memory requires).
-  const int can_sort = 2 * (uint64_t)pow2_at_least(p->cols) + WG <= t->scratch_bytes / sizeof(float);
+  // The sorting stages need 2 · cols floats of scratch (the host keeps cols ≤ 2048 there, as the
+  // WGSL's workgroup memory requires).
+  const int can_sort = 2 * (uint64_t)p->cols + WG <= t->scratch_bytes / sizeof(float);
   uint32_t lo, hi;
   share(p->rows, 1, t, &lo, &hi);
   for (uint32_t r = lo; r < hi; r++) sample_row(c, p, r, lanes, buf, can_sort);
