@@ -188,10 +188,18 @@ function assertSameSample(cpu: SampledLogits, gpu: SampledLogits, label: string)
   assertRelClose(cpu.inPlace, gpu.inPlace, 1e-6, `${label}: logits rows after the call`);
 }
 
-/** Random logits; `ties` rounds them to quarters so that equal values are common. */
-function randomLogits(rng: Rng, n: number, scale: number, ties: boolean): Float32Array {
+/**
+ * Random logits; `ties` rounds them to quarters so that equal values are common, `masked` makes
+ * a tenth of them -Infinity (filtered before the sampler runs).
+ */
+function randomLogits(
+  rng: Rng,
+  n: number,
+  scale: number,
+  { ties = false, masked = false } = {},
+): Float32Array {
   const x = rng.normals(n, scale);
-  return ties ? x.map((v) => Math.round(v * 4) / 4) : x;
+  return x.map((v) => (masked && rng.next() < 0.1 ? -Infinity : ties ? Math.round(v * 4) / 4 : v));
 }
 
 /** Every option set the WebGPU sampler tests and golden cases run, and the stages alone. */
@@ -236,6 +244,8 @@ const OPTION_SETS: readonly SamplerOptions[] = [
   { temperature: 0.6 },
   { temperature: 1, topNSigma: 1 },
   { temperature: 2, minTemperature: 0.1, topK: 40, topP: 0.95, minP: 0.01, topNSigma: 1 },
+  { temperature: 1, topK: 300 },
+  { temperature: 0.8, topK: 1000, topP: 0.95 },
 ];
 
 /** Shapes: one AR row of 1025, NAR rows (odd widths; chunks of several entries), the widest sorted row. */
@@ -252,7 +262,10 @@ for (const threads of THREADS) {
           for (const base of OPTION_SETS) {
             for (const greedy of [false, true]) {
               const options = greedy ? { ...base, temperature: 0, minTemperature: -1 } : base;
-              const logits = randomLogits(rng, n * cols, 2.5, call % 3 === 0);
+              const logits = randomLogits(rng, n * cols, 2.5, {
+                ties: call % 3 === 0,
+                masked: call % 4 === 1,
+              });
               const previous = Array.from({ length: call % 2 === 0 ? n : 7 }, () => rng.int(cols));
               const extra: SampleExtra = {
                 previous,
