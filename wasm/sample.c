@@ -269,9 +269,10 @@ static void min_p(const Params *p, float *x, float *lanes, float *buf) {
   const v128_t kv = wasm_f32x4_splat(keep_from), cut = wasm_f32x4_splat(FILTERED_BELOW);
   uint32_t i = 0;
   for (; i + 4 <= cols; i += 4) {
-    v128_t v = wasm_v128_load(x + i);
-    v128_t small = wasm_f32x4_lt(wasm_f32x4_mul(exp_f32x4(wasm_f32x4_sub(v, mv)), iv), tv);
-    v128_t drop = wasm_v128_andnot(wasm_v128_and(small, wasm_f32x4_lt(v, kv)), wasm_f32x4_le(v, cut));
+    v128_t v = wasm_v128_load(x + i), gone = wasm_f32x4_le(v, cut);
+    v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_bitselect(mv, v, gone), mv)); // as block_exps
+    v128_t small = wasm_f32x4_lt(wasm_f32x4_mul(e, iv), tv);
+    v128_t drop = wasm_v128_andnot(wasm_v128_and(small, wasm_f32x4_lt(v, kv)), gone);
     wasm_v128_store(x + i, wasm_v128_bitselect(wasm_f32x4_splat(NEG_BIG), v, drop));
   }
   for (; i < cols; i++) {
