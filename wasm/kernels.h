@@ -33,4 +33,9 @@ KERNEL("softmax", softmax)
 KERNEL("argmax", argmax)
 KERNEL("attention", attention)
 // Samplers and guidance (sample.c, cfg.c, demask.c).
+KERNEL("sample", sample)
+KERNEL("cfg_stats", cfg_stats)
+KERNEL("cfg_apply", cfg_apply)
+KERNEL("demask_select", demask_select)
+KERNEL("demask_update", demask_update)
 // Codecs (conv1d.c, depthwise_conv1d.c, lstm.c, rvq.c, istft.c).
