@@ -34,3 +34,5 @@ KERNEL("argmax", argmax)
 KERNEL("attention", attention)
 // Samplers and guidance (sample.c, cfg.c, demask.c).
 // Codecs (conv1d.c, depthwise_conv1d.c, lstm.c, rvq.c, istft.c).
+KERNEL("conv1d.f16", conv1d_f16)
+KERNEL("conv1d.f32", conv1d_f32)
