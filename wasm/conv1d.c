@@ -73,16 +73,19 @@ typedef struct {
   int merged, reversed;
 } Geometry;
 
-// Weight columns [ka, kb) of packed order for output channels n0 .. n0 + nv − 1 (zeros up to NR)
-// as a [kb − ka][NR] panel.
+// Weight columns [ka, kb) of packed order for output channels n0 .. n0 + nv − 1 into `panel`:
+// column kk of channel j at (kk − ka)·ks + j·js ([k][NR] panels: ks = NR, js = 1, zeros up to NR;
+// the narrow kernel's rows: ks = 1, js = kb − ka).
 static inline __attribute__((always_inline)) void pack_weights(const Geometry *g, const void *w,
                                                                size_t base, uint32_t n0, uint32_t nv,
                                                                uint32_t ka, uint32_t kb, int half,
-                                                               float *panel) {
+                                                               float *panel, uint32_t ks, uint32_t js) {
   for (uint32_t j = 0; j < NR; j++) {
-    float *dst = panel + j;
+    float *dst = panel + (size_t)j * js;
     if (j >= nv) {
-      for (uint32_t kk = ka; kk < kb; kk++) dst[(size_t)(kk - ka) * NR] = 0.0f;
+      if (ks == NR) {
+        for (uint32_t kk = ka; kk < kb; kk++) dst[(size_t)(kk - ka) * NR] = 0.0f;
+      }
       continue;
     }
     const size_t row = base + (size_t)(n0 + j) * g->k;
@@ -91,15 +94,27 @@ static inline __attribute__((always_inline)) void pack_weights(const Geometry *g
       const uint32_t len = g->cin - within < kb - kk ? g->cin - within : kb - kk;
       const uint32_t tap = g->reversed ? g->taps - 1 - q : q;
       const size_t src = row + (size_t)tap * g->cin + within;
-      float *d = dst + (size_t)(kk - ka) * NR;
+      float *d = dst + (size_t)(kk - ka) * ks;
       if (half) {
-        for (uint32_t i = 0; i < len; i++) d[(size_t)i * NR] = half_to_float(((const uint16_t *)w)[src + i]);
+        for (uint32_t i = 0; i < len; i++) d[(size_t)i * ks] = half_to_float(((const uint16_t *)w)[src + i]);
       } else {
-        for (uint32_t i = 0; i < len; i++) d[(size_t)i * NR] = ((const float *)w)[src + i];
+        for (uint32_t i = 0; i < len; i++) d[(size_t)i * ks] = ((const float *)w)[src + i];
       }
       kk += len;
     }
   }
+}
+
+// The run of packed columns from kk: its offset in a window row and its length (up to kb).
+static inline void run_at(const Geometry *g, uint32_t kk, uint32_t kb, uint32_t *off, uint32_t *len) {
+  if (g->merged) {
+    *off = kk;
+    *len = kb - kk;
+    return;
+  }
+  const uint32_t q = kk / g->cin, within = kk - q * g->cin;
+  *off = (uint32_t)(((int32_t)q * g->dilation - g->tmin) * (int32_t)g->cin) + within;
+  *len = g->cin - within < kb - kk ? g->cin - within : kb - kk;
 }
 
 #define STEP(acc0, acc1, a, k)                                           \
@@ -123,14 +138,7 @@ static void micro(const Geometry *g, const float *const a[MR], const float *pane
   }
   for (uint32_t kk = ka; kk < kb;) {
     uint32_t off, len;
-    if (g->merged) {
-      off = kk;
-      len = kb - kk;
-    } else {
-      const uint32_t q = kk / g->cin, within = kk - q * g->cin;
-      off = (uint32_t)(((int32_t)q * g->dilation - g->tmin) * (int32_t)g->cin) + within;
-      len = g->cin - within < kb - kk ? g->cin - within : kb - kk;
-    }
+    run_at(g, kk, kb, &off, &len);
     const float *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off;
     const float *b = panel + (size_t)(kk - ka) * NR;
     for (uint32_t i = 0; i < len; i++, b += NR) {
@@ -146,6 +154,46 @@ static void micro(const Geometry *g, const float *const a[MR], const float *pane
   wasm_v128_store(tile + 8, c10), wasm_v128_store(tile + 12, c11);
   wasm_v128_store(tile + 16, c20), wasm_v128_store(tile + 20, c21);
   wasm_v128_store(tile + 24, c30), wasm_v128_store(tile + 28, c31);
+}
+
+// The narrow layers (N ≤ 4 channels, e.g. EnCodec's last conv): tile rows 0..R−1, channels
+// 0..N−1 (+)= dot products along k of window rows a[0..R−1] with the channels' packed rows
+// (`panel`, kb − ka floats each), 4 k at a time.
+static inline __attribute__((always_inline)) void narrow(const Geometry *g, const float *const a[MR],
+                                                         const float *panel, uint32_t ka, uint32_t kb,
+                                                         int first, float *tile, const uint32_t R,
+                                                         const uint32_t N) {
+  v128_t acc[MR][4];
+  float tail[MR][4];
+  for (uint32_t r = 0; r < R; r++) {
+    for (uint32_t j = 0; j < N; j++) acc[r][j] = wasm_f32x4_splat(0.0f), tail[r][j] = 0.0f;
+  }
+  for (uint32_t kk = ka; kk < kb;) {
+    uint32_t off, len;
+    run_at(g, kk, kb, &off, &len);
+    const float *wk = panel + (kk - ka);
+    uint32_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+      v128_t wv[4];
+      for (uint32_t j = 0; j < N; j++) wv[j] = wasm_v128_load(wk + (size_t)j * (kb - ka) + i);
+      for (uint32_t r = 0; r < R; r++) {
+        const v128_t av = wasm_v128_load(a[r] + off + i);
+        for (uint32_t j = 0; j < N; j++) acc[r][j] = wasm_f32x4_add(acc[r][j], wasm_f32x4_mul(av, wv[j]));
+      }
+    }
+    for (; i < len; i++) {
+      for (uint32_t r = 0; r < R; r++) {
+        for (uint32_t j = 0; j < N; j++) tail[r][j] += a[r][off + i] * wk[(size_t)j * (kb - ka) + i];
+      }
+    }
+    kk += len;
+  }
+  for (uint32_t r = 0; r < R; r++) {
+    for (uint32_t j = 0; j < N; j++) {
+      const float v = hsum(acc[r][j]) + tail[r][j];
+      tile[r * NR + j] = first ? v : tile[r * NR + j] + v;
+    }
+  }
 }
 
 // Stores the sums of rows [ra, rb) × channels n0 .. n0 + nv − 1 of phase z: bias and the old
@@ -258,7 +306,7 @@ static inline __attribute__((always_inline)) void conv1d(const Cmd *c, const Thr
   const void *w = (const void *)(uintptr_t)c->b[2];
   const void *b = (const void *)(uintptr_t)c->b[3];
   float *y = F32(c, 0, 0);
-  const int act = (p->flags & FLAG_ELU) != 0;
+  const int act = (p->flags & FLAG_ELU) != 0, thin = n <= 4;
   for (uint32_t ra = lo; ra < hi; ra += mc) {
     const uint32_t rb = hi - ra < mc ? hi : ra + mc;
     // The window: input positions ra·stride + tmin − pad_left onwards.
@@ -276,14 +324,25 @@ static inline __attribute__((always_inline)) void conv1d(const Cmd *c, const Thr
         const uint32_t nv = n_hi - n0 < NR ? n_hi - n0 : NR;
         for (uint32_t ka = 0; ka < g.k; ka += KC) {
           const uint32_t kb = g.k - ka < KC ? g.k : ka + KC;
-          pack_weights(&g, w, base, n0, nv, ka, kb, half, panel);
-          for (uint32_t r = ra; r < rb; r += MR) {
+          if (thin) pack_weights(&g, w, base, n0, nv, ka, kb, half, panel, 1, kb - ka);
+          else pack_weights(&g, w, base, n0, nv, ka, kb, half, panel, NR, 1);
+          // Rows per tile: MR, or 2 for 3 and 4 narrow channels (registers).
+          const uint32_t step = thin && nv > 2 ? 2 : MR;
+          for (uint32_t r = ra; r < rb; r += step) {
             const float *a[MR];
             for (uint32_t i = 0; i < MR; i++) {
               const uint32_t row = r + i < rb ? r + i : ra; // rows past the block: any valid row
               a[i] = window + (size_t)(row - ra) * p->stride * cin;
             }
-            micro(&g, a, panel, ka, kb, ka == 0, tiles + (size_t)(r - ra) * NR);
+            float *tile = tiles + (size_t)(r - ra) * NR;
+            const int first = ka == 0;
+            switch (thin ? nv : 0) {
+              case 0: micro(&g, a, panel, ka, kb, first, tile); break;
+              case 1: narrow(&g, a, panel, ka, kb, first, tile, MR, 1); break;
+              case 2: narrow(&g, a, panel, ka, kb, first, tile, MR, 2); break;
+              case 3: narrow(&g, a, panel, ka, kb, first, tile, 2, 3); break;
+              default: narrow(&g, a, panel, ka, kb, first, tile, 2, 4); break;
+            }
           }
         }
         store(p, y, b, half, ra, rb, n0, nv, z, tiles);

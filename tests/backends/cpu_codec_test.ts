@@ -254,8 +254,8 @@ const CONV_CASES: ConvCase[] = [
   { length: 300, cin: 32, cout: 1, k: 7, options: { ...causal(300, 7), elu: true } },
   { length: 11, cin: 8, cout: 32, k: 7, options: { padLeft: 3, padRight: 3, elu: true } },
   // The CPU kernel's own paths: several row blocks per thread (dilated taps, then a window of
-  // few rows), few rows split by channel, K beyond one packed panel (4096), and a window of one
-  // row too wide for the scratch memory (the direct loop).
+  // few rows), few rows split by channel, K beyond one packed panel (4096, wide and narrow), and
+  // a window of one row too wide for the scratch memory (the direct loop).
   { length: 700, cin: 24, cout: 40, k: 7, options: { ...causal(700, 7, 1, 3), elu: true } },
   { length: 230, cin: 700, cout: 12, k: 3, options: causal(230, 3), scale: 1 / Math.sqrt(2100) },
   { length: 12, cin: 40, cout: 75, k: 5, options: { padLeft: 2, padRight: 2 } },
@@ -267,6 +267,7 @@ const CONV_CASES: ConvCase[] = [
     options: { ...causal(9, 4, 2), elu: true },
     scale: 1 / Math.sqrt(4400),
   },
+  { length: 6, cin: 2100, cout: 3, k: 2, options: causal(6, 2), scale: 1 / Math.sqrt(4200) },
   {
     length: 5,
     cin: 1200,
