@@ -11,7 +11,7 @@
 
 import { type CpuBackend, createCpuBackend } from "../../src/backends/cpu/backend.ts";
 import type { KernelSpec, Recorder, Tensor } from "../../src/backends/backend.ts";
-import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { createTensor, readF32, readU32, rows, uploadTensor } from "../../src/backends/tensor.ts";
 import {
   conv1dLength,
   type Conv1dOptions,
@@ -19,9 +19,12 @@ import {
   convWeightLayout,
 } from "../../src/ops/conv1d.ts";
 import { grid1d } from "../../src/gpu/recorder.ts";
+import { istftBasis } from "../../src/ops/istft.ts";
+import { transposeCodebooks } from "../../src/ops/rvq.ts";
 import { f16ToF32, f32ToF16 } from "../../src/io/dtype.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/codec.ts";
+import { deepStrictEqual } from "node:assert";
 
 const WEIGHT_DTYPES = ["f32", "f16"] as const;
 type WeightDtype = (typeof WEIGHT_DTYPES)[number];
@@ -317,30 +320,35 @@ for (const dtype of WEIGHT_DTYPES) {
   });
 }
 
-cpuTest("conv1d accumulates into a row view of the output", async (cpu) => {
-  const rng = new Rng(5);
-  const [length, cin, cout, k] = [12, 3, 4, 3];
-  const x = rng.normals(length * cin);
-  const w = rng.normals(cout * cin * k);
-  const shape = [cout, cin, k] as const;
-  const before = rng.normals(16 * cout);
-  const y = uploadTensor(cpu, before, [16, cout], "f32", "y");
-  const rec = cpu.createRecorder();
-  const options = { ...causal(length, k), elu: true, accumulate: true };
-  recordConv1d(
-    rec,
-    rows(y, 2, length),
-    uploadTensor(cpu, x, [length, cin], "f32", "x"),
-    uploadTensor(cpu, convWeightLayout(w, shape), [cout, k, cin], "f32", "w"),
-    undefined,
-    options,
-    "f32",
-  );
-  rec.submit();
-  const conv = ref.conv1d(x, length, w, undefined, shape, options).y;
-  const expected = Float64Array.from(before);
-  for (let i = 0; i < conv.length; i++) expected[2 * cout + i] += conv[i];
-  assertClose(await readF32(cpu, y), expected, { atol: 1e-5, rtol: 1e-5 });
+cpuTest("conv1d accumulates into a row view of the output", async (cpu, t) => {
+  // 4 channels (tests/ops/conv1d_test.ts's), and 11: a full 8-channel panel and a tail.
+  for (const cout of [4, 11]) {
+    await t.step(`${cout} channels`, async () => {
+      const rng = new Rng(5);
+      const [length, cin, k] = [12, 3, 3];
+      const x = rng.normals(length * cin);
+      const w = rng.normals(cout * cin * k);
+      const shape = [cout, cin, k] as const;
+      const before = rng.normals(16 * cout);
+      const y = uploadTensor(cpu, before, [16, cout], "f32", "y");
+      const rec = cpu.createRecorder();
+      const options = { ...causal(length, k), elu: true, accumulate: true };
+      recordConv1d(
+        rec,
+        rows(y, 2, length),
+        uploadTensor(cpu, x, [length, cin], "f32", "x"),
+        uploadTensor(cpu, convWeightLayout(w, shape), [cout, k, cin], "f32", "w"),
+        undefined,
+        options,
+        "f32",
+      );
+      rec.submit();
+      const conv = ref.conv1d(x, length, w, undefined, shape, options).y;
+      const expected = Float64Array.from(before);
+      for (let i = 0; i < conv.length; i++) expected[2 * cout + i] += conv[i];
+      assertClose(await readF32(cpu, y), expected, { atol: 1e-5, rtol: 1e-5 });
+    });
+  }
 });
 
 interface TransposeCase {
@@ -413,3 +421,375 @@ for (const dtype of WEIGHT_DTYPES) {
     }
   });
 }
+
+// --- depthwise_conv1d -----------------------------------------------------------------------
+
+/** src/ops/depthwise_conv1d.ts's DEPTHWISE_CONV1D. */
+const DEPTHWISE_CONV1D: KernelSpec = {
+  shader: "depthwise_conv1d",
+  bindings: ["write", "read", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+// [length, channels, taps]: tests/ops/depthwise_conv1d_test.ts's, then channels in several
+// blocks with vector tails (65537 taps: 3 channels a block), and taps too many to transpose
+// into the scratch memory.
+const DEPTHWISE_CASES: [number, number, number][] = [
+  [1, 32, 7],
+  [2, 5, 7],
+  [40, 384, 7],
+  [4, 5, 65537],
+  [3, 2, 262145],
+];
+
+for (const dtype of WEIGHT_DTYPES) {
+  cpuTest(`depthwise_conv1d matches the oracle (${dtype} weights)`, async (cpu, t) => {
+    for (const [len, ch, taps] of DEPTHWISE_CASES) {
+      await t.step(`L=${len} C=${ch} k=${taps}`, async () => {
+        const rng = new Rng(len * ch);
+        const x = rng.normals(len * ch);
+        const w = upload(cpu, rng.normals(ch * taps), [ch, taps], dtype);
+        const b = upload(cpu, rng.normals(ch), [ch], dtype);
+        // x and y are views at offsets; the op takes w and b at element 0.
+        const xt = upload(cpu, x, [len, ch], "f32", 6).tensor;
+        const y = rows(createTensor(cpu, [len + 2, ch], "f32", "y"), 1, len);
+        const rec = cpu.createRecorder();
+        const params = [len, ch, taps, (taps - 1) / 2, xt.offset, y.offset];
+        const grid = grid1d(Math.ceil((len * ch) / 256));
+        rec.dispatch(DEPTHWISE_CONV1D, [y, xt, w.tensor, b.tensor], params, grid, {
+          weights: dtype,
+        });
+        rec.submit();
+        const expected = ref.depthwiseConv1d(x, len, ch, w.values, b.values, taps);
+        const got = await readF32(cpu, { ...y, shape: [(len + 2) * ch], offset: 0 });
+        assertClose(got.subarray(ch, (len + 1) * ch), expected, { atol: 1e-5, rtol: 1e-5 });
+        assertClose(got.subarray(0, ch), new Float32Array(ch), { atol: 0, label: "row before" });
+      });
+    }
+  });
+}
+
+// --- lstm_step ------------------------------------------------------------------------------
+
+/** src/ops/lstm.ts's LSTM_STEP. */
+const LSTM_STEP: KernelSpec = {
+  shader: "lstm_step",
+  bindings: ["write", "write", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+// [steps, input size, hidden]: tests/ops/lstm_test.ts's (EnCodec-tiny's 64, a hidden size that
+// is not a multiple of 8, one step, the full model's 512). Weights scale as 3/√fan-in.
+const LSTM_SHAPES: [number, number, number][] = [[9, 64, 64], [5, 12, 13], [1, 7, 8], [
+  3,
+  512,
+  512,
+]];
+
+for (const dtype of WEIGHT_DTYPES) {
+  cpuTest(`lstm_step matches the oracle (${dtype} weights)`, async (cpu, t) => {
+    for (const [steps, input, hidden] of LSTM_SHAPES) {
+      await t.step(`T=${steps} In=${input} H=${hidden}`, async () => {
+        const rng = new Rng(steps * 100 + hidden);
+        const x = rng.normals(steps * input);
+        const wih = rng.normals(4 * hidden * input, 3 / Math.sqrt(input));
+        const whh = upload(
+          cpu,
+          rng.normals(4 * hidden * hidden, 3 / Math.sqrt(hidden)),
+          [4 * hidden, hidden],
+          dtype,
+          3,
+        );
+        const bih = rng.normals(4 * hidden, 0.5);
+        const bhh = rng.normals(4 * hidden, 0.5);
+        const h0 = rng.normals(hidden);
+        const c0 = rng.normals(hidden);
+        const bias = bih.map((v, i) => v + bhh[i]);
+        // The input projection is a 1×1 convolution computed in f32; the states are views.
+        const gx = rows(createTensor(cpu, [steps + 1, 4 * hidden], "f32", "gx"), 1, steps);
+        const hs = rows(createTensor(cpu, [steps + 3, hidden], "f32", "hs"), 2, steps + 1);
+        const c = upload(cpu, c0, [hidden], "f32", 5).tensor;
+        const rec = cpu.createRecorder();
+        recordConv1d(
+          rec,
+          gx,
+          uploadTensor(cpu, x, [steps, input], "f32", "x"),
+          uploadTensor(cpu, wih, [4 * hidden, 1, input], "f32", "wih"),
+          uploadTensor(cpu, bias, [4 * hidden], "f32", "bias"),
+          {},
+          "f32",
+        );
+        rec.submit();
+        cpu.write(rows(hs, 0, 1), h0);
+        for (let step = 0; step < steps; step++) {
+          const params = [hidden, step, hs.offset, c.offset, gx.offset, whh.tensor.offset];
+          rec.dispatch(LSTM_STEP, [hs, c, gx, whh.tensor], params, [Math.ceil(hidden / 8)], {
+            weights: dtype,
+          });
+        }
+        rec.submit();
+        const state = { h: [Float64Array.from(h0)], c: [Float64Array.from(c0)] };
+        const layer = { wih, whh: whh.values, bih, bhh };
+        const expected = ref.lstm(x, steps, input, hidden, [layer], state);
+        const got = await readF32(cpu, hs);
+        // f32 rounding of the gate dot products grows as √K (K = input + hidden terms).
+        const tol = 2e-6 * Math.max(1, Math.sqrt((input + hidden) / 128));
+        assertClose(got.subarray(hidden), expected, { atol: tol, rtol: tol });
+        assertClose(await readF32(cpu, c), state.c[0], { atol: tol, rtol: tol });
+      });
+    }
+  });
+}
+
+// --- rvq_encode -----------------------------------------------------------------------------
+
+/** src/ops/rvq.ts's RVQ_ENCODE. */
+const RVQ_ENCODE: KernelSpec = {
+  shader: "rvq_encode",
+  bindings: ["write", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/** src/ops/rvq.ts's `rvqEncode`: codes (nq, columns) from column `column`. */
+function recordRvq(
+  rec: Recorder,
+  codes: Tensor,
+  x: Tensor,
+  codebooks: Tensor,
+  column = 0,
+): void {
+  const [frames, d] = x.shape;
+  const [nq, columns] = codes.shape;
+  const params = [frames, d, codebooks.shape[2], nq, x.offset, codes.offset, columns, column];
+  rec.dispatch(RVQ_ENCODE, [codes, x, codebooks], params, [frames]);
+}
+
+// [frames, d, bins, nq]: tests/ops/rvq_test.ts's, then bins that leave a tail after the
+// 8-codeword vectors (a long and a short codebook), and one frame.
+const RVQ_CASES: [number, number, number, number][] = [
+  [7, 8, 1024, 4],
+  [10, 33, 1021, 3],
+  [10, 5, 13, 3],
+  [1, 128, 64, 8],
+];
+
+cpuTest("rvq_encode picks the nearest codewords of every codebook in turn", async (cpu, t) => {
+  for (const [frames, d, bins, nq] of RVQ_CASES) {
+    await t.step(`${frames} frames, d=${d}, ${bins} bins, ${nq} codebooks`, async () => {
+      const rng = new Rng(3 + d);
+      const codebooks = rng.normals(nq * bins * d);
+      const x = rng.normals(frames * d, 1.5);
+      // A view of the code matrix (after a row of junk) and of the frames.
+      const all = uploadTensor(
+        cpu,
+        new Uint32Array((nq + 1) * (frames + 3)).fill(77),
+        [nq + 1, frames + 3],
+        "u32",
+        "codes",
+      );
+      const codes = rows(all, 1, nq);
+      const rec = cpu.createRecorder();
+      const transposed = transposeCodebooks(codebooks, bins, d);
+      recordRvq(
+        rec,
+        codes,
+        upload(cpu, x, [frames, d], "f32", 11).tensor,
+        uploadTensor(cpu, transposed, [nq, d, bins], "f32", "cb"),
+        2,
+      );
+      rec.submit();
+      const got = await readU32(cpu, all);
+      const expected = ref.rvqEncode(x, frames, d, codebooks, bins, nq);
+      const width = frames + 3;
+      for (let q = 0; q < nq; q++) {
+        const row = Array.from(got.subarray((q + 1) * width + 2, (q + 1) * width + 2 + frames));
+        deepStrictEqual(row, Array.from(expected.subarray(q * frames, (q + 1) * frames)));
+      }
+      const untouched = [...got.subarray(0, width)];
+      for (let q = 1; q <= nq; q++) {
+        untouched.push(got[q * width], got[q * width + 1], got[(q + 1) * width - 1]);
+      }
+      deepStrictEqual(untouched, new Array(untouched.length).fill(77));
+    });
+  }
+});
+
+cpuTest(
+  "rvq_encode breaks exact ties toward the lowest index, as torch's argmax does",
+  async (cpu, t) => {
+    // [bins, identical nearest codewords, the expected code]: tests/ops/rvq_test.ts's, then
+    // ties inside one 8-codeword vector, and between a vector and the scalar tail.
+    const CASES: [number, number[], number][] = [
+      [1000, [900, 300, 5], 5],
+      [1000, [14, 13, 10], 10],
+      [1021, [1018, 1013], 1013],
+    ];
+    for (const [bins, tied, code] of CASES) {
+      await t.step(`${bins} bins, codewords ${tied}`, async () => {
+        const d = 130;
+        const codebooks = new Float32Array(bins * d).fill(10);
+        for (const j of tied) codebooks.fill(0.5, j * d, (j + 1) * d);
+        // Five identical frames: blocks of several frames and a single one.
+        const x = new Float32Array(5 * d).fill(0.25);
+        const codes = createTensor(cpu, [1, 5], "u32", "codes");
+        const rec = cpu.createRecorder();
+        recordRvq(
+          rec,
+          codes,
+          uploadTensor(cpu, x, [5, d], "f32", "x"),
+          uploadTensor(cpu, transposeCodebooks(codebooks, bins, d), [1, d, bins], "f32", "cb"),
+        );
+        rec.submit();
+        deepStrictEqual(Array.from(await readU32(cpu, codes)), new Array(5).fill(code));
+      });
+    }
+  },
+);
+
+// --- istft ----------------------------------------------------------------------------------
+
+/** src/ops/istft.ts's SPECTRUM and OVERLAP_ADD. */
+const SPECTRUM: KernelSpec = {
+  shader: "istft_spectrum",
+  bindings: ["write"],
+  params: ["u32", "u32", "u32"],
+};
+
+const OVERLAP_ADD: KernelSpec = {
+  shader: "istft_overlap_add",
+  bindings: ["write", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/** src/ops/linear.ts's kernels (its GEMV, GEMV_VEC4 and GEMM) and choice between them. */
+const LINEAR_PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] as const;
+const LINEAR_BINDINGS = ["write", "read", "read", "read"] as const;
+
+function recordLinear(rec: Recorder, y: Tensor, x: Tensor, w: Tensor): void {
+  const [n, k] = w.shape;
+  const m = x.shape[0];
+  const params = [m, n, k, x.offset, y.offset, w.offset, w.offset, 0, 0];
+  const vec4 = k % 4 === 0 && x.offset % 4 === 0 && w.offset % 4 === 0;
+  const shader = m > 4 ? "gemm" : vec4 ? "gemv_vec4" : "gemv";
+  const spec: KernelSpec = { shader, bindings: LINEAR_BINDINGS, params: LINEAR_PARAMS };
+  const grid: [number, number] = m > 4
+    ? [Math.ceil(n / 64), Math.ceil(m / 64)]
+    : [Math.ceil(n / (vec4 ? 8 : 4)), m];
+  rec.dispatch(spec, [y, x, w, w], params, grid, { weights: "f32" });
+}
+
+function recordSpectrum(rec: Recorder, x: Tensor): void {
+  const [frames, width] = x.shape;
+  const nb = width / 2;
+  rec.dispatch(SPECTRUM, [x], [frames, nb, x.offset], grid1d(Math.ceil((frames * nb) / 256)));
+}
+
+/** src/ops/istft.ts's `istftOverlapAdd`. */
+function recordOverlapAdd(
+  rec: Recorder,
+  out: Tensor,
+  frames: Tensor,
+  window: Tensor,
+  o: { hop: number; pad: number; totalFrames: number; firstFrame?: number; firstSample?: number },
+): void {
+  const { firstFrame = 0, firstSample = 0 } = o;
+  const count = out.shape[0];
+  const params = [
+    count,
+    frames.shape[1],
+    o.hop,
+    o.pad,
+    o.totalFrames,
+    firstFrame,
+    firstSample,
+    frames.offset,
+    out.offset,
+  ];
+  rec.dispatch(OVERLAP_ADD, [out, frames, window], params, grid1d(Math.ceil(count / 256)));
+}
+
+function hann(n: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+}
+
+cpuTest(
+  "istft_spectrum computes min(exp, 100)·e^{iφ} for phases far outside [−π, π]",
+  async (cpu) => {
+    const rng = new Rng(4);
+    const [frames, nb] = [3, 641];
+    const x = rng.normals(frames * 2 * nb, 3);
+    for (let t = 0; t < frames; t++) {
+      for (let k = 0; k < nb; k++) x[t * 2 * nb + nb + k] *= 10; // phases up to ±100 rad
+    }
+    x[0] = 20; // clipped magnitude
+    const t = upload(cpu, x, [frames, 2 * nb], "f32", 9).tensor;
+    const rec = cpu.createRecorder();
+    recordSpectrum(rec, t);
+    rec.submit();
+    const expected = new Float64Array(x.length);
+    for (let f = 0; f < frames; f++) {
+      for (let k = 0; k < nb; k++) {
+        const mag = Math.min(Math.exp(x[f * 2 * nb + k]), 100);
+        const phase = x[f * 2 * nb + nb + k];
+        expected[f * 2 * nb + k] = mag * Math.cos(phase);
+        expected[f * 2 * nb + nb + k] = mag * Math.sin(phase);
+      }
+    }
+    // Relative to the magnitude: f32 rounding of exp and of the reduced phase.
+    assertClose(await readF32(cpu, t), expected, { atol: 1e-6, rtol: 2e-6 });
+  },
+);
+
+cpuTest("ISTFT head (spectrum, basis GEMM, overlap-add) matches the oracle", async (cpu, t) => {
+  for (const [frames, nFft, hop] of [[1, 16, 4], [6, 16, 4], [5, 1280, 320], [3, 12, 6]]) {
+    await t.step(`T=${frames} n_fft=${nFft} hop=${hop}`, async () => {
+      const rng = new Rng(frames * nFft);
+      const nb = nFft / 2 + 1;
+      const head = rng.normals(frames * 2 * nb);
+      for (let i = 0; i < head.length; i++) if (i % (2 * nb) >= nb) head[i] *= 6;
+      const window = hann(nFft);
+      const spec = uploadTensor(cpu, head, [frames, 2 * nb], "f32", "spec");
+      const basis = uploadTensor(cpu, istftBasis(window), [nFft, 2 * nb], "f32", "basis");
+      const framesT = createTensor(cpu, [frames, nFft], "f32", "frames");
+      const out = rows(createTensor(cpu, [frames * hop + 3], "f32", "out"), 3, frames * hop);
+      const rec = cpu.createRecorder();
+      recordSpectrum(rec, spec);
+      recordLinear(rec, framesT, spec, basis);
+      recordOverlapAdd(rec, out, framesT, uploadTensor(cpu, window, [nFft], "f32", "w"), {
+        hop,
+        pad: (nFft - hop) / 2,
+        totalFrames: frames,
+      });
+      rec.submit();
+      const expected = ref.istftHead(head, frames, window, hop);
+      assertClose(await readF32(cpu, out), expected, { atol: 2e-6, rtol: 1e-5 });
+    });
+  }
+});
+
+cpuTest(
+  "istft_overlap_add of a chunk of frames equals the same samples of the whole",
+  async (cpu) => {
+    const rng = new Rng(9);
+    const [frames, nFft, hop] = [12, 16, 4];
+    const pad = (nFft - hop) / 2;
+    const x = rng.normals(frames * nFft);
+    const window = uploadTensor(cpu, hann(nFft), [nFft], "f32", "w");
+    const all = uploadTensor(cpu, x, [frames, nFft], "f32", "frames");
+    const whole = createTensor(cpu, [frames * hop], "f32", "whole");
+    const part = createTensor(cpu, [3 * hop], "f32", "part");
+    const rec = cpu.createRecorder();
+    recordOverlapAdd(rec, whole, all, window, { hop, pad, totalFrames: frames });
+    // Output frames 5..7 need frames 3..9: pass rows 2..10 of the buffer as the chunk.
+    recordOverlapAdd(rec, part, rows(all, 2, 9), window, {
+      hop,
+      pad,
+      totalFrames: frames,
+      firstFrame: 2,
+      firstSample: 5 * hop,
+    });
+    rec.submit();
+    const w = await readF32(cpu, whole);
+    assertClose(await readF32(cpu, part), w.subarray(5 * hop, 8 * hop), { atol: 0 });
+  },
+);
