@@ -28,7 +28,7 @@ typedef struct {
 #define MR 4
 #define NR 8
 // Scratch (floats): the tiles of a row block, a packed weight panel of up to KC k, the window.
-#define MC_MAX 256
+#define MC_MAX 512
 #define KC 4096
 #define TILES (MC_MAX * NR)
 #define PANEL (KC * NR)
@@ -117,43 +117,33 @@ static inline void run_at(const Geometry *g, uint32_t kk, uint32_t kb, uint32_t 
   *len = g->cin - within < kb - kk ? g->cin - within : kb - kk;
 }
 
-#define STEP(acc0, acc1, a, k)                                           \
-  do {                                                                   \
-    v128_t x_ = wasm_v128_load32_splat((a) + (k));                       \
-    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(x_, b0));                 \
-    acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(x_, b1));                 \
-  } while (0)
-
-// tile (MR × NR) (+)= the window rows a[0..3] against panel columns [ka, kb) (first: start at 0).
+// tile (MR × NR) (+)= the window rows a[0..MR−1] against panel columns [ka, kb) (first: from 0).
 static void micro(const Geometry *g, const float *const a[MR], const float *panel, uint32_t ka,
                   uint32_t kb, int first, float *tile) {
-  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-  if (first) {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-  } else {
-    c00 = wasm_v128_load(tile), c01 = wasm_v128_load(tile + 4);
-    c10 = wasm_v128_load(tile + 8), c11 = wasm_v128_load(tile + 12);
-    c20 = wasm_v128_load(tile + 16), c21 = wasm_v128_load(tile + 20);
-    c30 = wasm_v128_load(tile + 24), c31 = wasm_v128_load(tile + 28);
+  v128_t c[MR][2];
+  for (uint32_t r = 0; r < MR; r++) {
+    c[r][0] = first ? wasm_f32x4_splat(0.0f) : wasm_v128_load(tile + r * NR);
+    c[r][1] = first ? wasm_f32x4_splat(0.0f) : wasm_v128_load(tile + r * NR + 4);
   }
   for (uint32_t kk = ka; kk < kb;) {
     uint32_t off, len;
     run_at(g, kk, kb, &off, &len);
-    const float *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off;
     const float *b = panel + (size_t)(kk - ka) * NR;
+#pragma clang loop unroll_count(4)
     for (uint32_t i = 0; i < len; i++, b += NR) {
       const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-      STEP(c00, c01, a0, i);
-      STEP(c10, c11, a1, i);
-      STEP(c20, c21, a2, i);
-      STEP(c30, c31, a3, i);
+      for (uint32_t r = 0; r < MR; r++) {
+        const v128_t x = wasm_v128_load32_splat(a[r] + off + i);
+        c[r][0] = wasm_f32x4_add(c[r][0], wasm_f32x4_mul(x, b0));
+        c[r][1] = wasm_f32x4_add(c[r][1], wasm_f32x4_mul(x, b1));
+      }
     }
     kk += len;
   }
-  wasm_v128_store(tile, c00), wasm_v128_store(tile + 4, c01);
-  wasm_v128_store(tile + 8, c10), wasm_v128_store(tile + 12, c11);
-  wasm_v128_store(tile + 16, c20), wasm_v128_store(tile + 20, c21);
-  wasm_v128_store(tile + 24, c30), wasm_v128_store(tile + 28, c31);
+  for (uint32_t r = 0; r < MR; r++) {
+    wasm_v128_store(tile + r * NR, c[r][0]);
+    wasm_v128_store(tile + r * NR + 4, c[r][1]);
+  }
 }
 
 // The narrow layers (N ≤ 4 channels, e.g. EnCodec's last conv): tile rows 0..R−1, channels
