@@ -156,7 +156,8 @@ v128_t exp_f32x4(v128_t x) {
   const v128_t hi = wasm_f32x4_const_splat(88.72283935546875f);  // ln(FLT_MAX) rounded up
   const v128_t lo = wasm_f32x4_const_splat(-103.97208404541015f); // below: 0
   v128_t over = wasm_f32x4_gt(x, hi), under = wasm_f32x4_lt(x, lo);
-  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, lo), hi);
+  // Lanes that end as 0 or inf compute exp(0) meanwhile: no denormal arithmetic on the way.
+  x = wasm_v128_andnot(wasm_f32x4_pmin(x, hi), wasm_v128_or(over, under));
   v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
   // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4 (the first part has few bits: n·C1 is exact).
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693359375f)));

@@ -69,6 +69,20 @@ async function startWorker(
   return { post: (m) => worker.postMessage(m), terminate: () => worker.terminate() };
 }
 
+/**
+ * Awaits `promise` with a timer held meanwhile: the pool's workers are unref'd (an idle pool
+ * must not keep a Deno process alive) and `Atomics.waitAsync` is no pending operation either, so
+ * without it Deno would end a program that is waiting for the CPU.
+ */
+async function keepAlive<T>(promise: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1 << 30);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Worker threads over shared memory. */
 export class ThreadPool implements Runner {
   readonly threads: number;
@@ -125,7 +139,7 @@ export class ThreadPool implements Runner {
         scratchBytes: SCRATCH_BYTES,
         stackTop: stack + STACK_BYTES,
       });
-      await up;
+      await keepAlive(up);
     });
     try {
       await Promise.all(ready);
@@ -160,7 +174,7 @@ export class ThreadPool implements Runner {
       const done = Atomics.load(this.#words, COMPLETED);
       if (done >= seq) return;
       const result = Atomics.waitAsync(this.#words, COMPLETED, done);
-      if (result.async) await result.value;
+      if (result.async) await keepAlive(result.value);
     }
   }
 
