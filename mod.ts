@@ -1,10 +1,11 @@
 /**
- * @valle/core: VALL-E text-to-speech computed on the GPU with WebGPU, for Deno and browsers.
+ * @valle/core: VALL-E text-to-speech computed on the GPU with WebGPU, or on the CPU in
+ * WebAssembly where there is no GPU, for Deno and browsers.
  *
- * The root module exports the error classes, GPU acquisition, the weight readers (safetensors and
- * PyTorch checkpoints through a restricted unpickler), the audio codecs (EnCodec encode/decode
- * and the Vocos vocoder, both computed in WGSL) and WAV reading, writing and resampling. The GPU
- * layer with every op lives at `@valle/core/gpu`.
+ * The root module exports synthesis, the error classes, backend choice (WebGPU or CPU), the weight
+ * readers (safetensors and PyTorch checkpoints through a restricted unpickler), the audio codecs
+ * (EnCodec encode/decode and the Vocos vocoder) and WAV reading, writing and resampling. The compute
+ * layer (both backends, tensors, every op) lives at `@valle/core/backends`.
  *
  * @example Read a safetensors file
  * ```ts
@@ -30,10 +31,29 @@ export {
   Gpu,
   type GpuFeatures,
   type GpuOptions,
-  type GpuStats,
-  type Precision,
   requestGpu,
-} from "./src/gpu/device.ts";
+} from "./src/backends/webgpu/device.ts";
+export type {
+  Backend,
+  BackendKind,
+  BackendStats,
+  MemoryUsage,
+  Precision,
+  Tensor,
+} from "./src/backends/backend.ts";
+export {
+  type BackendChoice,
+  type BackendOptions,
+  type BackendSource,
+  chooseBackend,
+  type ChosenBackend,
+  createBackend,
+} from "./src/backends/select.ts";
+export {
+  type CpuBackend,
+  type CpuBackendOptions,
+  createCpuBackend,
+} from "./src/backends/cpu/backend.ts";
 export * from "./src/io/weights.ts";
 export {
   parseTorchCheckpoint,

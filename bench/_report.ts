@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmarks: adapter facts, a file-name slug, JSON + markdown output. */
 
-import type { Gpu } from "../src/gpu/device.ts";
+import type { Gpu } from "../src/backends/webgpu/device.ts";
 
 /** What every result file records about where it ran. */
 export function environment(gpu: Gpu): Record<string, unknown> {

@@ -5,7 +5,7 @@
  * pipeline. Part of `deno task bench`.
  */
 
-import type { Gpu } from "../src/gpu/device.ts";
+import type { Gpu } from "../src/backends/webgpu/device.ts";
 import { Encodec } from "../src/models/encodec/encodec.ts";
 import { Vocos } from "../src/models/vocos/vocos.ts";
 

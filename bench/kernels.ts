@@ -3,9 +3,8 @@
  * f16 and f32 weights. Part of `deno task bench` (bench/run.ts).
  */
 
-import type { Gpu } from "../src/gpu/device.ts";
-import { createTensor, uploadTensor } from "../src/gpu/buffers.ts";
-import { Recorder } from "../src/gpu/recorder.ts";
+import { createTensor, uploadTensor } from "../src/backends/tensor.ts";
+import type { Gpu } from "../src/backends/webgpu/device.ts";
 import { linear } from "../src/ops/linear.ts";
 import { timeGpu } from "./_report.ts";
 
@@ -38,7 +37,7 @@ export async function benchKernels(
       for (const m of [1, rows]) {
         const x = uploadTensor(gpu, new Float32Array(m * k).fill(1), [m, k], "f32", "x");
         const y = createTensor(gpu, [m, n], "f32", "y");
-        const rec = new Recorder(gpu);
+        const rec = gpu.createRecorder();
         const count = m === 1 ? iterations : Math.max(2, Math.ceil(iterations / 10));
         const ms = await timeGpu(gpu, count, (c) => {
           for (let i = 0; i < c; i++) linear(rec, y, x, w);

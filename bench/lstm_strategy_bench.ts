@@ -13,10 +13,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { requestGpu } from "../src/gpu/device.ts";
-import { createTensor, uploadTensor } from "../src/gpu/buffers.ts";
-import { readF32 } from "../src/gpu/readback.ts";
-import { Recorder } from "../src/gpu/recorder.ts";
+import { createTensor, readF32, uploadTensor } from "../src/backends/tensor.ts";
+import { requestGpu } from "../src/backends/webgpu/device.ts";
 import { lstmLayer } from "../src/ops/lstm.ts";
 import { adapterSlug, environment, markdownTable } from "./_report.ts";
 
@@ -101,10 +99,13 @@ for (
   device.queue.writeBuffer(params, 0, new Uint32Array([H, steps, 0, 0]));
   const group = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
-    entries: [hsB, cB, gx, whh].map((t, binding) => ({ binding, resource: { buffer: t.buffer } }))
+    entries: [hsB, cB, gx, whh].map((t, binding) => ({
+      binding,
+      resource: { buffer: gpu.bufferOf(t, "bind") },
+    }))
       .concat([{ binding: 4, resource: { buffer: params } }]),
   });
-  const rec = new Recorder(gpu, { paramsCapacity: 1 << 20 });
+  const rec = gpu.createRecorder({ capacity: 4096 });
   const perStep = () => {
     rec.clear(cA);
     lstmLayer(rec, hsA, cA, gx, whh);
@@ -112,7 +113,7 @@ for (
   };
   const loop = () => {
     const encoder = device.createCommandEncoder();
-    encoder.clearBuffer(cB.buffer);
+    encoder.clearBuffer(gpu.bufferOf(cB, "clear"));
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);

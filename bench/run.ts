@@ -21,7 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { requestGpu } from "../src/gpu/device.ts";
+import { requestGpu } from "../src/backends/webgpu/device.ts";
 import { readSafetensors, serializeSafetensors } from "../src/io/safetensors.ts";
 import { Valle } from "../src/tts/valle.ts";
 import { makeRandomValle } from "../tools/make_valle_model.ts";
@@ -188,7 +188,7 @@ if (only.has("e2e")) {
     model: files.valle,
     codec: files.encodec,
     vocoder: files.vocos,
-    gpu,
+    backend: gpu,
     cache: false,
   });
   const text = "The quick brown fox jumps over the lazy dog.";

@@ -5,9 +5,8 @@
  * the GPU time per kernel of AR steps (timestamp queries). Part of `deno task bench`.
  */
 
-import type { Gpu } from "../src/gpu/device.ts";
-import { type KernelTime, Profiler, sumByKernel } from "../src/gpu/profiler.ts";
-import { Recorder } from "../src/gpu/recorder.ts";
+import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
+import type { Gpu } from "../src/backends/webgpu/device.ts";
 import type { Safetensors } from "../src/io/safetensors.ts";
 import { decode } from "../src/models/valle/ar.ts";
 import { assembleSequence } from "../src/models/valle/inputs.ts";
@@ -93,10 +92,10 @@ export async function benchValle(
     16;
   const state = createRunState(gpu, config, capacity);
   const ctx: ValleContext = {
-    gpu,
+    backend: gpu,
     model: { config, weights },
     state,
-    rec: new Recorder(gpu, { label: "valle.bench", paramsCapacity: 8 << 20 }),
+    rec: gpu.createRecorder({ label: "valle.bench", capacity: 32768 }),
   };
   const phonemes = [
     1,
@@ -188,8 +187,8 @@ export async function benchValle(
 
   let arKernels: KernelTime[] = [];
   if (gpu.features.timestamps && settings.profileSteps > 0) {
-    const profiler = new Profiler(gpu);
-    const profiled = { ...ctx, rec: new Recorder(gpu, { label: "valle.profile", profiler }) };
+    const profiler = gpu.createProfiler();
+    const profiled = { ...ctx, rec: gpu.createRecorder({ label: "valle.profile", profiler }) };
     // The second run repeats the first (prefill and first step), then `profileSteps` steps.
     await arRun(1, profiled);
     const head = (await profiler.dispatches()).length;

@@ -5,14 +5,9 @@
  *   deno run -A examples/gpu_info.ts
  */
 
-import {
-  createTensor,
-  linear,
-  readF32,
-  Recorder,
-  requestGpu,
-  uploadTensor,
-} from "../src/gpu/mod.ts";
+import { createTensor, readF32, uploadTensor } from "../src/backends/tensor.ts";
+import { requestGpu } from "../src/backends/webgpu/device.ts";
+import { linear } from "../src/ops/linear.ts";
 import { f16ToF32, f32ToF16 } from "../src/io/dtype.ts";
 
 const gpu = await requestGpu();
@@ -37,7 +32,7 @@ const weights = gpu.weightDtype === "f16"
   : uploadTensor(gpu, w, [n, n], "f32", "w");
 const stored = gpu.weightDtype === "f16" ? f16ToF32(f32ToF16(w)) : w;
 const y = createTensor(gpu, [1, n], "f32", "y");
-const rec = new Recorder(gpu);
+const rec = gpu.createRecorder();
 const start = performance.now();
 linear(rec, y, uploadTensor(gpu, x, [1, n], "f32", "x"), weights);
 rec.submit();

@@ -87,9 +87,7 @@ async function main(): Promise<void> {
     const seconds = ((performance.now() - start) / 1000).toFixed(1);
     console.error(
       `wrote ${args.out}: ${speech.duration.toFixed(2)} s of audio, ${speech.pieces.length} ` +
-        `piece(s), seed ${seed}, ${seconds} s on ${
-          valle.gpu.adapter.description || valle.gpu.adapter.vendor
-        }`,
+        `piece(s), seed ${seed}, ${seconds} s on ${valle.backend.description}`,
     );
   } finally {
     valle.dispose();

@@ -1,5 +1,5 @@
 /**
- * Generates `src/gpu/_wgsl.ts` from `shaders/*.wgsl`: one string constant per kernel file, so the
+ * Generates `src/backends/webgpu/_wgsl.ts` from `shaders/*.wgsl`: one string constant per kernel file, so the
  * kernels reach Deno, JSR and browsers as plain TypeScript with no file or network access.
  *
  *   deno task wgsl            regenerate
@@ -9,7 +9,7 @@
 import { writeGenerated } from "./_generated.ts";
 
 const SHADERS = new URL("../shaders/", import.meta.url);
-const OUTPUT = new URL("../src/gpu/_wgsl.ts", import.meta.url);
+const OUTPUT = new URL("../src/backends/webgpu/_wgsl.ts", import.meta.url);
 
 async function render(): Promise<string> {
   const names: string[] = [];

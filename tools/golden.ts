@@ -4,12 +4,13 @@
  * and a last line `golden: N passed, M failed, K skipped`. Exit status 1 when anything failed
  * (skipped cases, which the model cannot run and the folder has no values for, do not fail).
  *
- *   deno task golden <folder> [<folder> …]
+ *   deno task golden [--backend webgpu|cpu] <folder> [<folder> …]
  *
  * Each model family registers a checker in FAMILIES; a folder no family accepts is a failure.
  */
 
-import type { CaseResult, GoldenFamily } from "./golden/types.ts";
+import { parseArgs } from "node:util";
+import type { CaseResult, GoldenFamily, GoldenOptions } from "./golden/types.ts";
 import { codecFamily } from "./golden/codec.ts";
 import { valleFamily } from "./golden/valle.ts";
 
@@ -17,7 +18,10 @@ import { valleFamily } from "./golden/valle.ts";
 const FAMILIES: GoldenFamily[] = [valleFamily, codecFamily];
 
 /** Runs one folder, yielding its case results. */
-export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {
+export async function* runGoldenFolder(
+  folder: URL,
+  options: GoldenOptions = {},
+): AsyncIterable<CaseResult> {
   let manifest: Record<string, unknown>;
   try {
     manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", folder)));
@@ -43,7 +47,7 @@ export async function* runGoldenFolder(folder: URL): AsyncIterable<CaseResult> {
     return;
   }
   try {
-    yield* family.run(folder, manifest);
+    yield* family.run(folder, manifest, options);
   } catch (e) {
     yield {
       name: `${folder.pathname} (${family.name})`,
@@ -65,16 +69,22 @@ function formatLine(r: CaseResult): string {
 }
 
 if (import.meta.main) {
-  if (Deno.args.length === 0) {
-    console.error("usage: deno task golden <folder> [<folder> …]");
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: { backend: { type: "string", default: "webgpu" } },
+    allowPositionals: true,
+  });
+  const backend = values.backend;
+  if (positionals.length === 0 || (backend !== "webgpu" && backend !== "cpu")) {
+    console.error("usage: deno task golden [--backend webgpu|cpu] <folder> [<folder> …]");
     Deno.exit(2);
   }
   let passed = 0;
   let failed = 0;
   let skipped = 0;
-  for (const arg of Deno.args) {
+  for (const arg of positionals) {
     const folder = new URL(arg.endsWith("/") ? arg : `${arg}/`, `file://${Deno.cwd()}/`);
-    for await (const result of runGoldenFolder(folder)) {
+    for await (const result of runGoldenFolder(folder, { backend })) {
       console.log(formatLine(result));
       if (result.skipped !== undefined) skipped++;
       else if (result.passed) passed++;

@@ -3,6 +3,7 @@
 // the host looks a dispatch up by that name. Order is free (indices are read at start).
 KERNEL("copy", k_copy)
 KERNEL("clear", k_clear)
+KERNEL("stamp", k_stamp)
 KERNEL("gemv.f16", linear_f16)
 KERNEL("gemv.f32", linear_f32)
 KERNEL("gemv_vec4.f16", linear_f16)

@@ -70,6 +70,15 @@ void k_copy(const Cmd *c, const Thread *t) {
   if (hi > lo) __builtin_memcpy((uint8_t *)(uintptr_t)c->p[1] + lo, (uint8_t *)(uintptr_t)c->p[0] + lo, hi - lo);
 }
 
+// The host's clock in milliseconds (performance.now), for profiling.
+__attribute__((import_module("env"), import_name("now"))) double host_now(void);
+
+// stamp: thread 0 writes the clock to the f64 at p0 (the profiler puts one before and after each
+// timed command; commands are separated by barriers, so the difference is the command's time).
+void k_stamp(const Cmd *c, const Thread *t) {
+  if (t->id == 0) *(double *)(uintptr_t)c->p[0] = host_now();
+}
+
 // clear: p0 address, p1 bytes.
 void k_clear(const Cmd *c, const Thread *t) {
   uint32_t lo, hi;

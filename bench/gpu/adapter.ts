@@ -8,7 +8,7 @@
  *   deno run -A bench/gpu/adapter.ts [--allow-software]
  */
 
-import { requestGpu } from "../../src/gpu/device.ts";
+import { requestGpu } from "../../src/backends/webgpu/device.ts";
 import { adapterSlug } from "../_report.ts";
 
 const allowSoftware = Deno.args.includes("--allow-software");

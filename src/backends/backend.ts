@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { ShaderName } from "../gpu/_wgsl.ts";
+import type { ShaderName } from "./webgpu/_wgsl.ts";
 
 export type { ShaderName };
 
@@ -75,6 +75,8 @@ export type Workgroups = readonly [number, number?, number?];
 export interface Readback {
   /** One `ArrayBuffer` per tensor holding exactly its elements (submits if still recording). */
   result(): Promise<ArrayBuffer[]>;
+  /** Gives its staging memory back without reading (a readback that will never be read). */
+  discard(): void;
 }
 
 /** Records kernel dispatches, copies and clears, and submits them in order. */
@@ -112,10 +114,49 @@ export interface Recorder {
   destroy(): void;
 }
 
+/** One timed dispatch. */
+export interface DispatchTime {
+  /** The kernel key, e.g. `gemv.f16`. */
+  label: string;
+  /** Its duration, in milliseconds. */
+  ms: number;
+}
+
+/** Total time of one kernel label. */
+export interface KernelTime {
+  /** The kernel key, e.g. `gemv.f16`. */
+  label: string;
+  /** Dispatches timed. */
+  count: number;
+  /** Sum of their durations, in milliseconds. */
+  totalMs: number;
+}
+
+/**
+ * Times every dispatch of the recorders it is given to (WebGPU: timestamp queries; CPU: a clock
+ * read after each command). Profiling changes scheduling, so use it to see where time goes, not
+ * to time a whole step.
+ */
+export interface Profiler {
+  /** Waits for the timed work and returns each dispatch in recording order. */
+  dispatches(): Promise<DispatchTime[]>;
+  /** Waits for the timed work and returns the time per kernel label, largest first. */
+  collect(): Promise<KernelTime[]>;
+  /** Frees what it holds. */
+  destroy(): void;
+}
+
 /** Options of a recorder. */
 export interface RecorderOptions {
   /** Label of its command lists (debuggers, profiles). */
   label?: string;
+  /** Time every dispatch (a profiler of the same backend). */
+  profiler?: Profiler;
+  /**
+   * Dispatches one submit holds; a recorder that fills it submits what it has and goes on.
+   * Default 1024. Decode loops that record many steps per submit raise it.
+   */
+  capacity?: number;
 }
 
 /** Counters of submitted work, for benchmarks and tests. */
@@ -135,6 +176,13 @@ export interface MemoryUsage {
   /** The most bytes held at once. */
   peak: number;
 }
+
+/**
+ * Weight precision: `"auto"` stores weights as f16 where the backend supports it (WebGPU with
+ * `shader-f16`, or the CPU) and as f32 otherwise; `"f16"` fails where it is unsupported; `"f32"`
+ * always uses f32. Activations and accumulators are f32 in every case.
+ */
+export type Precision = "auto" | "f16" | "f32";
 
 /** Which backend: WebGPU or the WebAssembly CPU kernels. */
 export type BackendKind = "webgpu" | "cpu";
@@ -166,10 +214,39 @@ export interface Backend {
   read(tensors: readonly Tensor[]): Promise<ArrayBuffer[]>;
   /** A recorder for this backend. */
   createRecorder(options?: RecorderOptions): Recorder;
+  /**
+   * A profiler for this backend's recorders.
+   *
+   * @param capacity Dispatches timed per submit (a recorder submits early when it is full).
+   */
+  createProfiler(capacity?: number): Profiler;
   /** Resolves when the work submitted so far has run. */
   fence(): Promise<void>;
+  /** Frees cached memory no call is using (pooled temporaries); models call it when disposed. */
+  trim(): void;
   /** Throws the first asynchronous failure (device loss, a failed worker), if any. */
   assertHealthy(): void;
   /** Frees everything the backend holds. */
   destroy(): void;
+}
+
+/**
+ * Sums dispatch times per kernel label, largest total first.
+ *
+ * @example
+ * ```ts
+ * import { sumByKernel } from "@valle/core/backends";
+ * const [top] = sumByKernel([{ label: "a", ms: 1 }, { label: "b", ms: 3 }, { label: "a", ms: 1 }]);
+ * console.assert(top.label === "b" && top.count === 1);
+ * ```
+ */
+export function sumByKernel(dispatches: readonly DispatchTime[]): KernelTime[] {
+  const totals = new Map<string, KernelTime>();
+  for (const { label, ms } of dispatches) {
+    const entry = totals.get(label) ?? { label, count: 0, totalMs: 0 };
+    entry.count++;
+    entry.totalMs += ms;
+    totals.set(label, entry);
+  }
+  return [...totals.values()].sort((a, b) => b.totalMs - a.totalMs);
 }

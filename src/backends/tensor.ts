@@ -89,6 +89,37 @@ export function uploadTensor(
 }
 
 /**
+ * Writes `data` into `t` from its first element, in queue order (see `Backend.write`). For
+ * `"f16"` pass the f16 bit patterns as a `Uint16Array`.
+ *
+ * @example
+ * ```ts ignore
+ * writeTensor(backend, state.positions, positions);
+ * ```
+ */
+export function writeTensor(
+  backend: Backend,
+  t: Tensor,
+  data: Float32Array | Uint16Array | Uint32Array | Int32Array,
+): void {
+  backend.write(t, data);
+}
+
+/**
+ * Reads several tensors after the work submitted so far, with one wait.
+ *
+ * @returns One `ArrayBuffer` per tensor holding exactly its elements.
+ *
+ * @example
+ * ```ts ignore
+ * const [logits, tokens] = await readBytes(backend, [logitsTensor, tokenTensor]);
+ * ```
+ */
+export function readBytes(backend: Backend, tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+  return backend.read(tensors);
+}
+
+/**
  * Reads an f32 tensor (after the work submitted so far).
  *
  * @example
@@ -120,4 +151,33 @@ function expectReadable(t: Tensor, dtype: Dtype): void {
   if (t.dtype !== dtype) {
     throw new OptionError(`Cannot read "${t.buffer.label}" as ${dtype}: it holds ${t.dtype}`);
   }
+}
+
+/**
+ * Frees the buffer of every tensor reachable from `owner` through objects and arrays: the tensors
+ * of a model's weights or run state, whatever their nesting. Buffers shared by several tensors
+ * are freed once.
+ *
+ * @example
+ * ```ts ignore
+ * destroyTensors({ x, layers: [{ w, b }] });
+ * ```
+ */
+export function destroyTensors(owner: unknown): void {
+  const seen = new Set<unknown>();
+  const visit = (value: unknown) => {
+    if (typeof value !== "object" || value === null || seen.has(value)) return;
+    seen.add(value);
+    if (isTensor(value)) {
+      if (!seen.has(value.buffer)) value.buffer.destroy();
+      seen.add(value.buffer);
+    } else if (!ArrayBuffer.isView(value)) {
+      for (const child of Object.values(value)) visit(child);
+    }
+  };
+  visit(owner);
+}
+
+function isTensor(value: object): value is Tensor {
+  return "buffer" in value && "dtype" in value && "shape" in value && "offset" in value;
 }

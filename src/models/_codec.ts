@@ -9,10 +9,15 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { writeTensor } from "../gpu/buffers.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import { DTYPE_BYTES, type GpuDtype, type GpuTensor, numel } from "../gpu/tensor.ts";
+import { numel, writeTensor } from "../backends/tensor.ts";
+import {
+  type Backend,
+  type DeviceBuffer,
+  type Dtype,
+  DTYPE_BYTES,
+  type Recorder,
+  type Tensor,
+} from "../backends/backend.ts";
 import { embeddingSum } from "../ops/embedding.ts";
 
 /**
@@ -61,10 +66,10 @@ export function checkCodes(c: AudioCodes, maxQ: number, bins: number): void {
 export function recordCodewordSum(
   rec: Recorder,
   ws: Workspace,
-  out: GpuTensor,
+  out: Tensor,
   c: AudioCodes,
   first: number,
-  table: GpuTensor,
+  table: Tensor,
   bins: number,
 ): void {
   const n = out.shape[0];
@@ -73,7 +78,7 @@ export function recordCodewordSum(
     for (let q = 0; q < c.nQ; q++) ids[r * c.nQ + q] = q * bins + c.codes[q * c.frames + first + r];
   }
   const t = ws.tensor("ids", [n, c.nQ], "u32");
-  writeTensor(rec.gpu, t, ids);
+  writeTensor(rec.backend, t, ids);
   embeddingSum(rec, out, t, table);
 }
 
@@ -85,11 +90,10 @@ export function recordCodewordSum(
  * @throws {OptionError} A requested count outside [minimum, what fits].
  */
 export function chunkFrames(
-  gpu: Gpu,
+  backend: Backend,
   options: { requested?: number; bytesPerFrame: number; context: number; minimum: number },
 ): number {
-  const limits = gpu.device.limits;
-  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const limit = backend.maxBindingBytes;
   const fits = Math.max(
     options.minimum,
     Math.floor(limit / 2 / options.bytesPerFrame) - options.context,
@@ -103,35 +107,50 @@ export function chunkFrames(
   return frames;
 }
 
-/** Scratch buffers by name. */
+/** Scratch buffers by name, grown (to powers of two) when a call needs more, kept until released. */
 export class Workspace {
-  #gpu: Gpu;
-  #buffers = new Map<string, GPUBuffer>();
+  #backend: Backend;
+  #buffers = new Map<string, DeviceBuffer>();
+  /** Buffers outgrown during the running call; recorded work may still use them. */
+  #retired: DeviceBuffer[] = [];
 
   /**
    * Creates an empty workspace.
    *
-   * @param gpu The device whose buffer pool backs it.
+   * @param backend The backend its buffers live on.
    */
-  constructor(gpu: Gpu) {
-    this.#gpu = gpu;
+  constructor(backend: Backend) {
+    this.#backend = backend;
   }
 
   /** A tensor of `shape` at the start of buffer `name`, grown when too small. */
-  tensor(name: string, shape: readonly number[], dtype: GpuDtype = "f32"): GpuTensor {
+  tensor(name: string, shape: readonly number[], dtype: Dtype = "f32"): Tensor {
     const bytes = Math.max(4, numel(shape) * DTYPE_BYTES[dtype]);
     let buffer = this.#buffers.get(name);
     if (!buffer || buffer.size < bytes) {
-      if (buffer) this.#gpu.buffers.release(buffer);
-      buffer = this.#gpu.buffers.acquire(bytes);
+      if (buffer) this.#retired.push(buffer);
+      buffer = this.#backend.createBuffer(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))), name);
       this.#buffers.set(name, buffer);
     }
     return { buffer, dtype, shape, offset: 0 };
   }
 
-  /** Returns every buffer to the device's pool. */
+  /**
+   * Runs one call that takes its tensors from here, then frees the buffers it outgrew (its work
+   * is submitted by then; a buffer must not be freed while unsubmitted work still binds it).
+   */
+  async during<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } finally {
+      for (const buffer of this.#retired) buffer.destroy();
+      this.#retired = [];
+    }
+  }
+
+  /** Frees every buffer. */
   release(): void {
-    for (const buffer of this.#buffers.values()) this.#gpu.buffers.release(buffer);
+    for (const buffer of this.#buffers.values()) buffer.destroy();
     this.#buffers.clear();
   }
 }

@@ -7,13 +7,13 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { GpuDtype, GpuTensor } from "../gpu/tensor.ts";
+import type { Dtype, Tensor } from "../backends/backend.ts";
 
 /** Throws unless `t` has exactly `shape` (`-1` matches any size). */
 export function expectShape(
   op: string,
   name: string,
-  t: GpuTensor,
+  t: Tensor,
   shape: readonly number[],
 ): void {
   const ok = t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
@@ -26,7 +26,7 @@ export function expectShape(
 }
 
 /** Throws unless `t.dtype` is one of `dtypes`. */
-export function expectDtype(op: string, name: string, t: GpuTensor, ...dtypes: GpuDtype[]): void {
+export function expectDtype(op: string, name: string, t: Tensor, ...dtypes: Dtype[]): void {
   if (!dtypes.includes(t.dtype)) {
     throw new OptionError(
       `Cannot record ${op}: ${name} is ${t.dtype}, expected ${dtypes.join(" or ")}`,
@@ -35,7 +35,7 @@ export function expectDtype(op: string, name: string, t: GpuTensor, ...dtypes: G
 }
 
 /** The weight type of a weight tensor, for choosing the kernel variant. */
-export function weightType(op: string, name: string, t: GpuTensor): "f16" | "f32" {
+export function weightType(op: string, name: string, t: Tensor): "f16" | "f32" {
   expectDtype(op, name, t, "f16", "f32");
   return t.dtype as "f16" | "f32";
 }

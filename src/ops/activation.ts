@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { numel } from "../backends/tensor.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
 const ELU: KernelSpec = {
@@ -32,13 +32,13 @@ const GELU: KernelSpec = { shader: "gelu", bindings: ["write"], params: ["u32", 
  * elu(rec, y, x);
  * ```
  */
-export function elu(rec: Recorder, y: GpuTensor, x: GpuTensor): void {
+export function elu(rec: Recorder, y: Tensor, x: Tensor): void {
   expectDtype("elu", "x", x, "f32");
   expectDtype("elu", "y", y, "f32");
   expectShape("elu", "y", y, x.shape);
   const n = numel(x.shape);
   rec.dispatch(
-    rec.gpu.kernels.get(ELU),
+    ELU,
     [y, x],
     [n, y.offset, x.offset],
     grid1d(Math.ceil(n / 256)),
@@ -56,8 +56,8 @@ export function elu(rec: Recorder, y: GpuTensor, x: GpuTensor): void {
  * gelu(rec, hidden);
  * ```
  */
-export function gelu(rec: Recorder, x: GpuTensor): void {
+export function gelu(rec: Recorder, x: Tensor): void {
   expectDtype("gelu", "x", x, "f32");
   const n = numel(x.shape);
-  rec.dispatch(rec.gpu.kernels.get(GELU), [x], [n, x.offset], grid1d(Math.ceil(n / 256)));
+  rec.dispatch(GELU, [x], [n, x.offset], grid1d(Math.ceil(n / 256)));
 }

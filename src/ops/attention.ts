@@ -9,9 +9,7 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
 const ATTENTION: KernelSpec = {
@@ -74,10 +72,10 @@ export interface AttentionOptions {
  */
 export function attention(
   rec: Recorder,
-  out: GpuTensor,
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
+  out: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
   options: AttentionOptions,
 ): void {
   const op = "attention";
@@ -113,7 +111,6 @@ export function attention(
       `Cannot record attention: queries [${qStart}, ${qStart + s}) exceed ${kvLen} keys`,
     );
   }
-  const kernel = rec.gpu.kernels.get(ATTENTION);
   const params = [
     s,
     kvLen,
@@ -135,5 +132,5 @@ export function attention(
       `Cannot record attention: k rows (${k.shape[1]}) and v rows (${v.shape[1]}) differ`,
     );
   }
-  rec.dispatch(kernel, [out, q, k, v], params, [heads, s]);
+  rec.dispatch(ATTENTION, [out, q, k, v], params, [heads, s]);
 }

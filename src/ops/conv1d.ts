@@ -16,9 +16,8 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const CONV1D: KernelSpec = {
@@ -80,7 +79,7 @@ export interface Conv1dOptions {
  *
  * @example
  * ```ts
- * import { conv1dLength } from "@valle/core/gpu";
+ * import { conv1dLength } from "@valle/core/backend";
  * console.assert(conv1dLength(10, 4, { stride: 2, padLeft: 2 }) === 5);
  * ```
  */
@@ -107,10 +106,10 @@ export function conv1dLength(length: number, taps: number, options: Conv1dOption
  */
 export function conv1d(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor | undefined,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
   options: Conv1dOptions = {},
 ): void {
   const op = "conv1d";
@@ -174,10 +173,10 @@ export interface ConvTranspose1dOptions {
  */
 export function convTranspose1d(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor | undefined,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
   options: ConvTranspose1dOptions,
 ): void {
   const op = "convTranspose1d";
@@ -227,10 +226,10 @@ function flags(options: { elu?: boolean; accumulate?: boolean }): number {
 
 function record(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor | undefined,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
   g: Geometry,
 ): void {
   const op = "conv1d";
@@ -246,7 +245,6 @@ function record(
   const bias = b ?? w;
   const narrow = cout <= NARROW;
   const nt = narrow ? 0 : cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
-  const kernel = rec.gpu.kernels.get(CONV1D, { weights, constants: { NT: nt } });
   const params = [
     g.m,
     cout,
@@ -270,7 +268,7 @@ function record(
   const grid: [number, number, number] = narrow
     ? [...grid1d(Math.ceil(g.m / 256)), g.phases]
     : [Math.ceil(cout / nt), Math.ceil(g.m / 64), g.phases];
-  rec.dispatch(kernel, [y, x, w, bias], params, grid);
+  rec.dispatch(CONV1D, [y, x, w, bias], params, grid, { weights, constants: { NT: nt } });
 }
 
 /**
@@ -278,7 +276,7 @@ function record(
  *
  * @example
  * ```ts
- * import { convWeightLayout } from "@valle/core/gpu";
+ * import { convWeightLayout } from "@valle/core/backend";
  * // Cout 1, Cin 2, k 2: [[a0, a1], [b0, b1]] → [[a0, b0], [a1, b1]]
  * const w = convWeightLayout(new Float32Array([1, 2, 3, 4]), [1, 2, 2]);
  * console.assert(w.join() === "1,3,2,4");
@@ -305,7 +303,7 @@ export function convWeightLayout(
  *
  * @example
  * ```ts
- * import { convTransposeWeightLayout } from "@valle/core/gpu";
+ * import { convTransposeWeightLayout } from "@valle/core/backend";
  * // Cin 1, Cout 1, k 4, stride 2: phase 0 taps W[0], W[2]; phase 1 taps W[1], W[3]
  * const w = convTransposeWeightLayout(new Float32Array([1, 2, 3, 4]), [1, 1, 4], 2);
  * console.assert(w.join() === "1,3,2,4");

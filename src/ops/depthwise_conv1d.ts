@@ -8,9 +8,8 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const DEPTHWISE_CONV1D: KernelSpec = {
@@ -36,10 +35,10 @@ const DEPTHWISE_CONV1D: KernelSpec = {
  */
 export function depthwiseConv1d(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor,
 ): void {
   const op = "depthwiseConv1d";
   const [len, ch] = x.shape;
@@ -55,7 +54,8 @@ export function depthwiseConv1d(
   expectDtype(op, "y", y, "f32");
   const weights = weightType(op, "w", w);
   expectDtype(op, "b", b, weights);
-  const kernel = rec.gpu.kernels.get(DEPTHWISE_CONV1D, { weights });
   const params = [len, ch, taps, (taps - 1) / 2, x.offset, y.offset];
-  rec.dispatch(kernel, [y, x, w, b], params, grid1d(Math.ceil((len * ch) / 256)));
+  rec.dispatch(DEPTHWISE_CONV1D, [y, x, w, b], params, grid1d(Math.ceil((len * ch) / 256)), {
+    weights,
+  });
 }

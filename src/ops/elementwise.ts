@@ -7,16 +7,16 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { numel } from "../backends/tensor.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, weightType } from "./_check.ts";
 
 const PARAMS = ["u32", "u32", "u32", "u32"] as const;
 const ADD: KernelSpec = { shader: "add", bindings: ["write", "read"], params: PARAMS };
 const MUL: KernelSpec = { shader: "mul", bindings: ["write", "read"], params: PARAMS };
 
-function broadcast(op: string, x: GpuTensor, y: GpuTensor): [number, number] {
+function broadcast(op: string, x: Tensor, y: Tensor): [number, number] {
   const n = numel(x.shape);
   const m = numel(y.shape);
   if (m === 0 || n % m !== 0) {
@@ -33,12 +33,12 @@ function broadcast(op: string, x: GpuTensor, y: GpuTensor): [number, number] {
  * add(rec, residual, attnOut);
  * ```
  */
-export function add(rec: Recorder, x: GpuTensor, y: GpuTensor): void {
+export function add(rec: Recorder, x: Tensor, y: Tensor): void {
   expectDtype("add", "x", x, "f32");
   expectDtype("add", "y", y, "f32");
   const [n, m] = broadcast("add", x, y);
   rec.dispatch(
-    rec.gpu.kernels.get(ADD),
+    ADD,
     [x, y],
     [n, m, x.offset, y.offset],
     grid1d(Math.ceil(n / 256)),
@@ -53,9 +53,10 @@ export function add(rec: Recorder, x: GpuTensor, y: GpuTensor): void {
  * mul(rec, x, layerScale);
  * ```
  */
-export function mul(rec: Recorder, x: GpuTensor, y: GpuTensor): void {
+export function mul(rec: Recorder, x: Tensor, y: Tensor): void {
   expectDtype("mul", "x", x, "f32");
   const [n, m] = broadcast("mul", x, y);
-  const kernel = rec.gpu.kernels.get(MUL, { weights: weightType("mul", "y", y) });
-  rec.dispatch(kernel, [x, y], [n, m, x.offset, y.offset], grid1d(Math.ceil(n / 256)));
+  rec.dispatch(MUL, [x, y], [n, m, x.offset, y.offset], grid1d(Math.ceil(n / 256)), {
+    weights: weightType("mul", "y", y),
+  });
 }

@@ -7,9 +7,7 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const EMBEDDING_SUM: KernelSpec = {
@@ -38,9 +36,9 @@ export const NO_ROW = 0xffffffff;
  */
 export function embeddingSum(
   rec: Recorder,
-  out: GpuTensor,
-  ids: GpuTensor,
-  table: GpuTensor,
+  out: Tensor,
+  ids: Tensor,
+  table: Tensor,
   accumulate = false,
 ): void {
   const op = "embeddingSum";
@@ -51,7 +49,8 @@ export function embeddingSum(
   expectShape(op, "out", out, [rows, d]);
   expectDtype(op, "ids", ids, "u32");
   expectDtype(op, "out", out, "f32");
-  const kernel = rec.gpu.kernels.get(EMBEDDING_SUM, { weights: weightType(op, "table", table) });
   const params = [rows, d, terms, accumulate ? 1 : 0, out.offset, ids.offset];
-  rec.dispatch(kernel, [out, ids, table], params, [Math.ceil(d / 256), rows]);
+  rec.dispatch(EMBEDDING_SUM, [out, ids, table], params, [Math.ceil(d / 256), rows], {
+    weights: weightType(op, "table", table),
+  });
 }

@@ -8,7 +8,7 @@
  *
  * They need the model width to be a multiple of 4 (4-wide loads) and, for the projections, the
  * weights stacked in one buffer ([3d, d] for Q/K/V, [2F, d] for gate/up): create it once and
- * write each part into its rows (`writeTensor(gpu, rows(stacked, d, d), k)`).
+ * write each part into its rows (`writeTensor(backend, rows(stacked, d, d), k)`).
  *
  * This module is browser compatible.
  *
@@ -16,9 +16,7 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const NORM_LINEAR: KernelSpec = {
@@ -40,7 +38,7 @@ const GATE_UP_GELU: KernelSpec = {
 /** Decode steps are a few rows; beyond this the plain GEMM path is the right one. */
 const MAX_ROWS = 4;
 
-function checkRows(op: string, x: GpuTensor, d: number): number {
+function checkRows(op: string, x: Tensor, d: number): number {
   expectShape(op, "x", x, [-1, d]);
   expectDtype(op, "x", x, "f32");
   const m = x.shape[0];
@@ -58,7 +56,7 @@ export interface NormLinearOptions {
   /** RMSNorm epsilon. */
   eps: number;
   /** Bias (N), same dtype as the weight. */
-  bias?: GpuTensor;
+  bias?: Tensor;
   /** Add to what `y` holds. */
   accumulate?: boolean;
 }
@@ -80,10 +78,10 @@ export interface NormLinearOptions {
  */
 export function normLinear(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  nw: GpuTensor,
-  w: GpuTensor,
+  y: Tensor,
+  x: Tensor,
+  nw: Tensor,
+  w: Tensor,
   options: NormLinearOptions,
 ): void {
   const op = "normLinear";
@@ -115,8 +113,7 @@ export function normLinear(
     options.accumulate ? 1 : 0,
     options.eps,
   ];
-  const kernel = rec.gpu.kernels.get(NORM_LINEAR, { weights });
-  rec.dispatch(kernel, [y, x, nw, w, bias], params, [Math.ceil(n / 8), m]);
+  rec.dispatch(NORM_LINEAR, [y, x, nw, w, bias], params, [Math.ceil(n / 8), m], { weights });
 }
 
 /** Where {@linkcode qkvRope} reads positions and writes keys and values. */
@@ -126,9 +123,9 @@ export interface QkvRopeOptions {
   /** RMSNorm epsilon. */
   eps: number;
   /** Position id of each row (M) u32. */
-  positions: GpuTensor;
+  positions: Tensor;
   /** The rotary table from `createRopeTable`. */
-  table: GpuTensor;
+  table: Tensor;
   /** Cache row that row 0 of `x` is written to. */
   kvRow: number;
 }
@@ -155,12 +152,12 @@ export interface QkvRopeOptions {
  */
 export function qkvRope(
   rec: Recorder,
-  q: GpuTensor,
-  kCache: GpuTensor,
-  vCache: GpuTensor,
-  x: GpuTensor,
-  nw: GpuTensor,
-  wqkv: GpuTensor,
+  q: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  x: Tensor,
+  nw: Tensor,
+  wqkv: Tensor,
   options: QkvRopeOptions,
 ): void {
   const op = "qkvRope";
@@ -201,12 +198,11 @@ export function qkvRope(
     positions.offset,
     options.eps,
   ];
-  const kernel = rec.gpu.kernels.get(QKV_ROPE, { weights });
   const blocks = Math.ceil(headDim / 2 / 4);
-  rec.dispatch(kernel, [q, kCache, vCache, x, nw, wqkv, positions, table], params, [
+  rec.dispatch(QKV_ROPE, [q, kCache, vCache, x, nw, wqkv, positions, table], params, [
     3 * heads * blocks,
     m,
-  ]);
+  ], { weights });
 }
 
 /**
@@ -227,10 +223,10 @@ export function qkvRope(
  */
 export function gateUpGelu(
   rec: Recorder,
-  out: GpuTensor,
-  x: GpuTensor,
-  nw: GpuTensor,
-  wGateUp: GpuTensor,
+  out: Tensor,
+  x: Tensor,
+  nw: Tensor,
+  wGateUp: Tensor,
   eps: number,
 ): void {
   const op = "gateUpGelu";
@@ -245,9 +241,8 @@ export function gateUpGelu(
   if (!Number.isInteger(f) || wGateUp.offset !== 0 || nw.offset !== 0) {
     throw new OptionError(`Cannot record ${op}: stacked weight of ${wGateUp.shape[0]} rows at 0`);
   }
-  const kernel = rec.gpu.kernels.get(GATE_UP_GELU, { weights });
-  rec.dispatch(kernel, [out, x, nw, wGateUp], [m, f, d, x.offset, out.offset, eps], [
+  rec.dispatch(GATE_UP_GELU, [out, x, nw, wGateUp], [m, f, d, x.offset, out.offset, eps], [
     Math.ceil(f / 4),
     m,
-  ]);
+  ], { weights });
 }

@@ -11,9 +11,8 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
 const SPECTRUM: KernelSpec = {
@@ -40,13 +39,13 @@ const OVERLAP_ADD: KernelSpec = {
  * istftSpectrum(rec, headOut); // (T, 1282) for n_fft 1280
  * ```
  */
-export function istftSpectrum(rec: Recorder, x: GpuTensor): void {
+export function istftSpectrum(rec: Recorder, x: Tensor): void {
   expectShape("istftSpectrum", "x", x, [-1, -1]);
   expectDtype("istftSpectrum", "x", x, "f32");
   const [frames, width] = x.shape;
   const nb = width / 2;
   rec.dispatch(
-    rec.gpu.kernels.get(SPECTRUM),
+    SPECTRUM,
     [x],
     [frames, nb, x.offset],
     grid1d(Math.ceil((frames * nb) / 256)),
@@ -64,7 +63,7 @@ export function istftSpectrum(rec: Recorder, x: GpuTensor): void {
  *
  * @example
  * ```ts
- * import { istftBasis } from "@valle/core/gpu";
+ * import { istftBasis } from "@valle/core/backend";
  * const basis = istftBasis(new Float32Array([1, 1, 1, 1])); // (4, 6)
  * console.assert(basis.length === 24 && basis[0] === 0.25);
  * ```
@@ -120,9 +119,9 @@ export interface OverlapAddOptions {
  */
 export function istftOverlapAdd(
   rec: Recorder,
-  out: GpuTensor,
-  frames: GpuTensor,
-  window: GpuTensor,
+  out: Tensor,
+  frames: Tensor,
+  window: Tensor,
   options: OverlapAddOptions,
 ): void {
   const op = "istftOverlapAdd";
@@ -157,7 +156,7 @@ export function istftOverlapAdd(
     out.offset,
   ];
   rec.dispatch(
-    rec.gpu.kernels.get(OVERLAP_ADD),
+    OVERLAP_ADD,
     [out, frames, window],
     params,
     grid1d(Math.ceil(count / 256)),

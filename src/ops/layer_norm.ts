@@ -8,9 +8,8 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { numel } from "../backends/tensor.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const LAYER_NORM: KernelSpec = {
@@ -36,10 +35,10 @@ const LAYER_NORM: KernelSpec = {
  */
 export function layerNorm(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor,
   eps: number,
 ): void {
   const op = "layerNorm";
@@ -53,7 +52,6 @@ export function layerNorm(
   for (const [name, t] of [["w", w], ["b", b]] as const) {
     if (numel(t.shape) !== d) expectShape(op, name, t, [d]);
   }
-  const kernel = rec.gpu.kernels.get(LAYER_NORM, { weights });
   const params = [rows, d, eps, x.offset, y.offset, w.offset, b.offset];
-  rec.dispatch(kernel, [y, x, w, b], params, [rows]);
+  rec.dispatch(LAYER_NORM, [y, x, w, b], params, [rows], { weights });
 }

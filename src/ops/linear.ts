@@ -8,9 +8,7 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const BINDINGS = ["write", "read", "read", "read"] as const;
@@ -46,10 +44,10 @@ export interface LinearOptions {
  */
 export function linear(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
-  b?: GpuTensor,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
+  b?: Tensor,
   options: LinearOptions = {},
 ): void {
   const op = "linear";
@@ -78,11 +76,17 @@ export function linear(
     options.accumulate ? 1 : 0,
   ];
   if (m > GEMV_MAX_ROWS) {
-    const kernel = rec.gpu.kernels.get(GEMM, { weights });
-    rec.dispatch(kernel, [y, x, w, bias], params, [Math.ceil(n / 64), Math.ceil(m / 64)]);
+    rec.dispatch(GEMM, [y, x, w, bias], params, [Math.ceil(n / 64), Math.ceil(m / 64)], {
+      weights,
+    });
     return;
   }
   const vec4 = k % 4 === 0 && x.offset % 4 === 0 && w.offset % 4 === 0;
-  const kernel = rec.gpu.kernels.get(vec4 ? GEMV_VEC4 : GEMV, { weights });
-  rec.dispatch(kernel, [y, x, w, bias], params, [Math.ceil(n / (vec4 ? 8 : 4)), m]);
+  rec.dispatch(
+    vec4 ? GEMV_VEC4 : GEMV,
+    [y, x, w, bias],
+    params,
+    [Math.ceil(n / (vec4 ? 8 : 4)), m],
+    { weights },
+  );
 }

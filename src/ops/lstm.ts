@@ -9,9 +9,7 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const LSTM_STEP: KernelSpec = {
@@ -42,10 +40,10 @@ const UNITS = 8;
  */
 export function lstmLayer(
   rec: Recorder,
-  hs: GpuTensor,
-  c: GpuTensor,
-  gx: GpuTensor,
-  whh: GpuTensor,
+  hs: Tensor,
+  c: Tensor,
+  gx: Tensor,
+  whh: Tensor,
 ): void {
   const op = "lstmLayer";
   const [steps, gates] = gx.shape;
@@ -58,11 +56,10 @@ export function lstmLayer(
   for (const [name, t] of [["hs", hs], ["c", c], ["gx", gx]] as const) {
     expectDtype(op, name, t, "f32");
   }
-  const kernel = rec.gpu.kernels.get(LSTM_STEP, { weights });
   const groups = Math.ceil(h / UNITS);
   for (let t = 0; t < steps; t++) {
-    rec.dispatch(kernel, [hs, c, gx, whh], [h, t, hs.offset, c.offset, gx.offset, whh.offset], [
+    rec.dispatch(LSTM_STEP, [hs, c, gx, whh], [h, t, hs.offset, c.offset, gx.offset, whh.offset], [
       groups,
-    ]);
+    ], { weights });
   }
 }

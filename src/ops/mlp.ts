@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import { type GpuTensor, numel } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { numel } from "../backends/tensor.ts";
+import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 import { linear } from "./linear.ts";
 
@@ -27,13 +27,13 @@ const GELU_MUL: KernelSpec = {
  * geluMul(rec, gate, up);
  * ```
  */
-export function geluMul(rec: Recorder, g: GpuTensor, u: GpuTensor): void {
+export function geluMul(rec: Recorder, g: Tensor, u: Tensor): void {
   expectDtype("geluMul", "g", g, "f32");
   expectDtype("geluMul", "u", u, "f32");
   expectShape("geluMul", "u", u, g.shape);
   const n = numel(g.shape);
   rec.dispatch(
-    rec.gpu.kernels.get(GELU_MUL),
+    GELU_MUL,
     [g, u],
     [n, g.offset, u.offset],
     grid1d(Math.ceil(n / 256)),
@@ -43,11 +43,11 @@ export function geluMul(rec: Recorder, g: GpuTensor, u: GpuTensor): void {
 /** The three projections of a gated MLP, PyTorch layout `[out, in]`. */
 export interface MlpWeights {
   /** (F, D) */
-  gate: GpuTensor;
+  gate: Tensor;
   /** (F, D) */
-  up: GpuTensor;
+  up: Tensor;
   /** (D, F) */
-  down: GpuTensor;
+  down: Tensor;
 }
 
 /**
@@ -66,10 +66,10 @@ export interface MlpWeights {
  */
 export function gatedMlp(
   rec: Recorder,
-  out: GpuTensor,
-  x: GpuTensor,
+  out: Tensor,
+  x: Tensor,
   w: MlpWeights,
-  scratch: readonly [GpuTensor, GpuTensor],
+  scratch: readonly [Tensor, Tensor],
 ): void {
   const [g, u] = scratch;
   linear(rec, g, x, w.gate);

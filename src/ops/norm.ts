@@ -6,9 +6,7 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const RMS_NORM: KernelSpec = {
@@ -33,9 +31,9 @@ const RMS_NORM: KernelSpec = {
  */
 export function rmsNorm(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
-  w: GpuTensor,
+  y: Tensor,
+  x: Tensor,
+  w: Tensor,
   eps: number,
 ): void {
   const op = "rmsNorm";
@@ -45,6 +43,7 @@ export function rmsNorm(
   expectShape(op, "w", w, [d]);
   expectDtype(op, "x", x, "f32");
   expectDtype(op, "y", y, "f32");
-  const kernel = rec.gpu.kernels.get(RMS_NORM, { weights: weightType(op, "w", w) });
-  rec.dispatch(kernel, [y, x, w], [rows, d, eps, x.offset, y.offset], [rows]);
+  rec.dispatch(RMS_NORM, [y, x, w], [rows, d, eps, x.offset, y.offset], [rows], {
+    weights: weightType(op, "w", w),
+  });
 }

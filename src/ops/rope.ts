@@ -11,11 +11,10 @@
  * @module
  */
 
-import { uploadTensor } from "../gpu/buffers.ts";
-import type { Gpu } from "../gpu/device.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import { grid1d, type Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { uploadTensor } from "../backends/tensor.ts";
+import type { Backend } from "../backends/backend.ts";
+import { grid1d } from "./_grid.ts";
 import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
@@ -31,7 +30,7 @@ const ROPE: KernelSpec = {
  *
  * @example
  * ```ts
- * import { ropeTable } from "@valle/core/gpu";
+ * import { ropeTable } from "@valle/core/backend";
  * const table = ropeTable(64, 10000, 4);
  * console.assert(table.length === 4 * 32 * 2 && table[0] === 1);
  * ```
@@ -57,20 +56,20 @@ export function ropeTable(headDim: number, theta: number, positions: number): Fl
  *
  * @example
  * ```ts ignore
- * const table = createRopeTable(gpu, 64, 10000, 8192);
+ * const table = createRopeTable(backend, 64, 10000, 8192);
  * ```
  */
 export function createRopeTable(
-  gpu: Gpu,
+  backend: Backend,
   headDim: number,
   theta: number,
   positions: number,
-): GpuTensor {
+): Tensor {
   if (headDim % 2 !== 0) {
     throw new OptionError(`Cannot build a rotary table: head dimension ${headDim} is odd`);
   }
   const data = ropeTable(headDim, theta, positions);
-  return uploadTensor(gpu, data, [positions, headDim / 2, 2], "f32", "valle.rope");
+  return uploadTensor(backend, data, [positions, headDim / 2, 2], "f32", "valle.rope");
 }
 
 /** Layout of the rows {@linkcode rope} rotates. */
@@ -99,9 +98,9 @@ export interface RopeOptions {
  */
 export function rope(
   rec: Recorder,
-  x: GpuTensor,
-  positions: GpuTensor,
-  table: GpuTensor,
+  x: Tensor,
+  positions: Tensor,
+  table: Tensor,
   options: RopeOptions,
 ): void {
   const op = "rope";
@@ -117,10 +116,9 @@ export function rope(
       `Cannot record rope: ${heads} heads of ${headDim} from column ${column} do not fit rows of ${width}`,
     );
   }
-  const kernel = rec.gpu.kernels.get(ROPE);
   const params = [s, heads, headDim, x.offset + column, positions.offset, width];
   rec.dispatch(
-    kernel,
+    ROPE,
     [x, positions, table],
     params,
     grid1d(Math.ceil((s * heads * headDim) / 512)),

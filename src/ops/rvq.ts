@@ -10,9 +10,7 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
 const RVQ_ENCODE: KernelSpec = {
@@ -42,9 +40,9 @@ const MAX_DIM = 1024;
  */
 export function rvqEncode(
   rec: Recorder,
-  codes: GpuTensor,
-  x: GpuTensor,
-  codebooks: GpuTensor,
+  codes: Tensor,
+  x: Tensor,
+  codebooks: Tensor,
   options: { column?: number } = {},
 ): void {
   const op = "rvqEncode";
@@ -66,7 +64,7 @@ export function rvqEncode(
     );
   }
   const params = [frames, d, bins, nq, x.offset, codes.offset, columns, column];
-  rec.dispatch(rec.gpu.kernels.get(RVQ_ENCODE), [codes, x, codebooks], params, [frames]);
+  rec.dispatch(RVQ_ENCODE, [codes, x, codebooks], params, [frames]);
 }
 
 /**
@@ -74,7 +72,7 @@ export function rvqEncode(
  *
  * @example
  * ```ts
- * import { transposeCodebooks } from "@valle/core/gpu";
+ * import { transposeCodebooks } from "@valle/core/backend";
  * // 1 codebook of 2 codewords [1, 2] and [3, 4]
  * const t = transposeCodebooks(new Float32Array([1, 2, 3, 4]), 2, 2);
  * console.assert(t.join() === "1,3,2,4");

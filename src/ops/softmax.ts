@@ -6,9 +6,7 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/kernels.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 
 const SOFTMAX: KernelSpec = {
@@ -30,11 +28,11 @@ const ARGMAX: KernelSpec = {
  * softmax(rec, logits);
  * ```
  */
-export function softmax(rec: Recorder, x: GpuTensor): void {
+export function softmax(rec: Recorder, x: Tensor): void {
   expectShape("softmax", "x", x, [-1, -1]);
   expectDtype("softmax", "x", x, "f32");
   const [rows, cols] = x.shape;
-  rec.dispatch(rec.gpu.kernels.get(SOFTMAX), [x], [rows, cols, x.offset], [rows]);
+  rec.dispatch(SOFTMAX, [x], [rows, cols, x.offset], [rows]);
 }
 
 /**
@@ -45,11 +43,11 @@ export function softmax(rec: Recorder, x: GpuTensor): void {
  * argmax(rec, token, logits);
  * ```
  */
-export function argmax(rec: Recorder, out: GpuTensor, x: GpuTensor): void {
+export function argmax(rec: Recorder, out: Tensor, x: Tensor): void {
   expectShape("argmax", "x", x, [-1, -1]);
   expectDtype("argmax", "x", x, "f32");
   const [rows, cols] = x.shape;
   expectShape("argmax", "out", out, [rows]);
   expectDtype("argmax", "out", out, "u32");
-  rec.dispatch(rec.gpu.kernels.get(ARGMAX), [out, x], [rows, cols, x.offset, out.offset], [rows]);
+  rec.dispatch(ARGMAX, [out, x], [rows, cols, x.offset, out.offset], [rows]);
 }

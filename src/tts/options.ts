@@ -39,8 +39,10 @@ export interface SynthesisProgress {
   step?: number;
   /** Steps in this phase, when known. */
   steps?: number;
-  /** The file being downloaded or loaded. */
+  /** The file being downloaded or loaded (`"backend"` when the backend is chosen). */
   file?: string;
+  /** With `file: "backend"`: the backend chosen and why, e.g. "CPU (…, 2 threads): asked for". */
+  backend?: string;
 }
 
 /** Everything one synthesis call can be told. Every field is optional. */

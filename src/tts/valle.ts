@@ -12,7 +12,8 @@
  * @module
  */
 
-import { type Gpu, type Precision, requestGpu } from "../gpu/device.ts";
+import type { Backend, Precision } from "../backends/backend.ts";
+import { type BackendChoice, resolveBackend } from "../backends/select.ts";
 import { checkRanges } from "../_options.ts";
 import { OptionError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
@@ -62,8 +63,13 @@ export interface ValleOptions {
   vocoder?: FileSource;
   /** Vocos configuration (object or JSON file). Default: the released model's. */
   vocoderConfig?: VocosConfigJson | FileSource;
-  /** Run on this device instead of requesting one. */
-  gpu?: Gpu;
+  /**
+   * Where to compute: `"auto"` (default: WebGPU on a hardware GPU, else the CPU backend),
+   * `"webgpu"`, `"cpu"`, or a backend you created (you keep ownership of it).
+   */
+  backend?: Backend | BackendChoice;
+  /** Threads of the CPU backend. Default: the hardware concurrency. */
+  threads?: number;
   /** VALL-E weight precision: `"auto"` (f16 when available), `"f16"` or `"f32"`. */
   precision?: Precision;
   /** Where downloads are cached; `false` to download every time. Default: the platform cache. */
@@ -97,29 +103,29 @@ export interface ValleOptions {
  * ```
  */
 export class Valle {
-  /** The device. */
-  readonly gpu: Gpu;
+  /** Where it computes (WebGPU or the CPU). */
+  readonly backend: Backend;
   /** The VALL-E model. */
   readonly model: ValleModel;
   /** EnCodec: encodes reference voices, decodes with `decoder: "encodec"`. */
   readonly encodec: Encodec;
   #options: ValleOptions;
   #vocos?: Promise<Vocos>;
-  #ownsGpu: boolean;
+  #ownsBackend: boolean;
   #life = new Lifetime("Valle instance");
 
   private constructor(
-    gpu: Gpu,
+    backend: Backend,
     model: ValleModel,
     encodec: Encodec,
     options: ValleOptions,
-    ownsGpu: boolean,
+    ownsBackend: boolean,
   ) {
-    this.gpu = gpu;
+    this.backend = backend;
     this.model = model;
     this.encodec = encodec;
     this.#options = options;
-    this.#ownsGpu = ownsGpu;
+    this.#ownsBackend = ownsBackend;
   }
 
   /**
@@ -144,26 +150,27 @@ export class Valle {
       readConfig(options.codecConfig, options.signal),
     ]);
     options.signal?.throwIfAborted();
-    const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
+    const { backend, owned, reason } = await resolveBackend(options);
     try {
+      report?.({ phase: "load", file: "backend", backend: `${backend.description}: ${reason}` });
       report?.({ phase: "load", file: "model" });
       const model = await ValleModel.load(
         parseSafetensors(modelBytes, { source: label(options.model, "model") }),
         {
-          gpu,
+          backend,
           precision: options.precision,
           embeddingRule: options.embeddingRule,
           includeLanguage: options.includeLanguage,
         },
       );
       report?.({ phase: "load", file: "codec" });
-      const encodec = await Encodec.load(gpu, codecBytes, {
+      const encodec = await Encodec.load(backend, codecBytes, {
         config: codecConfig as EncodecConfigJson | undefined,
         label: label(options.codec, "codec"),
       });
-      return new Valle(gpu, model, encodec, options, !options.gpu);
+      return new Valle(backend, model, encodec, options, owned);
     } catch (e) {
-      if (!options.gpu) gpu.destroy();
+      if (owned) backend.destroy();
       throw e;
     }
   }
@@ -258,7 +265,7 @@ export class Valle {
 
   /**
    * Frees the GPU memory of every model: their weights, run states and scratch buffers, and the
-   * device's pooled buffers, so that `gpu.memory` is back where it was before loading; or the
+   * device's pooled buffers, so that `backend.memory` is back where it was before loading; or the
    * whole device, when this instance requested it. Model calls already running finish first; a
    * synthesis in progress then fails with a `GpuError`, as does every later call.
    *
@@ -275,7 +282,7 @@ export class Valle {
     return this.#life.dispose(async () => {
       const vocos = this.#vocos?.then((v) => v.dispose(), () => {});
       await Promise.all([this.model.dispose(), this.encodec.dispose(), vocos]);
-      if (this.#ownsGpu) this.gpu.destroy();
+      if (this.#ownsBackend) this.backend.destroy();
     });
   }
 
@@ -388,7 +395,7 @@ export class Valle {
         readConfig(this.#options.vocoderConfig, signal),
       ]);
       report?.({ phase: "load", file: "vocoder" });
-      return await Vocos.load(this.gpu, bytes, {
+      return await Vocos.load(this.backend, bytes, {
         config: config as VocosConfigJson | undefined,
         encodec: this.encodec.config,
         label: label(this.#options.vocoder, "vocoder"),

@@ -18,7 +18,7 @@ import {
   convTransposeWeightLayout,
   convWeightLayout,
 } from "../../src/ops/conv1d.ts";
-import { grid1d } from "../../src/gpu/recorder.ts";
+import { grid1d } from "../../src/ops/_grid.ts";
 import { istftBasis } from "../../src/ops/istft.ts";
 import { transposeCodebooks } from "../../src/ops/rvq.ts";
 import { f16ToF32, f32ToF16 } from "../../src/io/dtype.ts";

@@ -13,11 +13,9 @@ import assert from "node:assert/strict";
 import type { KernelSpec, Tensor } from "../../src/backends/backend.ts";
 import { type CpuBackend, createCpuBackend } from "../../src/backends/cpu/backend.ts";
 import { createTensor, readF32, readU32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import { uploadTensor as uploadGpu } from "../../src/gpu/buffers.ts";
-import type { Gpu } from "../../src/gpu/device.ts";
-import { readBytes } from "../../src/gpu/readback.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { rows as gpuRows } from "../../src/gpu/tensor.ts";
+import type { Recorder } from "../../src/backends/backend.ts";
+import { readBytes, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import type { Gpu } from "../../src/backends/webgpu/device.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { CFG_STAT, type CfgOptions, guideLogits } from "../../src/models/valle/cfg.ts";
 import {
@@ -29,7 +27,7 @@ import {
 } from "../../src/models/valle/sampler.ts";
 import { compareValues, parseStageDescription, TOLERANCE } from "../../tools/golden/valle.ts";
 import type { CaseResult } from "../../tools/golden/types.ts";
-import { gpuTest } from "../_gpu.ts";
+import { gpuTest } from "../_backends.ts";
 import { assertClose, FIXTURES, Rng } from "../_helpers.ts";
 
 const THREADS = [1, 2] as const;
@@ -658,7 +656,7 @@ async function gpuDemask(
   const masked = upload(new Uint32Array(length), "u32");
   const scores = upload(c.scores, "f32");
   const sampled = upload(c.sampled, "u32");
-  const select = new Recorder(gpu, { label: "test.demask_select" });
+  const select = gpu.createRecorder({ label: "test.demask_select" });
   select.dispatch(
     gpu.kernels.get(DEMASK_SELECT),
     [tokens, masked, scores],
@@ -668,7 +666,7 @@ async function gpuDemask(
   select.submit();
   const [selected, maskedOut] = await readBytes(gpu, [tokens, masked]);
   select.destroy();
-  const update = new Recorder(gpu, { label: "test.demask_update" });
+  const update = gpu.createRecorder({ label: "test.demask_update" });
   update.dispatch(
     gpu.kernels.get(DEMASK_UPDATE),
     [tokens, scores, sampled, masked],

@@ -3,10 +3,8 @@
  * seeded inputs the test recomputes on the CPU, and returns the adapter and the outputs.
  */
 
-import { requestGpu } from "../../src/gpu/device.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
+import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
+import { requestGpu } from "../../src/backends/webgpu/device.ts";
 import { attention } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
@@ -15,7 +13,7 @@ import { browserInputs } from "./kernels_inputs.ts";
 export default async function (): Promise<unknown> {
   const gpu = await requestGpu();
   const inputs = browserInputs();
-  const rec = new Recorder(gpu);
+  const rec = gpu.createRecorder();
   const up = (data: Float32Array, shape: number[]) => uploadTensor(gpu, data, shape, "f32", "in");
 
   const { m, n, k } = inputs.linear;

@@ -11,7 +11,7 @@ import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { ipaPassthrough } from "../../src/text/phonemizer.ts";
 import type { SynthesisProgress } from "../../src/tts/options.ts";
 import { Valle } from "../../src/tts/valle.ts";
-import { testGpu } from "../_gpu.ts";
+import { testGpu } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { deepStrictEqual, equal, ok } from "node:assert";
 
@@ -164,7 +164,7 @@ Deno.test({
     const wav = decodeWav(await Deno.readFile(`${dir}/out.wav`));
 
     const tiny = await tinyModels();
-    const valle = await Valle.load({ ...tiny, gpu: await testGpu(), cache: false });
+    const valle = await Valle.load({ ...tiny, backend: await testGpu(), cache: false });
     const speech = await valle.synthesize("Hello there.", {
       reference: `${dir}/ref.wav`,
       language: "en",
@@ -235,7 +235,7 @@ Deno.test({
         model: `${dir}/model.sft`,
         codec: `http://127.0.0.1:${server.addr.port}/codec.safetensors`,
         vocoder: `${dir}/vocoder.safetensors`,
-        gpu: await testGpu(),
+        backend: await testGpu(),
         cache: false,
         phonemizer: ipaPassthrough,
         onProgress: (p) => reports.push(p),

@@ -1,14 +1,10 @@
 import { GpuError } from "../../src/errors.ts";
-import { requestGpu } from "../../src/gpu/device.ts";
-import type { KernelSpec } from "../../src/gpu/kernels.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readBytes, readF32 } from "../../src/gpu/readback.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { Profiler } from "../../src/gpu/profiler.ts";
-import { rows } from "../../src/gpu/tensor.ts";
+import type { KernelSpec } from "../../src/backends/backend.ts";
+import { createTensor, readBytes, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { requestGpu } from "../../src/backends/webgpu/device.ts";
 import { add } from "../../src/ops/elementwise.ts";
 import { softmax } from "../../src/ops/softmax.ts";
-import { gpuTest } from "../_gpu.ts";
+import { gpuTest } from "../_backends.ts";
 import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert";
 
 gpuTest(
@@ -73,7 +69,7 @@ gpuTest(
 gpuTest(
   "a recorder submits by itself when its parameter space is full, keeping order",
   async (gpu) => {
-    const rec = new Recorder(gpu, { paramsCapacity: 512 });
+    const rec = gpu.createRecorder({ capacity: 2 });
     const x = uploadTensor(gpu, new Float32Array(8), [8], "f32", "x");
     const one = uploadTensor(gpu, new Float32Array(8).fill(1), [8], "f32", "one");
     const before = gpu.stats.submits;
@@ -86,8 +82,8 @@ gpuTest(
 );
 
 gpuTest("the profiler times each dispatch by kernel", async (gpu) => {
-  const profiler = new Profiler(gpu);
-  const rec = new Recorder(gpu, { profiler });
+  const profiler = gpu.createProfiler();
+  const rec = gpu.createRecorder({ profiler });
   const x = createTensor(gpu, [64, 1000], "f32", "x");
   softmax(rec, x);
   softmax(rec, x);

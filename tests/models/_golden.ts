@@ -4,9 +4,9 @@
  * compare in exactly the same way.
  */
 
-import type { Gpu } from "../../src/gpu/device.ts";
+import type { Backend } from "../../src/backends/backend.ts";
 import { checkCase, type CodecFolder, loadCodecFolder } from "../../tools/golden/codec.ts";
-import { gpuTest } from "../_gpu.ts";
+import { backendTest } from "../_backends.ts";
 import { FIXTURES } from "../_helpers.ts";
 import { deepStrictEqual, ok } from "node:assert";
 
@@ -15,10 +15,10 @@ export async function goldenTests(model: string, name: string): Promise<void> {
   const folder = new URL(`${name}/`, FIXTURES);
   const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", folder)));
   let loaded: Promise<CodecFolder> | undefined;
-  const load = (gpu: Gpu) => (loaded ??= loadCodecFolder(gpu, folder));
+  const load = (backend: Backend) => (loaded ??= loadCodecFolder(backend, folder));
   for (const [file, entry] of Object.entries(manifest.files as Record<string, { kind: string }>)) {
-    gpuTest(`${model} reproduces golden ${file} (${entry.kind})`, async (gpu) => {
-      const results = await checkCase(await load(gpu), file);
+    backendTest(`${model} reproduces golden ${file} (${entry.kind})`, async (backend) => {
+      const results = await checkCase(await load(backend), file);
       ok(results.length > 0);
       const failed = results.filter((r) => !r.passed);
       deepStrictEqual(

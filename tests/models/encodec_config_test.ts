@@ -9,8 +9,8 @@ import { Encodec } from "../../src/models/encodec/encodec.ts";
 import type { EncodecConfigJson } from "../../src/models/encodec/config.ts";
 import { WeightsError } from "../../src/errors.ts";
 import { serializeSafetensors, type TensorData } from "../../src/io/safetensors.ts";
-import type { Gpu } from "../../src/gpu/device.ts";
-import { gpuTest } from "../_gpu.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { backendTest } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/codec.ts";
 import * as oracle from "../reference/encodec.ts";
@@ -36,12 +36,12 @@ const CONFIG = {
 } satisfies EncodecConfigJson & oracle.OracleConfig;
 
 /** Random weights for every tensor the loader asks for (taken from its own error listing). */
-async function randomWeights(gpu: Gpu): Promise<Record<string, TensorData>> {
+async function randomWeights(backend: Backend): Promise<Record<string, TensorData>> {
   const empty = serializeSafetensors({
     unused: { dtype: "F32", shape: [1], data: new Float32Array(1) },
   });
   let problems: readonly { tensor: string; expected: string }[] = [];
-  await Encodec.load(gpu, empty, { config: CONFIG }).catch((e) => {
+  await Encodec.load(backend, empty, { config: CONFIG }).catch((e) => {
     ok(e instanceof WeightsError);
     problems = e.problems;
   });
@@ -63,16 +63,16 @@ async function randomWeights(gpu: Gpu): Promise<Record<string, TensorData>> {
   return tensors;
 }
 
-gpuTest(
+backendTest(
   "Encodec runs a non-default configuration like the float64 oracle, chunked or not",
-  async (gpu) => {
-    const tensors = await randomWeights(gpu);
+  async (backend) => {
+    const tensors = await randomWeights(backend);
     const weights = (name: string) => {
       ok(name in tensors, `the oracle needs "${name}", which the loader did not ask for`);
       return tensors[name].data as Float32Array;
     };
     const bytes = serializeSafetensors(tensors);
-    const codec = await Encodec.load(gpu, bytes, { config: CONFIG });
+    const codec = await Encodec.load(backend, bytes, { config: CONFIG });
     deepStrictEqual([codec.config.hopLength, codec.config.numQuantizers], [8, 2]);
     const audio = new Rng(1).normals(8 * 25 + 3, 0.5); // 26 frames, the last one partial
     const frames = 26;
@@ -100,7 +100,7 @@ gpuTest(
     });
 
     // Chunks of the smallest allowed size; the decoder reads a frame ahead, so it runs whole.
-    const chunked = await Encodec.load(gpu, bytes, { config: CONFIG, chunkFrames: 5 });
+    const chunked = await Encodec.load(backend, bytes, { config: CONFIG, chunkFrames: 5 });
     deepStrictEqual(await chunked.encodeLatent(audio), latent);
     deepStrictEqual(await chunked.decode(codes, { length: audio.length }), audioOut);
   },

@@ -8,67 +8,76 @@ import {
 } from "../../src/io/safetensors.ts";
 import { goldenTests } from "./_golden.ts";
 import { runGoldenFolder } from "../../tools/golden.ts";
-import { gpuTest } from "../_gpu.ts";
+import { backendTest } from "../_backends.ts";
 import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
-import type { Gpu } from "../../src/gpu/device.ts";
+import type { Backend } from "../../src/backends/backend.ts";
 import { deepStrictEqual, ok, rejects, throws } from "node:assert";
 
 const FOLDER = new URL("encodec-tiny/", FIXTURES);
 await goldenTests("Encodec", "encodec-tiny");
 
-async function tiny(gpu: Gpu, chunkFrames?: number): Promise<Encodec> {
+async function tiny(backend: Backend, chunkFrames?: number): Promise<Encodec> {
   const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
-  return await Encodec.load(gpu, await readFixture("encodec-tiny/model.safetensors"), {
+  return await Encodec.load(backend, await readFixture("encodec-tiny/model.safetensors"), {
     config,
     chunkFrames,
   });
 }
 
-gpuTest("Encodec: chunked encode and decode equal the unchunked results exactly", async (gpu) => {
-  const whole = await tiny(gpu);
-  const chunked = await tiny(gpu, 7); // the smallest chunk the frame-rate convolutions allow
-  const rng = new Rng(11);
-  // 41 frames, the last one partial: chunks of 7 frames cut through every stage.
-  const samples = rng.normals(40 * 320 + 123, 0.3);
-  const latent = await whole.encodeLatent(samples);
-  deepStrictEqual(await chunked.encodeLatent(samples), latent);
-  const codes = await whole.encode(samples, 24000, { nQ: 8 });
-  deepStrictEqual(await chunked.encode(samples, 24000, { nQ: 8 }), codes);
-  const audio = await whole.decode(codes, { length: samples.length });
-  deepStrictEqual(await chunked.decode(codes, { length: samples.length }), audio);
-  deepStrictEqual(await chunked.dequantize(codes), await whole.dequantize(codes));
-  deepStrictEqual(await chunked.quantize(latent, 8), codes);
-});
+backendTest(
+  "Encodec: chunked encode and decode equal the unchunked results exactly",
+  async (backend) => {
+    const whole = await tiny(backend);
+    const chunked = await tiny(backend, 7); // the smallest chunk the frame-rate convolutions allow
+    const rng = new Rng(11);
+    // 41 frames, the last one partial: chunks of 7 frames cut through every stage.
+    const samples = rng.normals(40 * 320 + 123, 0.3);
+    const latent = await whole.encodeLatent(samples);
+    deepStrictEqual(await chunked.encodeLatent(samples), latent);
+    const codes = await whole.encode(samples, 24000, { nQ: 8 });
+    deepStrictEqual(await chunked.encode(samples, 24000, { nQ: 8 }), codes);
+    const audio = await whole.decode(codes, { length: samples.length });
+    deepStrictEqual(await chunked.decode(codes, { length: samples.length }), audio);
+    deepStrictEqual(await chunked.dequantize(codes), await whole.dequantize(codes));
+    deepStrictEqual(await chunked.quantize(latent, 8), codes);
+  },
+);
 
-gpuTest("Encodec.encode() resamples and picks codebooks from the bandwidth", async (gpu) => {
-  const codec = await tiny(gpu);
-  const rng = new Rng(3);
-  const samples = rng.normals(2000, 0.3);
-  deepStrictEqual((await codec.encode(samples, 24000, { bandwidth: 0.75 })).nQ, 1);
-  deepStrictEqual((await codec.encode(samples, 24000)).nQ, 8); // 6 kbps
-  const from16k = await codec.encode(samples, 16000, { bandwidth: 1.5 });
-  deepStrictEqual([from16k.nQ, from16k.frames], [2, Math.ceil(3000 / 320)]);
-  await rejects(codec.encode(samples, 24000, { bandwidth: 12 }), OptionError);
-  await rejects(codec.encode(samples, 24000, { nQ: 9 }), OptionError);
-  await rejects(codec.encode(new Float32Array(0), 24000), OptionError);
-});
+backendTest(
+  "Encodec.encode() resamples and picks codebooks from the bandwidth",
+  async (backend) => {
+    const codec = await tiny(backend);
+    const rng = new Rng(3);
+    const samples = rng.normals(2000, 0.3);
+    deepStrictEqual((await codec.encode(samples, 24000, { bandwidth: 0.75 })).nQ, 1);
+    deepStrictEqual((await codec.encode(samples, 24000)).nQ, 8); // 6 kbps
+    const from16k = await codec.encode(samples, 16000, { bandwidth: 1.5 });
+    deepStrictEqual([from16k.nQ, from16k.frames], [2, Math.ceil(3000 / 320)]);
+    await rejects(codec.encode(samples, 24000, { bandwidth: 12 }), OptionError);
+    await rejects(codec.encode(samples, 24000, { nQ: 9 }), OptionError);
+    await rejects(codec.encode(new Float32Array(0), 24000), OptionError);
+  },
+);
 
-gpuTest("Encodec.decode() refuses codes out of range and inconsistent shapes", async (gpu) => {
-  const codec = await tiny(gpu);
-  const codes = new Int32Array(2 * 3);
-  codes[4] = 1024;
-  await rejects(codec.decode({ codes, nQ: 2, frames: 3 }), /code 1024 at codebook 1, frame 1/);
-  await rejects(codec.decode({ codes: new Int32Array(5), nQ: 2, frames: 3 }), OptionError);
-  await rejects(codec.decode({ codes: new Int32Array(27), nQ: 9, frames: 3 }), OptionError);
-  await rejects(
-    codec.decode({ codes: new Int32Array(6), nQ: 2, frames: 3 }, { length: 961 }),
-    OptionError,
-  );
-});
+backendTest(
+  "Encodec.decode() refuses codes out of range and inconsistent shapes",
+  async (backend) => {
+    const codec = await tiny(backend);
+    const codes = new Int32Array(2 * 3);
+    codes[4] = 1024;
+    await rejects(codec.decode({ codes, nQ: 2, frames: 3 }), /code 1024 at codebook 1, frame 1/);
+    await rejects(codec.decode({ codes: new Int32Array(5), nQ: 2, frames: 3 }), OptionError);
+    await rejects(codec.decode({ codes: new Int32Array(27), nQ: 9, frames: 3 }), OptionError);
+    await rejects(
+      codec.decode({ codes: new Int32Array(6), nQ: 2, frames: 3 }, { length: 961 }),
+      OptionError,
+    );
+  },
+);
 
-gpuTest(
+backendTest(
   "Encodec.load() accepts parametrized weight-norm names and lists every bad tensor",
-  async (gpu) => {
+  async (backend) => {
     const st = parseSafetensors(await readFixture("encodec-tiny/model.safetensors"));
     const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
     const renamed: Record<string, TensorData> = {};
@@ -77,14 +86,14 @@ gpuTest(
         .replace(/\.weight_v$/, ".parametrizations.weight.original1");
       renamed[key] = { dtype: "F32", shape: st.info(name).shape, data: st.toFloat32(name) };
     }
-    const a = await Encodec.load(gpu, serializeSafetensors(renamed), { config });
-    const b = await tiny(gpu);
+    const a = await Encodec.load(backend, serializeSafetensors(renamed), { config });
+    const b = await tiny(backend);
     const codes = { codes: new Int32Array(8 * 4).map((_, i) => (i * 37) % 1024), nQ: 8, frames: 4 };
     deepStrictEqual(await a.decode(codes), await b.decode(codes));
 
     delete renamed["decoder.layers.1.lstm.weight_hh_l1"];
     renamed["encoder.layers.0.conv.bias"] = { dtype: "F32", shape: [5], data: new Float32Array(5) };
-    await rejects(Encodec.load(gpu, serializeSafetensors(renamed), { config }), (e) => {
+    await rejects(Encodec.load(backend, serializeSafetensors(renamed), { config }), (e) => {
       ok(e instanceof WeightsError, String(e));
       deepStrictEqual(e.problems.map((p) => `${p.tensor}: ${p.found}`).sort(), [
         "decoder.layers.1.lstm.weight_hh_l1: missing",
@@ -95,12 +104,12 @@ gpuTest(
   },
 );
 
-gpuTest(
+backendTest(
   "Encodec.load() refuses LSTM layers beyond num_lstm_layers instead of dropping them",
-  async (gpu) => {
+  async (backend) => {
     const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
     await rejects(
-      Encodec.load(gpu, await readFixture("encodec-tiny/model.safetensors"), {
+      Encodec.load(backend, await readFixture("encodec-tiny/model.safetensors"), {
         config: { ...config, num_lstm_layers: 1 },
       }),
       (e) => {
@@ -137,7 +146,7 @@ Deno.test("parseEncodecConfig() derives the 24 kHz constants and refuses the 48 
   );
 });
 
-gpuTest(
+backendTest(
   "the golden runner fails, never skips, a case kind or expected tensor it does not know",
   async () => {
     const dir = await Deno.makeTempDir();

@@ -9,7 +9,7 @@ import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { type EncodecConfigJson, parseEncodecConfig } from "../../src/models/encodec/config.ts";
 import { Vocos } from "../../src/models/vocos/vocos.ts";
 import { tolerance } from "../../tools/golden/codec.ts";
-import { gpuTest } from "../_gpu.ts";
+import { backendTest } from "../_backends.ts";
 import { assertClose, readFixture, Rng } from "../_helpers.ts";
 import { tinyVocoder } from "../_tiny_models.ts";
 import { vocosDecode } from "../reference/vocos.ts";
@@ -25,12 +25,12 @@ function randomCodes(rng: Rng, nQ: number, frames: number, bins: number) {
   return { codes: Int32Array.from({ length: nQ * frames }, () => rng.int(bins)), nQ, frames };
 }
 
-gpuTest(
+backendTest(
   "Vocos reads 256-entry codebooks from its weights and decodes like the CPU oracle",
-  async (gpu) => {
+  async (backend) => {
     // 3 kbps at 75 Hz with 8-bit codes: ⌊3000 / (8 · 75)⌋ = 5 codebooks of 256, (1280, 8).
     const bytes = await tinyVocoder(5, 256);
-    const vocos = await Vocos.load(gpu, bytes, { config: CONFIG });
+    const vocos = await Vocos.load(backend, bytes, { config: CONFIG });
     deepStrictEqual(vocos.codebooks, { bins: 256, count: 5, perBandwidth: [1, 2, 5] });
     const st = parseSafetensors(bytes);
     const oracle = { ...vocos.config, bins: 256 };
@@ -52,14 +52,14 @@ gpuTest(
     }
     // The paired EnCodec of the same codebook size agrees.
     const encodec = parseEncodecConfig({ ...ENCODEC, codebook_size: 256 });
-    const paired = await Vocos.load(gpu, bytes, { config: CONFIG, encodec });
+    const paired = await Vocos.load(backend, bytes, { config: CONFIG, encodec });
     deepStrictEqual(paired.codebooks, vocos.codebooks);
   },
 );
 
-gpuTest(
+backendTest(
   "Vocos.load() refuses a paired EnCodec whose codebooks or frame conflict, naming tensor and shapes",
-  async (gpu) => {
+  async (backend) => {
     const check = (expected: RegExp, found: string) => (e: unknown) => {
       ok(e instanceof WeightsError, String(e));
       deepStrictEqual(e.problems.length, 1, e.message);
@@ -72,7 +72,7 @@ gpuTest(
     const vocoder = await tinyVocoder(5, 256);
     // encodec-tiny has 1024-entry codebooks: the Vocos would hold 4 of them, (4096, 8).
     await rejects(
-      Vocos.load(gpu, vocoder, { config: CONFIG, encodec: parseEncodecConfig(ENCODEC) }),
+      Vocos.load(backend, vocoder, { config: CONFIG, encodec: parseEncodecConfig(ENCODEC) }),
       check(
         /^\[4096,8\] \(the paired EnCodec's first 4 codebooks of 1024 codewords of 8/,
         "[1280,8]",
@@ -81,7 +81,7 @@ gpuTest(
     // Same codebooks, but frames of 8 samples instead of 320.
     const fast = parseEncodecConfig({ ...ENCODEC, codebook_size: 256, upsampling_ratios: [4, 2] });
     await rejects(
-      Vocos.load(gpu, vocoder, { config: CONFIG, encodec: fast }),
+      Vocos.load(backend, vocoder, { config: CONFIG, encodec: fast }),
       (e) => {
         ok(e instanceof WeightsError, String(e));
         // At 3000 frames per second 3 kbps is one codebook, so the table conflicts too.
@@ -105,7 +105,7 @@ gpuTest(
       codebook_dim: 16,
     });
     await rejects(
-      Vocos.load(gpu, vocoder, { config: CONFIG, encodec: wide }),
+      Vocos.load(backend, vocoder, { config: CONFIG, encodec: wide }),
       check(
         /^\[1280,16\] \(the paired EnCodec's first 5 codebooks of 256 codewords of 16/,
         "[1280,8]",
@@ -114,10 +114,10 @@ gpuTest(
   },
 );
 
-gpuTest("Vocos.load() names codebook tables that fit no size, or several", async (gpu) => {
+backendTest("Vocos.load() names codebook tables that fit no size, or several", async (backend) => {
   // 3 codebooks of 256 fit no power-of-two size at 3 kbps (5 of 256 or 4 of 1024 would).
   await rejects(
-    Vocos.load(gpu, await tinyVocoder(3, 256), { config: CONFIG }),
+    Vocos.load(backend, await tinyVocoder(3, 256), { config: CONFIG }),
     (e) => {
       ok(e instanceof WeightsError, String(e));
       deepStrictEqual(e.problems[0].found, "[768,8]");
@@ -128,7 +128,7 @@ gpuTest("Vocos.load() names codebook tables that fit no size, or several", async
   // At 0.6 kbps, (16, 8) is 8 codebooks of 2, 4 of 4 or 2 of 8: only the EnCodec can tell.
   const config = { ...CONFIG, feature_extractor: { init_args: { bandwidths: [0.6] } } };
   const vocoder = await tinyVocoder(4, 4);
-  await rejects(Vocos.load(gpu, vocoder, { config }), (e) => {
+  await rejects(Vocos.load(backend, vocoder, { config }), (e) => {
     ok(e instanceof WeightsError, String(e));
     match(
       e.problems[0].expected,
@@ -137,7 +137,7 @@ gpuTest("Vocos.load() names codebook tables that fit no size, or several", async
     return true;
   });
   const encodec = parseEncodecConfig({ ...ENCODEC, codebook_size: 4 });
-  const paired = await Vocos.load(gpu, vocoder, { config, encodec });
+  const paired = await Vocos.load(backend, vocoder, { config, encodec });
   deepStrictEqual(paired.codebooks, { bins: 4, count: 4, perBandwidth: [4] });
 });
 

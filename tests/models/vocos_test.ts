@@ -2,7 +2,7 @@ import { Vocos } from "../../src/models/vocos/vocos.ts";
 import { parseVocosConfig } from "../../src/models/vocos/config.ts";
 import { OptionError, WeightsError } from "../../src/errors.ts";
 import { goldenTests } from "./_golden.ts";
-import { gpuTest } from "../_gpu.ts";
+import { backendTest } from "../_backends.ts";
 import { FIXTURES, readFixture, Rng } from "../_helpers.ts";
 import { deepStrictEqual, ok, rejects, throws } from "node:assert";
 
@@ -15,31 +15,34 @@ function randomCodes(rng: Rng, nQ: number, frames: number) {
   return { codes: Int32Array.from({ length: nQ * frames }, () => rng.int(1024)), nQ, frames };
 }
 
-gpuTest("Vocos: chunked decode equals the unchunked result exactly", async (gpu) => {
+backendTest("Vocos: chunked decode equals the unchunked result exactly", async (backend) => {
   const bytes = await readFixture("vocos-tiny/model.safetensors");
-  const whole = await Vocos.load(gpu, bytes, { config: CONFIG });
-  const chunked = await Vocos.load(gpu, bytes, { config: CONFIG, chunkFrames: 5 });
+  const whole = await Vocos.load(backend, bytes, { config: CONFIG });
+  const chunked = await Vocos.load(backend, bytes, { config: CONFIG, chunkFrames: 5 });
   const codes = randomCodes(new Rng(5), 4, 40);
   const expected = await whole.decode(codes);
   deepStrictEqual(expected.length, 40 * 320);
   deepStrictEqual(await chunked.decode(codes), expected);
 });
 
-gpuTest("Vocos.load() reads the PyTorch pytorch_model.bin like the safetensors", async (gpu) => {
-  const codes = randomCodes(new Rng(6), 2, 9);
-  const st = await Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
-    config: CONFIG,
-  });
-  const bin = await Vocos.load(gpu, await readFixture("vocos-tiny/pytorch_model.bin"), {
-    config: CONFIG,
-  });
-  deepStrictEqual(await bin.decode(codes), await st.decode(codes));
-});
+backendTest(
+  "Vocos.load() reads the PyTorch pytorch_model.bin like the safetensors",
+  async (backend) => {
+    const codes = randomCodes(new Rng(6), 2, 9);
+    const st = await Vocos.load(backend, await readFixture("vocos-tiny/model.safetensors"), {
+      config: CONFIG,
+    });
+    const bin = await Vocos.load(backend, await readFixture("vocos-tiny/pytorch_model.bin"), {
+      config: CONFIG,
+    });
+    deepStrictEqual(await bin.decode(codes), await st.decode(codes));
+  },
+);
 
-gpuTest(
+backendTest(
   "Vocos.decode() infers the bandwidth id from the codebook count and refuses bad codes",
-  async (gpu) => {
-    const vocos = await Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+  async (backend) => {
+    const vocos = await Vocos.load(backend, await readFixture("vocos-tiny/model.safetensors"), {
       config: CONFIG,
     });
     deepStrictEqual(vocos.codebooks, { bins: 1024, count: 4, perBandwidth: [1, 2, 4] });
@@ -51,9 +54,9 @@ gpuTest(
   },
 );
 
-gpuTest("Vocos.load() lists missing and mis-shaped tensors", async (gpu) => {
+backendTest("Vocos.load() lists missing and mis-shaped tensors", async (backend) => {
   await rejects(
-    Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
+    Vocos.load(backend, await readFixture("vocos-tiny/model.safetensors"), {
       config: {
         ...CONFIG,
         backbone: {
@@ -70,28 +73,31 @@ gpuTest("Vocos.load() lists missing and mis-shaped tensors", async (gpu) => {
   );
 });
 
-gpuTest("Vocos.load() refuses blocks beyond num_layers instead of ignoring them", async (gpu) => {
-  await rejects(
-    Vocos.load(gpu, await readFixture("vocos-tiny/model.safetensors"), {
-      config: {
-        ...CONFIG,
-        backbone: {
-          ...CONFIG.backbone,
-          init_args: { ...CONFIG.backbone.init_args, num_layers: 1 },
+backendTest(
+  "Vocos.load() refuses blocks beyond num_layers instead of ignoring them",
+  async (backend) => {
+    await rejects(
+      Vocos.load(backend, await readFixture("vocos-tiny/model.safetensors"), {
+        config: {
+          ...CONFIG,
+          backbone: {
+            ...CONFIG.backbone,
+            init_args: { ...CONFIG.backbone.init_args, num_layers: 1 },
+          },
         },
+      }),
+      (e) => {
+        ok(e instanceof WeightsError, String(e));
+        deepStrictEqual(e.problems, [{
+          tensor: "backbone.convnext.1.dwconv.weight",
+          expected: "absent (backbone.init_args.num_layers is 1)",
+          found: "[32,1,7]",
+        }]);
+        return true;
       },
-    }),
-    (e) => {
-      ok(e instanceof WeightsError, String(e));
-      deepStrictEqual(e.problems, [{
-        tensor: "backbone.convnext.1.dwconv.weight",
-        expected: "absent (backbone.init_args.num_layers is 1)",
-        found: "[32,1,7]",
-      }]);
-      return true;
-    },
-  );
-});
+    );
+  },
+);
 
 Deno.test("parseVocosConfig() refuses other variants and more bandwidths than norm rows", () => {
   deepStrictEqual(parseVocosConfig(CONFIG).frameRate, 75);

@@ -1,9 +1,6 @@
 import { attention } from "../../src/ops/attention.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { rows } from "../../src/gpu/tensor.ts";
-import { gpuTest } from "../_gpu.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { backendTest } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
@@ -21,24 +18,24 @@ const CASES: [number, number, number, number, boolean][] = [
 ];
 
 for (const [s, kvLen, heads, headDim, causal] of CASES) {
-  gpuTest(
+  backendTest(
     `attention() matches CPU for S=${s} kv=${kvLen} heads=${heads} headDim=${headDim} ${
       causal ? "causal" : "bidirectional"
     }`,
-    async (gpu) => {
+    async (backend) => {
       const rng = new Rng(s * 7 + kvLen + headDim);
       const width = heads * headDim;
       const q = rng.normals(s * width);
       const k = rng.normals(kvLen * width);
       const v = rng.normals(kvLen * width);
-      const out = createTensor(gpu, [s, width], "f32", "out");
-      const rec = new Recorder(gpu);
+      const out = createTensor(backend, [s, width], "f32", "out");
+      const rec = backend.createRecorder();
       attention(
         rec,
         out,
-        uploadTensor(gpu, q, [s, width], "f32", "q"),
-        uploadTensor(gpu, k, [kvLen, width], "f32", "k"),
-        uploadTensor(gpu, v, [kvLen, width], "f32", "v"),
+        uploadTensor(backend, q, [s, width], "f32", "q"),
+        uploadTensor(backend, k, [kvLen, width], "f32", "k"),
+        uploadTensor(backend, v, [kvLen, width], "f32", "v"),
         { heads, headDim, kvLen, causal },
       );
       rec.submit();
@@ -50,22 +47,22 @@ for (const [s, kvLen, heads, headDim, causal] of CASES) {
         causal,
         qStart: kvLen - s,
       });
-      assertClose(await readF32(gpu, out), expected, { atol: 2e-5, rtol: 1e-4 });
+      assertClose(await readF32(backend, out), expected, { atol: 2e-5, rtol: 1e-4 });
     },
   );
 }
 
-gpuTest(
+backendTest(
   "attention() over a growing cache equals attention over the whole sequence",
-  async (gpu) => {
+  async (backend) => {
     const rng = new Rng(11);
     const [n, heads, headDim] = [40, 2, 16];
     const width = heads * headDim;
     // Fused rows [q | k | v] as a fused projection would write them; the cache is the k/v columns.
     const qkv = rng.normals(n * 3 * width);
-    const qkvT = uploadTensor(gpu, qkv, [n, 3 * width], "f32", "qkv");
-    const out = createTensor(gpu, [n, width], "f32", "out");
-    const rec = new Recorder(gpu);
+    const qkvT = uploadTensor(backend, qkv, [n, 3 * width], "f32", "qkv");
+    const out = createTensor(backend, [n, width], "f32", "out");
+    const rec = backend.createRecorder();
     // prefill the first 25 rows, then one row at a time
     attention(rec, rows(out, 0, 25), rows(qkvT, 0, 25), qkvT, qkvT, {
       heads,
@@ -99,6 +96,6 @@ gpuTest(
       causal: true,
       qStart: 0,
     });
-    assertClose(await readF32(gpu, out), expected, { atol: 2e-5, rtol: 1e-4 });
+    assertClose(await readF32(backend, out), expected, { atol: 2e-5, rtol: 1e-4 });
   },
 );

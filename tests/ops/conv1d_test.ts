@@ -6,11 +6,8 @@ import {
   convTransposeWeightLayout,
   convWeightLayout,
 } from "../../src/ops/conv1d.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { rows } from "../../src/gpu/tensor.ts";
-import { gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_gpu.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/codec.ts";
 import { throws } from "node:assert";
@@ -62,18 +59,31 @@ for (const dtype of WEIGHT_DTYPES) {
     const label = `L=${c.length} ${c.cin}→${c.cout} k=${c.k} s=${o.stride ?? 1} d=${
       o.dilation ?? 1
     } pad ${o.padLeft ?? 0}+${o.padRight ?? 0} ${o.padMode ?? "zero"}${o.elu ? " elu" : ""}`;
-    gpuTest(`conv1d() matches CPU for ${label} ${dtype}`, async (gpu) => {
+    backendTest(`conv1d() matches CPU for ${label} ${dtype}`, async (backend) => {
       const rng = new Rng(c.length * 131 + c.cin * 7 + c.cout + c.k);
       const x = rng.normals(c.length * c.cin);
       const w = rng.normals(c.cout * c.cin * c.k, 0.3);
       const bias = rng.normals(c.cout);
       const shape = [c.cout, c.cin, c.k] as const;
-      const wt = uploadWeights(gpu, convWeightLayout(w, shape), [c.cout, c.k, c.cin], dtype, "w");
-      const bt = uploadWeights(gpu, bias, [c.cout], dtype, "b");
+      const wt = uploadWeights(
+        backend,
+        convWeightLayout(w, shape),
+        [c.cout, c.k, c.cin],
+        dtype,
+        "w",
+      );
+      const bt = uploadWeights(backend, bias, [c.cout], dtype, "b");
       const outLength = conv1dLength(c.length, c.k, o);
-      const y = createTensor(gpu, [outLength, c.cout], "f32", "y");
-      const rec = new Recorder(gpu);
-      conv1d(rec, y, uploadTensor(gpu, x, [c.length, c.cin], "f32", "x"), wt.tensor, bt.tensor, o);
+      const y = createTensor(backend, [outLength, c.cout], "f32", "y");
+      const rec = backend.createRecorder();
+      conv1d(
+        rec,
+        y,
+        uploadTensor(backend, x, [c.length, c.cin], "f32", "x"),
+        wt.tensor,
+        bt.tensor,
+        o,
+      );
       rec.submit();
       // The oracle sees the weights as the GPU holds them (f16-rounded for f16).
       const wRounded = new Float32Array(w.length);
@@ -86,26 +96,26 @@ for (const dtype of WEIGHT_DTYPES) {
         }
       }
       const expected = ref.conv1d(x, c.length, wRounded, bt.values, shape, o);
-      assertClose(await readF32(gpu, y), expected.y, { atol: 1e-5, rtol: 1e-5 });
+      assertClose(await readF32(backend, y), expected.y, { atol: 1e-5, rtol: 1e-5 });
     });
   }
 }
 
-gpuTest("conv1d() accumulates into a row view of the output", async (gpu) => {
+backendTest("conv1d() accumulates into a row view of the output", async (backend) => {
   const rng = new Rng(5);
   const [length, cin, cout, k] = [12, 3, 4, 3];
   const x = rng.normals(length * cin);
   const w = rng.normals(cout * cin * k);
   const shape = [cout, cin, k] as const;
   const before = rng.normals(16 * cout);
-  const y = uploadTensor(gpu, before, [16, cout], "f32", "y");
-  const rec = new Recorder(gpu);
+  const y = uploadTensor(backend, before, [16, cout], "f32", "y");
+  const rec = backend.createRecorder();
   const options = { ...causal(length, k), elu: true, accumulate: true };
   conv1d(
     rec,
     rows(y, 2, length),
-    uploadTensor(gpu, x, [length, cin], "f32", "x"),
-    uploadTensor(gpu, convWeightLayout(w, shape), [cout, k, cin], "f32", "w"),
+    uploadTensor(backend, x, [length, cin], "f32", "x"),
+    uploadTensor(backend, convWeightLayout(w, shape), [cout, k, cin], "f32", "w"),
     undefined,
     options,
   );
@@ -113,7 +123,7 @@ gpuTest("conv1d() accumulates into a row view of the output", async (gpu) => {
   const conv = ref.conv1d(x, length, w, undefined, shape, options).y;
   const expected = Float64Array.from(before);
   for (let i = 0; i < conv.length; i++) expected[2 * cout + i] += conv[i];
-  assertClose(await readF32(gpu, y), expected, { atol: 1e-5, rtol: 1e-5 });
+  assertClose(await readF32(backend, y), expected, { atol: 1e-5, rtol: 1e-5 });
 });
 
 interface TransposeCase {
@@ -144,7 +154,7 @@ for (const dtype of WEIGHT_DTYPES) {
       const label = `L=${c.length} ${c.cin}→${c.cout} k=${c.k} s=${c.stride} trim ${c.trimLeft}${
         act ? " elu" : ""
       }`;
-      gpuTest(`convTranspose1d() matches CPU for ${label} ${dtype}`, async (gpu) => {
+      backendTest(`convTranspose1d() matches CPU for ${label} ${dtype}`, async (backend) => {
         const rng = new Rng(c.length * 17 + c.k * 3 + c.cout + (act ? 1 : 0));
         const x = rng.normals(c.length * c.cin);
         const w = rng.normals(c.cin * c.cout * c.k, 0.3);
@@ -152,12 +162,12 @@ for (const dtype of WEIGHT_DTYPES) {
         const shape = [c.cin, c.cout, c.k] as const;
         const taps = Math.ceil(c.k / c.stride);
         const layout = convTransposeWeightLayout(w, shape, c.stride);
-        const wt = uploadWeights(gpu, layout, [c.stride, c.cout, taps, c.cin], dtype, "w");
-        const bt = uploadWeights(gpu, bias, [c.cout], dtype, "b");
+        const wt = uploadWeights(backend, layout, [c.stride, c.cout, taps, c.cin], dtype, "w");
+        const bt = uploadWeights(backend, bias, [c.cout], dtype, "b");
         const outLength = c.length * c.stride;
-        const y = createTensor(gpu, [outLength, c.cout], "f32", "y");
-        const rec = new Recorder(gpu);
-        const xt = uploadTensor(gpu, x, [c.length, c.cin], "f32", "x");
+        const y = createTensor(backend, [outLength, c.cout], "f32", "y");
+        const rec = backend.createRecorder();
+        const xt = uploadTensor(backend, x, [c.length, c.cin], "f32", "x");
         convTranspose1d(rec, y, xt, wt.tensor, bt.tensor, {
           stride: c.stride,
           trimLeft: c.trimLeft,
@@ -180,18 +190,21 @@ for (const dtype of WEIGHT_DTYPES) {
           left: c.trimLeft,
           length: outLength,
         }, act);
-        assertClose(await readF32(gpu, y), expected, { atol: 1e-5, rtol: 1e-5 });
+        assertClose(await readF32(backend, y), expected, { atol: 1e-5, rtol: 1e-5 });
       });
     }
   }
 }
 
-gpuTest("conv1d() and convTranspose1d() refuse shapes that give no output", (gpu) => {
-  const rec = new Recorder(gpu);
-  const x = createTensor(gpu, [3, 2], "f32", "x");
-  const w = createTensor(gpu, [4, 7, 2], "f32", "w");
-  throws(() => conv1d(rec, createTensor(gpu, [1, 4], "f32", "y"), x, w, undefined), OptionError);
-  const wt = createTensor(gpu, [2, 4, 2, 2], "f32", "wt");
-  const y = createTensor(gpu, [9, 4], "f32", "y");
+backendTest("conv1d() and convTranspose1d() refuse shapes that give no output", (backend) => {
+  const rec = backend.createRecorder();
+  const x = createTensor(backend, [3, 2], "f32", "x");
+  const w = createTensor(backend, [4, 7, 2], "f32", "w");
+  throws(
+    () => conv1d(rec, createTensor(backend, [1, 4], "f32", "y"), x, w, undefined),
+    OptionError,
+  );
+  const wt = createTensor(backend, [2, 4, 2, 2], "f32", "wt");
+  const y = createTensor(backend, [9, 4], "f32", "y");
   throws(() => convTranspose1d(rec, y, x, wt, undefined, { stride: 2 }), OptionError);
 });

@@ -1,9 +1,7 @@
 import { gateUpGelu, normLinear, qkvRope } from "../../src/ops/fused.ts";
 import { createRopeTable } from "../../src/ops/rope.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_gpu.ts";
+import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
+import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import { gelu } from "../reference/erf.ts";
 import * as ref from "../reference/ops.ts";
@@ -12,18 +10,18 @@ const EPS = 1e-6;
 
 for (const dtype of WEIGHT_DTYPES) {
   for (const [m, n, k] of [[1, 1025, 1024], [3, 37, 32], [1, 11, 8]]) {
-    gpuTest(
+    backendTest(
       `normLinear() equals rmsNorm then linear for M=${m} N=${n} K=${k} ${dtype}`,
-      async (gpu) => {
+      async (backend) => {
         const rng = new Rng(m + n + k);
         const x = rng.normals(m * k, 2);
-        const nw = uploadWeights(gpu, rng.normals(k), [k], dtype, "nw");
-        const w = uploadWeights(gpu, rng.normals(n * k, 0.05), [n, k], dtype, "w");
-        const b = uploadWeights(gpu, rng.normals(n), [n], dtype, "b");
+        const nw = uploadWeights(backend, rng.normals(k), [k], dtype, "nw");
+        const w = uploadWeights(backend, rng.normals(n * k, 0.05), [n, k], dtype, "w");
+        const b = uploadWeights(backend, rng.normals(n), [n], dtype, "b");
         const y0 = rng.normals(m * n);
-        const y = uploadTensor(gpu, y0, [m, n], "f32", "y");
-        const rec = new Recorder(gpu);
-        normLinear(rec, y, uploadTensor(gpu, x, [m, k], "f32", "x"), nw.tensor, w.tensor, {
+        const y = uploadTensor(backend, y0, [m, n], "f32", "y");
+        const rec = backend.createRecorder();
+        normLinear(rec, y, uploadTensor(backend, x, [m, k], "f32", "x"), nw.tensor, w.tensor, {
           eps: EPS,
           bias: b.tensor,
           accumulate: true,
@@ -31,22 +29,22 @@ for (const dtype of WEIGHT_DTYPES) {
         rec.submit();
         const h = ref.rmsNorm(x, nw.values, k, EPS);
         const expected = ref.linear(h, w.values, b.values, m, n, k).map((v, i) => v + y0[i]);
-        assertClose(await readF32(gpu, y), expected, { atol: 1e-4, rtol: 1e-4 });
+        assertClose(await readF32(backend, y), expected, { atol: 1e-4, rtol: 1e-4 });
       },
     );
   }
 
   // [rows, d, heads]: the real model's attention, a tiny head_dim (half 4), an odd pair count.
   for (const [m, d, heads] of [[1, 1024, 16], [2, 32, 4], [1, 48, 4]]) {
-    gpuTest(
+    backendTest(
       `qkvRope() equals norm, projections, RoPE and cache writes for M=${m} d=${d} heads=${heads} ${dtype}`,
-      async (gpu) => {
+      async (backend) => {
         const rng = new Rng(m * d + heads);
         const headDim = d / heads;
         const x = rng.normals(m * d, 2);
-        const nw = uploadWeights(gpu, rng.normals(d), [d], dtype, "nw");
+        const nw = uploadWeights(backend, rng.normals(d), [d], dtype, "nw");
         const wqkv = uploadWeights(
-          gpu,
+          backend,
           rng.normals(3 * d * d, 1 / Math.sqrt(d)),
           [3 * d, d],
           dtype,
@@ -55,23 +53,23 @@ for (const dtype of WEIGHT_DTYPES) {
         const positions = Uint32Array.from({ length: m }, (_, i) => 700 + 13 * i);
         const capacity = 9;
         const kvRow = 5;
-        const q = createTensor(gpu, [m, d], "f32", "q");
-        const kCache = createTensor(gpu, [capacity, d], "f32", "k");
-        const vCache = createTensor(gpu, [capacity, d], "f32", "v");
-        const rec = new Recorder(gpu);
+        const q = createTensor(backend, [m, d], "f32", "q");
+        const kCache = createTensor(backend, [capacity, d], "f32", "k");
+        const vCache = createTensor(backend, [capacity, d], "f32", "v");
+        const rec = backend.createRecorder();
         qkvRope(
           rec,
           q,
           kCache,
           vCache,
-          uploadTensor(gpu, x, [m, d], "f32", "x"),
+          uploadTensor(backend, x, [m, d], "f32", "x"),
           nw.tensor,
           wqkv.tensor,
           {
             heads,
             eps: EPS,
-            positions: uploadTensor(gpu, positions, [m], "u32", "pos"),
-            table: createRopeTable(gpu, headDim, 10000, 800),
+            positions: uploadTensor(backend, positions, [m], "u32", "pos"),
+            table: createRopeTable(backend, headDim, 10000, 800),
             kvRow,
           },
         );
@@ -81,7 +79,7 @@ for (const dtype of WEIGHT_DTYPES) {
           ref.linear(h, wqkv.values.subarray(part * d * d, (part + 1) * d * d), undefined, m, d, d);
         const opts = { heads, headDim, width: d };
         const tol = { atol: 1e-4, rtol: 1e-4 };
-        assertClose(await readF32(gpu, q), ref.rope(proj(0), positions, opts), {
+        assertClose(await readF32(backend, q), ref.rope(proj(0), positions, opts), {
           ...tol,
           label: "q",
         });
@@ -90,38 +88,45 @@ for (const dtype of WEIGHT_DTYPES) {
           all.set(values, kvRow * d);
           return all;
         };
-        assertClose(await readF32(gpu, kCache), cached(ref.rope(proj(1), positions, opts)), {
+        assertClose(await readF32(backend, kCache), cached(ref.rope(proj(1), positions, opts)), {
           ...tol,
           label: "k",
         });
-        assertClose(await readF32(gpu, vCache), cached(proj(2)), { ...tol, label: "v" });
+        assertClose(await readF32(backend, vCache), cached(proj(2)), { ...tol, label: "v" });
       },
     );
   }
 
   for (const [m, d, f] of [[1, 1024, 4096], [3, 32, 128], [1, 8, 6]]) {
-    gpuTest(
+    backendTest(
       `gateUpGelu() equals norm, gate/up projections and GELU for M=${m} d=${d} F=${f} ${dtype}`,
-      async (gpu) => {
+      async (backend) => {
         const rng = new Rng(m + d + f);
         const x = rng.normals(m * d, 2);
-        const nw = uploadWeights(gpu, rng.normals(d), [d], dtype, "nw");
+        const nw = uploadWeights(backend, rng.normals(d), [d], dtype, "nw");
         const w = uploadWeights(
-          gpu,
+          backend,
           rng.normals(2 * f * d, 1 / Math.sqrt(d)),
           [2 * f, d],
           dtype,
           "w",
         );
-        const out = createTensor(gpu, [m, f], "f32", "out");
-        const rec = new Recorder(gpu);
-        gateUpGelu(rec, out, uploadTensor(gpu, x, [m, d], "f32", "x"), nw.tensor, w.tensor, EPS);
+        const out = createTensor(backend, [m, f], "f32", "out");
+        const rec = backend.createRecorder();
+        gateUpGelu(
+          rec,
+          out,
+          uploadTensor(backend, x, [m, d], "f32", "x"),
+          nw.tensor,
+          w.tensor,
+          EPS,
+        );
         rec.submit();
         const h = ref.rmsNorm(x, nw.values, d, EPS);
         const g = ref.linear(h, w.values.subarray(0, f * d), undefined, m, f, d);
         const u = ref.linear(h, w.values.subarray(f * d), undefined, m, f, d);
         const expected = g.map((v, i) => gelu(v) * u[i]);
-        assertClose(await readF32(gpu, out), expected, { atol: 1e-4, rtol: 1e-4 });
+        assertClose(await readF32(backend, out), expected, { atol: 1e-4, rtol: 1e-4 });
       },
     );
   }

@@ -1,9 +1,6 @@
 import { linear } from "../../src/ops/linear.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { createTensor, uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { rows } from "../../src/gpu/tensor.ts";
-import { gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_gpu.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
@@ -26,40 +23,40 @@ const SHAPES: [number, number, number][] = [
 for (const dtype of WEIGHT_DTYPES) {
   for (const [m, n, k] of SHAPES) {
     for (const bias of [false, true]) {
-      gpuTest(
+      backendTest(
         `linear() matches CPU for M=${m} N=${n} K=${k} ${dtype}${bias ? " +bias" : ""}`,
-        async (gpu) => {
+        async (backend) => {
           const rng = new Rng(m * 1000 + n * 10 + k);
           const x = rng.normals(m * k);
-          const w = uploadWeights(gpu, rng.normals(n * k, 0.05), [n, k], dtype, "w");
-          const b = bias ? uploadWeights(gpu, rng.normals(n), [n], dtype, "b") : undefined;
-          const xt = uploadTensor(gpu, x, [m, k], "f32", "x");
-          const y = createTensor(gpu, [m, n], "f32", "y");
-          const rec = new Recorder(gpu);
+          const w = uploadWeights(backend, rng.normals(n * k, 0.05), [n, k], dtype, "w");
+          const b = bias ? uploadWeights(backend, rng.normals(n), [n], dtype, "b") : undefined;
+          const xt = uploadTensor(backend, x, [m, k], "f32", "x");
+          const y = createTensor(backend, [m, n], "f32", "y");
+          const rec = backend.createRecorder();
           linear(rec, y, xt, w.tensor, b?.tensor);
           rec.submit();
           const expected = ref.linear(x, w.values, b?.values, m, n, k);
-          assertClose(await readF32(gpu, y), expected, { atol: 1e-4, rtol: 1e-4 });
+          assertClose(await readF32(backend, y), expected, { atol: 1e-4, rtol: 1e-4 });
         },
       );
     }
   }
 }
 
-gpuTest("linear() reads and writes row views at offsets", async (gpu) => {
+backendTest("linear() reads and writes row views at offsets", async (backend) => {
   const rng = new Rng(7);
   const [m, n, k] = [3, 10, 12];
   const x = rng.normals(8 * k);
   const wv = rng.normals(n * k);
-  const xt = uploadTensor(gpu, x, [8, k], "f32", "x");
-  const wt = uploadTensor(gpu, wv, [n, k], "f32", "w");
-  const y = createTensor(gpu, [9, n], "f32", "y");
+  const xt = uploadTensor(backend, x, [8, k], "f32", "x");
+  const wt = uploadTensor(backend, wv, [n, k], "f32", "w");
+  const y = createTensor(backend, [9, n], "f32", "y");
   for (const rowsM of [1, m]) {
-    const rec = new Recorder(gpu);
+    const rec = backend.createRecorder();
     rec.clear(y);
     linear(rec, rows(y, 4, rowsM), rows(xt, 2, rowsM), wt);
     rec.submit();
-    const got = await readF32(gpu, y);
+    const got = await readF32(backend, y);
     const expected = new Float64Array(9 * n);
     expected.set(ref.linear(x.subarray(2 * k, (2 + rowsM) * k), wv, undefined, rowsM, n, k), 4 * n);
     assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
@@ -67,42 +64,42 @@ gpuTest("linear() reads and writes row views at offsets", async (gpu) => {
 });
 
 for (const [m, n, k] of [[1, 13, 12], [1, 20, 30], [80, 70, 33]]) {
-  gpuTest(`linear() accumulates into y for M=${m} N=${n} K=${k}`, async (gpu) => {
+  backendTest(`linear() accumulates into y for M=${m} N=${n} K=${k}`, async (backend) => {
     const rng = new Rng(m + n + k);
     const x = rng.normals(m * k);
     const w = rng.normals(n * k);
     const b = rng.normals(n);
     const y0 = rng.normals(m * n);
-    const y = uploadTensor(gpu, y0, [m, n], "f32", "y");
-    const rec = new Recorder(gpu);
+    const y = uploadTensor(backend, y0, [m, n], "f32", "y");
+    const rec = backend.createRecorder();
     linear(
       rec,
       y,
-      uploadTensor(gpu, x, [m, k], "f32", "x"),
-      uploadTensor(gpu, w, [n, k], "f32", "w"),
-      uploadTensor(gpu, b, [n], "f32", "b"),
+      uploadTensor(backend, x, [m, k], "f32", "x"),
+      uploadTensor(backend, w, [n, k], "f32", "w"),
+      uploadTensor(backend, b, [n], "f32", "b"),
       { accumulate: true },
     );
     rec.submit();
     const expected = ref.linear(x, w, b, m, n, k).map((v, i) => v + y0[i]);
-    assertClose(await readF32(gpu, y), expected, { atol: 1e-4, rtol: 1e-4 });
+    assertClose(await readF32(backend, y), expected, { atol: 1e-4, rtol: 1e-4 });
   });
 }
 
-gpuTest("linear() uses the 4-wide GEMV only at 4-aligned offsets", async (gpu) => {
+backendTest("linear() uses the 4-wide GEMV only at 4-aligned offsets", async (backend) => {
   // Rows of K = 8 starting at row 1 of x: offset 8 is aligned; a view at element 2 is not.
   const rng = new Rng(4);
   const [n, k] = [5, 8];
   const x = rng.normals(3 * k);
   const w = rng.normals(n * k);
-  const xt = uploadTensor(gpu, x, [3, k], "f32", "x");
-  const wt = uploadTensor(gpu, w, [n, k], "f32", "w");
+  const xt = uploadTensor(backend, x, [3, k], "f32", "x");
+  const wt = uploadTensor(backend, w, [n, k], "f32", "w");
   for (const offset of [8, 2]) {
-    const y = createTensor(gpu, [1, n], "f32", "y");
-    const rec = new Recorder(gpu);
+    const y = createTensor(backend, [1, n], "f32", "y");
+    const rec = backend.createRecorder();
     linear(rec, y, { ...xt, shape: [1, k], offset }, wt);
     rec.submit();
     const expected = ref.linear(x.subarray(offset, offset + k), w, undefined, 1, n, k);
-    assertClose(await readF32(gpu, y), expected, { atol: 1e-5 });
+    assertClose(await readF32(backend, y), expected, { atol: 1e-5 });
   }
 });

@@ -1,10 +1,13 @@
 import { lstmLayer } from "../../src/ops/lstm.ts";
 import { conv1d } from "../../src/ops/conv1d.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { createTensor, uploadTensor, writeTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { rows } from "../../src/gpu/tensor.ts";
-import { gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_gpu.ts";
+import {
+  createTensor,
+  readF32,
+  rows,
+  uploadTensor,
+  writeTensor,
+} from "../../src/backends/tensor.ts";
+import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/codec.ts";
 
@@ -14,14 +17,14 @@ const SHAPES: [number, number, number][] = [[9, 64, 64], [5, 12, 13], [1, 7, 8],
 
 for (const dtype of WEIGHT_DTYPES) {
   for (const [steps, input, hidden] of SHAPES) {
-    gpuTest(
+    backendTest(
       `lstmLayer() matches CPU for T=${steps} In=${input} H=${hidden} ${dtype}`,
-      async (gpu) => {
+      async (backend) => {
         const rng = new Rng(steps * 100 + hidden);
         const x = rng.normals(steps * input);
         const wih = rng.normals(4 * hidden * input, 3 / Math.sqrt(input));
         const whh = uploadWeights(
-          gpu,
+          backend,
           rng.normals(4 * hidden * hidden, 3 / Math.sqrt(hidden)),
           [4 * hidden, hidden],
           dtype,
@@ -33,29 +36,29 @@ for (const dtype of WEIGHT_DTYPES) {
         const c0 = rng.normals(hidden);
         const bias = bih.map((v, i) => v + bhh[i]);
         // The input projection is a 1×1 convolution computed in f32.
-        const gx = createTensor(gpu, [steps, 4 * hidden], "f32", "gx");
-        const hs = createTensor(gpu, [steps + 1, hidden], "f32", "hs");
-        const rec = new Recorder(gpu);
+        const gx = createTensor(backend, [steps, 4 * hidden], "f32", "gx");
+        const hs = createTensor(backend, [steps + 1, hidden], "f32", "hs");
+        const rec = backend.createRecorder();
         conv1d(
           rec,
           gx,
-          uploadTensor(gpu, x, [steps, input], "f32", "x"),
-          uploadTensor(gpu, wih, [4 * hidden, 1, input], "f32", "wih"),
-          uploadTensor(gpu, bias, [4 * hidden], "f32", "bias"),
+          uploadTensor(backend, x, [steps, input], "f32", "x"),
+          uploadTensor(backend, wih, [4 * hidden, 1, input], "f32", "wih"),
+          uploadTensor(backend, bias, [4 * hidden], "f32", "bias"),
         );
-        const c = uploadTensor(gpu, c0, [hidden], "f32", "c");
+        const c = uploadTensor(backend, c0, [hidden], "f32", "c");
         rec.submit();
-        writeTensor(gpu, rows(hs, 0, 1), h0);
+        writeTensor(backend, rows(hs, 0, 1), h0);
         lstmLayer(rec, hs, c, gx, whh.tensor);
         rec.submit();
         const state = { h: [Float64Array.from(h0)], c: [Float64Array.from(c0)] };
         const layer = { wih, whh: whh.values, bih, bhh };
         const expected = ref.lstm(x, steps, input, hidden, [layer], state);
-        const got = await readF32(gpu, hs);
+        const got = await readF32(backend, hs);
         // f32 rounding of the gate dot products grows as √K (K = input + hidden terms).
         const tol = 2e-6 * Math.max(1, Math.sqrt((input + hidden) / 128));
         assertClose(got.subarray(hidden), expected, { atol: tol, rtol: tol });
-        assertClose(await readF32(gpu, c), state.c[0], { atol: tol, rtol: tol });
+        assertClose(await readF32(backend, c), state.c[0], { atol: tol, rtol: tol });
       },
     );
   }

@@ -1,8 +1,6 @@
 import { createRopeTable, rope } from "../../src/ops/rope.ts";
-import { Recorder } from "../../src/gpu/recorder.ts";
-import { uploadTensor } from "../../src/gpu/buffers.ts";
-import { readF32 } from "../../src/gpu/readback.ts";
-import { gpuTest } from "../_gpu.ts";
+import { readF32, uploadTensor } from "../../src/backends/tensor.ts";
+import { backendTest } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
@@ -15,21 +13,21 @@ const CASES: [number, number, number, number, number][] = [
 ];
 
 for (const [s, heads, headDim, column, width] of CASES) {
-  gpuTest(
+  backendTest(
     `rope() matches CPU for S=${s} heads=${heads} headDim=${headDim} column=${column}`,
-    async (gpu) => {
+    async (backend) => {
       const rng = new Rng(s + heads + headDim);
       const x = rng.normals(s * width);
       // Segment-relative positions restart, repeat and reach the thousands.
       const positions = Uint32Array.from({ length: s }, (_, i) => (i * 997) % 3001);
-      const table = createRopeTable(gpu, headDim, 10000, 3001);
-      const xt = uploadTensor(gpu, x, [s, width], "f32", "x");
-      const pt = uploadTensor(gpu, positions, [s], "u32", "positions");
-      const rec = new Recorder(gpu);
+      const table = createRopeTable(backend, headDim, 10000, 3001);
+      const xt = uploadTensor(backend, x, [s, width], "f32", "x");
+      const pt = uploadTensor(backend, positions, [s], "u32", "positions");
+      const rec = backend.createRecorder();
       rope(rec, xt, pt, table, { heads, headDim, column });
       rec.submit();
       const expected = ref.rope(x, positions, { heads, headDim, width, column });
-      assertClose(await readF32(gpu, xt), expected, { atol: 1e-5 });
+      assertClose(await readF32(backend, xt), expected, { atol: 1e-5 });
     },
   );
 }

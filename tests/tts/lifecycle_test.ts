@@ -1,12 +1,15 @@
 /**
- * The life of a `Valle` on a device the caller owns: repeated synthesis creates nothing on the
- * GPU after warm-up (no buffers, no bind groups, the same memory), `dispose()` gives back every
- * byte it took (`gpu.memory` returns to its value before loading) once its promise resolves,
- * waits for model calls already made, and makes every later use a `GpuError` that leaves the
- * device healthy.
+ * The life of a `Valle` on a backend the caller owns, on each backend: repeated synthesis creates
+ * nothing after warm-up (no buffers, no bind groups, the same memory), `dispose()` gives back
+ * every byte it took (`backend.memory` returns to its value before loading) once its promise
+ * resolves, waits for model calls already made, and makes every later use a `GpuError` that leaves
+ * the backend healthy.
  */
 
-import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
+import type { Backend, BackendKind } from "../../src/backends/backend.ts";
+import { createBackend } from "../../src/backends/select.ts";
+import { Gpu } from "../../src/backends/webgpu/device.ts";
+import { BACKENDS } from "../_backends.ts";
 import { GpuError } from "../../src/errors.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import type { SynthesizeOptions } from "../../src/tts/options.ts";
@@ -20,62 +23,72 @@ const CALLS: SynthesizeOptions[] = [
   { ...BASE, modality: "nar-len", decoder: "encodec", reference: referenceClip() },
 ];
 
-/** This file's own device, so that its memory counter sees only these tests' buffers. */
-let own: Promise<Gpu> | undefined;
-function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void>) {
-  Deno.test({
-    name,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn: async () => {
-      own ??= requestGpu();
-      const gpu = await own;
-      await fn(gpu);
-      gpu.assertHealthy();
-    },
-  });
+/** This file's own backends, so that their memory counters see only these tests' buffers. */
+const own = new Map<BackendKind, Promise<Backend>>();
+function backendTest(name: string, fn: (backend: Backend) => Promise<void>) {
+  for (const kind of BACKENDS) {
+    Deno.test({
+      name: `${name} [${kind}]`,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => {
+        if (!own.has(kind)) own.set(kind, createBackend({ backend: kind }));
+        const backend = await own.get(kind)!;
+        await fn(backend);
+        backend.assertHealthy();
+      },
+    });
+  }
 }
 
-/** Counts what the device creates while `fn` runs. */
-async function counting(gpu: Gpu, fn: () => Promise<void>) {
-  const device = gpu.device;
+/** Counts the buffers (and, on WebGPU, the device's buffers and bind groups) made while `fn` runs. */
+async function counting(backend: Backend, fn: () => Promise<void>) {
   const counts = { buffers: 0, bindGroups: 0 };
-  const createBuffer = device.createBuffer;
-  const createBindGroup = device.createBindGroup;
-  device.createBuffer = (d) => (counts.buffers++, createBuffer.call(device, d));
-  device.createBindGroup = (d) => (counts.bindGroups++, createBindGroup.call(device, d));
+  const restore: (() => void)[] = [];
+  const hook = <T extends object, K extends keyof T>(o: T, key: K, count: () => void) => {
+    const original = o[key] as (...a: unknown[]) => unknown;
+    o[key] = ((...a: unknown[]) => (count(), original.apply(o, a))) as T[K];
+    restore.push(() => (o[key] = original as T[K]));
+  };
+  hook(backend, "createBuffer", () => counts.buffers++);
+  if (backend instanceof Gpu) {
+    hook(backend.device, "createBuffer", () => counts.buffers++);
+    hook(backend.device, "createBindGroup", () => counts.bindGroups++);
+  }
   try {
     await fn();
   } finally {
-    device.createBuffer = createBuffer;
-    device.createBindGroup = createBindGroup;
+    for (const undo of restore) undo();
   }
   return counts;
 }
 
-gpuTest("repeated synthesis creates no GPU buffers or bind groups after warm-up", async (gpu) => {
-  const valle = await Valle.load({ ...await tinyModels(), gpu, cache: false });
-  for (const call of [...CALLS, ...CALLS]) await valle.synthesize("Hello.", call); // warm-up
-  const held = gpu.memory.current;
-  const counts = await counting(gpu, async () => {
-    for (let i = 0; i < 3; i++) {
-      for (const call of CALLS) await valle.synthesize("Hello.", call);
-    }
-  });
-  deepStrictEqual(counts, { buffers: 0, bindGroups: 0 });
-  equal(gpu.memory.current, held);
-  await valle.dispose();
-});
+backendTest(
+  "repeated synthesis creates no GPU buffers or bind groups after warm-up",
+  async (backend) => {
+    const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
+    for (const call of [...CALLS, ...CALLS]) await valle.synthesize("Hello.", call); // warm-up
+    const held = backend.memory.current;
+    const counts = await counting(backend, async () => {
+      for (let i = 0; i < 3; i++) {
+        for (const call of CALLS) await valle.synthesize("Hello.", call);
+      }
+    });
+    deepStrictEqual(counts, { buffers: 0, bindGroups: 0 });
+    equal(backend.memory.current, held);
+    await valle.dispose();
+  },
+);
 
-gpuTest("dispose() frees every byte it took, and later use is a GpuError", async (gpu) => {
-  const before = gpu.memory.current;
-  const valle = await Valle.load({ ...await tinyModels(), gpu, cache: false });
+backendTest("dispose() frees every byte it took, and later use is a GpuError", async (backend) => {
+  const before = backend.memory.current;
+  const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
   for (const call of CALLS) await valle.synthesize("Hello.", call);
-  ok(gpu.memory.current > before);
+  ok(backend.memory.current > before);
   const disposing = valle.dispose();
   equal(valle.dispose(), disposing, "a second dispose() returns the same promise");
   await disposing;
-  equal(gpu.memory.current, before);
+  equal(backend.memory.current, before);
 
   const disposed = (e: Error) => e instanceof GpuError && /disposed/.test(e.message);
   await rejects(valle.synthesize("Hello.", CALLS[0]), disposed);
@@ -83,24 +96,24 @@ gpuTest("dispose() frees every byte it took, and later use is a GpuError", async
   await rejects(valle.encodeReference(referenceClip()), disposed);
   await rejects(valle.model.generate({ phonemes: [1, 2] }), disposed);
   await rejects(valle.encodec.decode({ codes: new Int32Array(8), nQ: 8, frames: 1 }), disposed);
-  equal(gpu.memory.current, before, "nothing was allocated by the refused calls");
+  equal(backend.memory.current, before, "nothing was allocated by the refused calls");
 });
 
-gpuTest(
+backendTest(
   "dispose() during a synthesis fails that synthesis with a GpuError and frees everything",
-  async (gpu) => {
-    const before = gpu.memory.current;
-    const valle = await Valle.load({ ...await tinyModels(), gpu, cache: false });
+  async (backend) => {
+    const before = backend.memory.current;
+    const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
     const running = valle.synthesize("Hello.", CALLS[0]);
     await valle.dispose();
     await rejects(running, (e: Error) => e instanceof GpuError && /disposed/.test(e.message));
-    equal(gpu.memory.current, before);
+    equal(backend.memory.current, before);
   },
 );
 
-gpuTest("ValleModel.dispose() waits for the call already made, then frees", async (gpu) => {
-  const before = gpu.memory.current;
-  const valle = await Valle.load({ ...await tinyModels(), gpu, cache: false });
+backendTest("ValleModel.dispose() waits for the call already made, then frees", async (backend) => {
+  const before = backend.memory.current;
+  const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
   const request = { phonemes: [1, 22, 111, 2], modality: "ar+nar", ar: { maxSteps: 10 } } as const;
   const generating = valle.model.generate(request);
   const disposing = valle.model.dispose();
@@ -109,5 +122,5 @@ gpuTest("ValleModel.dispose() waits for the call already made, then frees", asyn
   await disposing;
   await rejects(valle.model.generate(request), GpuError);
   await valle.dispose();
-  equal(gpu.memory.current, before);
+  equal(backend.memory.current, before);
 });

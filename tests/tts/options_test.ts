@@ -8,7 +8,7 @@
 
 import { OptionError } from "../../src/errors.ts";
 import { synthesize, type SynthesizeOptions, Valle } from "../../mod.ts";
-import { testGpu } from "../_gpu.ts";
+import { testGpu } from "../_backends.ts";
 import { tinyModels } from "../_tiny_models.ts";
 import { equal, ok, rejects, throws } from "node:assert";
 
@@ -47,7 +47,7 @@ let shared: Promise<Valle> | undefined;
 function tinyValle(): Promise<Valle> {
   shared ??= (async () => {
     const gpu = await testGpu();
-    return await Valle.load({ ...await tinyModels(), gpu, cache: false });
+    return await Valle.load({ ...await tinyModels(), backend: gpu, cache: false });
   })();
   return shared;
 }
@@ -66,7 +66,7 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
     test(`synthesize() with ${modality} refuses ${name} out of ${range} before anything runs`, async (valle) => {
       for (const value of [NaN, Infinity, -Infinity, ...bad]) {
         const reports: string[] = [];
-        const submits = valle.gpu.stats.submits;
+        const submits = valle.backend.stats.submits;
         await rejects(
           valle.synthesize("Hello.", {
             ...BASE,
@@ -82,7 +82,7 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
           `${name} = ${value}`,
         );
         equal(reports.length, 0, `${name} = ${value}: progress was reported`);
-        equal(valle.gpu.stats.submits, submits, `${name} = ${value}: GPU work was submitted`);
+        equal(valle.backend.stats.submits, submits, `${name} = ${value}: GPU work was submitted`);
       }
     });
   }
@@ -97,12 +97,12 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
 }
 
 test("stream() refuses a bad option when called, before anything runs", (valle) => {
-  const submits = valle.gpu.stats.submits;
+  const submits = valle.backend.stats.submits;
   throws(() => valle.stream("Hello.", { ...BASE, modality: "nar-len", arTemperature: NaN }), {
     name: "OptionError",
     message: "Cannot synthesize: arTemperature is NaN, expected a number ≥ 0",
   });
-  equal(valle.gpu.stats.submits, submits);
+  equal(valle.backend.stats.submits, submits);
   return Promise.resolve();
 });
 

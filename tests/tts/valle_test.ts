@@ -12,7 +12,7 @@ import { joinPrompt, toAudioCodes, toModelCodes } from "../../src/tts/codes.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { prepareText } from "../../src/text/prepare.ts";
 import { Vocos } from "../../src/models/vocos/vocos.ts";
-import { testGpu } from "../_gpu.ts";
+import { testGpu } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { deepStrictEqual, equal, notDeepStrictEqual, ok, rejects } from "node:assert";
 
@@ -24,7 +24,7 @@ let shared: Promise<Valle> | undefined;
 function tinyValle(): Promise<Valle> {
   shared ??= (async () => {
     const gpu = await testGpu();
-    return await Valle.load({ ...await tinyModels(), gpu, cache: false });
+    return await Valle.load({ ...await tinyModels(), backend: gpu, cache: false });
   })();
   return shared;
 }
@@ -52,7 +52,7 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
       ]);
       const tiny = await tinyModels();
       const vocos = decoder === "vocos"
-        ? await Vocos.load(valle.gpu, tiny.vocoder, { config: tiny.vocoderConfig })
+        ? await Vocos.load(valle.backend, tiny.vocoder, { config: tiny.vocoderConfig })
         : undefined;
       const samples: Float32Array[] = [];
       for (const [i, piece] of pieces.entries()) {

@@ -16,12 +16,12 @@
  * frame are then not compared.
  */
 
-import { requestGpu } from "../../src/gpu/device.ts";
-import type { Gpu } from "../../src/gpu/device.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { createBackend } from "../../src/backends/select.ts";
 import { parseSafetensors, type Safetensors } from "../../src/io/safetensors.ts";
 import { type AudioCodes, Encodec } from "../../src/models/encodec/encodec.ts";
 import { Vocos } from "../../src/models/vocos/vocos.ts";
-import type { CaseResult, GoldenFamily } from "./types.ts";
+import type { CaseResult, GoldenFamily, GoldenOptions } from "./types.ts";
 
 /** The tolerance of an expected tensor, or undefined when no check knows it. */
 export function tolerance(model: "encodec" | "vocos", tensor: string): number | undefined {
@@ -65,7 +65,7 @@ async function readJson(url: URL): Promise<Record<string, unknown>> {
  * with the EnCodec of the sibling folder its manifest names (`encodec`).
  */
 export async function loadCodecFolder(
-  gpu: Gpu,
+  backend: Backend,
   folder: URL,
   weights: "f32" | "f16" = "f32",
 ): Promise<CodecFolder> {
@@ -73,7 +73,7 @@ export async function loadCodecFolder(
   const kind = manifest.kind === "vocos" ? "vocos" : "encodec";
   const encodecFolder = kind === "vocos" ? new URL(`../${manifest.encodec}/`, folder) : folder;
   const encodec = await Encodec.load(
-    gpu,
+    backend,
     await Deno.readFile(new URL("model.safetensors", encodecFolder)),
     {
       config: await readJson(new URL("config.json", encodecFolder)),
@@ -82,7 +82,7 @@ export async function loadCodecFolder(
     },
   );
   const vocos = kind === "vocos"
-    ? await Vocos.load(gpu, await Deno.readFile(new URL("model.safetensors", folder)), {
+    ? await Vocos.load(backend, await Deno.readFile(new URL("model.safetensors", folder)), {
       config: await readJson(new URL("config.json", folder)),
       encodec: encodec.config,
       label: "vocos model.safetensors",
@@ -303,10 +303,14 @@ function codeResult(
 }
 
 /** Every case of a folder, one result per expected tensor. */
-async function* run(folder: URL, manifest: Record<string, unknown>): AsyncIterable<CaseResult> {
-  const gpu = await requestGpu();
+async function* run(
+  folder: URL,
+  manifest: Record<string, unknown>,
+  options: GoldenOptions,
+): AsyncIterable<CaseResult> {
+  const backend = await createBackend({ backend: options.backend ?? "webgpu" });
   try {
-    const f = await loadCodecFolder(gpu, folder);
+    const f = await loadCodecFolder(backend, folder);
     for (const file of Object.keys(manifest.files as Record<string, unknown>)) {
       try {
         yield* await checkCase(f, file);
@@ -315,7 +319,7 @@ async function* run(folder: URL, manifest: Record<string, unknown>): AsyncIterab
       }
     }
   } finally {
-    gpu.destroy();
+    backend.destroy();
   }
 }
 

@@ -1,5 +1,13 @@
 /** The contract between the golden runner (tools/golden.ts) and each model family's checker. */
 
+import type { BackendKind } from "../../src/backends/backend.ts";
+
+/** How a folder is run. */
+export interface GoldenOptions {
+  /** The backend the cases run on (a new one per folder). Default `"webgpu"`. */
+  backend?: BackendKind;
+}
+
 /** The outcome of one case (one comparison) of a golden folder. */
 export interface CaseResult {
   /** `<file>:<case>`, e.g. `ar.safetensors:prefix5.logits`. */
@@ -30,5 +38,9 @@ export interface GoldenFamily {
    * Runs every case file listed in the manifest. A case file or kind it does not understand must
    * be yielded as a failure, never skipped.
    */
-  run(folder: URL, manifest: Record<string, unknown>): AsyncIterable<CaseResult>;
+  run(
+    folder: URL,
+    manifest: Record<string, unknown>,
+    options: GoldenOptions,
+  ): AsyncIterable<CaseResult>;
 }

@@ -9,7 +9,8 @@
  * family). The tests (tests/models/valle/golden_test.ts) run the same functions.
  */
 
-import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { createBackend } from "../../src/backends/select.ts";
 import { readSafetensors, type Safetensors } from "../../src/io/safetensors.ts";
 import {
   type Codes,
@@ -36,8 +37,10 @@ export const TOLERANCE = {
 
 /** Options of {@linkcode runValleGolden}. */
 export interface ValleGoldenOptions {
-  /** The device (default: a new one, destroyed at the end). */
-  gpu?: Gpu;
+  /** The backend (default: a new one of `kind`, destroyed at the end). */
+  backend?: Backend;
+  /** The kind of backend to create when none is given. Default `"webgpu"`. */
+  kind?: "webgpu" | "cpu";
   /** Weight precisions to run (default: f32, and f16 when the device has shader-f16). */
   precisions?: readonly ("f32" | "f16")[];
   /** Only these case files (default: every file of the manifest). */
@@ -58,7 +61,7 @@ interface ManifestFile {
 /** Everything a file checker needs. */
 interface Ctx {
   valle: ValleModel;
-  gpu: Gpu;
+  backend: Backend;
   file: string;
   st: Safetensors;
   settings: Record<string, unknown>;
@@ -94,7 +97,7 @@ export const valleFamily: GoldenFamily = {
     return typeof config === "object" && config !== null && "n_audio" in config &&
       "n_levels" in config && typeof manifest.files === "object";
   },
-  run: (folder, manifest) => runValleGolden(folder, manifest),
+  run: (folder, manifest, options) => runValleGolden(folder, manifest, { kind: options.backend }),
 };
 
 /**
@@ -110,15 +113,15 @@ export async function* runValleGolden(
   options: ValleGoldenOptions = {},
 ): AsyncGenerator<CaseResult> {
   const m = manifest as unknown as Manifest;
-  const gpu = options.gpu ?? await requestGpu();
+  const backend = options.backend ?? await createBackend({ backend: options.kind ?? "webgpu" });
   try {
-    const precisions = options.precisions ?? (gpu.features.f16 ? ["f32", "f16"] : ["f32"]);
+    const precisions = options.precisions ?? (backend.supportsF16 ? ["f32", "f16"] : ["f32"]);
     const names = Object.keys(m.files).filter((f) => !options.files || options.files.includes(f));
     const inputs = "inputs.safetensors" in m.files
       ? await readSafetensors(new URL("inputs.safetensors", folder))
       : undefined;
     for (const precision of precisions) {
-      const valle = await ValleModel.load(new URL("model.sft", folder), { gpu, precision });
+      const valle = await ValleModel.load(new URL("model.sft", folder), { backend, precision });
       try {
         for (const file of names) {
           if (DATA_FILES.has(file)) continue;
@@ -135,7 +138,7 @@ export async function* runValleGolden(
           );
           const ctx: Ctx = {
             valle,
-            gpu,
+            backend,
             file,
             st,
             settings: info.settings ?? {},
@@ -163,7 +166,7 @@ export async function* runValleGolden(
       }
     }
   } finally {
-    if (!options.gpu) gpu.destroy();
+    if (!options.backend) backend.destroy();
   }
 }
 
@@ -587,11 +590,14 @@ async function* checkPipeline_(
     };
   };
   for (let i = 0; i < stages.length; i++) {
-    const r = await sampleLogits(ctx.gpu, input, shape, upTo(i + 1), { previous, lengthPenalty });
+    const r = await sampleLogits(ctx.backend, input, shape, upTo(i + 1), {
+      previous,
+      lengthPenalty,
+    });
     yield compare(ctx, `${name}.stage.${stages[i]}`, r.processed, TOLERANCE.logits);
   }
   const all = upTo(stages.length);
-  const final = await sampleLogits(ctx.gpu, input, shape, all, { previous, lengthPenalty });
+  const final = await sampleLogits(ctx.backend, input, shape, all, { previous, lengthPenalty });
   yield compare(
     ctx,
     `${name}.final_probs`,
@@ -601,7 +607,7 @@ async function* checkPipeline_(
   // "Greedy": the same pipeline with temperature 0, as the golden data define it (the dynamic
   // temperature is off then: the original would still apply one with T = 0 and T_min > 0,
   // which changes the score but not the argmax).
-  const greedy = await sampleLogits(ctx.gpu, input, shape, {
+  const greedy = await sampleLogits(ctx.backend, input, shape, {
     ...all,
     temperature: 0,
     minTemperature: -1,
@@ -683,7 +689,7 @@ async function* checkIso(ctx: Ctx, iso: Record<string, string>): AsyncGenerator<
       yield fail(`${ctx.file}:iso.${name} ${ctx.tag}`, (e as Error).message);
       continue;
     }
-    const r = await sampleLogits(ctx.gpu, input, shape, parsed.options, parsed);
+    const r = await sampleLogits(ctx.backend, input, shape, parsed.options, parsed);
     yield compare(ctx, `iso.${name}`, r.processed, TOLERANCE.logits);
   }
 }
@@ -700,7 +706,7 @@ async function* checkDocumented(ctx: Ctx, name: string): AsyncGenerator<CaseResu
   }
   const input = tensor(ctx, inputName) as Float32Array;
   const shape = ctx.st.info(inputName).shape as [number, number];
-  const r = await sampleLogits(ctx.gpu, input, shape, {
+  const r = await sampleLogits(ctx.backend, input, shape, {
     temperature: 0,
     repetitionPenalty: Number(m[1]),
   }, { previous: m[2].split(",").map(Number) });
@@ -713,7 +719,7 @@ async function* checkCfg(ctx: Ctx, s: Record<string, unknown>): AsyncGenerator<C
   const strength = num(s, "strength");
   const rescales = Array.isArray(s.rescale) ? s.rescale as number[] : [num(s, "rescale")];
   for (const rescale of rescales) {
-    const r = await guideLogits(ctx.gpu, pos, neg, { strength, rescale });
+    const r = await guideLogits(ctx.backend, pos, neg, { strength, rescale });
     yield compare(ctx, `cfg.out_rescale_${rescale}`, r.logits, TOLERANCE.logits);
     if (rescale > 0 && ctx.st.has("cfg.factor") && !ctx.used.has("cfg.factor")) {
       yield compare(ctx, "cfg.factor", [r.factor], TOLERANCE.probability);

@@ -23,6 +23,7 @@ import {
 } from "../backend.ts";
 import { WasmHeap } from "./heap.ts";
 import { instantiateKernels, kernelModule, kernelNames } from "./module.ts";
+import { CpuProfiler } from "./profiler.ts";
 import { CpuRecorder } from "./recorder.ts";
 import { type Runner, SingleThread, ThreadPool } from "./runner.ts";
 
@@ -165,7 +166,21 @@ export class CpuBackend implements Backend {
 
   createRecorder(options: RecorderOptions = {}): CpuRecorder {
     this.#check();
-    return new CpuRecorder(this, options.label ?? "cpu.step");
+    return new CpuRecorder(this, options);
+  }
+
+  /**
+   * A profiler: each dispatch of the recorders it is given to is timed on the host's clock.
+   *
+   * @param capacity Dispatches timed per submit.
+   */
+  createProfiler(capacity?: number): CpuProfiler {
+    return new CpuProfiler(this, capacity);
+  }
+
+  /** Frees memory whose last users have finished (nothing else is cached). */
+  trim(): void {
+    this.#reclaim();
   }
 
   /**

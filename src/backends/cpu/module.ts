@@ -49,7 +49,9 @@ export async function instantiateKernels(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
 ): Promise<KernelExports> {
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const instance = await WebAssembly.instantiate(module, {
+    env: { memory, now: () => performance.now() },
+  });
   return instance.exports as unknown as KernelExports;
 }
 

@@ -16,14 +16,16 @@ import {
   type KernelVariant,
   type Readback,
   type Recorder,
+  type RecorderOptions,
   type Tensor,
   type Workgroups,
 } from "../backend.ts";
 import { numel } from "../tensor.ts";
 import type { CpuBackend } from "./backend.ts";
+import { CpuProfiler } from "./profiler.ts";
 
-/** Commands per list; a recorder that fills one submits it and goes on in the next. */
-const LIST_COMMANDS = 4096;
+/** Commands per list unless the recorder is told otherwise (`RecorderOptions.capacity`). */
+const DEFAULT_CAPACITY = 1024;
 const MAX_BINDINGS = 10;
 /** Word offsets inside a command (wasm/runtime.h `Cmd`). */
 const GROUPS = 1;
@@ -34,6 +36,7 @@ const PARAMS = BINDINGS + MAX_BINDINGS;
 class CpuReadback implements Readback {
   #recorder: CpuRecorder;
   #copies: { staging: number; bytes: number }[];
+  #done = false;
   seq = 0;
 
   constructor(recorder: CpuRecorder, copies: { staging: number; bytes: number }[]) {
@@ -42,9 +45,11 @@ class CpuReadback implements Readback {
   }
 
   async result(): Promise<ArrayBuffer[]> {
+    if (this.#done) throw new OptionError("Cannot read a readback twice");
     if (this.seq === 0) this.#recorder.submit();
     const backend = this.#recorder.backend;
     await backend.waitFor(this.seq);
+    this.#done = true;
     backend.stats.readbacks++;
     const bytes = backend.heap.bytes;
     return this.#copies.map(({ staging, bytes: n }) => {
@@ -52,6 +57,12 @@ class CpuReadback implements Readback {
       backend.release(staging);
       return out;
     });
+  }
+
+  discard(): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const { staging } of this.#copies) this.#recorder.backend.release(staging);
   }
 }
 
@@ -68,11 +79,18 @@ export class CpuRecorder implements Recorder {
   #pending: CpuReadback[] = [];
   #ids = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", number>>>();
   #commandWords: number;
+  #capacity: number;
+  #profiler?: CpuProfiler;
 
   /** Made by {@linkcode CpuBackend.createRecorder}. */
-  constructor(backend: CpuBackend, label: string) {
+  constructor(backend: CpuBackend, options: RecorderOptions) {
+    if (options.profiler && !(options.profiler instanceof CpuProfiler)) {
+      throw new OptionError("Cannot profile a CPU recorder with another backend's profiler");
+    }
+    this.#profiler = options.profiler;
     this.backend = backend;
-    this.#label = label;
+    this.#label = options.label ?? "cpu.step";
+    this.#capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.#commandWords = backend.commandBytes / 4;
   }
 
@@ -92,6 +110,11 @@ export class CpuRecorder implements Recorder {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const id = this.#kernel(spec, variant.weights ?? this.backend.weightDtype);
+    const profiler = this.#profiler;
+    // A timed dispatch and its two stamps go into one list.
+    if (profiler?.full || (profiler && this.#count + 3 > this.#capacity)) this.submit();
+    const stamps = profiler?.next(`${spec.shader}.${variant.weights ?? this.backend.weightDtype}`);
+    if (stamps) this.#stamp(stamps[0]);
     const at = this.#next();
     const words = this.#words!;
     words[at] = id;
@@ -108,6 +131,7 @@ export class CpuRecorder implements Recorder {
       else if (type === "i32") this.#ints![at + PARAMS + i] = params[i];
       else words[at + PARAMS + i] = params[i];
     }
+    if (stamps) this.#stamp(stamps[1]);
     this.backend.stats.dispatches++;
   }
 
@@ -163,6 +187,7 @@ export class CpuRecorder implements Recorder {
     const seq = this.backend.submitList(this.#list, this.#count);
     this.backend.release(this.#list);
     for (const readback of this.#pending) readback.seq = seq;
+    this.#profiler?.submitted(seq);
     this.#pending = [];
     this.#list = 0;
     this.#count = 0;
@@ -184,7 +209,13 @@ export class CpuRecorder implements Recorder {
     return this.backend.bufferOf(t, op).addr + t.offset * DTYPE_BYTES[t.dtype];
   }
 
-  #builtin(name: "copy" | "clear"): number {
+  /** Records a clock read into the f64 at `addr`. */
+  #stamp(addr: number): void {
+    const at = this.#builtin("stamp");
+    this.#words![at + PARAMS] = addr;
+  }
+
+  #builtin(name: "copy" | "clear" | "stamp"): number {
     const at = this.#next();
     const words = this.#words!;
     words[at] = this.backend.kernels.get(name)!;
@@ -194,9 +225,9 @@ export class CpuRecorder implements Recorder {
 
   /** The word index of the next command, opening or rolling over the list as needed. */
   #next(): number {
-    if (this.#count === LIST_COMMANDS) this.submit();
+    if (this.#count === this.#capacity) this.submit();
     if (this.#count === 0) {
-      const bytes = LIST_COMMANDS * this.backend.commandBytes;
+      const bytes = this.#capacity * this.backend.commandBytes;
       this.#list = this.backend.heap.alloc(bytes, `${this.#label}.commands`);
     }
     // Growing the memory replaces its buffer (and detaches it, when not shared).

@@ -18,7 +18,7 @@ export const WORKER_SOURCE: string = `
 const start = async (message, post) => {
   const { module, memory, control, id, scratch, scratchBytes, stackTop } = message;
   try {
-    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const instance = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
     instance.exports.__stack_pointer.value = stackTop;
     post({ ready: true });
     instance.exports.worker_loop(control, id, scratch, scratchBytes);

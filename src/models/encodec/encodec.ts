@@ -16,12 +16,15 @@
  */
 
 import { OptionError } from "../../errors.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { createTensor, destroyTensors, writeTensor } from "../../gpu/buffers.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import type { Profiler } from "../../gpu/profiler.ts";
-import { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Profiler, Recorder, Tensor } from "../../backends/backend.ts";
+import {
+  createTensor,
+  destroyTensors,
+  readBytes,
+  rows,
+  writeTensor,
+} from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
 import { rvqEncode } from "../../ops/rvq.ts";
 import { resample } from "../../audio/resample.ts";
@@ -121,15 +124,15 @@ interface Plan {
  * @example
  * ```ts ignore
  * import { Encodec, requestGpu } from "@valle/core";
- * const gpu = await requestGpu();
- * const codec = await Encodec.load(gpu, "model.safetensors");
+ * const backend = await requestGpu();
+ * const codec = await Encodec.load(backend, "model.safetensors");
  * const codes = await codec.encode(samples, 44100, { bandwidth: 6 });
  * const audio = await codec.decode(codes); // 24 kHz
  * ```
  */
 export class Encodec {
   /** The device. */
-  readonly gpu: Gpu;
+  readonly backend: Backend;
   /** The validated configuration. */
   readonly config: EncodecConfig;
   /** Frames per chunk of long signals. */
@@ -142,16 +145,16 @@ export class Encodec {
   #life = new Lifetime("EnCodec model");
 
   private constructor(
-    gpu: Gpu,
+    backend: Backend,
     config: EncodecConfig,
     weights: EncodecWeights,
     options: EncodecLoadOptions,
   ) {
-    this.gpu = gpu;
-    this.#rec = new Recorder(gpu, { label: "encodec", profiler: options.profiler });
+    this.backend = backend;
+    this.#rec = backend.createRecorder({ label: "encodec", profiler: options.profiler });
     this.config = config;
     this.#weights = weights;
-    this.#ws = new Workspace(gpu);
+    this.#ws = new Workspace(backend);
     const hop = config.hopLength;
     const far = 1 << 20;
     const enc = weights.encoder;
@@ -180,7 +183,7 @@ export class Encodec {
     };
     // A chunk must also be longer than the frame-rate convolutions' padding, or the short-input
     // rule would pad the first chunk differently from the whole signal.
-    this.chunkFrames = chunkFrames(gpu, {
+    this.chunkFrames = chunkFrames(backend, {
       requested: options.chunkFrames,
       bytesPerFrame: 4 * Math.max(activationsPerFrame(enc, hop), activationsPerFrame(dec, 1)),
       context: Math.max(this.#encoder.before, this.#decoder.after),
@@ -192,7 +195,7 @@ export class Encodec {
    * Loads EnCodec weights (Hugging Face `model.safetensors`, or a PyTorch `pytorch_model.bin`
    * as bytes) and its configuration.
    *
-   * @param gpu The device.
+   * @param backend The device.
    * @param weights The checkpoint.
    * @param options Configuration, weight precision, chunk size.
    * @returns The codec.
@@ -201,20 +204,20 @@ export class Encodec {
    *
    * @example
    * ```ts ignore
-   * const codec = await Encodec.load(gpu, await Deno.readFile("model.safetensors"), {
+   * const codec = await Encodec.load(backend, await Deno.readFile("model.safetensors"), {
    *   config: JSON.parse(await Deno.readTextFile("config.json")),
    * });
    * ```
    */
   static async load(
-    gpu: Gpu,
+    backend: Backend,
     weights: WeightsInput,
     options: EncodecLoadOptions = {},
   ): Promise<Encodec> {
     const source = await openWeights(weights, options.label);
     const config = parseEncodecConfig(options.config);
-    const loaded = loadEncodecWeights(gpu, source, config, options.weights ?? "f32");
-    return new Encodec(gpu, config, loaded, options);
+    const loaded = loadEncodecWeights(backend, source, config, options.weights ?? "f32");
+    return new Encodec(backend, config, loaded, options);
   }
 
   /**
@@ -237,17 +240,19 @@ export class Encodec {
     sampleRate: number,
     options: EncodeOptions = {},
   ): Promise<AudioCodes> {
-    return this.#life.run(async () => {
-      const nQ = this.#codebooks(options);
-      const audio = resample(samples, sampleRate, this.config.sampleRate);
-      const frames = this.#frames(audio.length);
-      const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
-      await this.#runEncoder(audio, (rec, latent, column) => {
-        rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
-      });
-      const [bytes] = await readBytes(this.gpu, [codes]);
-      return { codes: new Int32Array(bytes), nQ, frames };
-    });
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        const nQ = this.#codebooks(options);
+        const audio = resample(samples, sampleRate, this.config.sampleRate);
+        const frames = this.#frames(audio.length);
+        const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
+        await this.#runEncoder(audio, (rec, latent, column) => {
+          rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
+        });
+        const [bytes] = await readBytes(this.backend, [codes]);
+        return { codes: new Int32Array(bytes), nQ, frames };
+      })
+    );
   }
 
   /**
@@ -263,26 +268,28 @@ export class Encodec {
    * ```
    */
   encodeLatent(samples: Float32Array, options: LayerOptions = {}): Promise<Float32Array> {
-    return this.#life.run(async () => {
-      const frames = this.#frames(samples.length);
-      const dim = this.config.dim;
-      const out = new Float32Array(frames * dim);
-      const keep = this.#ws.tensor("latent", [Math.min(frames, this.chunkFrames), dim]);
-      const tracer = options.onLayer ? new Tracer(this.gpu) : undefined;
-      await this.#runEncoder(
-        samples,
-        (rec, latent) => rec.copy(latent, rows(keep, 0, latent.shape[0])),
-        {
-          tracer,
-          read: async (column, n) => {
-            const [bytes] = await readBytes(this.gpu, [rows(keep, 0, n)]);
-            out.set(new Float32Array(bytes), column * dim);
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        const frames = this.#frames(samples.length);
+        const dim = this.config.dim;
+        const out = new Float32Array(frames * dim);
+        const keep = this.#ws.tensor("latent", [Math.min(frames, this.chunkFrames), dim]);
+        const tracer = options.onLayer ? new Tracer(this.backend) : undefined;
+        await this.#runEncoder(
+          samples,
+          (rec, latent) => rec.copy(latent, rows(keep, 0, latent.shape[0])),
+          {
+            tracer,
+            read: async (column, n) => {
+              const [bytes] = await readBytes(this.backend, [rows(keep, 0, n)]);
+              out.set(new Float32Array(bytes), column * dim);
+            },
           },
-        },
-      );
-      await tracer?.deliver(options.onLayer!);
-      return out;
-    });
+        );
+        await tracer?.deliver(options.onLayer!);
+        return out;
+      })
+    );
   }
 
   /**
@@ -298,21 +305,27 @@ export class Encodec {
    * ```
    */
   quantize(latent: Float32Array, nQ: number): Promise<AudioCodes> {
-    return this.#life.run(async () => {
-      this.#codebooks({ nQ });
-      const frames = this.#latentFrames(latent);
-      const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
-      const rec = this.#rec;
-      for (let a = 0; a < frames; a += this.chunkFrames) {
-        const n = Math.min(this.chunkFrames, frames - a);
-        const x = this.#ws.tensor("latent", [n, this.config.dim]);
-        writeTensor(this.gpu, x, latent.subarray(a * this.config.dim, (a + n) * this.config.dim));
-        rvqEncode(rec, codes, x, this.#weights.codebooksTransposed, { column: a });
-        rec.submit();
-      }
-      const [bytes] = await readBytes(this.gpu, [codes]);
-      return { codes: new Int32Array(bytes), nQ, frames };
-    });
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        this.#codebooks({ nQ });
+        const frames = this.#latentFrames(latent);
+        const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
+        const rec = this.#rec;
+        for (let a = 0; a < frames; a += this.chunkFrames) {
+          const n = Math.min(this.chunkFrames, frames - a);
+          const x = this.#ws.tensor("latent", [n, this.config.dim]);
+          writeTensor(
+            this.backend,
+            x,
+            latent.subarray(a * this.config.dim, (a + n) * this.config.dim),
+          );
+          rvqEncode(rec, codes, x, this.#weights.codebooksTransposed, { column: a });
+          rec.submit();
+        }
+        const [bytes] = await readBytes(this.backend, [codes]);
+        return { codes: new Int32Array(bytes), nQ, frames };
+      })
+    );
   }
 
   /**
@@ -327,19 +340,21 @@ export class Encodec {
    * ```
    */
   dequantize(codes: AudioCodes): Promise<Float32Array> {
-    return this.#life.run(async () => {
-      const out = new Float32Array(codes.frames * this.config.dim);
-      const rec = this.#rec;
-      for (let a = 0; a < codes.frames; a += this.chunkFrames) {
-        const n = Math.min(this.chunkFrames, codes.frames - a);
-        const q = this.#ws.tensor("latent", [n, this.config.dim]);
-        recordCodewordSum(rec, this.#ws, q, codes, a, this.#weights.codebooks, this.config.bins);
-        rec.submit();
-        const [bytes] = await readBytes(this.gpu, [q]);
-        out.set(new Float32Array(bytes), a * this.config.dim);
-      }
-      return out;
-    });
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        const out = new Float32Array(codes.frames * this.config.dim);
+        const rec = this.#rec;
+        for (let a = 0; a < codes.frames; a += this.chunkFrames) {
+          const n = Math.min(this.chunkFrames, codes.frames - a);
+          const q = this.#ws.tensor("latent", [n, this.config.dim]);
+          recordCodewordSum(rec, this.#ws, q, codes, a, this.#weights.codebooks, this.config.bins);
+          rec.submit();
+          const [bytes] = await readBytes(this.backend, [q]);
+          out.set(new Float32Array(bytes), a * this.config.dim);
+        }
+        return out;
+      })
+    );
   }
 
   /**
@@ -356,20 +371,22 @@ export class Encodec {
    * ```
    */
   decode(codes: AudioCodes, options: DecodeOptions = {}): Promise<Float32Array> {
-    return this.#life.run(async () => {
-      checkCodes(codes, this.config.numQuantizers, this.config.bins);
-      return await this.#runDecoder(codes.frames, options.length, (rec, q, first) => {
-        recordCodewordSum(
-          rec,
-          this.#ws,
-          q,
-          codes,
-          first,
-          this.#weights.codebooks,
-          this.config.bins,
-        );
-      });
-    });
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        checkCodes(codes, this.config.numQuantizers, this.config.bins);
+        return await this.#runDecoder(codes.frames, options.length, (rec, q, first) => {
+          recordCodewordSum(
+            rec,
+            this.#ws,
+            q,
+            codes,
+            first,
+            this.#weights.codebooks,
+            this.config.bins,
+          );
+        });
+      })
+    );
   }
 
   /**
@@ -388,13 +405,15 @@ export class Encodec {
     latent: Float32Array,
     options: DecodeOptions & LayerOptions = {},
   ): Promise<Float32Array> {
-    return this.#life.run(async () => {
-      const frames = this.#latentFrames(latent);
-      const dim = this.config.dim;
-      return await this.#runDecoder(frames, options.length, (_rec, q, first) => {
-        writeTensor(this.gpu, q, latent.subarray(first * dim, (first + q.shape[0]) * dim));
-      }, options.onLayer);
-    });
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        const frames = this.#latentFrames(latent);
+        const dim = this.config.dim;
+        return await this.#runDecoder(frames, options.length, (_rec, q, first) => {
+          writeTensor(this.backend, q, latent.subarray(first * dim, (first + q.shape[0]) * dim));
+        }, options.onLayer);
+      })
+    );
   }
 
   /**
@@ -408,7 +427,7 @@ export class Encodec {
       this.#ws.release();
       this.#rec.destroy();
       destroyTensors(this.#weights);
-      this.gpu.trim();
+      this.backend.trim();
     });
   }
 
@@ -453,7 +472,7 @@ export class Encodec {
    */
   async #runEncoder(
     samples: Float32Array,
-    sink: (rec: Recorder, latent: GpuTensor, column: number) => void,
+    sink: (rec: Recorder, latent: Tensor, column: number) => void,
     options: { tracer?: Tracer; read?: (column: number, n: number) => Promise<void> } = {},
   ): Promise<void> {
     const hop = this.config.hopLength;
@@ -463,7 +482,11 @@ export class Encodec {
           Math.min(samples.length, end * hop) - first * hop,
           1,
         ]);
-        writeTensor(this.gpu, input, samples.subarray(first * hop, first * hop + input.shape[0]));
+        writeTensor(
+          this.backend,
+          input,
+          samples.subarray(first * hop, first * hop + input.shape[0]),
+        );
         return input;
       },
       output: (rec, latent, a, n) => sink(rec, rows(latent, latent.shape[0] - n, n), a),
@@ -478,7 +501,7 @@ export class Encodec {
   async #runDecoder(
     frames: number,
     length: number | undefined,
-    source: (rec: Recorder, q: GpuTensor, first: number) => void,
+    source: (rec: Recorder, q: Tensor, first: number) => void,
     onLayer?: LayerOptions["onLayer"],
   ): Promise<Float32Array> {
     const hop = this.config.hopLength;
@@ -486,9 +509,9 @@ export class Encodec {
     if (length !== undefined && !(Number.isInteger(length) && length >= 0 && length <= total)) {
       throw new OptionError(`Cannot decode to ${length} samples: expected 0 to ${total}`);
     }
-    const tracer = onLayer ? new Tracer(this.gpu) : undefined;
+    const tracer = onLayer ? new Tracer(this.backend) : undefined;
     const out = new Float32Array(total);
-    let audio: GpuTensor | undefined;
+    let audio: Tensor | undefined;
     await this.#runChunks("decoder", frames, {
       input: (first, end, rec) => {
         const q = this.#ws.tensor("latent", [end - first, this.config.dim]);
@@ -499,7 +522,7 @@ export class Encodec {
         audio = rows(samples, samples.shape[0] - n * hop, n * hop);
       },
       settle: async (a) => {
-        const [bytes] = await readBytes(this.gpu, [audio!]);
+        const [bytes] = await readBytes(this.backend, [audio!]);
         out.set(new Float32Array(bytes), a * hop);
       },
     }, tracer);
@@ -518,8 +541,8 @@ export class Encodec {
     side: "encoder" | "decoder",
     frames: number,
     io: {
-      input: (first: number, end: number, rec: Recorder) => GpuTensor;
-      output: (rec: Recorder, result: GpuTensor, a: number, n: number) => void;
+      input: (first: number, end: number, rec: Recorder) => Tensor;
+      output: (rec: Recorder, result: Tensor, a: number, n: number) => void;
       settle?: (a: number, n: number) => Promise<void>;
     },
     tracer?: Tracer,
@@ -531,7 +554,7 @@ export class Encodec {
     const lstm = layers[plan.lstm] as LstmLayer;
     const state = lstmState(rec, this.#ws, lstm, side);
     const trace = tracer?.trace;
-    let previous: GpuTensor | undefined;
+    let previous: Tensor | undefined;
     for (let a = 0, n = 0; a < frames; a += n) {
       n = Math.min(chunk, frames - a);
       const first = Math.max(0, a - plan.before);
@@ -556,11 +579,11 @@ export class Encodec {
     rec: Recorder,
     lstm: LstmLayer,
     state: LstmState,
-    x: GpuTensor,
-    previous: GpuTensor | undefined,
+    x: Tensor,
+    previous: Tensor | undefined,
     context: number,
     a: number,
-  ): GpuTensor {
+  ): Tensor {
     const n = x.shape[0];
     const history = previous ? Math.min(context, a) : 0;
     const name = previous?.buffer === this.#ws.tensor("post0", [1]).buffer ? "post1" : "post0";
@@ -593,23 +616,23 @@ function activationsPerFrame(layers: readonly SeanetLayer[], samplesPerFrame: nu
 
 /** Copies traced layer outputs into their own tensors, then reads them all back at once. */
 class Tracer {
-  #gpu: Gpu;
-  #copies: { index: number; tensor: GpuTensor }[] = [];
+  #backend: Backend;
+  #copies: { index: number; tensor: Tensor }[] = [];
 
-  constructor(gpu: Gpu) {
-    this.#gpu = gpu;
+  constructor(backend: Backend) {
+    this.#backend = backend;
   }
 
   /** Records a copy of a layer's output (an arrow function, to be passed as a callback). */
   trace: LayerTrace = (rec, index, output) => {
-    const tensor = createTensor(this.#gpu, output.shape, "f32", `trace.${index}`);
+    const tensor = createTensor(this.#backend, output.shape, "f32", `trace.${index}`);
     rec.copy(output, tensor);
     this.#copies.push({ index, tensor });
   };
 
   /** Reads every traced output and hands it to `onLayer`. */
   async deliver(onLayer: NonNullable<LayerOptions["onLayer"]>): Promise<void> {
-    const bytes = await readBytes(this.#gpu, this.#copies.map((c) => c.tensor));
+    const bytes = await readBytes(this.#backend, this.#copies.map((c) => c.tensor));
     this.#copies.forEach((c, i) => {
       onLayer(c.index, new Float32Array(bytes[i]), c.tensor.shape);
       c.tensor.buffer.destroy();

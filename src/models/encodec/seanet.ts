@@ -13,8 +13,8 @@
  */
 
 import { OptionError } from "../../errors.ts";
-import type { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Recorder, Tensor } from "../../backends/backend.ts";
+import { rows } from "../../backends/tensor.ts";
 import { elu } from "../../ops/activation.ts";
 import { conv1d, conv1dLength, convTranspose1d } from "../../ops/conv1d.ts";
 import { add } from "../../ops/elementwise.ts";
@@ -23,7 +23,7 @@ import type { Workspace } from "../_codec.ts";
 import type { ConvLayer, LstmLayer, SeanetLayer } from "./weights.ts";
 
 /** Called with a layer's index and its output, to record a copy (the buffer is reused later). */
-export type LayerTrace = (rec: Recorder, index: number, output: GpuTensor) => void;
+export type LayerTrace = (rec: Recorder, index: number, output: Tensor) => void;
 
 /**
  * Records `layers[from, to)` (no LSTM among them) on `x`, ping-ponging between workspace
@@ -36,9 +36,9 @@ export function recordStage(
   ws: Workspace,
   layers: readonly SeanetLayer[],
   range: readonly [number, number],
-  x: GpuTensor,
+  x: Tensor,
   trace?: LayerTrace,
-): GpuTensor {
+): Tensor {
   let pendingElu = false;
   for (let i = range[0]; i < range[1]; i++) {
     const layer = layers[i];
@@ -118,8 +118,8 @@ function extraPadding(layer: ConvLayer, length: number): number {
 /** SConv1d: causal reflect padding on the left, the extra padding on the right, then the conv. */
 function causalConv(
   rec: Recorder,
-  y: GpuTensor,
-  x: GpuTensor,
+  y: Tensor,
+  x: Tensor,
   layer: ConvLayer,
   options: { elu?: boolean; accumulate?: boolean },
 ): void {
@@ -136,9 +136,9 @@ function causalConv(
 /** The recurrent state of one SLSTM: h and c per layer. */
 export interface LstmState {
   /** (H) per layer. */
-  readonly h: readonly GpuTensor[];
+  readonly h: readonly Tensor[];
   /** (H) per layer. */
-  readonly c: readonly GpuTensor[];
+  readonly c: readonly Tensor[];
 }
 
 /** Allocates (zeroed) state for an SLSTM in the workspace, under `prefix`. */
@@ -165,8 +165,8 @@ export function recordLstm(
   ws: Workspace,
   layer: LstmLayer,
   state: LstmState,
-  x: GpuTensor,
-  y: GpuTensor,
+  x: Tensor,
+  y: Tensor,
 ): void {
   const steps = x.shape[0];
   const hidden = layer.hidden;

@@ -12,9 +12,9 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { uploadTensor } from "../../gpu/buffers.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
+import type { Tensor } from "../../backends/backend.ts";
+import { uploadTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { f32ToF16 } from "../../io/dtype.ts";
 import type { WeightSource } from "../../io/weights.ts";
 import { convTransposeWeightLayout, convWeightLayout } from "../../ops/conv1d.ts";
@@ -27,9 +27,9 @@ export interface ConvLayer {
   /** Checkpoint prefix, e.g. `encoder.layers.0.conv`. */
   readonly name: string;
   /** (Cout, taps, Cin). */
-  readonly w: GpuTensor;
+  readonly w: Tensor;
   /** (Cout). */
-  readonly b: GpuTensor;
+  readonly b: Tensor;
   readonly cin: number;
   readonly cout: number;
   readonly taps: number;
@@ -44,9 +44,9 @@ export interface ConvTransposeLayer {
   readonly kind: "convtr";
   readonly name: string;
   /** (stride, Cout, taps, Cin). */
-  readonly w: GpuTensor;
+  readonly w: Tensor;
   /** (Cout). */
-  readonly b: GpuTensor;
+  readonly b: Tensor;
   readonly cin: number;
   readonly cout: number;
   readonly stride: number;
@@ -79,11 +79,11 @@ export interface LstmLayer {
   readonly hidden: number;
   readonly layers: readonly {
     /** (4H, 1, In): the input projection as a 1×1 convolution. */
-    readonly wih: GpuTensor;
+    readonly wih: Tensor;
     /** (4H): b_ih + b_hh. */
-    readonly bias: GpuTensor;
+    readonly bias: Tensor;
     /** (4H, H). */
-    readonly whh: GpuTensor;
+    readonly whh: Tensor;
   }[];
 }
 
@@ -95,15 +95,15 @@ export interface EncodecWeights {
   readonly encoder: readonly SeanetLayer[];
   readonly decoder: readonly SeanetLayer[];
   /** (numQuantizers · bins, dim), f32: codeword j of codebook q is row q·bins + j. */
-  readonly codebooks: GpuTensor;
+  readonly codebooks: Tensor;
   /** (numQuantizers, dim, bins), f32: the same, transposed for the nearest-codeword search. */
-  readonly codebooksTransposed: GpuTensor;
+  readonly codebooksTransposed: Tensor;
 }
 
 /**
  * Checks every tensor the configuration needs, then folds, reorders and uploads them.
  *
- * @param gpu The device.
+ * @param backend The device.
  * @param source The checkpoint (Hugging Face names).
  * @param config The configuration.
  * @param dtype Storage type of convolution and LSTM weights (codebooks stay f32).
@@ -113,17 +113,17 @@ export interface EncodecWeights {
  *
  * @example
  * ```ts ignore
- * const weights = loadEncodecWeights(gpu, await openWeights(bytes), parseEncodecConfig(), "f32");
+ * const weights = loadEncodecWeights(backend, await openWeights(bytes), parseEncodecConfig(), "f32");
  * ```
  */
 export function loadEncodecWeights(
-  gpu: Gpu,
+  backend: Backend,
   source: WeightSource,
   config: EncodecConfig,
   dtype: "f16" | "f32",
 ): EncodecWeights {
   const problems: WeightProblem[] = [];
-  const loader = new Loader(gpu, source, dtype, problems);
+  const loader = new Loader(backend, source, dtype, problems);
   const encoder = buildEncoder(loader, config);
   const decoder = buildDecoder(loader, config);
   const tables: Float32Array[] = [];
@@ -141,9 +141,9 @@ export function loadEncodecWeights(
   return {
     encoder,
     decoder,
-    codebooks: uploadTensor(gpu, codebooks, [n * bins, dim], "f32", "encodec.codebooks"),
+    codebooks: uploadTensor(backend, codebooks, [n * bins, dim], "f32", "encodec.codebooks"),
     codebooksTransposed: uploadTensor(
-      gpu,
+      backend,
       transposeCodebooks(codebooks, bins, dim),
       [n, dim, bins],
       "f32",
@@ -190,14 +190,19 @@ function buildDecoder(l: Loader, c: EncodecConfig): SeanetLayer[] {
 
 /** Reads, checks, folds and uploads tensors, collecting problems instead of throwing. */
 class Loader {
-  #gpu: Gpu;
+  #backend: Backend;
   #source: WeightSource;
   #dtype: "f16" | "f32";
   #problems: WeightProblem[];
-  #uploaded: GpuTensor[] = [];
+  #uploaded: Tensor[] = [];
 
-  constructor(gpu: Gpu, source: WeightSource, dtype: "f16" | "f32", problems: WeightProblem[]) {
-    this.#gpu = gpu;
+  constructor(
+    backend: Backend,
+    source: WeightSource,
+    dtype: "f16" | "f32",
+    problems: WeightProblem[],
+  ) {
+    this.#backend = backend;
     this.#source = source;
     this.#dtype = dtype;
     this.#problems = problems;
@@ -256,10 +261,10 @@ class Loader {
     return out;
   }
 
-  upload(values: Float32Array, shape: readonly number[], label: string): GpuTensor {
+  upload(values: Float32Array, shape: readonly number[], label: string): Tensor {
     const t = this.#dtype === "f16"
-      ? uploadTensor(this.#gpu, f32ToF16(values), shape, "f16", label)
-      : uploadTensor(this.#gpu, values, shape, "f32", label);
+      ? uploadTensor(this.#backend, f32ToF16(values), shape, "f16", label)
+      : uploadTensor(this.#backend, values, shape, "f32", label);
     this.#uploaded.push(t);
     return t;
   }

@@ -20,8 +20,8 @@
  * @module
  */
 
-import { writeTensor } from "../../gpu/buffers.ts";
-import { rows } from "../../gpu/tensor.ts";
+import type { Readback } from "../../backends/backend.ts";
+import { rows, writeTensor } from "../../backends/tensor.ts";
 import { feedIds, forward } from "./forward.ts";
 import { logitRows, readout } from "./heads.ts";
 import type { Sequence } from "./inputs.ts";
@@ -82,14 +82,14 @@ export interface DecodeResult {
  * ```
  */
 export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<DecodeResult> {
-  const { gpu, model, state, rec } = ctx;
+  const { backend, model, state, rec } = ctx;
   const { seq, initial, maxSteps } = o;
   const i0 = initial.length;
   const outputs = model.weights.heads[seq.head].weight.shape[0];
   const tok = (from: number, count: number) => tokenRow(state, 0, from, count);
 
-  uploadSequence(gpu, state, "cond", seq);
-  if (i0 > 0) writeTensor(gpu, tok(0, i0), Uint32Array.from(initial));
+  uploadSequence(backend, state, "cond", seq);
+  if (i0 > 0) writeTensor(backend, tok(0, i0), Uint32Array.from(initial));
   const penalize = o.sampler.repetitionPenalty !== 1;
   if (penalize) {
     const table = penaltyTable(
@@ -97,7 +97,7 @@ export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<Decod
       o.sampler.repetitionPenaltyDecay,
       state.capacity,
     );
-    writeTensor(gpu, state.penalties, table);
+    writeTensor(backend, state.penalties, table);
   }
 
   const logits = logitRows(state.logits, 0, 1, outputs);
@@ -145,16 +145,12 @@ export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<Decod
     });
 
   const sampled: number[] = [];
-  let pending: { count: number; staging: GPUBuffer } | undefined;
+  let pending: { count: number; tokens: Readback } | undefined;
   let step = 0;
   let stoppedAt = -1;
-  const check = async (chunk: { count: number; staging: GPUBuffer }) => {
-    await chunk.staging.mapAsync(GPUMapMode.READ, 0, chunk.count * 4);
-    gpu.stats.readbacks++;
-    const got = new Uint32Array(chunk.staging.getMappedRange(0, chunk.count * 4).slice(0));
-    chunk.staging.unmap();
-    gpu.readbacks.release(chunk.staging);
-    for (const t of got) {
+  const check = async (chunk: { count: number; tokens: Readback }) => {
+    const [bytes] = await chunk.tokens.result();
+    for (const t of new Uint32Array(bytes)) {
       if (stoppedAt >= 0) break;
       sampled.push(t);
       if (t === o.stopToken) stoppedAt = sampled.length - 1;
@@ -166,12 +162,11 @@ export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<Decod
     while (step < maxSteps && stoppedAt < 0) {
       const count = Math.min(o.checkEvery, maxSteps - step);
       for (let s = step; s < step + count; s++) recordStep(s);
-      const staging = gpu.readbacks.acquire(count * 4);
-      rec.copy(tok(i0 + step, count), { buffer: staging, dtype: "u32", shape: [count], offset: 0 });
+      const tokens = rec.readback([tok(i0 + step, count)]);
       rec.submit();
       step += count;
       const previous = pending;
-      pending = { count, staging };
+      pending = { count, tokens };
       if (previous) await check(previous);
     }
     if (pending && stoppedAt < 0) {
@@ -181,8 +176,8 @@ export async function decode(ctx: ValleContext, o: DecodeOptions): Promise<Decod
     }
   } finally {
     // The chunk submitted after the stop (or before an abort) is never read.
-    if (pending) gpu.readbacks.release(pending.staging);
+    pending?.tokens.discard();
   }
-  gpu.assertHealthy();
+  backend.assertHealthy();
   return { sampled: Int32Array.from(sampled), stoppedAt, stepsRun: step };
 }

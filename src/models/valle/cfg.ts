@@ -10,12 +10,10 @@
  */
 
 import { OptionError } from "../../errors.ts";
-import { createTensor, uploadTensor } from "../../gpu/buffers.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import type { KernelSpec } from "../../gpu/kernels.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import { grid1d, Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, numel } from "../../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
+import { createTensor, numel, readBytes, uploadTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
+import { grid1d } from "../../ops/_grid.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
 
 const CFG_STATS: KernelSpec = {
@@ -63,9 +61,9 @@ export const CFG_STAT = {
  */
 export function cfg(
   rec: Recorder,
-  cond: GpuTensor,
-  uncond: GpuTensor,
-  stats: GpuTensor,
+  cond: Tensor,
+  uncond: Tensor,
+  stats: Tensor,
   options: CfgOptions,
 ): void {
   const op = "cfg";
@@ -83,13 +81,13 @@ export function cfg(
     );
   }
   rec.dispatch(
-    rec.gpu.kernels.get(CFG_STATS),
+    CFG_STATS,
     [stats, cond, uncond],
     [n, cond.offset, uncond.offset, options.strength, options.rescale, 1 - options.rescale],
     [1],
   );
   rec.dispatch(
-    rec.gpu.kernels.get(CFG_APPLY),
+    CFG_APPLY,
     [cond, uncond, stats],
     [n, cond.offset, uncond.offset, options.strength],
     grid1d(Math.ceil(n / 256)),
@@ -114,11 +112,11 @@ export interface GuidedLogits {
  *
  * @example
  * ```ts ignore
- * const { logits, factor } = await guideLogits(gpu, cond, uncond, { strength: 2.5, rescale: 0.75 });
+ * const { logits, factor } = await guideLogits(backend, cond, uncond, { strength: 2.5, rescale: 0.75 });
  * ```
  */
 export async function guideLogits(
-  gpu: Gpu,
+  backend: Backend,
   cond: Float32Array,
   uncond: Float32Array,
   options: CfgOptions,
@@ -128,13 +126,13 @@ export async function guideLogits(
       `Cannot apply CFG: ${cond.length} conditional and ${uncond.length} unconditional logits`,
     );
   }
-  const c = uploadTensor(gpu, cond, [cond.length], "f32", "valle.cfg.cond");
-  const u = uploadTensor(gpu, uncond, [uncond.length], "f32", "valle.cfg.uncond");
-  const stats = createTensor(gpu, [8], "f32", "valle.cfg.stats");
-  const rec = new Recorder(gpu, { label: "valle.cfg" });
+  const c = uploadTensor(backend, cond, [cond.length], "f32", "valle.cfg.cond");
+  const u = uploadTensor(backend, uncond, [uncond.length], "f32", "valle.cfg.uncond");
+  const stats = createTensor(backend, [8], "f32", "valle.cfg.stats");
+  const rec = backend.createRecorder({ label: "valle.cfg" });
   cfg(rec, c, u, stats, options);
   rec.submit();
-  const [out, st] = await readBytes(gpu, [c, stats]);
+  const [out, st] = await readBytes(backend, [c, stats]);
   rec.destroy();
   for (const t of [c, u, stats]) t.buffer.destroy();
   const s = new Float32Array(st);

@@ -11,9 +11,8 @@
  * @module
  */
 
-import type { KernelSpec } from "../../gpu/kernels.ts";
-import type { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
+import { rows } from "../../backends/tensor.ts";
 import { attention } from "../../ops/attention.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { gateUpGelu, qkvRope } from "../../ops/fused.ts";
@@ -44,9 +43,9 @@ export interface Pass {
   /** Causal or bidirectional attention over positions `[0, start + rows)`. */
   readonly causal: boolean;
   /** Embedding ids of the pass's rows (rows, nLevels) u32. */
-  readonly ids: GpuTensor;
+  readonly ids: Tensor;
   /** Position ids of the pass's rows (rows) u32. */
-  readonly positions: GpuTensor;
+  readonly positions: Tensor;
 }
 
 const FEED_IDS: KernelSpec = {
@@ -72,8 +71,8 @@ const FEED_IDS: KernelSpec = {
  */
 export function feedIds(
   rec: Recorder,
-  ids: GpuTensor,
-  tokens: GpuTensor,
+  ids: Tensor,
+  tokens: Tensor,
   feed: OutputFeed,
   from: number,
 ): void {
@@ -91,7 +90,7 @@ export function feedIds(
     tokens.offset + feed.level0 * stride + from,
     stride,
   ];
-  rec.dispatch(rec.gpu.kernels.get(FEED_IDS), [ids, tokens], params, [
+  rec.dispatch(FEED_IDS, [ids, tokens], params, [
     Math.ceil((frames * feed.terms) / 256),
   ]);
 }
@@ -190,8 +189,8 @@ function attend(
   state: ValleRunState,
   l: number,
   pass: Pass,
-  q: GpuTensor,
-  att: GpuTensor,
+  q: Tensor,
+  att: Tensor,
 ): void {
   attention(rec, att, q, state.k[l], state.v[l], {
     heads: config.nHeads,

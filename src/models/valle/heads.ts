@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Recorder, Tensor } from "../../backends/backend.ts";
+import { rows } from "../../backends/tensor.ts";
 import { linear } from "../../ops/linear.ts";
 import { rmsNorm } from "../../ops/norm.ts";
 import { normLinear } from "../../ops/fused.ts";
@@ -37,7 +37,7 @@ export function readout(
   state: ValleRunState,
   from: number,
   head: number,
-  out: GpuTensor,
+  out: Tensor,
 ): void {
   const count = out.shape[0];
   const x = rows(state.x, from, count);
@@ -54,11 +54,11 @@ export function readout(
 
 /** A (rows, head outputs) view of a logits buffer starting at row `row`. */
 export function logitRows(
-  buffer: GpuTensor,
+  buffer: Tensor,
   row: number,
   count: number,
   outputs: number,
-): GpuTensor {
+): Tensor {
   return {
     buffer: buffer.buffer,
     dtype: "f32",

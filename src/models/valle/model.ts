@@ -14,11 +14,11 @@
 import { checkRanges } from "../../_options.ts";
 import { Lifetime } from "../_lifetime.ts";
 import { GpuError, OptionError } from "../../errors.ts";
-import { writeTensor } from "../../gpu/buffers.ts";
-import { type Gpu, type Precision, requestGpu } from "../../gpu/device.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import { Recorder } from "../../gpu/recorder.ts";
-import { rows } from "../../gpu/tensor.ts";
+import type { Recorder } from "../../backends/backend.ts";
+import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
+import { type BackendSource, resolveBackend } from "../../backends/select.ts";
+import type { Precision } from "../../backends/backend.ts";
 import {
   readSafetensors,
   type ReadSafetensorsOptions,
@@ -50,12 +50,11 @@ import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
 
 /** Options of {@linkcode ValleModel.load}. */
-export interface ValleModelOptions extends ReadSafetensorsOptions {
-  /** Run on this device (else one is requested with `precision`). */
-  gpu?: Gpu;
+export interface ValleModelOptions extends ReadSafetensorsOptions, BackendSource {
   /**
-   * Weight storage: "auto" (default) uses f16 when the device has `shader-f16`, "f32" always
-   * f32, "f16" requires the feature. Activations are f32 in every case.
+   * Weight storage: "auto" (default) uses f16 where the backend supports it (WebGPU with
+   * `shader-f16`, or the CPU), "f32" always f32, "f16" requires support. Activations are f32 in
+   * every case.
    */
   precision?: Precision;
   /** Sequence positions to preallocate (grown on demand, outside generation loops). Default 1024. */
@@ -270,7 +269,7 @@ export interface GenerateResult {
  */
 export class ValleModel {
   /** The device. */
-  readonly gpu: Gpu;
+  readonly backend: Backend;
   /** Hyper-parameters read from the file. */
   readonly config: ValleConfig;
   /** Which head serves which mode. */
@@ -281,31 +280,31 @@ export class ValleModel {
   #rec: Recorder;
   #rule: EmbeddingRule;
   #includeLanguage: boolean;
-  #ownsGpu: boolean;
+  #ownsBackend: boolean;
   #life = new Lifetime("VALL-E model");
 
   private constructor(
-    gpu: Gpu,
+    backend: Backend,
     st: Safetensors,
     options: ValleModelOptions,
-    ownsGpu: boolean,
+    ownsBackend: boolean,
   ) {
-    if (options.precision === "f16" && !gpu.features.f16) {
-      throw new GpuError('Cannot load f16 weights: the device lacks "shader-f16"');
+    if (options.precision === "f16" && !backend.supportsF16) {
+      throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
     }
     const dtype = options.precision === "f32" || options.precision === "f16"
       ? options.precision
-      : gpu.weightDtype;
-    const { config, weights } = uploadValleWeights(gpu, st, dtype);
-    this.gpu = gpu;
+      : backend.weightDtype;
+    const { config, weights } = uploadValleWeights(backend, st, dtype);
+    this.backend = backend;
     this.config = config;
     this.weights = weights;
     this.heads = valleHeads(config);
-    this.#state = createRunState(gpu, config, options.capacity ?? 1024);
-    this.#rec = new Recorder(gpu, { label: "valle", paramsCapacity: 4 << 20 });
+    this.#state = createRunState(backend, config, options.capacity ?? 1024);
+    this.#rec = backend.createRecorder({ label: "valle", capacity: 16384 });
     this.#rule = options.embeddingRule ?? "head";
     this.#includeLanguage = options.includeLanguage ?? true;
-    this.#ownsGpu = ownsGpu;
+    this.#ownsBackend = ownsBackend;
   }
 
   /**
@@ -330,11 +329,11 @@ export class ValleModel {
     options: ValleModelOptions = {},
   ): Promise<ValleModel> {
     const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
-    const gpu = options.gpu ?? await requestGpu({ precision: options.precision });
+    const { backend, owned } = await resolveBackend(options);
     try {
-      return new ValleModel(gpu, st, options, !options.gpu);
+      return new ValleModel(backend, st, options, owned);
     } catch (e) {
-      if (!options.gpu) gpu.destroy();
+      if (owned) backend.destroy();
       throw e;
     }
   }
@@ -362,19 +361,19 @@ export class ValleModel {
         ? this.#assemble({ ...request, phonemes: [1, 2], prompt: null })
         : undefined;
       const ctx = this.#context(Math.max(seq.length, nullSeq?.length ?? 0));
-      const { state, rec, gpu } = ctx;
+      const { state, rec, backend } = ctx;
       const columns = this.weights.heads[seq.head].weight.shape[0];
       const out = logitRows(state.logits, 0, seq.readLength, columns);
-      uploadSequence(gpu, state, "cond", seq);
+      uploadSequence(backend, state, "cond", seq);
       recordPass(rec, ctx.model, state, "cond", seq, out);
       if (nullSeq && request.cfg) {
         const nullOut = logitRows(state.nullLogits, 0, nullSeq.readLength, columns);
-        uploadSequence(gpu, state, "null", nullSeq);
+        uploadSequence(backend, state, "null", nullSeq);
         recordPass(rec, ctx.model, state, "null", nullSeq, nullOut);
         cfg(rec, out, nullOut, state.cfgStats, request.cfg);
       }
       rec.submit();
-      const [bytes, stats] = await readBytes(gpu, [out, state.cfgStats]);
+      const [bytes, stats] = await readBytes(backend, [out, state.cfgStats]);
       const s = new Float32Array(stats);
       return {
         logits: new Float32Array(bytes),
@@ -403,12 +402,12 @@ export class ValleModel {
   inputs(request: LogitsRequest): Promise<InputsResult> {
     return this.#life.run(async () => {
       const seq = this.#assemble(request);
-      const { gpu, state, rec } = this.#context(seq.length);
-      uploadSequence(gpu, state, "cond", seq);
+      const { backend, state, rec } = this.#context(seq.length);
+      uploadSequence(backend, state, "cond", seq);
       const x = rows(state.x, 0, seq.length);
       embeddingSum(rec, x, rows(state.ids, 0, seq.length), this.weights.embeddings);
       rec.submit();
-      const [bytes] = await readBytes(gpu, [x]);
+      const [bytes] = await readBytes(backend, [x]);
       return {
         positions: Int32Array.from(seq.positions),
         kinds: Int32Array.from(seq.kinds),
@@ -602,8 +601,8 @@ export class ValleModel {
       destroyRunState(this.#state);
       destroyValleWeights(this.weights);
       this.#rec.destroy();
-      if (this.#ownsGpu) this.gpu.destroy();
-      else this.gpu.trim();
+      if (this.#ownsBackend) this.backend.destroy();
+      else this.backend.trim();
     });
   }
 
@@ -681,7 +680,7 @@ export class ValleModel {
     const ctx = this.#context(seq.length);
     for (let l = 0; l < given.levels; l++) {
       const level = codeLevel(given, l, this.config.nAudio, "run NAR levels");
-      writeTensor(this.gpu, tokenRow(ctx.state, l, 0, frames), Uint32Array.from(level));
+      writeTensor(this.backend, tokenRow(ctx.state, l, 0, frames), Uint32Array.from(level));
     }
     return await runNar(ctx, {
       conditioning: this.#conditioning(request),
@@ -749,9 +748,9 @@ export class ValleModel {
 
   /** The loop context, with the run state grown to `positions` if needed (its contents are lost then). */
   #context(positions: number): ValleContext {
-    this.#state = ensureCapacity(this.gpu, this.config, this.#state, positions);
+    this.#state = ensureCapacity(this.backend, this.config, this.#state, positions);
     return {
-      gpu: this.gpu,
+      backend: this.backend,
       model: { config: this.config, weights: this.weights },
       state: this.#state,
       rec: this.#rec,

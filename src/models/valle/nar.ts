@@ -12,8 +12,7 @@
  * @module
  */
 
-import { writeTensor } from "../../gpu/buffers.ts";
-import { readBytes } from "../../gpu/readback.ts";
+import { readBytes, writeTensor } from "../../backends/tensor.ts";
 import type { CfgOptions } from "./cfg.ts";
 import { assembleSequence, type GeneratedCodes, type SequenceSpec } from "./inputs.ts";
 import type { Boundary } from "./progress.ts";
@@ -72,13 +71,13 @@ export interface NarRun {
  * ```
  */
 export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedCodes> {
-  const { gpu, model, state, rec } = ctx;
+  const { backend, model, state, rec } = ctx;
   const { config, weights } = model;
   const t = run.frames;
   const penalize = run.sampler.repetitionPenalty !== 1;
   if (penalize) {
     writeTensor(
-      gpu,
+      backend,
       state.penalties,
       penaltyTable(
         run.sampler.repetitionPenalty,
@@ -93,11 +92,11 @@ export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedC
   for (let l = run.fromLevel; l <= run.toLevel; l++) {
     const spec = { ...run.conditioning, mode: "nar" as const, level: l, responseFrames: t };
     const seq = assembleSequence(config, weights.layout, spec);
-    uploadSequence(gpu, state, "cond", seq);
+    uploadSequence(backend, state, "cond", seq);
     const nullSeq = guided
       ? assembleSequence(config, weights.layout, { ...spec, ...nullConditioning(spec) })
       : undefined;
-    if (nullSeq) uploadSequence(gpu, state, "null", nullSeq);
+    if (nullSeq) uploadSequence(backend, state, "null", nullSeq);
     const logits = recordGuidedPass(ctx, seq, nullSeq, run.cfg);
     sample(rec, {
       logits,
@@ -110,7 +109,7 @@ export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedC
     rec.submit();
     // Level l is queued behind level l − 1: wait for that one (the GPU keeps working).
     const done = fence;
-    fence = gpu.device.queue.onSubmittedWorkDone();
+    fence = backend.fence();
     if (done) {
       await done;
       run.boundary?.(l - run.fromLevel);
@@ -118,7 +117,7 @@ export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedC
   }
   const levels = run.toLevel + 1;
   const got = await readBytes(
-    gpu,
+    backend,
     Array.from({ length: levels }, (_, l) => tokenRow(state, l, 0, t)),
   );
   run.boundary?.(run.toLevel - run.fromLevel + 1);

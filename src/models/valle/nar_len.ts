@@ -21,11 +21,8 @@
  */
 
 import { OptionError } from "../../errors.ts";
-import { createTensor, writeTensor } from "../../gpu/buffers.ts";
-import type { KernelSpec } from "../../gpu/kernels.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import type { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
+import { createTensor, readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import { assembleSequence } from "./inputs.ts";
 import { type Conditioning, nullConditioning } from "./nar.ts";
 import {
@@ -124,7 +121,7 @@ export interface NarLenResult {
  * ```
  */
 export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarLenResult> {
-  const { gpu, model, state, rec } = ctx;
+  const { backend, model, state, rec } = ctx;
   const { config, weights } = model;
   if (run.sampler.repetitionPenalty !== 1 || run.sampler.lengthPenalty !== 0) {
     throw new OptionError(
@@ -146,12 +143,12 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
     ...spec,
     ...nullConditioning(spec),
   });
-  uploadSequence(gpu, state, "cond", seq);
-  uploadSequence(gpu, state, "null", nullSeq);
+  uploadSequence(backend, state, "cond", seq);
+  uploadSequence(backend, state, "null", nullSeq);
   const context = new Uint32Array(p + l).fill(mask);
   if (run.prefix) context.set(Array.from(run.prefix), 0);
-  writeTensor(gpu, tokenRow(state, 0, 0, p + l), context);
-  writeTensor(gpu, scoreRow(state, 0, 0, l), new Float32Array(l).fill(1));
+  writeTensor(backend, tokenRow(state, 0, 0, p + l), context);
+  writeTensor(backend, scoreRow(state, 0, 0, l), new Float32Array(l).fill(1));
 
   const schedule = demaskSchedule({
     steps: run.steps,
@@ -163,10 +160,10 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
   const s = schedule.length;
   const trace = run.trace
     ? {
-      tokens: createTensor(gpu, [s, l], "u32", "valle.trace.tokens"),
-      scores: createTensor(gpu, [s, l], "f32", "valle.trace.scores"),
-      masked: createTensor(gpu, [s, l], "u32", "valle.trace.masked"),
-      stats: createTensor(gpu, [s, 8], "f32", "valle.trace.stats"),
+      tokens: createTensor(backend, [s, l], "u32", "valle.trace.tokens"),
+      scores: createTensor(backend, [s, l], "f32", "valle.trace.scores"),
+      masked: createTensor(backend, [s, l], "u32", "valle.trace.masked"),
+      stats: createTensor(backend, [s, 8], "f32", "valle.trace.stats"),
     }
     : undefined;
 
@@ -211,18 +208,18 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
       recordStep(schedule[k], k);
       rec.submit();
       const done = fence;
-      fence = gpu.device.queue.onSubmittedWorkDone();
+      fence = backend.fence();
       if (done) {
         await done;
         run.boundary?.(k);
       }
     }
     if (!trace) {
-      const [bytes] = await readBytes(gpu, [tokens]);
+      const [bytes] = await readBytes(backend, [tokens]);
       run.boundary?.(s);
       return { tokens: new Int32Array(bytes) };
     }
-    const [t, sc, m, st, final] = await readBytes(gpu, [
+    const [t, sc, m, st, final] = await readBytes(backend, [
       trace.tokens,
       trace.scores,
       trace.masked,
@@ -249,14 +246,14 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
 
 function select(
   rec: Recorder,
-  tokens: GpuTensor,
-  masked: GpuTensor,
-  scores: GpuTensor,
+  tokens: Tensor,
+  masked: Tensor,
+  scores: Tensor,
   count: number,
   mask: number,
 ): void {
   const length = tokens.shape[0];
-  rec.dispatch(rec.gpu.kernels.get(DEMASK_SELECT), [tokens, masked, scores], [
+  rec.dispatch(DEMASK_SELECT, [tokens, masked, scores], [
     length,
     count,
     mask,
@@ -268,14 +265,14 @@ function select(
 
 function update(
   rec: Recorder,
-  tokens: GpuTensor,
-  scores: GpuTensor,
-  sampled: GpuTensor,
-  masked: GpuTensor,
+  tokens: Tensor,
+  scores: Tensor,
+  sampled: Tensor,
+  masked: Tensor,
   maskedOnly: boolean,
 ): void {
   const length = tokens.shape[0];
-  rec.dispatch(rec.gpu.kernels.get(DEMASK_UPDATE), [tokens, scores, sampled, masked], [
+  rec.dispatch(DEMASK_UPDATE, [tokens, scores, sampled, masked], [
     length,
     maskedOnly ? 1 : 0,
     tokens.offset,

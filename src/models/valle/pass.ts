@@ -8,10 +8,9 @@
  * @module
  */
 
-import { writeTensor } from "../../gpu/buffers.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import type { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Recorder, Tensor } from "../../backends/backend.ts";
+import { rows, writeTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { cfg, type CfgOptions } from "./cfg.ts";
 import { feedIds, forward, type ValleModelParts } from "./forward.ts";
 import { logitRows, readout } from "./heads.ts";
@@ -21,7 +20,7 @@ import type { ValleRunState } from "./state.ts";
 /** Everything a generation loop records with. */
 export interface ValleContext {
   /** The device. */
-  readonly gpu: Gpu;
+  readonly backend: Backend;
   /** Config and weights. */
   readonly model: ValleModelParts;
   /** Preallocated buffers, large enough for the run. */
@@ -31,7 +30,7 @@ export interface ValleContext {
 }
 
 /** The sampler's working rows (count, outputs) in the second half of `state.logits`. */
-export function workRows(state: ValleRunState, count: number, outputs: number): GpuTensor {
+export function workRows(state: ValleRunState, count: number, outputs: number): Tensor {
   return {
     buffer: state.logits.buffer,
     dtype: "f32",
@@ -46,7 +45,7 @@ export function tokenRow(
   level: number,
   from: number,
   count: number,
-): GpuTensor {
+): Tensor {
   return { ...state.tokens, shape: [count], offset: level * state.capacity + from };
 }
 
@@ -56,7 +55,7 @@ export function scoreRow(
   row: number,
   from: number,
   count: number,
-): GpuTensor {
+): Tensor {
   return { ...state.scores, shape: [count], offset: row * state.capacity + from };
 }
 
@@ -67,7 +66,7 @@ export type SequenceSlot = "cond" | "null";
 export function slotBuffers(
   state: ValleRunState,
   slot: SequenceSlot,
-): { ids: GpuTensor; positions: GpuTensor } {
+): { ids: Tensor; positions: Tensor } {
   return slot === "cond"
     ? { ids: state.ids, positions: state.positions }
     : { ids: state.nullIds, positions: state.nullPositions };
@@ -78,14 +77,14 @@ export function slotBuffers(
  * passes that read them, never between passes of one submit that need different contents).
  */
 export function uploadSequence(
-  gpu: Gpu,
+  backend: Backend,
   state: ValleRunState,
   slot: SequenceSlot,
   seq: Sequence,
 ): void {
   const { ids, positions } = slotBuffers(state, slot);
-  writeTensor(gpu, ids, seq.ids);
-  writeTensor(gpu, positions, seq.positions);
+  writeTensor(backend, ids, seq.ids);
+  writeTensor(backend, positions, seq.positions);
 }
 
 /**
@@ -94,7 +93,7 @@ export function uploadSequence(
  *
  * @example
  * ```ts ignore
- * uploadSequence(gpu, state, "cond", seq);
+ * uploadSequence(backend, state, "cond", seq);
  * recordPass(rec, model, state, "cond", seq, logitRows(state.logits, 0, seq.readLength, 1025));
  * ```
  */
@@ -104,7 +103,7 @@ export function recordPass(
   state: ValleRunState,
   slot: SequenceSlot,
   seq: Sequence,
-  out: GpuTensor,
+  out: Tensor,
 ): void {
   const { ids, positions } = slotBuffers(state, slot);
   forward(rec, model, state, {
@@ -130,7 +129,7 @@ export function recordGuidedPass(
   seq: Sequence,
   nullSeq: Sequence | undefined,
   guidance: CfgOptions | undefined,
-): GpuTensor {
+): Tensor {
   const { rec, model, state } = ctx;
   const outputs = model.weights.heads[seq.head].weight.shape[0];
   const logits = logitRows(state.logits, 0, seq.readLength, outputs);

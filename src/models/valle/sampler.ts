@@ -23,12 +23,9 @@
 
 import { checkRanges, type NumberRange, withDefaults } from "../../_options.ts";
 import { OptionError } from "../../errors.ts";
-import { createTensor, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import type { KernelSpec } from "../../gpu/kernels.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
+import { createTensor, readBytes, rows, uploadTensor, writeTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
 
 /**
@@ -166,20 +163,20 @@ const SAMPLE: KernelSpec = {
 /** The buffers of one sampler call. */
 export interface SampleIo {
   /** Logits (rows, cols) f32, processed in place by the in-place stages. */
-  logits: GpuTensor;
+  logits: Tensor;
   /** Working rows (rows, cols) f32 in the same buffer as `logits`; holds the final logits when a copying stage ran. */
-  work: GpuTensor;
+  work: Tensor;
   /** Chosen tokens (rows) u32. */
-  out: GpuTensor;
+  out: Tensor;
   /** Their probabilities (rows) f32. */
-  scores: GpuTensor;
+  scores: Tensor;
   /** Previous tokens (nPrev) u32 in the same buffer as `out`, for the repetition penalty. */
-  prev?: GpuTensor;
+  prev?: Tensor;
   /**
    * Divisors from {@linkcode penaltyTable} (at least nPrev + 1 when the repetition penalty is on;
    * bound in every call, so it must be a buffer no other binding uses).
    */
-  penalties: GpuTensor;
+  penalties: Tensor;
 }
 
 /** Per-call settings of {@linkcode sample}. */
@@ -268,7 +265,7 @@ export function sample(rec: Recorder, io: SampleIo, call: SampleCall): void {
     out.offset,
     scores.offset,
   ];
-  rec.dispatch(rec.gpu.kernels.get(SAMPLE), [logits, out, scores, penalties], params, [n]);
+  rec.dispatch(SAMPLE, [logits, out, scores, penalties], params, [n]);
 }
 
 /** The result of {@linkcode sampleLogits}. */
@@ -288,7 +285,7 @@ export interface SampledLogits {
  * settings (the generation loops call {@linkcode sample} on logits that never leave the GPU).
  * Creates and frees its own buffers.
  *
- * @param gpu The device.
+ * @param backend The device.
  * @param logits Row-major logits (rows · cols).
  * @param shape [rows, cols].
  * @param options Sampler options.
@@ -299,11 +296,11 @@ export interface SampledLogits {
  *
  * @example
  * ```ts ignore
- * const { tokens } = await sampleLogits(gpu, logits, [1, 1025], { temperature: 0, topK: 50 });
+ * const { tokens } = await sampleLogits(backend, logits, [1, 1025], { temperature: 0, topK: 50 });
  * ```
  */
 export async function sampleLogits(
-  gpu: Gpu,
+  backend: Backend,
   logits: Float32Array,
   shape: [number, number],
   options: SamplerOptions,
@@ -318,14 +315,14 @@ export async function sampleLogits(
   const [n, cols] = shape;
   const o = resolveSamplerOptions(options);
   const prev = Uint32Array.from(extra.previous ?? []);
-  const buf = createTensor(gpu, [2 * n, cols], "f32", "valle.sample.logits");
-  writeTensor(gpu, buf, logits);
-  const tokens = createTensor(gpu, [prev.length + n], "u32", "valle.sample.tokens");
-  if (prev.length > 0) writeTensor(gpu, tokens, prev);
-  const scores = createTensor(gpu, [n], "f32", "valle.sample.scores");
+  const buf = createTensor(backend, [2 * n, cols], "f32", "valle.sample.logits");
+  writeTensor(backend, buf, logits);
+  const tokens = createTensor(backend, [prev.length + n], "u32", "valle.sample.tokens");
+  if (prev.length > 0) writeTensor(backend, tokens, prev);
+  const scores = createTensor(backend, [n], "f32", "valle.sample.scores");
   const table = penaltyTable(o.repetitionPenalty, o.repetitionPenaltyDecay, prev.length);
-  const penalties = uploadTensor(gpu, table, [table.length], "f32", "valle.sample.penalties");
-  const rec = new Recorder(gpu, { label: "valle.sample" });
+  const penalties = uploadTensor(backend, table, [table.length], "f32", "valle.sample.penalties");
+  const rec = backend.createRecorder({ label: "valle.sample" });
   const work = rows(buf, n, n);
   const io: SampleIo = {
     logits: rows(buf, 0, n),
@@ -345,7 +342,7 @@ export async function sampleLogits(
     counter: extra.counter ?? 0,
   });
   rec.submit();
-  const [all, ids, sc] = await readBytes(gpu, [buf, io.out, scores]);
+  const [all, ids, sc] = await readBytes(backend, [buf, io.out, scores]);
   rec.destroy();
   for (const t of [buf, tokens, scores, penalties]) t.buffer.destroy();
   const values = new Float32Array(all);

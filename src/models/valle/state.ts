@@ -9,10 +9,10 @@
  * @module
  */
 
-import { createTensor, destroyTensors } from "../../gpu/buffers.ts";
-import type { Gpu } from "../../gpu/device.ts";
+import type { Tensor } from "../../backends/backend.ts";
+import { createTensor, destroyTensors } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { createRopeTable } from "../../ops/rope.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { ValleConfig } from "./config.ts";
 
 /** Preallocated GPU buffers for sequences of up to `capacity` positions. */
@@ -22,71 +22,75 @@ export interface ValleRunState {
   /** Widest head (columns of the logit buffers). */
   readonly vocab: number;
   /** Residual stream (capacity, d). */
-  readonly x: GpuTensor;
+  readonly x: Tensor;
   /** Normed activations (capacity, d). */
-  readonly h: GpuTensor;
+  readonly h: Tensor;
   /** Queries (capacity, d). */
-  readonly q: GpuTensor;
+  readonly q: Tensor;
   /** Attention output (capacity, d). */
-  readonly att: GpuTensor;
+  readonly att: Tensor;
   /** Projection output added to the residual (capacity, d). */
-  readonly o: GpuTensor;
+  readonly o: Tensor;
   /** MLP gate (capacity, dFf). */
-  readonly g: GpuTensor;
+  readonly g: Tensor;
   /** MLP up (capacity, dFf). */
-  readonly u: GpuTensor;
+  readonly u: Tensor;
   /** Keys per layer (capacity, d): the KV cache of decode loops, plain K of full passes. */
-  readonly k: readonly GpuTensor[];
+  readonly k: readonly Tensor[];
   /** Values per layer (capacity, d). */
-  readonly v: readonly GpuTensor[];
+  readonly v: readonly Tensor[];
   /** Embedding row ids of the conditional sequence (capacity, nLevels) u32. */
-  readonly ids: GpuTensor;
+  readonly ids: Tensor;
   /** Position ids of the conditional sequence (capacity) u32. */
-  readonly positions: GpuTensor;
+  readonly positions: Tensor;
   /** Embedding row ids of the CFG null sequence (capacity, nLevels) u32. */
-  readonly nullIds: GpuTensor;
+  readonly nullIds: Tensor;
   /** Position ids of the CFG null sequence (capacity) u32. */
-  readonly nullPositions: GpuTensor;
+  readonly nullPositions: Tensor;
   /** Logits (capacity, vocab) followed by the sampler's working rows (capacity, vocab). */
-  readonly logits: GpuTensor;
+  readonly logits: Tensor;
   /** Logits of the CFG null pass (capacity, vocab). */
-  readonly nullLogits: GpuTensor;
+  readonly nullLogits: Tensor;
   /** Tokens per RVQ level, level-major (nLevels, capacity) u32: generated and fed codes. */
-  readonly tokens: GpuTensor;
+  readonly tokens: Tensor;
   /** Scratch tokens (2, capacity) u32: NAR-len samples and the scoring call's argmax. */
-  readonly scratch: GpuTensor;
+  readonly scratch: Tensor;
   /** Per-row sampler scores (2, capacity) f32: row 0 kept (NAR-len scores), row 1 scratch. */
-  readonly scores: GpuTensor;
+  readonly scores: Tensor;
   /** NAR-len masked flags (capacity) u32. */
-  readonly masked: GpuTensor;
+  readonly masked: Tensor;
   /** Repetition-penalty divisors by distance (capacity + 1) f32. */
-  readonly penalties: GpuTensor;
+  readonly penalties: Tensor;
   /** CFG statistics (8) f32: mean/std of cond and of the unscaled guided logits, factor. */
-  readonly cfgStats: GpuTensor;
+  readonly cfgStats: Tensor;
   /** RoPE cos/sin for positions 0..capacity-1. */
-  readonly rope: GpuTensor;
+  readonly rope: Tensor;
 }
 
 /**
  * Allocates the run state.
  *
- * @param gpu The device.
+ * @param backend The device.
  * @param config The model config.
  * @param capacity Sequence positions to hold (prompt, phonemes, separators and response).
  * @returns The buffers.
  *
  * @example
  * ```ts ignore
- * const state = createRunState(gpu, config, 2048);
+ * const state = createRunState(backend, config, 2048);
  * ```
  */
-export function createRunState(gpu: Gpu, config: ValleConfig, capacity: number): ValleRunState {
+export function createRunState(
+  backend: Backend,
+  config: ValleConfig,
+  capacity: number,
+): ValleRunState {
   const { dModel: d, dFf, nLayers, nLevels } = config;
   const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
   const f32 = (shape: number[], label: string) =>
-    createTensor(gpu, shape, "f32", `valle.state.${label}`);
+    createTensor(backend, shape, "f32", `valle.state.${label}`);
   const u32 = (shape: number[], label: string) =>
-    createTensor(gpu, shape, "u32", `valle.state.${label}`);
+    createTensor(backend, shape, "u32", `valle.state.${label}`);
   return {
     capacity,
     vocab,
@@ -111,7 +115,7 @@ export function createRunState(gpu: Gpu, config: ValleConfig, capacity: number):
     masked: u32([capacity], "masked"),
     penalties: f32([capacity + 1], "penalties"),
     cfgStats: f32([8], "cfg_stats"),
-    rope: createRopeTable(gpu, config.headDim, config.ropeTheta, capacity),
+    rope: createRopeTable(backend, config.headDim, config.ropeTheta, capacity),
   };
 }
 
@@ -126,16 +130,16 @@ export function destroyRunState(state: ValleRunState): void {
  *
  * @example
  * ```ts ignore
- * state = ensureCapacity(gpu, config, state, seq.length + maxSteps);
+ * state = ensureCapacity(backend, config, state, seq.length + maxSteps);
  * ```
  */
 export function ensureCapacity(
-  gpu: Gpu,
+  backend: Backend,
   config: ValleConfig,
   state: ValleRunState,
   positions: number,
 ): ValleRunState {
   if (positions <= state.capacity) return state;
   destroyRunState(state);
-  return createRunState(gpu, config, Math.ceil(positions / 256) * 256);
+  return createRunState(backend, config, Math.ceil(positions / 256) * 256);
 }

@@ -13,36 +13,42 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import { createTensor, destroyTensors, uploadTensor, writeTensor } from "../../gpu/buffers.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Tensor } from "../../backends/backend.ts";
+import {
+  createTensor,
+  destroyTensors,
+  rows,
+  uploadTensor,
+  writeTensor,
+} from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
 import { deriveValleConfig, type ValleConfig, valleHeads } from "./config.ts";
 
 /** The tensors of one transformer block (names: the last segments of the checkpoint key). */
 export interface ValleLayerWeights {
   /** `model.layers.{l}.input_layernorm.weight` (d) */
-  readonly inputLayernorm: GpuTensor;
+  readonly inputLayernorm: Tensor;
   /** `model.layers.{l}.self_attn.q_proj.weight` (d, d) */
-  readonly qProj: GpuTensor;
+  readonly qProj: Tensor;
   /** `model.layers.{l}.self_attn.k_proj.weight` (d, d) */
-  readonly kProj: GpuTensor;
+  readonly kProj: Tensor;
   /** `model.layers.{l}.self_attn.v_proj.weight` (d, d) */
-  readonly vProj: GpuTensor;
+  readonly vProj: Tensor;
   /** `model.layers.{l}.self_attn.o_proj.weight` (d, d) */
-  readonly oProj: GpuTensor;
+  readonly oProj: Tensor;
   /** `model.layers.{l}.post_attention_layernorm.weight` (d) */
-  readonly postAttentionLayernorm: GpuTensor;
+  readonly postAttentionLayernorm: Tensor;
   /** `model.layers.{l}.mlp.gate_proj.weight` (dFf, d) */
-  readonly gateProj: GpuTensor;
+  readonly gateProj: Tensor;
   /** `model.layers.{l}.mlp.up_proj.weight` (dFf, d) */
-  readonly upProj: GpuTensor;
+  readonly upProj: Tensor;
   /** `model.layers.{l}.mlp.down_proj.weight` (d, dFf) */
-  readonly downProj: GpuTensor;
+  readonly downProj: Tensor;
   /** Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it. */
-  readonly qkv: GpuTensor;
+  readonly qkv: Tensor;
   /** Gate and up projections stacked (2·dFf, d): `gateProj`, `upProj` are views of it. */
-  readonly gateUp: GpuTensor;
+  readonly gateUp: Tensor;
 }
 
 /** The fields of {@linkcode ValleLayerWeights} that are checkpoint tensors. */
@@ -51,9 +57,9 @@ type LayerTensor = Exclude<keyof ValleLayerWeights, "qkv" | "gateUp">;
 /** One output head `classifiers.proj.{n}`. */
 export interface ValleHeadWeights {
   /** (outputs, d) */
-  readonly weight: GpuTensor;
+  readonly weight: Tensor;
   /** (outputs), absent when the model has no classifier biases. */
-  readonly bias?: GpuTensor;
+  readonly bias?: Tensor;
 }
 
 /** Where each embedding table starts inside the stacked table (row offsets). */
@@ -79,13 +85,13 @@ export interface ValleTableLayout {
 /** The model's tensors on the GPU. */
 export interface ValleWeights {
   /** Every embedding table stacked: (layout.rows, d), f16 or f32. */
-  readonly embeddings: GpuTensor;
+  readonly embeddings: Tensor;
   /** Row offsets of each table inside `embeddings`. */
   readonly layout: ValleTableLayout;
   /** The transformer blocks. */
   readonly layers: readonly ValleLayerWeights[];
   /** `model.norm.weight` (d) */
-  readonly norm: GpuTensor;
+  readonly norm: Tensor;
   /** `classifiers.proj.{n}` by index (see `valleHeads`). */
   readonly heads: readonly ValleHeadWeights[];
 }
@@ -262,7 +268,7 @@ export function checkValleWeights(st: Safetensors): ValleConfig {
  * `shader-f16`, f32 otherwise, unless asked). F16/BF16/F32 tensors are all accepted; BF16 or F32
  * values beyond the f16 range are reported rather than silently turned into infinities.
  *
- * @param gpu The device.
+ * @param backend The device.
  * @param st The parsed weight file.
  * @param dtype The storage type of the weights on the GPU.
  * @returns The config and the GPU tensors.
@@ -270,11 +276,11 @@ export function checkValleWeights(st: Safetensors): ValleConfig {
  *
  * @example
  * ```ts ignore
- * const { config, weights } = uploadValleWeights(gpu, st, gpu.weightDtype);
+ * const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype);
  * ```
  */
 export function uploadValleWeights(
-  gpu: Gpu,
+  backend: Backend,
   st: Safetensors,
   dtype: "f16" | "f32",
 ): { config: ValleConfig; weights: ValleWeights } {
@@ -299,8 +305,8 @@ export function uploadValleWeights(
     converted.set(key, bits);
   }
   if (problems.length > 0) throw new WeightsError(st.source, problems);
-  const upload = ({ key, shape }: Entry): GpuTensor =>
-    uploadTensor(gpu, converted.get(key)!, shape, dtype, key);
+  const upload = ({ key, shape }: Entry): Tensor =>
+    uploadTensor(backend, converted.get(key)!, shape, dtype, key);
 
   // The stacked embedding table.
   const tables = tableEntries(config);
@@ -316,14 +322,14 @@ export function uploadValleWeights(
     stacked.set(data, at);
     at += data.length;
   }
-  const embeddings = uploadTensor(gpu, stacked, [tableRows, d], dtype, "valle.embeddings");
+  const embeddings = uploadTensor(backend, stacked, [tableRows, d], dtype, "valle.embeddings");
   // Projections that read the same input are stacked in one buffer each, so that the fused
   // decode kernels read them in one dispatch; the per-projection fields are views.
-  const stack = (label: string, parts: Entry[]): GpuTensor[] => {
+  const stack = (label: string, parts: Entry[]): Tensor[] => {
     const [count, cols] = parts[0].shape;
-    const stacked = createTensor(gpu, [count * parts.length, cols], dtype, label);
+    const stacked = createTensor(backend, [count * parts.length, cols], dtype, label);
     const views = parts.map((_, i) => rows(stacked, i * count, count));
-    views.forEach((view, i) => writeTensor(gpu, view, converted.get(parts[i].key)!));
+    views.forEach((view, i) => writeTensor(backend, view, converted.get(parts[i].key)!));
     return [stacked, ...views];
   };
   const layers: ValleLayerWeights[] = [];

@@ -17,12 +17,9 @@
  */
 
 import { OptionError } from "../../errors.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { readBytes } from "../../gpu/readback.ts";
-import type { Profiler } from "../../gpu/profiler.ts";
-import { destroyTensors } from "../../gpu/buffers.ts";
-import { Recorder } from "../../gpu/recorder.ts";
-import { type GpuTensor, rows } from "../../gpu/tensor.ts";
+import type { Profiler, Recorder, Tensor } from "../../backends/backend.ts";
+import { destroyTensors, readBytes, rows } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { openWeights, type WeightsInput } from "../../io/weights.ts";
 import { gelu } from "../../ops/activation.ts";
 import { conv1d } from "../../ops/conv1d.ts";
@@ -99,14 +96,14 @@ export interface VocosDecodeOptions {
  * @example
  * ```ts ignore
  * import { Vocos, requestGpu } from "@valle/core";
- * const gpu = await requestGpu();
- * const vocos = await Vocos.load(gpu, await Deno.readFile("pytorch_model.bin"));
+ * const backend = await requestGpu();
+ * const vocos = await Vocos.load(backend, await Deno.readFile("pytorch_model.bin"));
  * const audio = await vocos.decode(codes); // 8 codebooks → bandwidth id 2; 320 samples per frame
  * ```
  */
 export class Vocos {
   /** The device. */
-  readonly gpu: Gpu;
+  readonly backend: Backend;
   /** The validated configuration. */
   readonly config: VocosConfig;
   /** The codebook size and counts, read from the weights. */
@@ -121,24 +118,24 @@ export class Vocos {
   #life = new Lifetime("Vocos model");
 
   private constructor(
-    gpu: Gpu,
+    backend: Backend,
     config: VocosConfig,
     loaded: { codebooks: VocosCodebooks; weights: VocosWeights },
     options: VocosLoadOptions,
   ) {
-    this.gpu = gpu;
+    this.backend = backend;
     this.config = config;
     this.codebooks = loaded.codebooks;
     this.#weights = loaded.weights;
-    this.#ws = new Workspace(gpu);
-    this.#rec = new Recorder(gpu, { label: "vocos.decode", profiler: options.profiler });
+    this.#ws = new Workspace(backend);
+    this.#rec = backend.createRecorder({ label: "vocos.decode", profiler: options.profiler });
     const { nFft, hopLength: hop } = config;
     const pad = (nFft - hop) / 2;
     // Frames whose window covers some sample of frame a: a − ⌊(n_fft − 1 − pad) / hop⌋ …
     // a + ⌊(hop − 1 + pad) / hop⌋; the backbone reaches 3 frames per convolution.
     const istft = Math.max(Math.floor((nFft - 1 - pad) / hop), Math.floor((hop - 1 + pad) / hop));
     this.#context = istft + 3 * (1 + config.numLayers);
-    this.chunkFrames = chunkFrames(gpu, {
+    this.chunkFrames = chunkFrames(backend, {
       requested: options.chunkFrames,
       bytesPerFrame: 4 * Math.max(nFft + 2, config.intermediateDim),
       context: 2 * this.#context,
@@ -150,7 +147,7 @@ export class Vocos {
    * Loads Vocos weights: a safetensors file with the original key names, or the official
    * `pytorch_model.bin` as bytes (read by a restricted unpickler that only rebuilds tensors).
    *
-   * @param gpu The device.
+   * @param backend The device.
    * @param weights The checkpoint.
    * @param options Configuration, weight precision, chunk size.
    * @returns The vocoder.
@@ -160,21 +157,21 @@ export class Vocos {
    *
    * @example
    * ```ts ignore
-   * const vocos = await Vocos.load(gpu, await Deno.readFile("pytorch_model.bin"));
+   * const vocos = await Vocos.load(backend, await Deno.readFile("pytorch_model.bin"));
    * ```
    */
   static async load(
-    gpu: Gpu,
+    backend: Backend,
     weights: WeightsInput,
     options: VocosLoadOptions = {},
   ): Promise<Vocos> {
     const source = await openWeights(weights, options.label);
     const config = parseVocosConfig(options.config);
-    const loaded = loadVocosWeights(gpu, source, config, {
+    const loaded = loadVocosWeights(backend, source, config, {
       dtype: options.weights ?? "f32",
       encodec: options.encodec,
     });
-    return new Vocos(gpu, config, loaded, options);
+    return new Vocos(backend, config, loaded, options);
   }
 
   /**
@@ -192,50 +189,52 @@ export class Vocos {
    * ```
    */
   decode(codes: AudioCodes, options: VocosDecodeOptions = {}): Promise<Float32Array> {
-    return this.#life.run(async () => {
-      const id = this.#bandwidthId(codes, options.bandwidthId);
-      const c = this.config;
-      const hop = c.hopLength;
-      const total = codes.frames;
-      const chunk = options.onStage ? total : this.chunkFrames;
-      const out = new Float32Array(total * hop);
-      const rec = this.#rec;
-      const stages: [VocosStage, GpuTensor][] = [];
-      for (let a = 0, n = 0; a < total; a += n) {
-        n = Math.min(chunk, total - a);
-        const w0 = Math.max(0, a - this.#context);
-        const w1 = Math.min(total, a + n + this.#context);
-        const frames = w1 - w0;
-        const features = this.#features(rec, codes, w0, frames);
-        const x = this.#backbone(rec, features, id);
-        const head = this.#ws.tensor("head", [frames, c.nFft + 2]);
-        linear(rec, head, x, this.#weights.headWeight, this.#weights.headBias);
-        if (options.onStage) {
-          stages.push(["features", features], ["backbone", x]);
-          const copy = this.#ws.tensor("head.copy", head.shape);
-          rec.copy(head, copy);
-          stages.push(["head", copy]);
+    return this.#life.run(() =>
+      this.#ws.during(async () => {
+        const id = this.#bandwidthId(codes, options.bandwidthId);
+        const c = this.config;
+        const hop = c.hopLength;
+        const total = codes.frames;
+        const chunk = options.onStage ? total : this.chunkFrames;
+        const out = new Float32Array(total * hop);
+        const rec = this.#rec;
+        const stages: [VocosStage, Tensor][] = [];
+        for (let a = 0, n = 0; a < total; a += n) {
+          n = Math.min(chunk, total - a);
+          const w0 = Math.max(0, a - this.#context);
+          const w1 = Math.min(total, a + n + this.#context);
+          const frames = w1 - w0;
+          const features = this.#features(rec, codes, w0, frames);
+          const x = this.#backbone(rec, features, id);
+          const head = this.#ws.tensor("head", [frames, c.nFft + 2]);
+          linear(rec, head, x, this.#weights.headWeight, this.#weights.headBias);
+          if (options.onStage) {
+            stages.push(["features", features], ["backbone", x]);
+            const copy = this.#ws.tensor("head.copy", head.shape);
+            rec.copy(head, copy);
+            stages.push(["head", copy]);
+          }
+          istftSpectrum(rec, head);
+          const windows = this.#ws.tensor("frames", [frames, c.nFft]);
+          linear(rec, windows, head, this.#weights.basis);
+          const audio = this.#ws.tensor("audio", [n * hop]);
+          istftOverlapAdd(rec, audio, windows, this.#weights.window, {
+            hop,
+            pad: (c.nFft - hop) / 2,
+            totalFrames: total,
+            firstFrame: w0,
+            firstSample: a * hop,
+          });
+          rec.submit();
+          const got = await readBytes(this.backend, [audio, ...stages.map(([, t]) => t)]);
+          out.set(new Float32Array(got[0]), a * hop);
+          stages.forEach(([stage, t], i) =>
+            options.onStage!(stage, new Float32Array(got[i + 1]), t.shape)
+          );
         }
-        istftSpectrum(rec, head);
-        const windows = this.#ws.tensor("frames", [frames, c.nFft]);
-        linear(rec, windows, head, this.#weights.basis);
-        const audio = this.#ws.tensor("audio", [n * hop]);
-        istftOverlapAdd(rec, audio, windows, this.#weights.window, {
-          hop,
-          pad: (c.nFft - hop) / 2,
-          totalFrames: total,
-          firstFrame: w0,
-          firstSample: a * hop,
-        });
-        rec.submit();
-        const got = await readBytes(this.gpu, [audio, ...stages.map(([, t]) => t)]);
-        out.set(new Float32Array(got[0]), a * hop);
-        stages.forEach(([stage, t], i) =>
-          options.onStage!(stage, new Float32Array(got[i + 1]), t.shape)
-        );
-      }
-      return out;
-    });
+        return out;
+      })
+    );
   }
 
   /**
@@ -249,7 +248,7 @@ export class Vocos {
       this.#ws.release();
       this.#rec.destroy();
       destroyTensors(this.#weights);
-      this.gpu.trim();
+      this.backend.trim();
     });
   }
 
@@ -270,7 +269,7 @@ export class Vocos {
   }
 
   /** Records the summed codewords of frames [first, first + n): (n, C). */
-  #features(rec: Recorder, codes: AudioCodes, first: number, n: number): GpuTensor {
+  #features(rec: Recorder, codes: AudioCodes, first: number, n: number): Tensor {
     const features = this.#ws.tensor("features", [n, this.config.inputChannels]);
     recordCodewordSum(
       rec,
@@ -285,7 +284,7 @@ export class Vocos {
   }
 
   /** Records VocosBackbone: embed conv, norm, ConvNeXt blocks, final LayerNorm: (n, dim). */
-  #backbone(rec: Recorder, features: GpuTensor, id: number): GpuTensor {
+  #backbone(rec: Recorder, features: Tensor, id: number): Tensor {
     const w = this.#weights;
     const { dim, intermediateDim } = this.config;
     const n = features.shape[0];
@@ -309,7 +308,7 @@ export class Vocos {
     return y;
   }
 
-  #norm(rec: Recorder, y: GpuTensor, x: GpuTensor, norm: NormWeights, id: number): void {
+  #norm(rec: Recorder, y: Tensor, x: Tensor, norm: NormWeights, id: number): void {
     const row = norm.weight.shape[0] > 1 ? id : 0;
     layerNorm(rec, y, x, rows(norm.weight, row, 1), rows(norm.bias, row, 1), EPS);
   }

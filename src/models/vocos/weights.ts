@@ -12,9 +12,9 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { uploadTensor } from "../../gpu/buffers.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
+import type { Tensor } from "../../backends/backend.ts";
+import { uploadTensor } from "../../backends/tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
 import { f32ToF16 } from "../../io/dtype.ts";
 import type { WeightSource } from "../../io/weights.ts";
 import { convWeightLayout } from "../../ops/conv1d.ts";
@@ -24,43 +24,43 @@ import type { VocosCodebooks, VocosConfig } from "./config.ts";
 
 /** A LayerNorm: the (rows, dim) weight and bias tables (one row unless adaptive). */
 export interface NormWeights {
-  readonly weight: GpuTensor;
-  readonly bias: GpuTensor;
+  readonly weight: Tensor;
+  readonly bias: Tensor;
 }
 
 /** One ConvNeXt block. */
 export interface ConvNextWeights {
   /** (dim, 7). */
-  readonly dwWeight: GpuTensor;
-  readonly dwBias: GpuTensor;
+  readonly dwWeight: Tensor;
+  readonly dwBias: Tensor;
   readonly norm: NormWeights;
   /** (intermediate, dim). */
-  readonly pw1Weight: GpuTensor;
-  readonly pw1Bias: GpuTensor;
+  readonly pw1Weight: Tensor;
+  readonly pw1Bias: Tensor;
   /** (dim, intermediate). */
-  readonly pw2Weight: GpuTensor;
-  readonly pw2Bias: GpuTensor;
+  readonly pw2Weight: Tensor;
+  readonly pw2Bias: Tensor;
   /** (dim), when the model has layer scale. */
-  readonly gamma?: GpuTensor;
+  readonly gamma?: Tensor;
 }
 
 /** Everything a Vocos model runs with, on the GPU. */
 export interface VocosWeights {
   /** (count · bins, inputChannels), f32: codeword j of codebook q is row q·bins + j. */
-  readonly codebooks: GpuTensor;
+  readonly codebooks: Tensor;
   /** (dim, 7, inputChannels). */
-  readonly embedWeight: GpuTensor;
-  readonly embedBias: GpuTensor;
+  readonly embedWeight: Tensor;
+  readonly embedBias: Tensor;
   readonly norm: NormWeights;
   readonly blocks: readonly ConvNextWeights[];
   readonly finalNorm: NormWeights;
   /** (n_fft + 2, dim). */
-  readonly headWeight: GpuTensor;
-  readonly headBias: GpuTensor;
+  readonly headWeight: Tensor;
+  readonly headBias: Tensor;
   /** (n_fft), f32. */
-  readonly window: GpuTensor;
+  readonly window: Tensor;
   /** (n_fft, n_fft + 2), f32: windowed inverse real DFT. */
-  readonly basis: GpuTensor;
+  readonly basis: Tensor;
 }
 
 /** Options of {@linkcode loadVocosWeights}. */
@@ -76,7 +76,7 @@ export interface VocosWeightsOptions {
 /**
  * Checks every tensor the configuration needs, reads the codebook sizes, then uploads them.
  *
- * @param gpu The device.
+ * @param backend The device.
  * @param source The checkpoint (original Vocos names).
  * @param config The configuration.
  * @param options Storage type, paired EnCodec.
@@ -87,13 +87,13 @@ export interface VocosWeightsOptions {
  *
  * @example
  * ```ts ignore
- * const { codebooks, weights } = loadVocosWeights(gpu, source, parseVocosConfig(), {
+ * const { codebooks, weights } = loadVocosWeights(backend, source, parseVocosConfig(), {
  *   dtype: "f32",
  * });
  * ```
  */
 export function loadVocosWeights(
-  gpu: Gpu,
+  backend: Backend,
   source: WeightSource,
   config: VocosConfig,
   options: VocosWeightsOptions,
@@ -153,10 +153,10 @@ export function loadVocosWeights(
   const get = (name: string) => values.get(name)!;
   const up = (name: string, shape: readonly number[], v = get(name)) =>
     options.dtype === "f16"
-      ? uploadTensor(gpu, f32ToF16(v), shape, "f16", name)
-      : uploadTensor(gpu, v, shape, "f32", name);
+      ? uploadTensor(backend, f32ToF16(v), shape, "f16", name)
+      : uploadTensor(backend, v, shape, "f32", name);
   const f32 = (name: string, shape: readonly number[], v = get(name)) =>
-    uploadTensor(gpu, v, shape, "f32", name);
+    uploadTensor(backend, v, shape, "f32", name);
   const norm = (prefix: string): NormWeights => {
     const [w, b] = normNames(prefix);
     return { weight: up(w, [rowsOfNorm, dim]), bias: up(b, [rowsOfNorm, dim]) };

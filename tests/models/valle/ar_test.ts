@@ -5,7 +5,6 @@
  */
 
 import assert from "node:assert/strict";
-import { Recorder } from "../../../src/gpu/recorder.ts";
 import { parseSafetensors } from "../../../src/io/safetensors.ts";
 import { decode } from "../../../src/models/valle/ar.ts";
 import { assembleSequence } from "../../../src/models/valle/inputs.ts";
@@ -19,7 +18,7 @@ import {
 import { createRunState, destroyRunState } from "../../../src/models/valle/state.ts";
 import { destroyValleWeights, uploadValleWeights } from "../../../src/models/valle/weights.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
 const AUDIO = 64; // codes per level; the stop token is 64
@@ -41,19 +40,23 @@ const STEPS = 60;
 
 /** 60 cached AR steps that ignore the stop token, so every step is compared. */
 async function cachedRun(
-  gpu: Parameters<typeof createRunState>[0],
+  backend: Parameters<typeof createRunState>[0],
   sampler: SamplerOptions,
   seed: number,
 ): Promise<Int32Array> {
-  const { config, weights } = uploadValleWeights(gpu, parseSafetensors(BYTES), gpu.weightDtype);
-  const state = createRunState(gpu, config, 128);
-  const rec = new Recorder(gpu, { paramsCapacity: 1 << 21 });
+  const { config, weights } = uploadValleWeights(
+    backend,
+    parseSafetensors(BYTES),
+    backend.weightDtype,
+  );
+  const state = createRunState(backend, config, 128);
+  const rec = backend.createRecorder({ capacity: 8192 });
   const seq = assembleSequence(config, weights.layout, {
     ...COND,
     mode: "ar",
     responseFrames: STEPS,
   });
-  const out = await decode({ gpu, model: { config, weights }, state, rec }, {
+  const out = await decode({ backend, model: { config, weights }, state, rec }, {
     seq,
     initial: [],
     maxSteps: STEPS,
@@ -73,7 +76,7 @@ async function cachedRun(
 
 /** The same steps recomputed from scratch every time (no cache), sampled with the same draw. */
 async function recomputed(
-  gpu: Parameters<typeof createRunState>[0],
+  backend: Parameters<typeof createRunState>[0],
   valle: ValleModel,
   tokens: Int32Array,
   sampler: SamplerOptions,
@@ -83,7 +86,7 @@ async function recomputed(
   for (let s = 0; s < STEPS; s++) {
     const previous = tokens.subarray(0, s);
     const { logits, columns } = await valle.logits({ ...COND, mode: "ar", response: previous });
-    const r = await sampleLogits(gpu, logits, [1, columns], sampler, {
+    const r = await sampleLogits(backend, logits, [1, columns], sampler, {
       previous,
       lengthPenalty: { length: s + 1, token: AUDIO },
       seed,
@@ -110,12 +113,12 @@ for (
     ],
   ] as const
 ) {
-  gpuTest(
+  backendTest(
     `AR with the KV cache equals full recomputation over ${STEPS} steps, ${name}`,
-    async (gpu) => {
-      const cached = await cachedRun(gpu, sampler, 11);
-      const valle = await ValleModel.load(BYTES, { gpu });
-      const fresh = await recomputed(gpu, valle, cached, sampler, 11);
+    async (backend) => {
+      const cached = await cachedRun(backend, sampler, 11);
+      const valle = await ValleModel.load(BYTES, { backend });
+      const fresh = await recomputed(backend, valle, cached, sampler, 11);
       valle.dispose();
       assert.deepEqual(Array.from(cached), Array.from(fresh));
       assert.ok(new Set(cached).size > 5, "the run is not degenerate");
@@ -123,31 +126,34 @@ for (
   );
 }
 
-gpuTest("a seeded sampled AR run is reproducible, and another seed differs", async (gpu) => {
-  const valle = await ValleModel.load(BYTES, { gpu });
-  const run = (seed: number) =>
-    valle.generateAr({ ...COND, maxSteps: 40, sampler: { temperature: 1.2 }, seed });
-  const [a, b, c] = [await run(7), await run(7), await run(8)];
-  valle.dispose();
-  assert.deepEqual(Array.from(a.sampled), Array.from(b.sampled));
-  assert.notDeepEqual(Array.from(a.sampled), Array.from(c.sampled));
-});
+backendTest(
+  "a seeded sampled AR run is reproducible, and another seed differs",
+  async (backend) => {
+    const valle = await ValleModel.load(BYTES, { backend });
+    const run = (seed: number) =>
+      valle.generateAr({ ...COND, maxSteps: 40, sampler: { temperature: 1.2 }, seed });
+    const [a, b, c] = [await run(7), await run(7), await run(8)];
+    valle.dispose();
+    assert.deepEqual(Array.from(a.sampled), Array.from(b.sampled));
+    assert.notDeepEqual(Array.from(a.sampled), Array.from(c.sampled));
+  },
+);
 
-gpuTest(
+backendTest(
   "the stop check interval changes neither tokens nor the stop; one readback per chunk",
-  async (gpu) => {
-    const valle = await ValleModel.load(TINY_MODEL, { gpu });
+  async (backend) => {
+    const valle = await ValleModel.load(TINY_MODEL, { backend });
     const cond = TINY_COND;
     const results = [];
     for (const checkEvery of [1, 7, 64]) {
-      const before = { ...gpu.stats };
+      const before = { ...backend.stats };
       const r = await valle.generateAr({
         ...cond,
         maxSteps: 40,
         sampler: { temperature: 0 },
         checkEvery,
       });
-      const readbacks = gpu.stats.readbacks - before.readbacks;
+      const readbacks = backend.stats.readbacks - before.readbacks;
       // The stop (step 23) is found in the chunk holding it, read while the next chunk runs.
       const chunks = Math.min(Math.ceil(40 / checkEvery), Math.floor(23 / checkEvery) + 1);
       assert.equal(readbacks, chunks, `checkEvery ${checkEvery}`);

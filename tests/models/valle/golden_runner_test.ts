@@ -13,7 +13,7 @@ import {
 } from "../../../src/io/safetensors.ts";
 import { runGoldenFolder } from "../../../tools/golden.ts";
 import type { CaseResult } from "../../../tools/golden/types.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 import { readFixture } from "../../_helpers.ts";
 
 const SKIPPED = "skipped: model has no len capability, file has no nar_len tensors";
@@ -84,7 +84,7 @@ async function lenlessFolder(
   return dir;
 }
 
-gpuTest(
+backendTest(
   "deno task golden reports a NAR-len part the model cannot run and the file has no tensors for",
   async () => {
     const dir = await lenlessFolder();
@@ -112,7 +112,7 @@ gpuTest(
   },
 );
 
-gpuTest("the golden runner still fails unknown tensors and pipeline parts", async () => {
+backendTest("the golden runner still fails unknown tensors and pipeline parts", async () => {
   const mystery: TensorData = { dtype: "I32", shape: [1], data: new Int32Array([7]) };
   const dir = await lenlessFolder({
     tensors: { "mystery.codes": mystery },

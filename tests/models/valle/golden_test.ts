@@ -7,18 +7,18 @@
 import { runValleGolden } from "../../../tools/golden/valle.ts";
 import type { CaseResult } from "../../../tools/golden/types.ts";
 import { FIXTURES } from "../../_helpers.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 
 const FOLDER = new URL("valle-tiny/", FIXTURES);
 const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
 
 for (const file of Object.keys(manifest.files)) {
   if (file === "inputs.safetensors") continue;
-  gpuTest(
+  backendTest(
     `valle golden ${file}: every case matches the original (f32 and f16 weights)`,
-    async (gpu) => {
+    async (backend) => {
       const results: CaseResult[] = [];
-      for await (const r of runValleGolden(FOLDER, manifest, { gpu, files: [file] })) {
+      for await (const r of runValleGolden(FOLDER, manifest, { backend, files: [file] })) {
         results.push(r);
       }
       const failed = results.filter((r) => !r.passed);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 
 const AUDIO = 64;
 const PROMPT = {
@@ -18,9 +18,9 @@ const PROMPT = {
 };
 const COND = { phonemes: [1, 30, 31, 2], language: 0, prompt: PROMPT };
 
-gpuTest("sampled NAR-len is reproducible per seed and differs from greedy", async (gpu) => {
+backendTest("sampled NAR-len is reproducible per seed and differs from greedy", async (backend) => {
   const valle = await ValleModel.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 2 }), {
-    gpu,
+    backend,
   });
   const run = (temperature: number, seed: number) =>
     valle.generateNarLen({ ...COND, frames: 24, steps: 6, temperature, seed, trace: true });
@@ -37,11 +37,11 @@ gpuTest("sampled NAR-len is reproducible per seed and differs from greedy", asyn
   valle.dispose();
 });
 
-gpuTest(
+backendTest(
   "the ar+nar layout runs AR + NAR, transcribes on proj.L, and has no NAR-len",
-  async (gpu) => {
+  async (backend) => {
     const bytes = makeRandomValle({ layout: "ar+nar", levels: 4, audioTokens: AUDIO, seed: 9 });
-    const valle = await ValleModel.load(bytes, { gpu });
+    const valle = await ValleModel.load(bytes, { backend });
     assert.equal(valle.heads.stt, 4);
     const out = await valle.generate({
       ...COND,
@@ -59,28 +59,34 @@ gpuTest(
   },
 );
 
-gpuTest("STT with the KV cache equals greedy recomputation on the phoneme head", async (gpu) => {
-  const valle = await ValleModel.load(makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 4 }), {
-    gpu,
-  });
-  const { phonemes, stopped } = await valle.transcribe({
-    codes: PROMPT,
-    maxSteps: 20,
-    checkEvery: 8,
-  });
-  const expected: number[] = [];
-  for (let s = 0; s < 20; s++) {
-    const { logits } = await valle.logits({
-      mode: "stt",
-      phonemes: [1, ...expected],
-      response: PROMPT,
+backendTest(
+  "STT with the KV cache equals greedy recomputation on the phoneme head",
+  async (backend) => {
+    const valle = await ValleModel.load(
+      makeRandomValle({ levels: 4, audioTokens: AUDIO, seed: 4 }),
+      {
+        backend,
+      },
+    );
+    const { phonemes, stopped } = await valle.transcribe({
+      codes: PROMPT,
+      maxSteps: 20,
+      checkEvery: 8,
     });
-    const next = logits.indexOf(Math.max(...logits));
-    if (next === 2) break;
-    expected.push(next);
-  }
-  valle.dispose();
-  assert.ok(expected.length > 3, `${expected.length} phonemes`);
-  assert.deepEqual(Array.from(phonemes), expected);
-  assert.equal(stopped, expected.length < 20);
-});
+    const expected: number[] = [];
+    for (let s = 0; s < 20; s++) {
+      const { logits } = await valle.logits({
+        mode: "stt",
+        phonemes: [1, ...expected],
+        response: PROMPT,
+      });
+      const next = logits.indexOf(Math.max(...logits));
+      if (next === 2) break;
+      expected.push(next);
+    }
+    valle.dispose();
+    assert.ok(expected.length > 3, `${expected.length} phonemes`);
+    assert.deepEqual(Array.from(phonemes), expected);
+    assert.equal(stopped, expected.length < 20);
+  },
+);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import { resolveSamplerOptions, sampleLogits } from "../../../src/models/valle/sampler.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
 Deno.test("sampler settings are refused out of range, naming the value and the range", () => {
@@ -35,16 +35,19 @@ Deno.test("sampler settings are refused out of range, naming the value and the r
   assert.equal(resolveSamplerOptions({ temperature: undefined }).temperature, 1);
 });
 
-gpuTest("a top-k beyond the u32 range keeps every column, as any k ≥ columns does", async (gpu) => {
-  const logits = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
-  const wide = await sampleLogits(gpu, logits, [1, 64], { topK: 2 ** 32 + 5 });
-  const all = await sampleLogits(gpu, logits, [1, 64], { topK: 64 });
-  assert.deepEqual(wide.processed, all.processed);
-  assert.ok(wide.processed.every(Number.isFinite), "nothing was filtered");
-});
+backendTest(
+  "a top-k beyond the u32 range keeps every column, as any k ≥ columns does",
+  async (backend) => {
+    const logits = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+    const wide = await sampleLogits(backend, logits, [1, 64], { topK: 2 ** 32 + 5 });
+    const all = await sampleLogits(backend, logits, [1, 64], { topK: 64 });
+    assert.deepEqual(wide.processed, all.processed);
+    assert.ok(wide.processed.every(Number.isFinite), "nothing was filtered");
+  },
+);
 
-gpuTest("generate() checks every stage's settings before any stage runs", async (gpu) => {
-  const model = await ValleModel.load(TINY_MODEL, { gpu });
+backendTest("generate() checks every stage's settings before any stage runs", async (backend) => {
+  const model = await ValleModel.load(TINY_MODEL, { backend });
   try {
     for (
       const [request, message] of [
@@ -67,13 +70,13 @@ gpuTest("generate() checks every stage's settings before any stage runs", async 
       ] as const
     ) {
       for (const modality of ["ar+nar", "nar-len"] as const) {
-        const submits = gpu.stats.submits;
+        const submits = backend.stats.submits;
         await assert.rejects(
           model.generate({ ...TINY_COND, modality, maxFrames: 20, ...request }),
           (e: Error) => e instanceof OptionError && e.message === `Cannot ${message}`,
           `${modality} ${JSON.stringify(request)}`,
         );
-        assert.equal(gpu.stats.submits, submits, `${modality}: a stage ran`);
+        assert.equal(backend.stats.submits, submits, `${modality}: a stage ran`);
       }
     }
     await assert.rejects(

@@ -11,7 +11,7 @@ import { OptionError } from "../../../src/errors.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import { sampleLogits, STREAM } from "../../../src/models/valle/sampler.ts";
 import { demaskSchedule } from "../../../src/models/valle/schedule.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 import { assertClose } from "../../_helpers.ts";
 import { TINY_COND, TINY_MODEL, TINY_TARGET } from "./_tiny.ts";
 
@@ -28,8 +28,8 @@ const PREFIX_LEVEL0 = Array.from({ length: P }, (_, t) => TARGET[t * 8]);
 const MERGED = [...PREFIX.phonemes.slice(0, -1), ...Array.from(COND.phonemes).slice(1)];
 const MASK = 1024;
 
-gpuTest("AR with a prefix equals recomputation after the prefix's level 0", async (gpu) => {
-  const valle = await ValleModel.load(MODEL, { gpu });
+backendTest("AR with a prefix equals recomputation after the prefix's level 0", async (backend) => {
+  const valle = await ValleModel.load(MODEL, { backend });
   const sampler = {
     temperature: 0,
     repetitionPenalty: 1.25,
@@ -55,7 +55,7 @@ gpuTest("AR with a prefix equals recomputation after the prefix's level 0", asyn
       mode: "ar",
       response: previous,
     });
-    const r = await sampleLogits(gpu, logits, [1, columns], sampler, {
+    const r = await sampleLogits(backend, logits, [1, columns], sampler, {
       previous,
       lengthPenalty: { length: previous.length + 1, token: MASK },
       stream: STREAM.ar,
@@ -98,10 +98,10 @@ function guide(
   return { z: z.map((v) => v * factor), factor };
 }
 
-gpuTest(
+backendTest(
   "NAR-len with a prefix equals a demasking loop assembled by hand; the CFG floor stays 2.5",
-  async (gpu) => {
-    const valle = await ValleModel.load(MODEL, { gpu, precision: "f32" });
+  async (backend) => {
+    const valle = await ValleModel.load(MODEL, { backend, precision: "f32" });
     const frames = 10;
     const steps = 4;
     // Requested strength 1 with a prefix: the original's exception for this case is computed
@@ -161,10 +161,10 @@ gpuTest(
   },
 );
 
-gpuTest(
+backendTest(
   "generate with a prefix: duration and NAR levels see the plain phonemes and the new frames",
-  async (gpu) => {
-    const valle = await ValleModel.load(MODEL, { gpu });
+  async (backend) => {
+    const valle = await ValleModel.load(MODEL, { backend });
     // AR + NAR: the NAR levels run on the AR tokens after the prefix, with the plain phonemes.
     const ar = { maxSteps: 6, sampler: { temperature: 0 } };
     const arNar = await valle.generate({ ...COND, prefix: PREFIX, modality: "ar+nar", ar });
@@ -215,9 +215,9 @@ gpuTest(
   },
 );
 
-gpuTest("a prefix with bad codes is an OptionError before any GPU work", async (gpu) => {
-  const valle = await ValleModel.load(MODEL, { gpu });
-  const submits = gpu.stats.submits;
+backendTest("a prefix with bad codes is an OptionError before any GPU work", async (backend) => {
+  const valle = await ValleModel.load(MODEL, { backend });
+  const submits = backend.stats.submits;
   const bad = [
     { ...PREFIX, codes: { data: [1024, 0], frames: 2, levels: 1 } },
     { ...PREFIX, codes: { data: [5], frames: 2, levels: 1 } },
@@ -227,6 +227,6 @@ gpuTest("a prefix with bad codes is an OptionError before any GPU work", async (
     await assert.rejects(valle.generateAr({ ...COND, prefix }), OptionError);
     await assert.rejects(valle.generateNarLen({ ...COND, prefix, frames: 4 }), OptionError);
   }
-  assert.equal(gpu.stats.submits, submits);
+  assert.equal(backend.stats.submits, submits);
   valle.dispose();
 });

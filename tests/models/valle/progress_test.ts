@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import type { ValleProgress } from "../../../src/models/valle/progress.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 import { TINY_COND, TINY_MODEL } from "./_tiny.ts";
 
 const MODEL = TINY_MODEL;
@@ -18,10 +18,10 @@ const GREEDY = { temperature: 0 };
 const steps = (reports: ValleProgress[], phase: string) =>
   reports.filter((p) => p.phase === phase).map((p) => `${p.step}/${p.steps}`);
 
-gpuTest("AR reports after each stop check, with no extra readback", async (gpu) => {
-  const valle = await ValleModel.load(MODEL, { gpu });
+backendTest("AR reports after each stop check, with no extra readback", async (backend) => {
+  const valle = await ValleModel.load(MODEL, { backend });
   const reports: ValleProgress[] = [];
-  const before = gpu.stats.readbacks;
+  const before = backend.stats.readbacks;
   const r = await valle.generateAr({
     ...COND,
     maxSteps: 40,
@@ -29,7 +29,7 @@ gpuTest("AR reports after each stop check, with no extra readback", async (gpu) 
     sampler: GREEDY,
     onProgress: (p) => reports.push(p),
   });
-  const readbacks = gpu.stats.readbacks - before;
+  const readbacks = backend.stats.readbacks - before;
   valle.dispose();
   // The stop comes at step 23: chunks [0, 8) and [8, 16) are read, then [16, 24) holds it.
   assert.equal(r.tokens.length, 23);
@@ -38,10 +38,10 @@ gpuTest("AR reports after each stop check, with no extra readback", async (gpu) 
   assert.equal(readbacks, 3, "one readback per chunk, none for the reports");
 });
 
-gpuTest(
+backendTest(
   "an abort mid-AR rejects with its reason; the model then matches a fresh one",
-  async (gpu) => {
-    const valle = await ValleModel.load(MODEL, { gpu });
+  async (backend) => {
+    const valle = await ValleModel.load(MODEL, { backend });
     const controller = new AbortController();
     const reason = new Error("stop here");
     const reports: number[] = [];
@@ -61,25 +61,25 @@ gpuTest(
     assert.deepEqual(reports, [0, 4]);
     const request = { ...COND, maxSteps: 30, checkEvery: 4, sampler: { temperature: 1 }, seed: 5 };
     const after = await valle.generateAr(request);
-    const fresh = await ValleModel.load(MODEL, { gpu });
+    const fresh = await ValleModel.load(MODEL, { backend });
     const expected = await fresh.generateAr(request);
     fresh.dispose();
     valle.dispose();
     assert.deepEqual(Array.from(after.sampled), Array.from(expected.sampled));
     assert.ok(after.sampled.length > 4);
-    gpu.assertHealthy();
+    backend.assertHealthy();
   },
 );
 
-gpuTest(
+backendTest(
   "generate reports duration, NAR-len steps and NAR levels in order; aborts there too",
-  async (gpu) => {
-    const valle = await ValleModel.load(MODEL, { gpu });
+  async (backend) => {
+    const valle = await ValleModel.load(MODEL, { backend });
     const reports: ValleProgress[] = [];
-    const before = gpu.stats.readbacks;
+    const before = backend.stats.readbacks;
     const request = { ...COND, modality: "nar-len" as const, maxFrames: 8, narLen: { steps: 4 } };
     const out = await valle.generate({ ...request, onProgress: (p) => reports.push(p) });
-    const readbacks = gpu.stats.readbacks - before;
+    const readbacks = backend.stats.readbacks - before;
     assert.deepEqual(reports.map((p) => p.phase), [
       ...new Array(2).fill("duration"),
       ...new Array(5).fill("level0"),
@@ -113,9 +113,9 @@ gpuTest(
   },
 );
 
-gpuTest("an already aborted signal rejects before any GPU work", async (gpu) => {
-  const valle = await ValleModel.load(MODEL, { gpu });
-  const before = { ...gpu.stats };
+backendTest("an already aborted signal rejects before any GPU work", async (backend) => {
+  const valle = await ValleModel.load(MODEL, { backend });
+  const before = { ...backend.stats };
   const signal = AbortSignal.abort(new Error("never started"));
   await assert.rejects(valle.generateAr({ ...COND, signal }), /never started/);
   await assert.rejects(valle.generateNarLen({ ...COND, frames: 4, signal }), /never started/);
@@ -123,7 +123,7 @@ gpuTest("an already aborted signal rejects before any GPU work", async (gpu) => 
     valle.generateNar({ ...COND, codes: { data: [1, 2], frames: 2, levels: 1 }, signal }),
     /never started/,
   );
-  assert.equal(gpu.stats.submits, before.submits);
-  assert.equal(gpu.stats.dispatches, before.dispatches);
+  assert.equal(backend.stats.submits, before.submits);
+  assert.equal(backend.stats.dispatches, before.dispatches);
   valle.dispose();
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
 import { resolveSamplerOptions, sampleLogits } from "../../../src/models/valle/sampler.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 
 const ROWS = 8192;
 const ROW = [2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -4.0];
@@ -21,13 +21,13 @@ function softmax(x: number[]): number[] {
 
 /** Draws ROWS tokens from ROW and checks the counts against `expected` within 4.5 sigma. */
 async function checkFrequencies(
-  gpu: Parameters<typeof sampleLogits>[0],
+  backend: Parameters<typeof sampleLogits>[0],
   options: Parameters<typeof sampleLogits>[3],
   expected: number[],
 ): Promise<void> {
   const logits = new Float32Array(ROWS * ROW.length);
   for (let r = 0; r < ROWS; r++) logits.set(ROW, r * ROW.length);
-  const { tokens, scores } = await sampleLogits(gpu, logits, [ROWS, ROW.length], options, {
+  const { tokens, scores } = await sampleLogits(backend, logits, [ROWS, ROW.length], options, {
     seed: 3,
   });
   const counts = new Array(ROW.length).fill(0);
@@ -45,25 +45,29 @@ async function checkFrequencies(
   });
 }
 
-gpuTest("categorical draws follow softmax(logits / T)", async (gpu) => {
-  await checkFrequencies(gpu, { temperature: 1 }, softmax(ROW));
-  await checkFrequencies(gpu, { temperature: 0.5 }, softmax(ROW.map((v) => v / 0.5)));
+backendTest("categorical draws follow softmax(logits / T)", async (backend) => {
+  await checkFrequencies(backend, { temperature: 1 }, softmax(ROW));
+  await checkFrequencies(backend, { temperature: 0.5 }, softmax(ROW.map((v) => v / 0.5)));
 });
 
-gpuTest("draws after top-k and top-p only pick the kept tokens, renormalized", async (gpu) => {
-  const top3 = softmax(ROW.slice(0, 3));
-  await checkFrequencies(gpu, { temperature: 1, topK: 3 }, [...top3, 0, 0, 0, 0, 0]);
-  // softmax(ROW) = 0.405, 0.246, 0.149, …: the cumulative sum first exceeds 0.7 at index 2.
-  await checkFrequencies(gpu, { temperature: 1, topP: 0.7 }, [...top3, 0, 0, 0, 0, 0]);
-});
+backendTest(
+  "draws after top-k and top-p only pick the kept tokens, renormalized",
+  async (backend) => {
+    const top3 = softmax(ROW.slice(0, 3));
+    await checkFrequencies(backend, { temperature: 1, topK: 3 }, [...top3, 0, 0, 0, 0, 0]);
+    // softmax(ROW) = 0.405, 0.246, 0.149, …: the cumulative sum first exceeds 0.7 at index 2.
+    await checkFrequencies(backend, { temperature: 1, topP: 0.7 }, [...top3, 0, 0, 0, 0, 0]);
+  },
+);
 
-gpuTest(
+backendTest(
   "a seed reproduces the draws; another seed and another counter change them",
-  async (gpu) => {
+  async (backend) => {
     const logits = new Float32Array(256 * 64).map((_, i) => Math.sin(i * 0.37) * 3);
     const draw = async (seed: number, counter: number) =>
       Array.from(
-        (await sampleLogits(gpu, logits, [256, 64], { temperature: 1 }, { seed, counter })).tokens,
+        (await sampleLogits(backend, logits, [256, 64], { temperature: 1 }, { seed, counter }))
+          .tokens,
       );
     const a = await draw(1, 0);
     assert.deepEqual(await draw(1, 0), a);
@@ -82,10 +86,13 @@ Deno.test("bad sampler options are OptionErrors", () => {
   }
 });
 
-gpuTest("sorting stages refuse rows wider than 2048 at record time", async (gpu) => {
+backendTest("sorting stages refuse rows wider than 2048 at record time", async (backend) => {
   const wide = new Float32Array(4096);
-  await assert.rejects(sampleLogits(gpu, wide, [1, 4096], { topK: 5 }), OptionError);
-  const { tokens } = await sampleLogits(gpu, wide.map((_, i) => (i === 3000 ? 1 : 0)), [1, 4096], {
+  await assert.rejects(sampleLogits(backend, wide, [1, 4096], { topK: 5 }), OptionError);
+  const { tokens } = await sampleLogits(backend, wide.map((_, i) => (i === 3000 ? 1 : 0)), [
+    1,
+    4096,
+  ], {
     temperature: 0,
   });
   assert.equal(tokens[0], 3000);

@@ -16,7 +16,7 @@ import { checkValleWeights } from "../../../src/models/valle/weights.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { readFixture } from "../../_helpers.ts";
-import { gpuTest } from "../../_gpu.ts";
+import { backendTest } from "../../_backends.ts";
 
 const TINY = parseSafetensors(await readFixture("valle-tiny/model.sft"), { source: "model.sft" });
 
@@ -186,11 +186,11 @@ Deno.test("without a config the head dimension is taken as 64 and flags keep the
   ]);
 });
 
-gpuTest(
+backendTest(
   "ValleModel.load() rejects bad weights with the typed error before uploading",
-  async (gpu) => {
+  async (backend) => {
     const st = edit(TINY, { drop: ["model.norm.weight"] });
-    await assert.rejects(ValleModel.load(st, { gpu }), (e) => {
+    await assert.rejects(ValleModel.load(st, { backend }), (e) => {
       assert.ok(e instanceof WeightsError);
       assert.deepEqual(e.problems, [
         { tensor: "model.norm.weight", expected: "[32]", found: "missing" },
@@ -200,21 +200,21 @@ gpuTest(
   },
 );
 
-gpuTest(
+backendTest(
   "F16, BF16 and F32 files load; F16 and F32 roundings of one model give close logits",
-  async (gpu) => {
+  async (backend) => {
     const phonemes = [1, 5, 9, 2];
     const results: Float32Array[] = [];
     for (const dtype of ["F16", "F32"] as const) {
       const bytes = makeRandomValle({ dtype, seed: 3, audioTokens: 64 });
-      const valle = await ValleModel.load(bytes, { gpu, precision: "f32" });
+      const valle = await ValleModel.load(bytes, { backend, precision: "f32" });
       results.push((await valle.logits({ mode: "ar", phonemes })).logits);
       valle.dispose();
     }
     const bf16 = await ValleModel.load(
       makeRandomValle({ dtype: "BF16", seed: 3, audioTokens: 64 }),
       {
-        gpu,
+        backend,
       },
     );
     const { logits } = await bf16.logits({ mode: "ar", phonemes });

@@ -10,12 +10,20 @@
  * @module
  */
 
-import { GpuError } from "../errors.ts";
-import { BufferPool, TENSOR_USAGE } from "./buffers.ts";
+import { GpuError, OptionError } from "../../errors.ts";
+import {
+  type Backend,
+  type BackendStats,
+  DTYPE_BYTES,
+  type MemoryUsage,
+  type Precision,
+  type RecorderOptions,
+  type Tensor,
+} from "../backend.ts";
+import { alignSize, BufferPool, TENSOR_USAGE } from "./buffers.ts";
 import { KernelCache } from "./kernels.ts";
-
-/** Which weight precision kernels use: f16 storage needs the `shader-f16` feature. */
-export type Precision = "auto" | "f16" | "f32";
+import { GpuProfiler } from "./profiler.ts";
+import { GpuRecorder } from "./recorder.ts";
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
@@ -55,24 +63,6 @@ export interface AdapterSummary {
   software: boolean;
 }
 
-/** Bytes of GPU buffers this library holds on a device (tensors, pools, staging, parameters). */
-export interface GpuMemory {
-  /** Bytes held now. */
-  current: number;
-  /** The most bytes held at once since the device was created (or `peak` was reset). */
-  peak: number;
-}
-
-/** Counters of GPU work submitted through a {@linkcode Gpu}, for benchmarks and tests. */
-export interface GpuStats {
-  /** Compute dispatches recorded. */
-  dispatches: number;
-  /** Command buffers submitted. */
-  submits: number;
-  /** GPU → CPU readbacks awaited. */
-  readbacks: number;
-}
-
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic/i;
 
 const LIMITS_TO_RAISE = [
@@ -88,8 +78,8 @@ const LIMITS_TO_RAISE = [
 ] as const;
 
 /**
- * A WebGPU device with the caches every model shares: compiled pipelines (keyed by kernel,
- * variant and constants), bind groups, pooled buffers and pooled readback buffers.
+ * The WebGPU {@linkcode Backend}: a device with the caches every model shares (compiled
+ * pipelines keyed by kernel, variant and constants; bind groups; pooled readback buffers).
  *
  * @example
  * ```ts ignore
@@ -99,7 +89,9 @@ const LIMITS_TO_RAISE = [
  * gpu.destroy();
  * ```
  */
-export class Gpu {
+export class Gpu implements Backend {
+  /** Which backend this is. */
+  readonly kind = "webgpu" as const;
   /** The WebGPU device. */
   readonly device: GPUDevice;
   /** What the adapter says about itself. */
@@ -108,17 +100,22 @@ export class Gpu {
   readonly features: GpuFeatures;
   /** The storage type of weights: `"f16"` when `shader-f16` is used, else `"f32"`. */
   readonly weightDtype: "f16" | "f32";
+  /** The adapter's description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  /** Whether the device has `shader-f16`. */
+  readonly supportsF16: boolean;
+  /** The device's `maxStorageBufferBindingSize` (or `maxBufferSize` when smaller). */
+  readonly maxBindingBytes: number;
   /** Pipelines and bind groups, compiled and created once. */
   readonly kernels: KernelCache;
-  /** Reusable storage buffers for temporaries. */
-  readonly buffers: BufferPool;
   /** Reusable MAP_READ staging buffers. */
   readonly readbacks: BufferPool;
   /** Work submitted so far. */
-  readonly stats: GpuStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly stats: BackendStats = { dispatches: 0, submits: 0, readbacks: 0 };
   /** GPU memory held by this library's buffers. */
-  readonly memory: GpuMemory = { current: 0, peak: 0 };
+  readonly memory: MemoryUsage = { current: 0, peak: 0 };
   #failure?: GpuError;
+  #reader?: GpuRecorder;
 
   /**
    * Wraps a device. Prefer {@linkcode requestGpu}, which negotiates features and limits.
@@ -137,7 +134,12 @@ export class Gpu {
       subgroups: device.features.has("subgroups"),
     };
     this.kernels = new KernelCache(this);
-    this.buffers = new BufferPool(this, TENSOR_USAGE, "valle.pool");
+    this.description = adapter.description || adapter.device || adapter.vendor || "WebGPU adapter";
+    this.supportsF16 = this.features.f16;
+    this.maxBindingBytes = Math.min(
+      device.limits.maxStorageBufferBindingSize,
+      device.limits.maxBufferSize,
+    );
     this.readbacks = new BufferPool(
       this,
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -171,7 +173,7 @@ export class Gpu {
    * Creates a buffer counted in {@linkcode Gpu.memory}: its size is added now and taken off when
    * it is destroyed. Every buffer of the library is made here.
    */
-  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+  createGpuBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
     const buffer = this.device.createBuffer(descriptor);
     const memory = this.memory;
     memory.current += buffer.size;
@@ -187,18 +189,97 @@ export class Gpu {
   }
 
   /**
-   * Destroys the pooled buffers no call is using (temporaries and readback staging). Models call
+   * Destroys the pooled readback buffers no call is using. Models call
    * it when disposed, so that {@linkcode Gpu.memory} returns to what it was before they loaded;
    * the pools refill on demand.
    */
   trim(): void {
-    this.buffers.trim();
+    this.#reader?.destroy();
+    this.#reader = undefined;
     this.readbacks.trim();
+  }
+
+  /** Allocates a zero-filled storage buffer (copyable both ways) of at least `bytes` bytes. */
+  createBuffer(bytes: number, label: string): GPUBuffer {
+    return this.createGpuBuffer({ label, size: alignSize(bytes), usage: TENSOR_USAGE });
+  }
+
+  /**
+   * Writes `data` into `t` from its first element (`queue.writeBuffer`, never
+   * `mappedAtCreation`, which can hang Deno on device destruction, denoland/deno#24798). WebGPU
+   * copies whole 4-byte words, so a write of odd length is padded, which is only allowed when it
+   * ends the buffer.
+   */
+  write(t: Tensor, data: ArrayBufferView): void {
+    const buffer = this.bufferOf(t, "write");
+    let bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    const offset = t.offset * DTYPE_BYTES[t.dtype];
+    const padded = alignSize(bytes.byteLength);
+    if (offset % 4 !== 0 || (padded !== bytes.byteLength && offset + padded !== buffer.size)) {
+      throw new OptionError(
+        `Cannot write ${bytes.byteLength} bytes at element ${t.offset} of "${buffer.label}": ` +
+          "writes must cover whole 4-byte words",
+      );
+    }
+    if (offset + bytes.byteLength > buffer.size) {
+      throw new OptionError(
+        `Cannot write ${bytes.byteLength} bytes at element ${t.offset} of "${buffer.label}": ` +
+          `it holds ${buffer.size} bytes`,
+      );
+    }
+    if (padded !== bytes.byteLength) {
+      const copy = new Uint8Array(padded);
+      copy.set(bytes);
+      bytes = copy;
+    }
+    this.device.queue.writeBuffer(buffer, offset, bytes);
+  }
+
+  /**
+   * Copies tensors to the CPU with one submit and one wait, after the work submitted so far.
+   *
+   * @throws {GpuError} When an earlier GPU error was reported (see {@linkcode Gpu.assertHealthy}).
+   */
+  async read(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+    this.#reader ??= this.createRecorder({ label: "valle.readback", capacity: 1 });
+    const readback = this.#reader.readback(tensors);
+    this.#reader.submit();
+    return await readback.result();
+  }
+
+  /** A recorder: one command encoder and compute pass per submit. */
+  createRecorder(options: RecorderOptions = {}): GpuRecorder {
+    return new GpuRecorder(this, options);
+  }
+
+  /**
+   * A timestamp-query profiler.
+   *
+   * @throws {GpuError} When the device lacks `timestamp-query`.
+   */
+  createProfiler(capacity?: number): GpuProfiler {
+    return new GpuProfiler(this, capacity);
+  }
+
+  /** Resolves when the work submitted so far has run (`onSubmittedWorkDone`). */
+  async fence(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    this.assertHealthy();
+  }
+
+  /** The GPU buffer of a tensor, or a typed error naming the op and the foreign buffer. */
+  bufferOf(t: Tensor, op: string): GPUBuffer {
+    if (!(t.buffer instanceof GPUBuffer)) {
+      throw new OptionError(
+        `Cannot ${op} "${t.buffer.label}" on WebGPU: it belongs to another backend`,
+      );
+    }
+    return t.buffer;
   }
 
   /** Releases every cached buffer and destroys the device. */
   destroy(): void {
-    this.buffers.destroy();
+    this.#reader?.destroy();
     this.readbacks.destroy();
     this.device.destroy();
   }
@@ -270,11 +351,13 @@ function chooseWeightDtype(features: GPUSupportedFeatures, precision: Precision)
 
 function summarize(info: GPUAdapterInfo): AdapterSummary {
   const description = info.description ?? "";
+  // Browsers flag CPU adapters (isFallbackAdapter); Deno's is always false, so names count too.
+  const fallback = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   return {
     vendor: info.vendor ?? "",
     architecture: info.architecture ?? "",
     device: info.device ?? "",
     description,
-    software: SOFTWARE_ADAPTER.test(`${description} ${info.vendor} ${info.device}`),
+    software: fallback || SOFTWARE_ADAPTER.test(`${description} ${info.vendor} ${info.device}`),
   };
 }

@@ -12,35 +12,10 @@
  * @module
  */
 
-import { GpuError } from "../errors.ts";
+import { GpuError } from "../../errors.ts";
+import type { BindingAccess, KernelSpec, KernelVariant } from "../backend.ts";
 import type { Gpu } from "./device.ts";
 import { type ShaderName, WGSL } from "./_wgsl.ts";
-
-export type { ShaderName };
-
-/** How a kernel binds a storage buffer: `"write"` is `read_write`, `"read"` is `read`. */
-export type BindingAccess = "read" | "write";
-
-/** The scalar type of one field of a kernel's `Params` uniform struct. */
-export type ParamType = "u32" | "i32" | "f32";
-
-/** The static description of a kernel: its file, bindings and parameter layout. */
-export interface KernelSpec {
-  /** The WGSL file in `shaders/`. */
-  readonly shader: ShaderName;
-  /** `@group(0)` bindings in order, matching the WGSL `var<storage, …>` declarations. */
-  readonly bindings: readonly BindingAccess[];
-  /** The fields of the WGSL `Params` struct in order (all 4-byte scalars). */
-  readonly params: readonly ParamType[];
-}
-
-/** Per-pipeline choices: the weight type and `override` constants. */
-export interface KernelVariant {
-  /** The type `W` is aliased to. Default: the device's weight type. */
-  weights?: "f16" | "f32";
-  /** Values for WGSL `override` declarations. */
-  constants?: Readonly<Record<string, number>>;
-}
 
 /** A compiled kernel, ready to be dispatched by a recorder. */
 export interface Kernel {

@@ -1,5 +1,5 @@
 /**
- * {@linkcode Recorder}: records many dispatches into one command encoder and one compute pass, and
+ * {@linkcode GpuRecorder}: records many dispatches into one command encoder and one compute pass, and
  * submits them together (one `queue.submit` per step). Kernel parameters are appended to a CPU
  * staging area at the device's uniform-offset alignment and uploaded with a single `writeBuffer`
  * just before the submit; each dispatch binds them through a dynamic offset. Nothing is created
@@ -10,29 +10,70 @@
  * @module
  */
 
-import { GpuError, OptionError } from "../errors.ts";
+import { GpuError, OptionError } from "../../errors.ts";
+import {
+  DTYPE_BYTES,
+  type KernelSpec,
+  type KernelVariant,
+  type Readback,
+  type Recorder,
+  type RecorderOptions,
+  type Tensor,
+  type Workgroups,
+} from "../backend.ts";
+import { numel } from "../tensor.ts";
 import type { Gpu } from "./device.ts";
-import { type Kernel, KernelCache } from "./kernels.ts";
-import type { Profiler } from "./profiler.ts";
-import { DTYPE_BYTES, type GpuTensor, numel } from "./tensor.ts";
+import { KernelCache } from "./kernels.ts";
+import { GpuProfiler } from "./profiler.ts";
 
-/** Options for a {@linkcode Recorder}. */
-export interface RecorderOptions {
-  /** Label of the command buffers, shown in GPU debuggers. */
-  label?: string;
-  /**
-   * Bytes of parameter space per submit (each dispatch takes one aligned slot, usually 256
-   * bytes). When full, the recorder submits what it has and continues. Default 256 KiB.
-   */
-  paramsCapacity?: number;
-  /** Time every dispatch with timestamp queries (one compute pass per dispatch). */
-  profiler?: Profiler;
+/** Dispatches per submit unless the recorder is told otherwise. */
+const DEFAULT_CAPACITY = 1024;
+
+/** Copies into pooled MAP_READ buffers, mapped once their command buffer has run. */
+class GpuReadback implements Readback {
+  #recorder: GpuRecorder;
+  #copies: { staging: GPUBuffer; skip: number; length: number; alignedLength: number }[];
+  #done = false;
+  submitted = false;
+
+  constructor(
+    recorder: GpuRecorder,
+    copies: { staging: GPUBuffer; skip: number; length: number; alignedLength: number }[],
+  ) {
+    this.#recorder = recorder;
+    this.#copies = copies;
+  }
+
+  async result(): Promise<ArrayBuffer[]> {
+    if (this.#done) throw new OptionError("Cannot read a readback twice");
+    if (!this.submitted) this.#recorder.submit();
+    const gpu = this.#recorder.backend;
+    gpu.assertHealthy();
+    gpu.stats.readbacks++;
+    await Promise.all(
+      this.#copies.map((c) => c.staging.mapAsync(GPUMapMode.READ, 0, c.alignedLength)),
+    );
+    gpu.assertHealthy();
+    this.#done = true;
+    return this.#copies.map((c) => {
+      const out = c.staging.getMappedRange(0, c.alignedLength).slice(c.skip, c.skip + c.length);
+      c.staging.unmap();
+      gpu.readbacks.release(c.staging);
+      return out;
+    });
+  }
+
+  discard(): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const c of this.#copies) this.#recorder.backend.readbacks.release(c.staging);
+  }
 }
 
 /** Records dispatches and copies for one step of GPU work. */
-export class Recorder {
+export class GpuRecorder implements Recorder {
   /** The device this recorder records for. */
-  readonly gpu: Gpu;
+  readonly backend: Gpu;
   #gpu: Gpu;
   #label: string;
   #encoder?: GPUCommandEncoder;
@@ -43,7 +84,8 @@ export class Recorder {
   #view: DataView;
   #used = 0;
   #align: number;
-  #profiler?: Profiler;
+  #profiler?: GpuProfiler;
+  #readbacks: GpuReadback[] = [];
   #maxGroups: number;
   /** What the open pass has bound, to skip redundant calls. */
   #pipeline?: GPUComputePipeline;
@@ -53,18 +95,18 @@ export class Recorder {
    * Creates a recorder with its own parameter buffer.
    *
    * @param gpu The device to record for.
-   * @param options Label, parameter capacity, optional profiler.
+   * @param options Label, optional profiler.
    */
   constructor(gpu: Gpu, options: RecorderOptions = {}) {
-    this.gpu = gpu;
+    this.backend = gpu;
     this.#gpu = gpu;
     this.#label = options.label ?? "valle.step";
     this.#align = gpu.device.limits.minUniformBufferOffsetAlignment;
     this.#maxGroups = gpu.device.limits.maxComputeWorkgroupsPerDimension;
-    const capacity = Math.max(options.paramsCapacity ?? 256 * 1024, this.#align);
+    const capacity = (options.capacity ?? DEFAULT_CAPACITY) * this.#align;
     this.#staging = new ArrayBuffer(capacity);
     this.#view = new DataView(this.#staging);
-    this.#paramsBuffer = gpu.createBuffer({
+    this.#paramsBuffer = gpu.createGpuBuffer({
       label: `${this.#label}.params`,
       size: capacity,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -74,25 +116,30 @@ export class Recorder {
       layout: gpu.kernels.paramsLayout,
       entries: [{ binding: 0, resource: { buffer: this.#paramsBuffer, size: this.#align } }],
     });
+    if (options.profiler && !(options.profiler instanceof GpuProfiler)) {
+      throw new OptionError("Cannot profile a WebGPU recorder with another backend's profiler");
+    }
     this.#profiler = options.profiler;
   }
 
   /**
-   * Records one dispatch of `kernel`.
+   * Records one dispatch.
    *
-   * @param kernel A kernel from `gpu.kernels.get(spec)`.
-   * @param bindings The `@group(0)` buffers in binding order (tensors bind their whole buffer;
-   * their element offsets travel in `params`).
-   * @param params The `Params` struct fields in order, typed per `kernel.spec.params`.
+   * @param spec The kernel (compiled on first use for the variant).
+   * @param bindings The `@group(0)` tensors in binding order (each binds its whole buffer; its
+   * element offset travels in `params`).
+   * @param params The `Params` struct fields in order, typed per `spec.params`.
    * @param workgroups Workgroup counts in x, y, z.
+   * @param variant Weight type and `override` constants.
    */
   dispatch(
-    kernel: Kernel,
-    bindings: readonly (GpuTensor | GPUBuffer)[],
+    spec: KernelSpec,
+    bindings: readonly Tensor[],
     params: readonly number[],
-    workgroups: readonly [number, number?, number?],
+    workgroups: Workgroups,
+    variant?: KernelVariant,
   ): void {
-    const spec = kernel.spec;
+    const kernel = this.#gpu.kernels.get(spec, variant);
     if (bindings.length !== spec.bindings.length || params.length !== spec.params.length) {
       throw new OptionError(
         `Cannot dispatch "${kernel.key}": got ${bindings.length} bindings and ` +
@@ -120,7 +167,7 @@ export class Recorder {
     this.#used = offset + Math.ceil(size / this.#align) * this.#align;
 
     const buffers: GPUBuffer[] = [];
-    for (const b of bindings) buffers.push("buffer" in b ? b.buffer : b);
+    for (const b of bindings) buffers.push(this.#gpu.bufferOf(b, kernel.key));
     const group = this.#gpu.kernels.bindGroup(kernel, buffers);
     const pass = this.#beginPass(kernel.key);
     if (this.#pipeline !== kernel.pipeline) pass.setPipeline(kernel.pipeline);
@@ -134,7 +181,7 @@ export class Recorder {
   }
 
   /** Records a copy of `src`'s elements into `dst` (same dtype and element count). */
-  copy(src: GpuTensor, dst: GpuTensor): void {
+  copy(src: Tensor, dst: Tensor): void {
     const n = numel(src.shape);
     if (src.dtype !== dst.dtype || n !== numel(dst.shape)) {
       throw new OptionError(
@@ -150,18 +197,56 @@ export class Recorder {
       );
     }
     this.#endPass();
-    this.#commandEncoder().copyBufferToBuffer(src.buffer, from, dst.buffer, to, bytes);
+    this.#commandEncoder().copyBufferToBuffer(
+      this.#gpu.bufferOf(src, "copy"),
+      from,
+      this.#gpu.bufferOf(dst, "copy"),
+      to,
+      bytes,
+    );
   }
 
   /** Records zero-filling of `t` (its byte range must be 4-byte aligned). */
-  clear(t: GpuTensor): void {
+  clear(t: Tensor): void {
     const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
     const from = t.offset * DTYPE_BYTES[t.dtype];
     if (bytes % 4 || from % 4) {
       throw new OptionError(`Cannot clear ${bytes} bytes at byte ${from}: not 4-byte aligned`);
     }
     this.#endPass();
-    this.#commandEncoder().clearBuffer(t.buffer, from, bytes);
+    this.#commandEncoder().clearBuffer(this.#gpu.bufferOf(t, "clear"), from, bytes);
+  }
+
+  /**
+   * Records copies of `tensors` into pooled MAP_READ buffers at this point of the stream.
+   *
+   * @example
+   * ```ts ignore
+   * const tokens = rec.readback([chunk]);
+   * rec.submit();
+   * const [bytes] = await tokens.result();
+   * ```
+   */
+  readback(tensors: readonly Tensor[]): Readback {
+    const copies = tensors.map((t) => {
+      const buffer = this.#gpu.bufferOf(t, "read");
+      const start = t.offset * DTYPE_BYTES[t.dtype];
+      const length = numel(t.shape) * DTYPE_BYTES[t.dtype];
+      const alignedStart = start - (start % 4);
+      const alignedLength = Math.ceil((start + length - alignedStart) / 4) * 4;
+      if (alignedStart + alignedLength > buffer.size) {
+        throw new OptionError(
+          `Cannot read [${t.shape}] at element ${t.offset} of "${buffer.label}": past its end`,
+        );
+      }
+      const staging = this.#gpu.readbacks.acquire(alignedLength);
+      this.#endPass();
+      this.#commandEncoder().copyBufferToBuffer(buffer, alignedStart, staging, 0, alignedLength);
+      return { staging, skip: start - alignedStart, length, alignedLength };
+    });
+    const readback = new GpuReadback(this, copies);
+    this.#readbacks.push(readback);
+    return readback;
   }
 
   /**
@@ -181,13 +266,14 @@ export class Recorder {
     this.#gpu.stats.submits++;
     this.#encoder = undefined;
     this.#used = 0;
+    for (const readback of this.#readbacks) readback.submitted = true;
+    this.#readbacks = [];
   }
 
   /** Submits pending work and waits until the GPU has finished it. */
   async finish(): Promise<void> {
     this.submit();
-    await this.#gpu.device.queue.onSubmittedWorkDone();
-    this.#gpu.assertHealthy();
+    await this.#gpu.fence();
   }
 
   /** Frees the parameter buffer. The recorder must not be used afterwards. */
@@ -216,19 +302,4 @@ export class Recorder {
     this.#pipeline = undefined;
     this.#group = undefined;
   }
-}
-
-/**
- * Splits `n` workgroups into a grid that respects the per-dimension limit (65535 by default):
- * kernels that accept a 2-D grid index it as `gid.x + gid.y · num_workgroups.x · WG`.
- *
- * @example
- * ```ts ignore
- * rec.dispatch(kernel, [x, y], [n, …], grid1d(Math.ceil(n / 256)));
- * ```
- */
-export function grid1d(n: number, limit = 65535): [number, number] {
-  if (n <= limit) return [n, 1];
-  const y = Math.ceil(n / limit);
-  return [Math.ceil(n / y), y];
 }

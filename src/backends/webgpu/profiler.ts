@@ -1,7 +1,7 @@
 /**
- * {@linkcode Profiler}: per-kernel GPU times from `timestamp-query`. A recorder given a profiler
+ * {@linkcode GpuProfiler}: per-kernel GPU times from `timestamp-query`. A recorder given a profiler
  * puts each dispatch in its own compute pass with timestamp writes; the timestamps are resolved at
- * every submit and read back in {@linkcode Profiler.collect}. Profiling changes scheduling (one
+ * every submit and read back in {@linkcode GpuProfiler.collect}. Profiling changes scheduling (one
  * pass per dispatch), so use it to find where time goes, not to time the whole step.
  *
  * This module is browser compatible.
@@ -9,50 +9,12 @@
  * @module
  */
 
-import { GpuError, OptionError } from "../errors.ts";
+import { GpuError, OptionError } from "../../errors.ts";
+import { type DispatchTime, type KernelTime, type Profiler, sumByKernel } from "../backend.ts";
 import type { Gpu } from "./device.ts";
-
-/** Total GPU time of one kernel label. */
-export interface KernelTime {
-  /** The kernel key, e.g. `gemv.f16`. */
-  label: string;
-  /** Dispatches timed. */
-  count: number;
-  /** Sum of their durations, in milliseconds. */
-  totalMs: number;
-}
 
 /** Timestamp pairs per query set: WebGPU allows 4096 queries in one set. */
 const MAX_DISPATCHES = 2048;
-
-/** One timed dispatch. */
-export interface DispatchTime {
-  /** The kernel key. */
-  label: string;
-  /** Its duration, in milliseconds. */
-  ms: number;
-}
-
-/**
- * Sums dispatch times per kernel label, largest total first.
- *
- * @example
- * ```ts
- * import { sumByKernel } from "@valle/core/gpu";
- * const [top] = sumByKernel([{ label: "a", ms: 1 }, { label: "b", ms: 3 }, { label: "a", ms: 1 }]);
- * console.assert(top.label === "b" && top.count === 1);
- * ```
- */
-export function sumByKernel(dispatches: readonly DispatchTime[]): KernelTime[] {
-  const totals = new Map<string, KernelTime>();
-  for (const { label, ms } of dispatches) {
-    const entry = totals.get(label) ?? { label, count: 0, totalMs: 0 };
-    entry.count++;
-    entry.totalMs += ms;
-    totals.set(label, entry);
-  }
-  return [...totals.values()].sort((a, b) => b.totalMs - a.totalMs);
-}
 
 interface Pending {
   staging: GPUBuffer;
@@ -60,7 +22,7 @@ interface Pending {
 }
 
 /** Collects timestamp pairs around dispatches and sums them per kernel label. */
-export class Profiler {
+export class GpuProfiler implements Profiler {
   #gpu: Gpu;
   #querySet: GPUQuerySet;
   #resolveBuffer: GPUBuffer;
@@ -89,7 +51,7 @@ export class Profiler {
     this.#gpu = gpu;
     this.#capacity = capacity;
     this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count: 2 * capacity });
-    this.#resolveBuffer = gpu.createBuffer({
+    this.#resolveBuffer = gpu.createGpuBuffer({
       label: "valle.profiler.resolve",
       size: 16 * capacity,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,

@@ -1,0 +1,88 @@
+/**
+ * Backend test harness: every kernel and model test runs on both backends, WebGPU (lavapipe here,
+ * one shared device per test module so each pipeline compiles once) and the CPU (WebAssembly, two
+ * threads), against the same CPU oracles. Nothing is skipped: no adapter is a failure.
+ */
+
+import type { Backend, BackendKind, Tensor } from "../src/backends/backend.ts";
+import { createCpuBackend } from "../src/backends/cpu/backend.ts";
+import { uploadTensor } from "../src/backends/tensor.ts";
+import { type Gpu, requestGpu } from "../src/backends/webgpu/device.ts";
+import { f16ToF32, f32ToF16 } from "../src/io/dtype.ts";
+
+/** The backends every backend test runs on. */
+export const BACKENDS: readonly BackendKind[] = ["webgpu", "cpu"];
+
+/** Threads of the tests' CPU backend (more than one, so that work splitting is exercised). */
+export const TEST_THREADS = 2;
+
+const shared = new Map<BackendKind, Promise<Backend>>();
+
+/** The module's shared backend of `kind` (f16 weights where supported). */
+export function testBackend(kind: BackendKind): Promise<Backend> {
+  let backend = shared.get(kind);
+  if (!backend) {
+    backend = kind === "webgpu" ? requestGpu() : createCpuBackend({ threads: TEST_THREADS });
+    shared.set(kind, backend);
+  }
+  return backend;
+}
+
+/** The module's shared WebGPU device. */
+export function testGpu(): Promise<Gpu> {
+  return testBackend("webgpu") as Promise<Gpu>;
+}
+
+function register<B extends Backend>(
+  name: string,
+  backend: () => Promise<B>,
+  fn: (backend: B) => Promise<void> | void,
+): void {
+  Deno.test({
+    name,
+    // The backend outlives single tests.
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const b = await backend();
+      await fn(b);
+      b.assertHealthy();
+    },
+  });
+}
+
+/** Registers a test once per backend, named "<name> [<kind>]". */
+export function backendTest(name: string, fn: (backend: Backend) => Promise<void> | void): void {
+  for (const kind of BACKENDS) register(`${name} [${kind}]`, () => testBackend(kind), fn);
+}
+
+/** Registers a test of WebGPU itself (devices, pipelines, timestamp queries). */
+export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
+  register(name, testGpu, fn);
+}
+
+/** The weight precisions every kernel test runs: both (lavapipe and the CPU have f16). */
+export const WEIGHT_DTYPES = ["f32", "f16"] as const;
+
+/**
+ * Uploads weights as `dtype`. Returns the tensor and the values the backend actually holds
+ * (f16-rounded for "f16"), which is what the CPU oracle must use.
+ */
+export function uploadWeights(
+  backend: Backend,
+  values: Float32Array,
+  shape: readonly number[],
+  dtype: "f16" | "f32",
+  label: string,
+): { tensor: Tensor; values: Float32Array } {
+  if (dtype === "f32") {
+    return { tensor: uploadTensor(backend, values, shape, "f32", label), values };
+  }
+  if (!backend.supportsF16) {
+    throw new Error(
+      `${label}: "${backend.description}" lacks shader-f16 (install mesa-vulkan-drivers so Deno uses Vulkan lavapipe)`,
+    );
+  }
+  const bits = f32ToF16(values);
+  return { tensor: uploadTensor(backend, bits, shape, "f16", label), values: f16ToF32(bits) };
+}
