@@ -79,7 +79,7 @@ export interface Conv1dOptions {
  *
  * @example
  * ```ts
- * import { conv1dLength } from "@valle/core/backend";
+ * import { conv1dLength } from "@valle/core/backends";
  * console.assert(conv1dLength(10, 4, { stride: 2, padLeft: 2 }) === 5);
  * ```
  */
@@ -276,7 +276,7 @@ function record(
  *
  * @example
  * ```ts
- * import { convWeightLayout } from "@valle/core/backend";
+ * import { convWeightLayout } from "@valle/core/backends";
  * // Cout 1, Cin 2, k 2: [[a0, a1], [b0, b1]] → [[a0, b0], [a1, b1]]
  * const w = convWeightLayout(new Float32Array([1, 2, 3, 4]), [1, 2, 2]);
  * console.assert(w.join() === "1,3,2,4");
@@ -303,7 +303,7 @@ export function convWeightLayout(
  *
  * @example
  * ```ts
- * import { convTransposeWeightLayout } from "@valle/core/backend";
+ * import { convTransposeWeightLayout } from "@valle/core/backends";
  * // Cin 1, Cout 1, k 4, stride 2: phase 0 taps W[0], W[2]; phase 1 taps W[1], W[3]
  * const w = convTransposeWeightLayout(new Float32Array([1, 2, 3, 4]), [1, 1, 4], 2);
  * console.assert(w.join() === "1,3,2,4");

@@ -63,7 +63,7 @@ export function istftSpectrum(rec: Recorder, x: Tensor): void {
  *
  * @example
  * ```ts
- * import { istftBasis } from "@valle/core/backend";
+ * import { istftBasis } from "@valle/core/backends";
  * const basis = istftBasis(new Float32Array([1, 1, 1, 1])); // (4, 6)
  * console.assert(basis.length === 24 && basis[0] === 0.25);
  * ```

@@ -30,7 +30,7 @@ const ROPE: KernelSpec = {
  *
  * @example
  * ```ts
- * import { ropeTable } from "@valle/core/backend";
+ * import { ropeTable } from "@valle/core/backends";
  * const table = ropeTable(64, 10000, 4);
  * console.assert(table.length === 4 * 32 * 2 && table[0] === 1);
  * ```

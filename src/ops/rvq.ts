@@ -72,7 +72,7 @@ export function rvqEncode(
  *
  * @example
  * ```ts
- * import { transposeCodebooks } from "@valle/core/backend";
+ * import { transposeCodebooks } from "@valle/core/backends";
  * // 1 codebook of 2 codewords [1, 2] and [3, 4]
  * const t = transposeCodebooks(new Float32Array([1, 2, 3, 4]), 2, 2);
  * console.assert(t.join() === "1,3,2,4");
