@@ -6,7 +6,7 @@
  */
 
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
-import type { Gpu } from "../src/backends/webgpu/device.ts";
+import type { Backend } from "../src/backends/backend.ts";
 import type { Safetensors } from "../src/io/safetensors.ts";
 import { decode } from "../src/models/valle/ar.ts";
 import { assembleSequence } from "../src/models/valle/inputs.ts";
@@ -77,25 +77,25 @@ export interface ValleFigures {
   peakBytes: number;
 }
 
-/** Runs the model benchmarks on `gpu` with the weights in `st`. */
+/** Runs the model benchmarks on `backend` with the weights in `st`. */
 export async function benchValle(
-  gpu: Gpu,
+  backend: Backend,
   st: Safetensors,
   settings: ValleBenchSettings,
 ): Promise<ValleFigures> {
   const loadStart = performance.now();
-  const { config, weights } = uploadValleWeights(gpu, st, gpu.weightDtype);
-  await gpu.device.queue.onSubmittedWorkDone();
+  const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype);
+  await backend.fence();
   const loadMs = performance.now() - loadStart;
   const longest = Math.max(...settings.arFrames);
   const capacity = settings.phonemes + settings.promptFrames + Math.max(longest, settings.frames) +
     16;
-  const state = createRunState(gpu, config, capacity);
+  const state = createRunState(backend, config, capacity);
   const ctx: ValleContext = {
-    backend: gpu,
+    backend,
     model: { config, weights },
     state,
-    rec: gpu.createRecorder({ label: "valle.bench", capacity: 32768 }),
+    rec: backend.createRecorder({ label: "valle.bench", capacity: 32768 }),
   };
   const phonemes = [
     1,
@@ -119,7 +119,7 @@ export async function benchValle(
       mode: "ar",
       responseFrames: n,
     });
-    const before = { ...gpu.stats };
+    const before = { ...backend.stats };
     const start = performance.now();
     await decode(c, {
       seq,
@@ -132,12 +132,12 @@ export async function benchValle(
       stream: STREAM.ar,
       checkEvery: settings.checkEvery,
     });
-    await gpu.device.queue.onSubmittedWorkDone();
+    await backend.fence();
     return {
       ms: performance.now() - start,
-      dispatches: gpu.stats.dispatches - before.dispatches,
-      readbacks: gpu.stats.readbacks - before.readbacks,
-      submits: gpu.stats.submits - before.submits,
+      dispatches: backend.stats.dispatches - before.dispatches,
+      readbacks: backend.stats.readbacks - before.readbacks,
+      submits: backend.stats.submits - before.submits,
     };
   };
 
@@ -186,9 +186,9 @@ export async function benchValle(
   const narLenMs = performance.now() - narLenStart;
 
   let arKernels: KernelTime[] = [];
-  if (gpu.features.timestamps && settings.profileSteps > 0) {
-    const profiler = gpu.createProfiler();
-    const profiled = { ...ctx, rec: gpu.createRecorder({ label: "valle.profile", profiler }) };
+  if (backend.canProfile && settings.profileSteps > 0) {
+    const profiler = backend.createProfiler();
+    const profiled = { ...ctx, rec: backend.createRecorder({ label: "valle.profile", profiler }) };
     // The second run repeats the first (prefill and first step), then `profileSteps` steps.
     await arRun(1, profiled);
     const head = (await profiler.dispatches()).length;
@@ -202,7 +202,7 @@ export async function benchValle(
     profiled.rec.destroy();
     profiler.destroy();
   }
-  const peakBytes = gpu.memory.peak;
+  const peakBytes = backend.memory.peak;
   ctx.rec.destroy();
   destroyRunState(state);
   destroyValleWeights(weights);
@@ -211,7 +211,7 @@ export async function benchValle(
       dModel: config.dModel,
       heads: config.nHeads,
       layers: config.nLayers,
-      weights: gpu.weightDtype,
+      weights: backend.weightDtype,
     },
     loadMs: Math.round(loadMs),
     prefillMs: +one.ms.toFixed(1),

@@ -20,7 +20,7 @@ typedef struct {
 static inline float dot(const float *a, const float *b, uint32_t n) {
   v128_t acc = wasm_f32x4_splat(0);
   uint32_t i = 0;
-  for (; i + 4 <= n; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  for (; i + 4 <= n; i += 4) acc = MADD(wasm_v128_load(a + i), wasm_v128_load(b + i), acc);
   float s = hsum(acc);
   for (; i < n; i++) s += a[i] * b[i];
   return s;
@@ -77,7 +77,7 @@ void attention(const Cmd *c, const Thread *t) {
           const v128_t pj = wasm_f32x4_splat(scores[j]);
           uint32_t d = 0;
           for (; d + 4 <= hd; d += 4) {
-            wasm_v128_store(acc + d, wasm_f32x4_add(wasm_v128_load(acc + d), wasm_f32x4_mul(pj, wasm_v128_load(vj + d))));
+            wasm_v128_store(acc + d, MADD(pj, wasm_v128_load(vj + d), wasm_v128_load(acc + d)));
           }
           for (; d < hd; d++) acc[d] += scores[j] * vj[d];
         }

@@ -134,8 +134,8 @@ static void micro(const Geometry *g, const float *const a[MR], const float *pane
       const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
       for (uint32_t r = 0; r < MR; r++) {
         const v128_t x = wasm_v128_load32_splat(a[r] + off + i);
-        c[r][0] = wasm_f32x4_add(c[r][0], wasm_f32x4_mul(x, b0));
-        c[r][1] = wasm_f32x4_add(c[r][1], wasm_f32x4_mul(x, b1));
+        c[r][0] = MADD(x, b0, c[r][0]);
+        c[r][1] = MADD(x, b1, c[r][1]);
       }
     }
     kk += len;
@@ -168,7 +168,7 @@ static inline __attribute__((always_inline)) void narrow(const Geometry *g, cons
       for (uint32_t j = 0; j < N; j++) wv[j] = wasm_v128_load(wk + (size_t)j * (kb - ka) + i);
       for (uint32_t r = 0; r < R; r++) {
         const v128_t av = wasm_v128_load(a[r] + off + i);
-        for (uint32_t j = 0; j < N; j++) acc[r][j] = wasm_f32x4_add(acc[r][j], wasm_f32x4_mul(av, wv[j]));
+        for (uint32_t j = 0; j < N; j++) acc[r][j] = MADD(av, wv[j], acc[r][j]);
       }
     }
     for (; i < len; i++) {
@@ -276,10 +276,15 @@ static inline __attribute__((always_inline)) void conv1d(const Cmd *c, const Thr
   else share(n, NR, t, &n_lo, &n_hi);
   if (lo >= hi || n_lo >= n_hi) return;
 
+  // A plain GEMM (one tap, stride 1, no padding or ELU: linear.c's many rows) reads its rows of
+  // x in place, in the largest blocks, so that each weight panel serves MC_MAX rows.
+  const int act = (p->flags & FLAG_ELU) != 0, thin = n <= 4;
+  const int in_place = p->taps == 1 && p->stride == 1 && p->pad_left == 0 && !act &&
+                       p->reflect_len == 0 && hi <= p->in_len;
   // Rows per block: as many as keep the window within WINDOW_TARGET floats, at least MR where
   // the scratch memory holds them; none fit: the direct loop.
   const uint32_t capacity = t->scratch_bytes / 4 - TILES - PANEL;
-  uint32_t mc = block_rows(WINDOW_TARGET, cin, span, p->stride);
+  uint32_t mc = in_place ? MC_MAX : block_rows(WINDOW_TARGET, cin, span, p->stride);
   if (mc < MR) {
     const uint32_t most = block_rows(capacity, cin, span, p->stride);
     mc = most < MR ? most : MR;
@@ -291,20 +296,20 @@ static inline __attribute__((always_inline)) void conv1d(const Cmd *c, const Thr
   if (mc > MC_MAX) mc = MC_MAX;
   if (mc > MR) mc -= mc % MR;
 
-  float *tiles = (float *)t->scratch, *panel = tiles + TILES, *window = panel + PANEL;
+  float *tiles = (float *)t->scratch, *panel = tiles + TILES, *copied = panel + PANEL;
   const float *x = F32(c, 1, p->x_off);
   const void *w = (const void *)(uintptr_t)c->b[2];
   const void *b = (const void *)(uintptr_t)c->b[3];
   float *y = F32(c, 0, 0);
-  const int act = (p->flags & FLAG_ELU) != 0, thin = n <= 4;
   for (uint32_t ra = lo; ra < hi; ra += mc) {
     const uint32_t rb = hi - ra < mc ? hi : ra + mc;
     // The window: input positions ra·stride + tmin − pad_left onwards.
     const int32_t first = (int32_t)ra * (int32_t)p->stride + g.tmin - p->pad_left;
     const uint32_t rows = (rb - 1 - ra) * p->stride + span;
-    for (uint32_t i = 0; i < rows; i++) {
+    const float *window = in_place ? x + (size_t)ra * cin : copied;
+    for (uint32_t i = 0; i < rows && !in_place; i++) {
       const int32_t src = source_row(p, first + (int32_t)i);
-      float *dst = window + (size_t)i * cin;
+      float *dst = copied + (size_t)i * cin;
       if (src < 0) __builtin_memset(dst, 0, (size_t)cin * 4);
       else read_row(dst, x + (size_t)src * cin, cin, act);
     }

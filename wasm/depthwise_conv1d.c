@@ -64,7 +64,7 @@ static inline __attribute__((always_inline)) void depthwise(const Cmd *c, const 
         v128_t acc = wasm_f32x4_splat(0.0f);
         const float *xi = xr + i;
         for (uint32_t j = j0; j < j1; j++, xi += ch) {
-          acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(wt + (size_t)j * cn + i), wasm_v128_load(xi)));
+          acc = MADD(wasm_v128_load(wt + (size_t)j * cn + i), wasm_v128_load(xi), acc);
         }
         wasm_v128_store(yr + i, wasm_f32x4_add(acc, wasm_v128_load(bias + i)));
       }

@@ -11,9 +11,7 @@
 static inline __attribute__((always_inline)) void load8(const void *w, size_t i, int half,
                                                         v128_t *lo, v128_t *hi) {
   if (half) {
-    v128_t h = wasm_v128_load((const uint16_t *)w + i);
-    *lo = halves_low(h);
-    *hi = halves_high(h);
+    halves_to_floats(wasm_v128_load((const uint16_t *)w + i), lo, hi);
   } else {
     *lo = wasm_v128_load((const float *)w + i);
     *hi = wasm_v128_load((const float *)w + i + 4);
@@ -37,8 +35,8 @@ static inline __attribute__((always_inline)) void dots_m(const float *x, uint32_
     load8(w, wb + i, half, &wl, &wh);
     for (uint32_t r = 0; r < M; r++) {
       const float *xr = x + (size_t)r * k_len + i;
-      a[r] = wasm_f32x4_add(a[r], wasm_f32x4_mul(wl, wasm_v128_load(xr)));
-      b[r] = wasm_f32x4_add(b[r], wasm_f32x4_mul(wh, wasm_v128_load(xr + 4)));
+      a[r] = MADD(wl, wasm_v128_load(xr), a[r]);
+      b[r] = MADD(wh, wasm_v128_load(xr + 4), b[r]);
     }
   }
   for (uint32_t r = 0; r < M; r++) {
@@ -73,7 +71,7 @@ static inline void norm_input(const float *x, uint32_t m, uint32_t d, const void
       v128_t wl, wh;
       load8(nw, k, half, &wl, &wh);
       v128_t x0 = wasm_v128_load(xr + k), x1 = wasm_v128_load(xr + k + 4);
-      ss = wasm_f32x4_add(ss, wasm_f32x4_add(wasm_f32x4_mul(x0, x0), wasm_f32x4_mul(x1, x1)));
+      ss = wasm_f32x4_add(ss, MADD(x1, x1, wasm_f32x4_mul(x0, x0)));
       wasm_v128_store(hr + k, wasm_f32x4_mul(x0, wl));
       wasm_v128_store(hr + k + 4, wasm_f32x4_mul(x1, wh));
     }

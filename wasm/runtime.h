@@ -86,19 +86,26 @@ static inline float half_to_float(uint16_t h) {
   return (h & 0x8000) ? -f : f;
 }
 
-// Lanes 0..3 and 4..7 of eight halves as floats (same rule, four at a time: the sign-extended
-// half shifted into place, the sign and magnitude bits kept, the exponent rebased by 2^112).
-static inline v128_t halves_low(v128_t h) {
-  v128_t i = wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13);
-  return wasm_f32x4_mul(wasm_v128_and(i, wasm_i32x4_const_splat((int32_t)0x8fffe000)),
-                        wasm_f32x4_const_splat(0x1p112f));
+// Eight halves as floats, lanes 0..3 in *lo and 4..7 in *hi, by the same rule done on 16-bit
+// lanes: the upper half of each float is the half's sign and its bits 14..3 (arithmetic shift
+// right by 3, the copies of the sign cleared), the lower half its bits 2..0 at the top (shift left
+// by 13); interleaving the two gives the float's bits, rescaled by 2^112.
+static inline void halves_to_floats(v128_t h, v128_t *lo, v128_t *hi) {
+  v128_t upper = wasm_v128_and(wasm_i16x8_shr(h, 3), wasm_i16x8_const_splat((int16_t)0x8fff));
+  v128_t lower = wasm_i16x8_shl(h, 13);
+  const v128_t scale = wasm_f32x4_const_splat(0x1p112f);
+  *lo = wasm_f32x4_mul(wasm_i16x8_shuffle(lower, upper, 0, 8, 1, 9, 2, 10, 3, 11), scale);
+  *hi = wasm_f32x4_mul(wasm_i16x8_shuffle(lower, upper, 4, 12, 5, 13, 6, 14, 7, 15), scale);
 }
 
-static inline v128_t halves_high(v128_t h) {
-  v128_t i = wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13);
-  return wasm_f32x4_mul(wasm_v128_and(i, wasm_i32x4_const_splat((int32_t)0x8fffe000)),
-                        wasm_f32x4_const_splat(0x1p112f));
-}
+// a · b + c, four lanes. The relaxed-SIMD build fuses it (one rounding, where the CPU has FMA);
+// the plain SIMD128 build, for hosts without relaxed SIMD, multiplies then adds.
+#if VALLE_RELAXED
+#define MADD(a, b, c) \
+  ((v128_t)__builtin_wasm_relaxed_madd_f32x4((__f32x4)(a), (__f32x4)(b), (__f32x4)(c)))
+#else
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+#endif
 
 static inline float hsum(v128_t a) {
   return (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) +

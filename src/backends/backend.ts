@@ -214,6 +214,8 @@ export interface Backend {
   read(tensors: readonly Tensor[]): Promise<ArrayBuffer[]>;
   /** A recorder for this backend. */
   createRecorder(options?: RecorderOptions): Recorder;
+  /** Whether {@linkcode Backend.createProfiler} works here (WebGPU needs `timestamp-query`). */
+  readonly canProfile: boolean;
   /**
    * A profiler for this backend's recorders.
    *

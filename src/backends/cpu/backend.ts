@@ -71,6 +71,7 @@ export class CpuBackend implements Backend {
   readonly description: string;
   readonly weightDtype: "f16" | "f32";
   readonly supportsF16 = true;
+  readonly canProfile = true;
   readonly maxBindingBytes = 2 ** 32 - 1;
   readonly stats: BackendStats = { dispatches: 0, submits: 0, readbacks: 0 };
   readonly memory: MemoryUsage = { current: 0, peak: 0 };
@@ -93,6 +94,7 @@ export class CpuBackend implements Backend {
     names: string[],
     commandBytes: number,
     weightDtype: "f16" | "f32",
+    relaxed: boolean,
   ) {
     this.heap = heap;
     this.runner = runner;
@@ -100,7 +102,8 @@ export class CpuBackend implements Backend {
     this.commandBytes = commandBytes;
     this.weightDtype = weightDtype;
     const threads = runner.threads;
-    this.description = `CPU (WebAssembly SIMD128, ${threads} thread${threads === 1 ? "" : "s"})`;
+    const simd = relaxed ? "relaxed SIMD" : "SIMD128";
+    this.description = `CPU (WebAssembly ${simd}, ${threads} thread${threads === 1 ? "" : "s"})`;
   }
 
   /** The sequence number of the last submitted list. */
@@ -271,7 +274,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     throw new OptionError(`Cannot use ${wanted} CPU threads: expected an integer in [1, 256]`);
   }
   const threaded = canShareMemory();
-  const module = await kernelModule(threaded);
+  const { module, relaxed } = await kernelModule(threaded);
   let memory: WebAssembly.Memory;
   try {
     memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: threaded });
@@ -290,5 +293,6 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     kernelNames(exports, memory),
     exports.command_bytes(),
     weights,
+    relaxed,
   );
 }

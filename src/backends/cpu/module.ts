@@ -7,7 +7,7 @@
  * @module
  */
 
-import { SINGLE_WASM, THREADS_WASM } from "./_wasm.ts";
+import { KERNEL_MODULES } from "./_wasm.ts";
 
 /** The exports of both builds (the threaded one has `worker_loop`, the single one `run_list`). */
 export interface KernelExports {
@@ -29,16 +29,41 @@ export interface KernelExports {
   run_list?(cmds: number, count: number, scratch: number, scratchBytes: number): void;
 }
 
-const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
+/** A compiled kernel module and whether it uses relaxed SIMD. */
+export interface KernelModule {
+  /** The module. */
+  module: WebAssembly.Module;
+  /** Whether it is the relaxed-SIMD build (fused multiply-add). */
+  relaxed: boolean;
+}
 
-/** The compiled module of one build (compiled on first use, then shared). */
-export function kernelModule(threads: boolean): Promise<WebAssembly.Module> {
+const compiled = new Map<boolean, Promise<KernelModule>>();
+
+async function unpack(base64: string): Promise<Uint8Array<ArrayBuffer>> {
+  const text = atob(base64);
+  const gz = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) gz[i] = text.charCodeAt(i);
+  const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * The kernels for a thread pool (`threads`) or one thread, compiled on first use, then shared:
+ * the relaxed-SIMD build where the host validates it, else the plain SIMD128 one.
+ */
+export function kernelModule(threads: boolean): Promise<KernelModule> {
   let module = compiled.get(threads);
   if (!module) {
-    const text = atob(threads ? THREADS_WASM : SINGLE_WASM);
-    const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    module = WebAssembly.compile(bytes);
+    module = (async () => {
+      const relaxed = await unpack(
+        threads ? KERNEL_MODULES.threadsRelaxed : KERNEL_MODULES.singleRelaxed,
+      );
+      if (WebAssembly.validate(relaxed)) {
+        return { module: await WebAssembly.compile(relaxed), relaxed: true };
+      }
+      const plain = await unpack(threads ? KERNEL_MODULES.threads : KERNEL_MODULES.single);
+      return { module: await WebAssembly.compile(plain), relaxed: false };
+    })();
     compiled.set(threads, module);
   }
   return module;

@@ -104,6 +104,8 @@ export class Gpu implements Backend {
   readonly description: string;
   /** Whether the device has `shader-f16`. */
   readonly supportsF16: boolean;
+  /** Whether the device has `timestamp-query` (needed by the profiler). */
+  readonly canProfile: boolean;
   /** The device's `maxStorageBufferBindingSize` (or `maxBufferSize` when smaller). */
   readonly maxBindingBytes: number;
   /** Pipelines and bind groups, compiled and created once. */
@@ -136,6 +138,7 @@ export class Gpu implements Backend {
     this.kernels = new KernelCache(this);
     this.description = adapter.description || adapter.device || adapter.vendor || "WebGPU adapter";
     this.supportsF16 = this.features.f16;
+    this.canProfile = this.features.timestamps;
     this.maxBindingBytes = Math.min(
       device.limits.maxStorageBufferBindingSize,
       device.limits.maxBufferSize,
