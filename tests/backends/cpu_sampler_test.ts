@@ -1,169 +1,36 @@
 /**
- * The CPU sampler and guidance kernels (wasm/sample.c, cfg.c, demask.c) against the WebGPU
- * kernels of the same dispatch, an independent pcg4d draw, JS oracles and the valle-tiny golden
- * sampler cases, with 1 and 2 threads: tokens and masks exact, logits and scores within 1e-6
- * relative (golden cases within the README's tolerances).
+ * The CPU sampler, guidance and NAR-len masking kernels (wasm/sample.c, cfg.c, demask.c) through
+ * the model functions (`sampleLogits`, `guideLogits`, nar_len.ts's `select`/`update`), on the
+ * CPU backends of ./_cpu.ts: a pool of 1 worker, of 2, and the single-thread runner of a host
+ * without SharedArrayBuffer.
  *
- * The kernel specs and parameters are written out here as `sample()` (src/models/valle/sampler.ts),
- * `cfg()` (cfg.ts) and `select()`/`update()` (nar_len.ts) record them, until those take any
- * backend.
+ * tests/models/valle (golden_test.ts, sampler_test.ts) already runs the golden sampler, CFG and
+ * NAR-len cases and the draw statistics on both backends, the CPU with a pool of 2. What only this
+ * file checks:
+ * - every runner gives WebGPU's tokens (and scores and logits within 1e-6 relative) on random
+ *   logits, for every option set of the shared tests and golden cases, greedy and drawn, at the
+ *   AR row width, NAR batches, the widest sorted row, ties and filtered (-inf) logits;
+ * - seeded draws on 512 identical rows (the whole inverse CDF) equal WebGPU's;
+ * - the draw is floor(u · cols) with u from pcg4d, checked against an independent JS pcg4d;
+ * - CFG on random slices up to 500 rows of 1025 equals WebGPU and a float64 oracle, and its sums
+ *   are compensated: a slice an uncompensated f32 sum gets wrong matches float64 within 1e-6;
+ * - demask_select/update equal the rank rule (ties, a NaN score) and WebGPU, at lengths that
+ *   split across threads.
  */
 
 import assert from "node:assert/strict";
-import type { KernelSpec, Tensor } from "../../src/backends/backend.ts";
-import { type CpuBackend, createCpuBackend } from "../../src/backends/cpu/backend.ts";
-import { createTensor, readF32, readU32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import type { Recorder } from "../../src/backends/backend.ts";
+import type { Backend, Recorder, Tensor } from "../../src/backends/backend.ts";
 import { readBytes, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import type { Gpu } from "../../src/backends/webgpu/device.ts";
-import { readSafetensors } from "../../src/io/safetensors.ts";
-import { CFG_STAT, type CfgOptions, guideLogits } from "../../src/models/valle/cfg.ts";
+import { type CfgOptions, guideLogits } from "../../src/models/valle/cfg.ts";
+import { select, update } from "../../src/models/valle/nar_len.ts";
 import {
-  penaltyTable,
-  resolveSamplerOptions,
   type SampledLogits,
   sampleLogits,
   type SamplerOptions,
 } from "../../src/models/valle/sampler.ts";
-import { compareValues, parseStageDescription, TOLERANCE } from "../../tools/golden/valle.ts";
-import type { CaseResult } from "../../tools/golden/types.ts";
 import { gpuTest } from "../_backends.ts";
-import { assertClose, FIXTURES, Rng } from "../_helpers.ts";
-
-const THREADS = [1, 2] as const;
-
-/**
- * Runs `fn` on a new CPU backend of `threads` threads, destroyed afterwards. A timer holds the
- * event loop meanwhile: the pool's workers are unref'd and its waits are Atomics.waitAsync, which
- * `deno test` does not count as pending work (without it the test ends with "Promise resolution
- * is still pending but the event loop has already resolved").
- */
-async function withCpu(threads: number, fn: (cpu: CpuBackend) => Promise<void>): Promise<void> {
-  const hold = setInterval(() => {}, 60_000);
-  const cpu = await createCpuBackend({ threads });
-  try {
-    await fn(cpu);
-  } finally {
-    cpu.destroy();
-    clearInterval(hold);
-  }
-}
-
-// The specs of src/models/valle/sampler.ts, cfg.ts and nar_len.ts.
-const SAMPLE: KernelSpec = {
-  shader: "sample",
-  bindings: ["write", "write", "write", "read"],
-  params: [
-    ...["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] as const,
-    ...["f32", "u32", "f32", "u32", "f32", "u32", "f32", "f32"] as const,
-    ...["u32", "u32", "u32", "u32", "u32", "u32", "u32"] as const,
-  ],
-};
-const CFG_STATS: KernelSpec = {
-  shader: "cfg_stats",
-  bindings: ["write", "read", "read"],
-  params: ["u32", "u32", "u32", "f32", "f32", "f32"],
-};
-const CFG_APPLY: KernelSpec = {
-  shader: "cfg_apply",
-  bindings: ["write", "read", "read"],
-  params: ["u32", "u32", "u32", "f32"],
-};
-const DEMASK_SELECT: KernelSpec = {
-  shader: "demask_select",
-  bindings: ["write", "write", "read"],
-  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
-};
-const DEMASK_UPDATE: KernelSpec = {
-  shader: "demask_update",
-  bindings: ["write", "write", "read", "read"],
-  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
-};
-
-/** Extra inputs of a sampler call, as `sampleLogits` takes them. */
-interface SampleExtra {
-  previous?: ArrayLike<number>;
-  lengthPenalty?: { length: number; token: number };
-  seed?: number;
-  stream?: number;
-  counter?: number;
-}
-
-/**
- * `sampleLogits` on the CPU backend: the same buffers (logits and work rows in one buffer, behind
- * `pad` leading elements so offsets are exercised), the same parameters as `sample()`.
- */
-async function cpuSampleLogits(
-  cpu: CpuBackend,
-  logits: Float32Array,
-  [n, cols]: [number, number],
-  options: SamplerOptions,
-  extra: SampleExtra = {},
-  pad = 0,
-): Promise<SampledLogits> {
-  const o = resolveSamplerOptions(options);
-  const prev = Uint32Array.from(extra.previous ?? []);
-  const buf = createTensor(cpu, [pad + 2 * n * cols], "f32", "test.logits");
-  const tokens = createTensor(cpu, [pad + prev.length + n], "u32", "test.tokens");
-  const scoreBuf = createTensor(cpu, [pad + n], "f32", "test.scores");
-  const table = penaltyTable(o.repetitionPenalty, o.repetitionPenaltyDecay, prev.length);
-  const penalties = uploadTensor(cpu, table, [table.length], "f32", "test.penalties");
-  const shape = (t: Tensor, s: number[]): Tensor => ({ ...t, shape: s });
-  const all = rows(shape(buf, [pad + 2 * n * cols]), pad, 2 * n * cols);
-  const x = shape(rows(all, 0, n * cols), [n, cols]);
-  const work = shape(rows(all, n * cols, n * cols), [n, cols]);
-  const out = rows(tokens, pad + prev.length, n);
-  const scores = rows(scoreBuf, pad, n);
-  cpu.write(x, logits);
-  if (prev.length > 0) cpu.write(rows(tokens, pad, prev.length), prev);
-  const nPrev = prev.length;
-  const penalize = o.repetitionPenalty !== 1 && nPrev > 0;
-  const minT = o.minTemperature < 0 ? o.temperature : o.minTemperature;
-  const tempMode = Math.abs(o.temperature - minT) >= 0.001 ? 2 : o.temperature > 0 ? 1 : 0;
-  const lp = extra.lengthPenalty;
-  const params = [
-    n,
-    cols,
-    x.offset,
-    work.offset,
-    pad,
-    nPrev,
-    penalize ? (nPrev === n ? 2 : 1) : 0,
-    penalties.offset,
-    o.lengthPenalty !== 0 && lp ? lp.length ** o.lengthPenalty : 0,
-    lp ? lp.token : 0,
-    o.minP,
-    o.topK,
-    o.topP,
-    tempMode,
-    o.temperature,
-    minT,
-    o.topNSigma > 0 ? 1 : 0,
-    o.temperature <= 0 ? 1 : 0,
-    (extra.seed ?? 0) >>> 0,
-    (extra.stream ?? 0) >>> 0,
-    (extra.counter ?? 0) >>> 0,
-    out.offset,
-    scores.offset,
-  ];
-  const rec = cpu.createRecorder();
-  rec.dispatch(SAMPLE, [x, tokens, scoreBuf, penalties], params, [n]);
-  rec.submit();
-  const values = await readF32(cpu, all);
-  const ids = await readU32(cpu, out);
-  const sc = await readF32(cpu, scores);
-  rec.destroy();
-  for (const t of [buf, tokens, scoreBuf, penalties]) t.buffer.destroy();
-  const copied = o.minP > 0 || o.topNSigma > 0 || tempMode === 1;
-  const unfilter = (a: Float32Array) => a.map((v) => (v <= -1e38 ? -Infinity : v));
-  const inPlace = unfilter(values.slice(0, n * cols));
-  return {
-    tokens: new Int32Array(ids.buffer),
-    scores: sc,
-    processed: copied ? unfilter(values.slice(n * cols)) : inPlace,
-    inPlace,
-  };
-}
+import { assertClose, Rng } from "../_helpers.ts";
+import { cpuTest, withAllCpus } from "./_cpu.ts";
 
 /** Same non-finite values at the same places, the finite ones within `rtol`. */
 function assertRelClose(
@@ -200,7 +67,7 @@ function randomLogits(
   return x.map((v) => (masked && rng.next() < 0.1 ? -Infinity : ties ? Math.round(v * 4) / 4 : v));
 }
 
-/** Every option set the WebGPU sampler tests and golden cases run, and the stages alone. */
+/** Every option set the shared sampler tests and golden cases run, and the stages alone. */
 const OPTION_SETS: readonly SamplerOptions[] = [
   { temperature: 1 },
   { temperature: 0.5 },
@@ -249,48 +116,46 @@ const OPTION_SETS: readonly SamplerOptions[] = [
 /** Shapes: one AR row of 1025, NAR rows (odd widths; chunks of several entries), the widest sorted row. */
 const SHAPES: readonly [number, number][] = [[1, 1025], [6, 64], [5, 777], [3, 2048], [2, 31]];
 
-for (const threads of THREADS) {
-  gpuTest(
-    `sample: CPU equals WebGPU on random logits, every option set (${threads} threads)`,
-    async (gpu) => {
-      await withCpu(threads, async (cpu) => {
-        const rng = new Rng(7 + threads);
-        let call = 0;
-        for (const [n, cols] of SHAPES) {
-          for (const base of OPTION_SETS) {
-            for (const greedy of [false, true]) {
-              const options = greedy ? { ...base, temperature: 0, minTemperature: -1 } : base;
-              const logits = randomLogits(rng, n * cols, 2.5, {
-                ties: call % 3 === 0,
-                masked: call % 4 === 1,
-              });
-              const previous = Array.from({ length: call % 2 === 0 ? n : 7 }, () => rng.int(cols));
-              const extra: SampleExtra = {
-                previous,
-                lengthPenalty: n === 1
-                  ? { length: previous.length + 1, token: cols - 1 }
-                  : undefined,
-                seed: 1000 + call,
-                stream: 1 + (call % 5),
-                counter: call,
-              };
-              const label = `[${n}, ${cols}] ${JSON.stringify(options)}`;
-              const want = await sampleLogits(gpu, logits, [n, cols], options, extra);
-              const got = await cpuSampleLogits(cpu, logits, [n, cols], options, extra, call % 7);
-              assertSameSample(got, want, label);
-              call++;
+gpuTest(
+  "sample: every CPU runner equals WebGPU on random logits, every option set",
+  async (gpu) => {
+    await withAllCpus(async (cpus) => {
+      const rng = new Rng(8);
+      let call = 0;
+      for (const [n, cols] of SHAPES) {
+        for (const base of OPTION_SETS) {
+          for (const greedy of [false, true]) {
+            const options = greedy ? { ...base, temperature: 0, minTemperature: -1 } : base;
+            const logits = randomLogits(rng, n * cols, 2.5, {
+              ties: call % 3 === 0,
+              masked: call % 4 === 1,
+            });
+            const previous = Array.from({ length: call % 2 === 0 ? n : 7 }, () => rng.int(cols));
+            const extra = {
+              previous,
+              lengthPenalty: n === 1 ? { length: previous.length + 1, token: cols - 1 } : undefined,
+              seed: 1000 + call,
+              stream: 1 + (call % 5),
+              counter: call,
+            };
+            const label = `[${n}, ${cols}] ${JSON.stringify(options)}`;
+            const want = await sampleLogits(gpu, logits, [n, cols], options, extra);
+            for (const { name, cpu } of cpus) {
+              const got = await sampleLogits(cpu, logits, [n, cols], options, extra);
+              assertSameSample(got, want, `${name}, ${label}`);
             }
+            call++;
           }
         }
-      });
-    },
-  );
-}
+      }
+    });
+  },
+);
 
 gpuTest(
-  "sample: many seeded draws per row equal WebGPU's (categorical inverse CDF)",
+  "sample: many seeded draws per row equal WebGPU's on every CPU runner (categorical inverse CDF)",
   async (gpu) => {
-    await withCpu(2, async (cpu) => {
+    await withAllCpus(async (cpus) => {
       const rng = new Rng(99);
       // 512 rows of one softmax-friendly row: every draw lands somewhere along the CDF.
       const [n, cols] = [512, 300];
@@ -300,8 +165,10 @@ gpuTest(
       for (const counter of [0, 1, 2]) {
         const extra = { seed: 17, stream: 3, counter };
         const want = await sampleLogits(gpu, logits, [n, cols], { temperature: 1 }, extra);
-        const got = await cpuSampleLogits(cpu, logits, [n, cols], { temperature: 1 }, extra);
-        assertSameSample(got, want, `counter ${counter}`);
+        for (const { name, cpu } of cpus) {
+          const got = await sampleLogits(cpu, logits, [n, cols], { temperature: 1 }, extra);
+          assertSameSample(got, want, `${name}, counter ${counter}`);
+        }
       }
     });
   },
@@ -319,176 +186,35 @@ function pcg4dX(a: number, b: number, c: number, d: number): number {
   return (x + Math.imul(y, w)) >>> 0;
 }
 
-for (const threads of THREADS) {
-  gpuTest(
-    `sample: uniform rows draw floor(u · cols) with u from pcg4d, on both backends (${threads} threads)`,
-    async (gpu) => {
-      await withCpu(threads, async (cpu) => {
-        // Equal logits: every chunk sum and the total are exact integers, so the draw is
-        // floor(f32(u · cols)) with u = (pcg4d.x >> 8) / 2^24, whatever the chunking.
-        for (const [n, cols, seed] of [[300, 256, 5], [300, 1000, 0xfffffff0], [77, 3, 12]]) {
-          const logits = new Float32Array(n * cols);
-          const extra = { seed, stream: 2, counter: 41 };
-          const expected = Array.from({ length: n }, (_, r) => {
-            const u = (pcg4dX(seed, 2, 41, r) >>> 8) / 16777216;
-            return Math.floor(Math.fround(u * cols));
-          });
-          const got = await cpuSampleLogits(cpu, logits, [n, cols], { temperature: 1 }, extra);
-          const want = await sampleLogits(gpu, logits, [n, cols], { temperature: 1 }, extra);
-          assert.deepEqual(Array.from(got.tokens), expected, `CPU, ${cols} columns`);
-          assert.deepEqual(Array.from(want.tokens), expected, `WebGPU, ${cols} columns`);
-          assertRelClose(got.scores, new Float32Array(n).fill(1 / cols), 1e-6, "scores");
+gpuTest(
+  "sample: uniform rows draw floor(u · cols) with u from pcg4d, on WebGPU and every CPU runner",
+  async (gpu) => {
+    await withAllCpus(async (cpus) => {
+      // Equal logits: every chunk sum and the total are exact integers, so the draw is
+      // floor(f32(u · cols)) with u = (pcg4d.x >> 8) / 2^24, whatever the chunking.
+      for (const [n, cols, seed] of [[300, 256, 5], [300, 1000, 0xfffffff0], [77, 3, 12]]) {
+        const logits = new Float32Array(n * cols);
+        const extra = { seed, stream: 2, counter: 41 };
+        const expected = Array.from({ length: n }, (_, r) => {
+          const u = (pcg4dX(seed, 2, 41, r) >>> 8) / 16777216;
+          return Math.floor(Math.fround(u * cols));
+        });
+        const backends: { name: string; backend: Backend }[] = [
+          { name: "WebGPU", backend: gpu },
+          ...cpus.map(({ name, cpu }) => ({ name, backend: cpu })),
+        ];
+        for (const { name, backend } of backends) {
+          const got = await sampleLogits(backend, logits, [n, cols], { temperature: 1 }, extra);
+          assert.deepEqual(Array.from(got.tokens), expected, `${name}, ${cols} columns`);
+          const uniform = new Float32Array(n).fill(1 / cols);
+          assertRelClose(got.scores, uniform, 1e-6, `${name}, ${cols} columns: scores`);
         }
-      });
-    },
-  );
-}
-
-// --- golden sampler cases -----------------------------------------------------------------------
-
-const GOLDEN = new URL("valle-tiny/", FIXTURES);
-
-/** The sampler settings keys of the golden files, and the stages that turn them on. */
-const SETTING_KEYS: Readonly<Record<string, keyof SamplerOptions>> = {
-  temperature: "temperature",
-  min_temperature: "minTemperature",
-  top_k: "topK",
-  top_p: "topP",
-  min_p: "minP",
-  repetition_penalty: "repetitionPenalty",
-  repetition_penalty_decay: "repetitionPenaltyDecay",
-  length_penalty: "lengthPenalty",
-  top_no: "topNSigma",
-};
-const STAGE_SETTINGS: Readonly<Record<string, readonly string[]>> = {
-  input: [],
-  repetition_penalty: ["repetition_penalty", "repetition_penalty_decay"],
-  length_penalty: ["length_penalty"],
-  min_p: ["min_p"],
-  top_k_top_p: ["top_k", "top_p"],
-  temperature: ["temperature", "min_temperature"],
-  dynamic_temperature: ["temperature", "min_temperature"],
-  top_no: ["top_no"],
-};
-
-for (const threads of THREADS) {
-  Deno.test({
-    name: `sample, cfg: the golden sampler cases of valle-tiny (${threads} threads)`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", GOLDEN)));
-      const settings = manifest.files["samplers.safetensors"].settings;
-      const st = await readSafetensors(new URL("samplers.safetensors", GOLDEN));
-      const results: CaseResult[] = [];
-      const check = (name: string, got: ArrayLike<number>, tolerance: number) =>
-        results.push(compareValues(name, got, st.toFloat32(name), tolerance));
-      await withCpu(threads, async (cpu) => {
-        for (
-          const [name, s] of Object.entries(settings as Record<string, Record<string, unknown>>)
-        ) {
-          if (!Array.isArray(s.stage_order)) continue;
-          const input = st.toFloat32(s.input as string);
-          const shape = st.info(s.input as string).shape as [number, number];
-          const previous = st.toInt32(s.prev as string);
-          const lengthPenalty = s.nar
-            ? undefined
-            : { length: previous.length + 1, token: shape[1] - 1 };
-          const stages = s.stage_order as string[];
-          const upTo = (count: number): SamplerOptions => {
-            const on = new Set(stages.slice(0, count).flatMap((x) => STAGE_SETTINGS[x]));
-            const o: SamplerOptions = { temperature: 0, topNSigma: 0 };
-            for (const key of on) {
-              if (typeof s[key] === "number") o[SETTING_KEYS[key]] = s[key] as number;
-            }
-            return o;
-          };
-          const extra = { previous, lengthPenalty };
-          for (let i = 0; i < stages.length; i++) {
-            const r = await cpuSampleLogits(cpu, input, shape, upTo(i + 1), extra);
-            check(`${name}.stage.${stages[i]}`, r.processed, TOLERANCE.logits);
-          }
-          const all = upTo(stages.length);
-          const final = await cpuSampleLogits(cpu, input, shape, all, extra);
-          const probs = new Float32Array(final.processed.length);
-          for (let r = 0; r < shape[0]; r++) {
-            const row = final.processed.subarray(r * shape[1], (r + 1) * shape[1]);
-            const m = Math.max(...row);
-            const sum = row.reduce((a, v) => a + Math.exp(v - m), 0);
-            row.forEach((v, c) => (probs[r * shape[1] + c] = Math.exp(v - m) / sum));
-          }
-          check(`${name}.final_probs`, probs, TOLERANCE.probability);
-          const greedy = await cpuSampleLogits(cpu, input, shape, {
-            ...all,
-            temperature: 0,
-            minTemperature: -1,
-          }, extra);
-          results.push(
-            compareValues(`${name}.greedy.ids`, greedy.tokens, st.toInt32(`${name}.greedy.ids`), 0),
-          );
-          check(`${name}.greedy.scores`, greedy.scores, TOLERANCE.probability);
-        }
-        const iso = st.toFloat32("iso.input");
-        const isoShape = st.info("iso.input").shape as [number, number];
-        for (const [name, description] of Object.entries(settings.iso as Record<string, string>)) {
-          const parsed = parseStageDescription(description);
-          const r = await cpuSampleLogits(cpu, iso, isoShape, parsed.options, parsed);
-          check(`iso.${name}`, r.processed, TOLERANCE.logits);
-        }
-        const ar = await cpuSampleLogits(cpu, st.toFloat32("ar.input"), [1, 1025], {
-          temperature: 0,
-          repetitionPenalty: 2,
-        }, { previous: [5] });
-        check("ar_one_prev.output", ar.processed, TOLERANCE.logits);
-        const pos = st.toFloat32("cfg.pos");
-        const neg = st.toFloat32("cfg.neg");
-        for (const rescale of settings.cfg.rescale as number[]) {
-          const r = await cpuGuide(cpu, pos, neg, { strength: settings.cfg.strength, rescale });
-          check(`cfg.out_rescale_${rescale}`, r.logits, TOLERANCE.logits);
-          if (rescale > 0) check("cfg.factor", [r.stats[CFG_STAT.factor]], TOLERANCE.probability);
-        }
-      });
-      const failed = results.filter((r) => !r.passed);
-      assert.ok(results.length > 40, `${results.length} golden comparisons`);
-      assert.deepEqual(failed.map((r) => `${r.name}: ${r.detail ?? r.maxError}`), []);
-    },
-  });
-}
+      }
+    });
+  },
+);
 
 // --- classifier-free guidance -------------------------------------------------------------------
-
-/**
- * `cfg()` on the CPU backend, cond and uncond at `pad` elements into their buffers; returns the
- * guided logits and the stats row.
- */
-async function cpuGuide(
-  cpu: CpuBackend,
-  cond: Float32Array,
-  uncond: Float32Array,
-  options: CfgOptions,
-  pad = 0,
-): Promise<{ logits: Float32Array; stats: Float32Array }> {
-  const n = cond.length;
-  const cBuf = createTensor(cpu, [pad + n], "f32", "test.cond");
-  const uBuf = createTensor(cpu, [pad + 2 * n], "f32", "test.uncond");
-  const c = rows(cBuf, pad, n);
-  const u = rows(uBuf, 2 * pad, n);
-  cpu.write(c, cond);
-  cpu.write(u, uncond);
-  const stats = createTensor(cpu, [8], "f32", "test.stats");
-  const rec = cpu.createRecorder();
-  const { strength, rescale } = options;
-  rec.dispatch(CFG_STATS, [stats, c, u], [n, c.offset, u.offset, strength, rescale, 1 - rescale], [
-    1,
-  ]);
-  rec.dispatch(CFG_APPLY, [c, u, stats], [n, c.offset, u.offset, strength], [Math.ceil(n / 256)]);
-  rec.submit();
-  const logits = await readF32(cpu, c);
-  const s = await readF32(cpu, stats);
-  rec.destroy();
-  for (const t of [cBuf, uBuf, stats]) t.buffer.destroy();
-  return { logits, stats: s };
-}
 
 /** cfg in double precision: z = u + (c − u) w, rescaled by φ std(c) / std(z) + 1 − φ. */
 function cfgOracle(c: Float32Array, u: Float32Array, { strength, rescale }: CfgOptions) {
@@ -499,65 +225,55 @@ function cfgOracle(c: Float32Array, u: Float32Array, { strength, rescale }: CfgO
     for (let i = 0; i < n; i++) mean += a[i] / n;
     let sq = 0;
     for (let i = 0; i < n; i++) sq += (a[i] - mean) ** 2;
-    return { mean, std: Math.sqrt(sq / (n - 1)) };
+    return Math.sqrt(sq / (n - 1));
   };
-  const sc = std(c);
-  const sz = std(z);
-  const factor = rescale > 0 ? rescale * (sc.std / sz.std) + 1 - rescale : 1;
-  return { logits: z.map((v) => v * factor), stats: [sc.mean, sc.std, sz.mean, sz.std, factor] };
+  const stdCond = std(c);
+  const stdGuided = std(z);
+  const factor = rescale > 0 ? rescale * (stdCond / stdGuided) + 1 - rescale : 1;
+  return { logits: z.map((v) => v * factor), stats: [stdCond, stdGuided, factor] };
 }
 
-for (const threads of THREADS) {
-  gpuTest(`cfg: CPU equals WebGPU and a float64 oracle (${threads} threads)`, async (gpu) => {
-    await withCpu(threads, async (cpu) => {
-      const rng = new Rng(31 + threads);
-      for (const n of [2, 21, 255, 1025, 5 * 1025, 40 * 1024 + 3, 500 * 1025]) {
-        for (const options of [{ strength: 2.5, rescale: 0.75 }, { strength: 3, rescale: 0 }]) {
-          const cond = rng.normals(n, 3).map((v) => v + 0.5);
-          const uncond = rng.normals(n, 2);
-          const label = `n ${n}, ${JSON.stringify(options)}`;
-          const got = await cpuGuide(cpu, cond, uncond, options, n % 5);
-          const want = await guideLogits(gpu, cond, uncond, options);
+gpuTest("cfg: every CPU runner equals WebGPU and a float64 oracle", async (gpu) => {
+  await withAllCpus(async (cpus) => {
+    const rng = new Rng(33);
+    for (const n of [2, 21, 255, 1025, 5 * 1025, 40 * 1024 + 3, 500 * 1025]) {
+      for (const options of [{ strength: 2.5, rescale: 0.75 }, { strength: 3, rescale: 0 }]) {
+        const cond = rng.normals(n, 3).map((v) => v + 0.5);
+        const uncond = rng.normals(n, 2);
+        const want = await guideLogits(gpu, cond, uncond, options);
+        const oracle = cfgOracle(cond, uncond, options);
+        for (const { name, cpu } of cpus) {
+          const label = `${name}, n ${n}, ${JSON.stringify(options)}`;
+          const got = await guideLogits(cpu, cond, uncond, options);
+          const stats = [got.stdCond, got.stdGuided, got.factor];
           assertRelClose(got.logits, want.logits, 1e-6, `${label}: logits vs WebGPU`);
           assertRelClose(
-            [
-              got.stats[CFG_STAT.stdCond],
-              got.stats[CFG_STAT.stdGuided],
-              got.stats[CFG_STAT.factor],
-            ],
+            stats,
             [want.stdCond, want.stdGuided, want.factor],
             1e-6,
             `${label}: stats vs WebGPU`,
           );
-          const oracle = cfgOracle(cond, uncond, options);
-          assertClose(got.stats.subarray(0, 5), oracle.stats, { atol: 1e-6, rtol: 1e-5, label });
+          assertClose(stats, oracle.stats, { atol: 1e-6, rtol: 1e-5, label });
           assertClose(got.logits, oracle.logits, { atol: 1e-5, rtol: 1e-5, label });
         }
       }
-    });
+    }
   });
+});
 
-  Deno.test({
-    name:
-      `cfg: the sums are compensated like the WGSL's, so they match float64 (${threads} threads)`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: () =>
-      withCpu(threads, async (cpu) => {
-        // A first block of 1e8 then 1000 blocks of ones: an uncompensated f32 lane sum stays at
-        // 1e8 (its ulp is 8) and loses every one; the compensated sum keeps them. (WebGPU on
-        // lavapipe loses them: its shader compiler folds the Kahan step away.)
-        const n = 256 * 1001;
-        const cond = new Float32Array(n).fill(1).fill(1e8, 0, 256);
-        const uncond = new Float32Array(n);
-        const options = { strength: 2, rescale: 0.5 };
-        const got = await cpuGuide(cpu, cond, uncond, options);
-        const oracle = cfgOracle(cond, uncond, options);
-        assertClose(got.stats.subarray(0, 5), oracle.stats, { atol: 0, rtol: 1e-6 });
-        assertClose(got.logits, oracle.logits, { atol: 0, rtol: 1e-6 });
-      }),
-  });
-}
+cpuTest("cfg: the sums are compensated like the WGSL's, so they match float64", async (cpu) => {
+  // A first block of 1e8 then 1000 blocks of ones: an uncompensated f32 lane sum stays at 1e8
+  // (its ulp is 8) and loses every one; the compensated sum keeps them. (WebGPU on lavapipe
+  // loses them: its shader compiler folds the Kahan step away.)
+  const n = 256 * 1001;
+  const cond = new Float32Array(n).fill(1).fill(1e8, 0, 256);
+  const uncond = new Float32Array(n);
+  const options = { strength: 2, rescale: 0.5 };
+  const got = await guideLogits(cpu, cond, uncond, options);
+  const oracle = cfgOracle(cond, uncond, options);
+  assertClose([got.stdCond, got.stdGuided, got.factor], oracle.stats, { atol: 0, rtol: 1e-6 });
+  assertClose(got.logits, oracle.logits, { atol: 0, rtol: 1e-6 });
+});
 
 // --- NAR-len masking ----------------------------------------------------------------------------
 
@@ -585,136 +301,91 @@ interface DemaskCase {
 }
 
 interface DemaskResult {
-  /** Tokens and masks after demask_select. */
+  /** Tokens and masks after `select`. */
   selected: Uint32Array;
   masked: Uint32Array;
-  /** Tokens and scores after demask_update. */
+  /** Tokens and scores after `update`. */
   tokens: Uint32Array;
   scores: Float32Array;
 }
 
-/** `values` behind `pad` zeros. */
-function padded<T extends Uint32Array | Float32Array>(values: T, pad: number): T {
-  const out = new (values.constructor as new (n: number) => T)(pad + values.length);
-  out.set(values, pad);
-  return out;
-}
-
-function selectParams(c: DemaskCase, mask: number, pad: number): number[] {
-  return [c.tokens.length, c.count, mask, pad, pad, pad];
-}
-
-function updateParams(c: DemaskCase, pad: number): number[] {
-  return [c.tokens.length, c.maskedOnly ? 1 : 0, pad, pad, pad, pad];
-}
-
-/** select() then update() of nar_len.ts on the CPU, every tensor `pad` elements into its buffer. */
-async function cpuDemask(
-  cpu: CpuBackend,
+/**
+ * nar_len.ts's `select` then `update` on `backend`, every tensor a view `pad` elements into its
+ * buffer.
+ */
+async function demask(
+  backend: Backend,
   c: DemaskCase,
   mask: number,
   pad: number,
 ): Promise<DemaskResult> {
   const length = c.tokens.length;
-  const upload = (values: Uint32Array | Float32Array, dtype: "u32" | "f32") =>
-    rows(uploadTensor(cpu, padded(values, pad), [pad + length], dtype, "test.demask"), pad, length);
+  const upload = (values: Uint32Array | Float32Array, dtype: "u32" | "f32"): Tensor => {
+    const padded = dtype === "u32" ? new Uint32Array(pad + length) : new Float32Array(pad + length);
+    padded.set(values, pad);
+    return rows(uploadTensor(backend, padded, [pad + length], dtype, "test.demask"), pad, length);
+  };
   const tokens = upload(c.tokens, "u32");
   const masked = upload(new Uint32Array(length), "u32");
   const scores = upload(c.scores, "f32");
   const sampled = upload(c.sampled, "u32");
-  const rec = cpu.createRecorder();
-  rec.dispatch(DEMASK_SELECT, [tokens, masked, scores], selectParams(c, mask, pad), [1]);
-  rec.submit();
-  const selected = await readU32(cpu, tokens);
-  const maskedOut = await readU32(cpu, masked);
-  rec.dispatch(DEMASK_UPDATE, [tokens, scores, sampled, masked], updateParams(c, pad), [
-    Math.ceil(length / 256),
-  ]);
-  rec.submit();
-  const result = {
-    selected,
-    masked: maskedOut,
-    tokens: await readU32(cpu, tokens),
-    scores: await readF32(cpu, scores),
+  const run = async (record: (rec: Recorder) => void, read: Tensor[]) => {
+    const rec = backend.createRecorder({ label: "test.demask" });
+    record(rec);
+    rec.submit();
+    const bytes = await readBytes(backend, read);
+    rec.destroy();
+    return bytes;
   };
-  rec.destroy();
-  for (const t of [tokens, masked, scores, sampled]) t.buffer.destroy();
-  return result;
+  try {
+    const [selected, maskedOut] = await run(
+      (rec) => select(rec, tokens, masked, scores, c.count, mask),
+      [tokens, masked],
+    );
+    const [after, scoresOut] = await run(
+      (rec) => update(rec, tokens, scores, sampled, masked, c.maskedOnly),
+      [tokens, scores],
+    );
+    return {
+      selected: new Uint32Array(selected),
+      masked: new Uint32Array(maskedOut),
+      tokens: new Uint32Array(after),
+      scores: new Float32Array(scoresOut),
+    };
+  } finally {
+    for (const t of [tokens, masked, scores, sampled]) t.buffer.destroy();
+  }
 }
 
-/** The same dispatches on WebGPU. */
-async function gpuDemask(
-  gpu: Gpu,
-  c: DemaskCase,
-  mask: number,
-  pad: number,
-): Promise<DemaskResult> {
-  const length = c.tokens.length;
-  const upload = (values: Uint32Array | Float32Array, dtype: "u32" | "f32") =>
-    gpuRows(uploadGpu(gpu, padded(values, pad), [pad + length], dtype, "test.demask"), pad, length);
-  const tokens = upload(c.tokens, "u32");
-  const masked = upload(new Uint32Array(length), "u32");
-  const scores = upload(c.scores, "f32");
-  const sampled = upload(c.sampled, "u32");
-  const select = gpu.createRecorder({ label: "test.demask_select" });
-  select.dispatch(
-    gpu.kernels.get(DEMASK_SELECT),
-    [tokens, masked, scores],
-    selectParams(c, mask, pad),
-    [1],
-  );
-  select.submit();
-  const [selected, maskedOut] = await readBytes(gpu, [tokens, masked]);
-  select.destroy();
-  const update = gpu.createRecorder({ label: "test.demask_update" });
-  update.dispatch(
-    gpu.kernels.get(DEMASK_UPDATE),
-    [tokens, scores, sampled, masked],
-    updateParams(c, pad),
-    [
-      Math.ceil(length / 256),
-    ],
-  );
-  update.submit();
-  const [after, scoresOut] = await readBytes(gpu, [tokens, scores]);
-  update.destroy();
-  for (const t of [tokens, masked, scores, sampled]) t.buffer.destroy();
-  return {
-    selected: new Uint32Array(selected),
-    masked: new Uint32Array(maskedOut),
-    tokens: new Uint32Array(after),
-    scores: new Float32Array(scoresOut),
-  };
-}
-
-for (const threads of THREADS) {
-  gpuTest(
-    `demask_select, demask_update: CPU equals the rank rule and WebGPU (${threads} threads)`,
-    async (gpu) => {
-      await withCpu(threads, async (cpu) => {
-        const rng = new Rng(5 + threads);
-        const mask = 1024;
-        for (const length of [1, 4, 37, 500, 777]) {
-          for (const count of [0, 1, Math.ceil(length / 3), length]) {
-            const tokens = Uint32Array.from(
-              { length },
-              () => (rng.next() < 0.3 ? mask : rng.int(mask)),
-            );
-            // Quantized scores tie often; a NaN score (top-nσ's degenerate case) ranks first.
-            const scores = Float32Array.from({ length }, () => Math.round(rng.next() * 16) / 16);
-            if (length > 4) scores[3] = NaN;
-            const sampled = Uint32Array.from({ length }, () => rng.int(mask));
-            const c = { tokens, scores, sampled, count, maskedOnly: count % 2 === 1 };
-            const label = `length ${length}, count ${count}`;
-            const got = await cpuDemask(cpu, c, mask, length % 3);
-            const want = await gpuDemask(gpu, c, mask, 2);
-            const oracle = selectOracle(tokens, scores, count, mask);
+gpuTest(
+  "demask select, update: every CPU runner equals the rank rule and WebGPU",
+  async (gpu) => {
+    await withAllCpus(async (cpus) => {
+      const rng = new Rng(6);
+      const mask = 1024;
+      // Up to 2100 frames: select splits by 16 frames, update by 1024.
+      for (const length of [1, 4, 37, 500, 777, 2100]) {
+        for (const count of [0, 1, Math.ceil(length / 3), length]) {
+          const tokens = Uint32Array.from(
+            { length },
+            () => (rng.next() < 0.3 ? mask : rng.int(mask)),
+          );
+          // Quantized scores tie often; a NaN score (top-nσ's degenerate case) ranks first.
+          const scores = Float32Array.from({ length }, () => Math.round(rng.next() * 16) / 16);
+          if (length > 4) scores[3] = NaN;
+          const sampled = Uint32Array.from({ length }, () => rng.int(mask));
+          const c = { tokens, scores, sampled, count, maskedOnly: count % 2 === 1 };
+          const oracle = selectOracle(tokens, scores, count, mask);
+          const updated = oracle.tokens.map((t, i) => (oracle.masked[i] ? sampled[i] : t));
+          const newScores = scores.map((s, i) => (!oracle.masked[i] && c.maskedOnly ? 1 : s));
+          const want = await demask(gpu, c, mask, 2);
+          for (const { name, cpu } of cpus) {
+            const label = `${name}, length ${length}, count ${count}`;
+            const got = await demask(cpu, c, mask, length % 3);
             assert.deepEqual(got.selected, oracle.tokens, `${label}: selected tokens`);
             assert.deepEqual(got.masked, oracle.masked, `${label}: masked`);
             assert.deepEqual(got.selected, want.selected, `${label}: selected vs WebGPU`);
             assert.deepEqual(got.masked, want.masked, `${label}: masked vs WebGPU`);
-            const updated = oracle.tokens.map((t, i) => (oracle.masked[i] ? sampled[i] : t));
-            const newScores = scores.map((s, i) => (!oracle.masked[i] && c.maskedOnly ? 1 : s));
             assert.deepEqual(got.tokens, updated, `${label}: updated tokens`);
             assert.deepEqual(got.tokens, want.tokens, `${label}: updated tokens vs WebGPU`);
             assert.deepEqual(Array.from(got.scores), Array.from(newScores), `${label}: scores`);
@@ -725,7 +396,7 @@ for (const threads of THREADS) {
             );
           }
         }
-      });
-    },
-  );
-}
+      }
+    });
+  },
+);

@@ -244,7 +244,24 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
   }
 }
 
-function select(
+/**
+ * Records one masking step (kernel `demask_select`): the `count` frames with the lowest scores
+ * (ties to the lower index) become `mask`, and `masked` gets 1 where a frame holds the mask token
+ * afterwards, 0 elsewhere.
+ *
+ * @param rec The recorder.
+ * @param tokens Frames (L) u32, updated in place.
+ * @param masked (L) u32, overwritten.
+ * @param scores (L) f32.
+ * @param count Frames to mask.
+ * @param mask The mask token id.
+ *
+ * @example
+ * ```ts ignore
+ * select(rec, tokens, masked, scores, step.count, config.nAudio);
+ * ```
+ */
+export function select(
   rec: Recorder,
   tokens: Tensor,
   masked: Tensor,
@@ -263,7 +280,23 @@ function select(
   ], [1]);
 }
 
-function update(
+/**
+ * Records the update after a step's sampling (kernel `demask_update`): masked frames take their
+ * sampled token; with `maskedOnly`, unmasked frames get score 1 (their rescoring is discarded).
+ *
+ * @param rec The recorder.
+ * @param tokens Frames (L) u32, updated in place.
+ * @param scores (L) f32, updated in place.
+ * @param sampled The sampled tokens (L) u32.
+ * @param masked (L) u32 from {@linkcode select}.
+ * @param maskedOnly Keep score 1 on unmasked frames.
+ *
+ * @example
+ * ```ts ignore
+ * update(rec, tokens, scores, sampled, masked, run.maskedOnly);
+ * ```
+ */
+export function update(
   rec: Recorder,
   tokens: Tensor,
   scores: Tensor,
