@@ -136,8 +136,9 @@ function reply(
 
 const USAGE = `Usage: deno task web [--port 8000] [model files]
 
-Serves the browser demo on 127.0.0.1. Without model files the page downloads the released
-weights (about 550 MB) into the browser's cache on first use.
+Serves the browser demo on 127.0.0.1, cross-origin isolated (COOP/COEP headers) so that the
+CPU backend can use threads. Without model files the page downloads the released weights
+(about 550 MB) into the browser's cache on first use.
 
   --port <n>               port (default 8000; 0 picks a free one)
   --model <path>           VALL-E weights (.sft)
