@@ -2,7 +2,8 @@
  * Serves the browser demo (examples/web/) on 127.0.0.1: the page, its stylesheet, `main.js` (the
  * demo bundled with `deno bundle --platform browser`, rebuilt on every page load so edits show up),
  * the phonemizer's data from the npm cache (so the page needs no CDN), and optionally local model
- * files at fixed URLs, which the printed address names as query parameters.
+ * files at fixed URLs, which the printed address names as query parameters. Every response carries
+ * {@linkcode CROSS_ORIGIN_ISOLATION}, so that the CPU backend gets SharedArrayBuffer and threads.
  *
  *   deno task web [--port 8000] [--model m.sft] [--codec model.safetensors] [--codec-config c.json]
  *                 [--vocoder vocos.bin] [--vocoder-config v.json]
@@ -27,6 +28,18 @@ const CONTENT_TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
   js: "text/javascript; charset=utf-8",
   json: "application/json",
+};
+
+/**
+ * The headers that make a page cross-origin isolated (`crossOriginIsolated`, hence
+ * SharedArrayBuffer and the CPU backend's worker threads). Under `require-corp` a page may still
+ * fetch from other origins in CORS mode, as the library does (Hugging Face answers with
+ * `Access-Control-Allow-Origin: *`); only no-cors loads of cross-origin resources without a
+ * `Cross-Origin-Resource-Policy` header are blocked, and the demo makes none.
+ */
+export const CROSS_ORIGIN_ISOLATION: Readonly<Record<string, string>> = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
 };
 
 /** Options of {@linkcode startWebServer}. */
@@ -112,14 +125,20 @@ function reply(
 ): Response {
   const type = CONTENT_TYPES[name.split(".").at(-1)!] ?? "application/octet-stream";
   return new Response(body, {
-    headers: { ...headers, "content-type": type, "cache-control": "no-store" },
+    headers: {
+      ...headers,
+      ...CROSS_ORIGIN_ISOLATION,
+      "content-type": type,
+      "cache-control": "no-store",
+    },
   });
 }
 
 const USAGE = `Usage: deno task web [--port 8000] [model files]
 
-Serves the browser demo on 127.0.0.1. Without model files the page downloads the released
-weights (about 550 MB) into the browser's cache on first use.
+Serves the browser demo on 127.0.0.1, cross-origin isolated (COOP/COEP headers) so that the
+CPU backend can use threads. Without model files the page downloads the released weights
+(about 550 MB) into the browser's cache on first use.
 
   --port <n>               port (default 8000; 0 picks a free one)
   --model <path>           VALL-E weights (.sft)

@@ -1,11 +1,28 @@
 /// <reference lib="dom" />
 /**
- * The demo's form as synthesis options: every `<input type="number">` is named after a
- * {@linkcode SynthesizeOptions} field (empty means the library's default), the selects after
- * `language`, `modality` and `decoder`.
+ * The demo's form as options. Its "Compute" fieldset (`#compute`) holds the loading choices
+ * (`backend`, `threads`: {@linkcode readCompute}); elsewhere every `<input type="number">` is named
+ * after a {@linkcode SynthesizeOptions} field (empty means the library's default), the selects
+ * after `language`, `modality` and `decoder` ({@linkcode readForm}).
  */
 
-import { OptionError, SYNTHESIS_DEFAULTS, type SynthesizeOptions } from "../../mod.ts";
+import {
+  type BackendChoice,
+  OptionError,
+  SYNTHESIS_DEFAULTS,
+  type SynthesizeOptions,
+} from "../../mod.ts";
+
+/** The fieldset of the loading choices. */
+const COMPUTE = "#compute";
+
+/** Where the models run: the `Valle.load` options of the same names. */
+export interface ComputeChoice {
+  /** `"auto"`, `"webgpu"` or `"cpu"`. */
+  backend: BackendChoice;
+  /** CPU threads; undefined when the field is empty (the library's default). */
+  threads?: number;
+}
 
 /** What the form asks for. */
 export interface FormRequest {
@@ -67,6 +84,32 @@ export function readForm(form: HTMLFormElement): FormRequest {
   };
 }
 
-function numberInputs(form: HTMLFormElement): NodeListOf<HTMLInputElement> {
-  return form.querySelectorAll<HTMLInputElement>('input[type="number"]');
+/**
+ * Reads the loading choices. The threads' range is checked by the library when it loads.
+ *
+ * @param form The demo's form.
+ * @returns The backend and threads to load the models with.
+ * @throws {OptionError} The threads field holds something that is not a number.
+ *
+ * @example
+ * ```ts ignore
+ * const valle = await Valle.load({ ...readCompute(form) });
+ * ```
+ */
+export function readCompute(form: HTMLFormElement): ComputeChoice {
+  const threads = form.querySelector<HTMLInputElement>(`${COMPUTE} input[name="threads"]`)!;
+  if (threads.validity.badInput) {
+    throw new OptionError("Cannot read the field threads: it is not a number");
+  }
+  return {
+    backend: new FormData(form).get("backend") as BackendChoice,
+    threads: threads.value === "" ? undefined : threads.valueAsNumber,
+  };
+}
+
+/** The number fields of synthesis options (those outside the loading choices). */
+function numberInputs(form: HTMLFormElement): HTMLInputElement[] {
+  return [...form.querySelectorAll<HTMLInputElement>('input[type="number"]')].filter((input) =>
+    !input.closest(COMPUTE)
+  );
 }

@@ -1,9 +1,9 @@
 /// <reference lib="dom" />
 /**
  * The browser demo's page: choose or record a voice, type text, synthesize with VALL-E on the
- * GPU, hear each sentence as soon as it is ready, then replay or download the whole as WAV.
- * The models load on the first synthesis and stay loaded. Bundled and served by
- * `deno task web` (tools/serve_web.ts).
+ * GPU or the CPU, hear each sentence as soon as it is ready, then replay or download the whole as
+ * WAV. The models load on the first synthesis and stay loaded until another backend or thread
+ * count is chosen. Bundled and served by `deno task web` (tools/serve_web.ts).
  */
 
 import {
@@ -15,7 +15,7 @@ import {
   ValleError,
   type WavAudio,
 } from "../../mod.ts";
-import { readForm, showDefaults } from "./form.ts";
+import { type ComputeChoice, readCompute, readForm, showDefaults } from "./form.ts";
 import { modelOptions } from "./models.ts";
 import { PiecePlayer } from "./player.ts";
 import { progressDescriber } from "./progress.ts";
@@ -39,6 +39,9 @@ const ui = {
   phase: element<HTMLParagraphElement>("phase"),
   error: element<HTMLParagraphElement>("error"),
   noWebGpu: element<HTMLParagraphElement>("no-webgpu"),
+  threads: element<HTMLInputElement>("threads"),
+  singleThread: element<HTMLSpanElement>("single-thread"),
+  backend: element<HTMLParagraphElement>("backend"),
   result: element<HTMLElement>("result"),
   player: element<HTMLAudioElement>("player"),
   download: element<HTMLAnchorElement>("download"),
@@ -46,8 +49,8 @@ const ui = {
 
 /** The voice, once a clip is chosen or recorded. */
 let reference: WavAudio | undefined;
-/** The loaded models, kept across syntheses. */
-let valle: Promise<Valle> | undefined;
+/** The loaded models, kept across syntheses, and the choice they were loaded with. */
+let loaded: { choice: string; valle: Promise<Valle> } | undefined;
 /** The synthesis in progress. */
 let running: AbortController | undefined;
 /** Where progress goes: the synthesis in progress (loading Vocos later reports here too). */
@@ -120,21 +123,43 @@ async function toggleRecording(): Promise<void> {
   await useClip(await finished.stop(), "Recording");
 }
 
-/** The models, loading them on first use; a failed or cancelled load is retried next time. */
-function loadValle(signal: AbortSignal): Promise<Valle> {
-  if (!valle) {
-    valle = Valle.load({
-      ...modelOptions(new URL(location.href)),
-      signal,
-      onProgress: (p) => report(p),
-    });
-    valle.catch(() => (valle = undefined));
+/**
+ * The models on the chosen backend, loading them on first use and again when the choice changes
+ * (the old ones are disposed first); a failed or cancelled load is retried next time.
+ */
+async function loadValle(compute: ComputeChoice, signal: AbortSignal): Promise<Valle> {
+  // Threads matter to the CPU backend only.
+  const choice = JSON.stringify(compute.backend === "webgpu" ? { backend: "webgpu" } : compute);
+  if (loaded && loaded.choice !== choice) {
+    const old = loaded.valle;
+    loaded = undefined;
+    await old.then((v) => v.dispose(), () => {});
   }
-  return valle;
+  if (!loaded) {
+    ui.backend.textContent = "Choosing the backend…";
+    const valle = Valle.load({
+      ...modelOptions(new URL(location.href)),
+      ...compute,
+      signal,
+      onProgress: (p) => {
+        if (p.file === "backend") ui.backend.textContent = `Running on ${p.backend}.`;
+        report(p);
+      },
+    });
+    const entry = { choice, valle };
+    loaded = entry;
+    valle.catch(() => {
+      if (loaded !== entry) return;
+      loaded = undefined;
+      ui.backend.textContent = "The backend is chosen when the models load.";
+    });
+  }
+  return await loaded.valle;
 }
 
 async function synthesize(): Promise<void> {
   const { text, options, play } = readForm(ui.form);
+  const compute = readCompute(ui.form);
   const controller = new AbortController();
   running = controller;
   ui.synthesize.disabled = true;
@@ -150,7 +175,7 @@ async function synthesize(): Promise<void> {
   const started = performance.now();
   try {
     setStatus("Starting…");
-    const engine = await loadValle(controller.signal);
+    const engine = await loadValle(compute, controller.signal);
     const pieces: SpeechPiece[] = [];
     const stream = engine.stream(text, {
       ...options,
@@ -171,10 +196,9 @@ async function synthesize(): Promise<void> {
     ui.result.hidden = false;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const sentences = `${pieces.length} sentence${pieces.length > 1 ? "s" : ""}`;
-    const { description, vendor, architecture } = engine.gpu.adapter;
     setStatus(
       `Done: ${speech.duration.toFixed(2)} s of audio, ${sentences}, seed ${options.seed}, ` +
-        `${seconds} s on ${description || `${vendor} ${architecture}`.trim()}.`,
+        `${seconds} s on ${engine.backend.description}.`,
       1,
     );
   } catch (e) {
@@ -200,10 +224,9 @@ function guarded(handler: () => Promise<void>): () => void {
 }
 
 showDefaults(ui.form);
-if (!("gpu" in navigator)) {
-  ui.noWebGpu.hidden = false;
-  ui.synthesize.disabled = true;
-}
+ui.threads.value = String(navigator.hardwareConcurrency || 1);
+ui.singleThread.hidden = crossOriginIsolated;
+ui.noWebGpu.hidden = "gpu" in navigator;
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   guarded(synthesize)();

@@ -44,7 +44,8 @@ export function progressDescriber(): (progress: SynthesisProgress) => ProgressVi
         };
       }
       case "load":
-        return { text: `Loading the ${p.file ?? "model"} onto the GPU…` };
+        if (p.file === "backend") return { text: `Starting ${p.backend}…` };
+        return { text: `Loading the ${p.file ?? "model"}…` };
       case "phonemize":
         return { text: "Converting the text to phonemes…" };
       case "encode-prompt":

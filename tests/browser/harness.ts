@@ -1,12 +1,13 @@
 /**
  * Headless Chromium for the browser tests (Debian's /usr/bin/chromium, WebGPU on SwiftShader):
  * {@linkcode launchChromium} starts it, {@linkcode watchPage} records what a page logs, and
- * {@linkcode runInChromium} bundles a module, runs it in a page and returns what its default
- * export resolves to.
+ * {@linkcode runInChromium} bundles a module, runs it in a page (cross-origin isolated or not)
+ * and returns what its default export resolves to.
  */
 
 import { type Browser, chromium, type Page } from "playwright-core";
 import { bundleForBrowser } from "../../tools/_bundle.ts";
+import { CROSS_ORIGIN_ISOLATION } from "../../tools/serve_web.ts";
 
 /** Where Chromium is; override with CHROMIUM_PATH. */
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
@@ -55,13 +56,18 @@ export function watchPage(page: Page): PageLog {
   return log;
 }
 
-const PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
+/** The page: runs the bundle's default export on `input` and leaves the outcome in `__result`. */
+function page(input: unknown): string {
+  // JSON is a JavaScript expression; escaping "<" keeps it from closing the script element.
+  const argument = (JSON.stringify(input) ?? "undefined").replaceAll("<", "\\u003c");
+  return `<!doctype html><meta charset="utf-8"><script type="module">
 import run from "./bundle.js";
-run().then(
+run(${argument}).then(
   (value) => { globalThis.__result = { ok: true, value }; },
   (e) => { globalThis.__result = { ok: false, error: String((e && e.stack) || e) }; },
 );
 </script>`;
+}
 
 /** Options for {@linkcode runInChromium}. */
 export interface BrowserRunOptions {
@@ -69,23 +75,32 @@ export interface BrowserRunOptions {
   files?: Record<string, Uint8Array<ArrayBuffer>>;
   /** Milliseconds to wait for the module's result. Default 10 minutes. */
   timeout?: number;
+  /** What the module's default export is called with (JSON-serialisable). */
+  input?: unknown;
+  /**
+   * Serve everything with COOP/COEP headers, so that the page is `crossOriginIsolated` and has
+   * SharedArrayBuffer (the CPU backend's threads). Default false.
+   */
+  isolated?: boolean;
 }
 
 /**
- * Bundles `entry` (a module whose default export is `async () => unknown`), serves it on
+ * Bundles `entry` (a module whose default export is `async (input) => unknown`), serves it on
  * 127.0.0.1, loads it in headless Chromium and returns the resolved value (JSON-serialisable).
  * Rejects with the page's error when the module throws.
  */
 export async function runInChromium(entry: URL, options: BrowserRunOptions = {}): Promise<unknown> {
   const js = await bundleForBrowser(entry);
   const files = options.files ?? {};
+  const html = page(options.input);
+  const isolation = options.isolated ? CROSS_ORIGIN_ISOLATION : {};
+  const reply = (body: BodyInit, type?: string) =>
+    new Response(body, { headers: { ...isolation, ...(type ? { "content-type": type } : {}) } });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
-    if (path === "/bundle.js") {
-      return new Response(js, { headers: { "content-type": "text/javascript" } });
-    }
-    if (path in files) return new Response(files[path]);
-    if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
+    if (path === "/bundle.js") return reply(js, "text/javascript");
+    if (path in files) return reply(files[path]);
+    if (path === "/") return reply(html, "text/html");
     return new Response("not found", { status: 404 });
   });
   const browser = await launchChromium();

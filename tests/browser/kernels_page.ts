@@ -1,23 +1,54 @@
 /**
- * Browser entry for kernels_test.ts: runs a few kernels on the page's WebGPU adapter with the
- * seeded inputs the test recomputes on the CPU, and returns the adapter and the outputs.
+ * Browser entry for kernels_test.ts: creates the backend it is asked for, runs a few kernels on
+ * it with the seeded inputs the test recomputes on the CPU, and returns what the backend is and
+ * the outputs.
  */
 
+import type { BackendKind } from "../../src/backends/backend.ts";
+import { CpuBackend } from "../../src/backends/cpu/backend.ts";
+import { SingleThread } from "../../src/backends/cpu/runner.ts";
+import { chooseBackend } from "../../src/backends/select.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
-import { requestGpu } from "../../src/backends/webgpu/device.ts";
+import { type AdapterSummary, Gpu } from "../../src/backends/webgpu/device.ts";
 import { attention } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
 import { browserInputs } from "./kernels_inputs.ts";
 
-export default async function (): Promise<unknown> {
-  const gpu = await requestGpu();
+/** What the test asks for. */
+export interface KernelsPageInput {
+  /** The backend to run on. */
+  backend: BackendKind;
+  /** CPU threads. */
+  threads?: number;
+}
+
+/** What the page found and computed. */
+export interface KernelsPageResult {
+  /** The backend that ran the kernels. */
+  backend: { kind: BackendKind; description: string; reason: string };
+  /** WebGPU: the adapter. */
+  adapter?: AdapterSummary;
+  /** Whether the page was cross-origin isolated. */
+  crossOriginIsolated: boolean;
+  /** CPU: the runner and its threads. */
+  runner?: { kind: "pool" | "single"; threads: number };
+  /** The kernels' outputs. */
+  gemm: number[];
+  gemv: number[];
+  rmsNorm: number[];
+  attention: number[];
+}
+
+export default async function (input: KernelsPageInput): Promise<KernelsPageResult> {
+  const { backend, reason } = await chooseBackend(input);
   const inputs = browserInputs();
-  const rec = gpu.createRecorder();
-  const up = (data: Float32Array, shape: number[]) => uploadTensor(gpu, data, shape, "f32", "in");
+  const rec = backend.createRecorder();
+  const up = (data: Float32Array, shape: number[]) =>
+    uploadTensor(backend, data, shape, "f32", "in");
 
   const { m, n, k } = inputs.linear;
-  const gemm = createTensor(gpu, [m, n], "f32", "gemm");
+  const gemm = createTensor(backend, [m, n], "f32", "gemm");
   linear(
     rec,
     gemm,
@@ -25,28 +56,38 @@ export default async function (): Promise<unknown> {
     up(inputs.linear.w, [n, k]),
     up(inputs.linear.b, [n]),
   );
-  const gemv = createTensor(gpu, [1, n], "f32", "gemv");
+  const gemv = createTensor(backend, [1, n], "f32", "gemv");
   linear(rec, gemv, up(inputs.linear.x.subarray(0, k), [1, k]), up(inputs.linear.w, [n, k]));
 
   const { rows, d } = inputs.norm;
-  const normed = createTensor(gpu, [rows, d], "f32", "normed");
+  const normed = createTensor(backend, [rows, d], "f32", "normed");
   rmsNorm(rec, normed, up(inputs.norm.x, [rows, d]), up(inputs.norm.w, [d]), 1e-6);
 
   const { s, heads, headDim } = inputs.attention;
   const width = heads * headDim;
-  const att = createTensor(gpu, [s, width], "f32", "att");
+  const att = createTensor(backend, [s, width], "f32", "att");
   const [q, kk, v] = [inputs.attention.q, inputs.attention.k, inputs.attention.v].map((a) =>
     up(a, [s, width])
   );
   attention(rec, att, q, kk, v, { heads, headDim, kvLen: s, causal: true });
   rec.submit();
 
-  return {
-    adapter: gpu.adapter,
-    f16: gpu.features.f16,
-    gemm: [...await readF32(gpu, gemm)],
-    gemv: [...await readF32(gpu, gemv)],
-    rmsNorm: [...await readF32(gpu, normed)],
-    attention: [...await readF32(gpu, att)],
+  const result: KernelsPageResult = {
+    backend: { kind: backend.kind, description: backend.description, reason },
+    adapter: backend instanceof Gpu ? backend.adapter : undefined,
+    crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ===
+      true,
+    runner: backend instanceof CpuBackend
+      ? {
+        kind: backend.runner instanceof SingleThread ? "single" : "pool",
+        threads: backend.runner.threads,
+      }
+      : undefined,
+    gemm: [...await readF32(backend, gemm)],
+    gemv: [...await readF32(backend, gemv)],
+    rmsNorm: [...await readF32(backend, normed)],
+    attention: [...await readF32(backend, att)],
   };
+  backend.destroy();
+  return result;
 }

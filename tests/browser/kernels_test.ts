@@ -1,61 +1,86 @@
+/**
+ * A few kernels in headless Chromium on each backend a page can have: WebGPU (SwiftShader), the
+ * CPU with worker threads (the page cross-origin isolated) and the CPU on the page's own thread
+ * (not isolated: no SharedArrayBuffer). Every result is checked against the CPU oracle.
+ */
+
+import { deepStrictEqual, equal, ok } from "node:assert";
 import { runInChromium } from "./harness.ts";
 import { browserInputs } from "./kernels_inputs.ts";
+import type { KernelsPageInput, KernelsPageResult } from "./kernels_page.ts";
 import { assertClose } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
-import { ok } from "node:assert";
 
-interface KernelsResult {
-  adapter: { description: string; vendor: string; software: boolean };
-  f16: boolean;
-  gemm: number[];
-  gemv: number[];
-  rmsNorm: number[];
-  attention: number[];
+const PAGE = new URL("./kernels_page.ts", import.meta.url);
+
+/** Runs the kernel page, checks its outputs against the oracle and returns what it reported. */
+async function runKernels(
+  input: KernelsPageInput,
+  isolated: boolean,
+): Promise<KernelsPageResult> {
+  const result = await runInChromium(PAGE, { input, isolated }) as KernelsPageResult;
+  console.log(`browser backend: ${JSON.stringify(result.backend)}`);
+  equal(result.backend.kind, input.backend);
+  equal(result.crossOriginIsolated, isolated, "the page's crossOriginIsolated");
+  const inputs = browserInputs();
+  const { m, n, k } = inputs.linear;
+  const tol = { atol: 1e-4, rtol: 1e-4 };
+  assertClose(
+    result.gemm,
+    ref.linear(inputs.linear.x, inputs.linear.w, inputs.linear.b, m, n, k),
+    { ...tol, label: "gemm" },
+  );
+  assertClose(
+    result.gemv,
+    ref.linear(inputs.linear.x.subarray(0, k), inputs.linear.w, undefined, 1, n, k),
+    { ...tol, label: "gemv" },
+  );
+  const { d } = inputs.norm;
+  assertClose(result.rmsNorm, ref.rmsNorm(inputs.norm.x, inputs.norm.w, d, 1e-6), {
+    ...tol,
+    label: "rmsNorm",
+  });
+  const { s, heads, headDim, q, k: kk, v } = inputs.attention;
+  const expected = ref.attention(q, kk, v, {
+    s,
+    kvLen: s,
+    heads,
+    headDim,
+    causal: true,
+    qStart: 0,
+  });
+  assertClose(result.attention, expected, { ...tol, label: "attention" });
+  return result;
 }
 
 Deno.test({
-  name: "kernels run in headless Chromium (SwiftShader WebGPU) and match the CPU oracle",
+  name: "kernels run in headless Chromium on WebGPU (SwiftShader) and match the CPU oracle",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const result = await runInChromium(
-      new URL("./kernels_page.ts", import.meta.url),
-    ) as KernelsResult;
-    console.log(`browser adapter: ${JSON.stringify(result.adapter)} f16=${result.f16}`);
-    ok(result.adapter.vendor.length > 0, "the page found a WebGPU adapter");
-    const inputs = browserInputs();
-    const { m, n, k } = inputs.linear;
-    const tol = { atol: 1e-4, rtol: 1e-4 };
-    assertClose(
-      result.gemm,
-      ref.linear(inputs.linear.x, inputs.linear.w, inputs.linear.b, m, n, k),
-      {
-        ...tol,
-        label: "gemm",
-      },
-    );
-    assertClose(
-      result.gemv,
-      ref.linear(inputs.linear.x.subarray(0, k), inputs.linear.w, undefined, 1, n, k),
-      {
-        ...tol,
-        label: "gemv",
-      },
-    );
-    const { d } = inputs.norm;
-    assertClose(result.rmsNorm, ref.rmsNorm(inputs.norm.x, inputs.norm.w, d, 1e-6), {
-      ...tol,
-      label: "rmsNorm",
-    });
-    const { s, heads, headDim, q, k: kk, v } = inputs.attention;
-    const expected = ref.attention(q, kk, v, {
-      s,
-      kvLen: s,
-      heads,
-      headDim,
-      causal: true,
-      qStart: 0,
-    });
-    assertClose(result.attention, expected, { ...tol, label: "attention" });
+    const result = await runKernels({ backend: "webgpu" }, false);
+    ok(result.adapter && result.adapter.vendor.length > 0, "the page found a WebGPU adapter");
+  },
+});
+
+Deno.test({
+  name: "kernels run in a cross-origin isolated Chromium page on CPU worker threads",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const result = await runKernels({ backend: "cpu", threads: 3 }, true);
+    deepStrictEqual(result.runner, { kind: "pool", threads: 3 });
+    equal(result.backend.description, "CPU (WebAssembly SIMD128, 3 threads)");
+  },
+});
+
+Deno.test({
+  name: "kernels run on the CPU on the page's thread where it is not cross-origin isolated",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const result = await runKernels({ backend: "cpu", threads: 3 }, false);
+    deepStrictEqual(result.runner, { kind: "single", threads: 1 });
+    equal(result.backend.description, "CPU (WebAssembly SIMD128, 1 thread)");
   },
 });

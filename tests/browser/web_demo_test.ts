@@ -1,11 +1,14 @@
 /**
- * The browser demo end to end: tools/serve_web.ts serves examples/web/ with the tiny models,
- * headless Chromium (SwiftShader WebGPU, f32 weights) uses the page as a person would (a WAV as
- * the voice, text, language, seed, a short length), and the WAV behind its download link is
- * compared with the same synthesis in Deno through the library, with f32 weights as well.
+ * The browser demo end to end: tools/serve_web.ts serves examples/web/ (cross-origin isolated)
+ * with the tiny models, headless Chromium uses the page as a person would (a WAV as the voice,
+ * text, language, seed, a short length, the backend and threads), and the WAV behind its download
+ * link is compared with the same synthesis in Deno through the library: on WebGPU (SwiftShader in
+ * the page, f32 weights) and on the CPU (worker threads, the models fetched from another origin as
+ * from Hugging Face).
  */
 
 import { deepStrictEqual, equal, ok } from "node:assert";
+import type { BackendChoice } from "../../src/backends/select.ts";
 import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { startWebServer } from "../../tools/serve_web.ts";
@@ -39,14 +42,28 @@ async function writeInputs(dir: string) {
   return { tiny, models, voice, voicePath: `${dir}/voice.wav` };
 }
 
-/** Serves the demo, synthesizes through its form, returns the downloaded WAV and the status. */
-async function synthesizeInPage(models: Record<string, string>, voicePath: string) {
-  const server = await startWebServer({ port: 0, models });
+function basename(path: string): string {
+  return path.split("/").at(-1)!;
+}
+
+/** The page's compute choices. */
+interface Compute {
+  backend: BackendChoice;
+  /** Typed into the threads field; left at its default when undefined. */
+  threads?: number;
+}
+
+/**
+ * Opens the demo at `url` and fills its form; then, for each compute choice in turn, synthesizes
+ * and collects the WAV and what the page showed.
+ */
+async function synthesizeInPage(url: string, voicePath: string, computes: readonly Compute[]) {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const log = watchPage(page);
-    await page.goto(server.url.href);
+    await page.goto(url);
+    const defaultThreads = await page.inputValue("#threads");
     await page.setInputFiles("#reference-file", voicePath);
     await page.waitForSelector("#reference-preview:not([hidden])");
     await page.fill("#text", TEXT);
@@ -55,59 +72,121 @@ async function synthesizeInPage(models: Record<string, string>, voicePath: strin
     await page.click("#advanced summary");
     await page.fill("input[name=maxSeconds]", String(OPTIONS.maxSeconds));
     await page.fill("input[name=steps]", String(OPTIONS.steps));
-    const start = performance.now();
-    await page.click("#synthesize");
-    await page.waitForSelector("#result:not([hidden]), #error:not([hidden])", {
-      timeout: 600_000,
-    });
-    const seconds = (performance.now() - start) / 1000;
-    const error = await page.locator("#error").textContent();
-    ok(await page.locator("#error").isHidden(), `the page shows an error: ${error}`);
-    const href = await page.locator("#download").getAttribute("href") ?? "";
-    ok(href.startsWith("blob:"), `the download link is a blob URL, got ${href}`);
-    const bytes = await page.evaluate(
-      async (url) => Array.from(new Uint8Array(await (await fetch(url)).arrayBuffer())),
-      href,
-    );
+    const runs = [];
+    for (const compute of computes) {
+      await page.selectOption("select[name=backend]", compute.backend);
+      if (compute.threads !== undefined) await page.fill("#threads", String(compute.threads));
+      const start = performance.now();
+      // The button is disabled while the page synthesizes.
+      await page.click("#synthesize");
+      await page.waitForSelector("#synthesize:not([disabled])", { timeout: 600_000 });
+      const seconds = (performance.now() - start) / 1000;
+      const error = await page.locator("#error").textContent();
+      ok(await page.locator("#error").isHidden(), `the page shows an error: ${error}`);
+      const href = await page.locator("#download").getAttribute("href") ?? "";
+      ok(href.startsWith("blob:"), `the download link is a blob URL, got ${href}`);
+      const bytes = await page.evaluate(
+        async (url) => Array.from(new Uint8Array(await (await fetch(url)).arrayBuffer())),
+        href,
+      );
+      runs.push({
+        wav: new Uint8Array(bytes),
+        seconds,
+        phase: await page.locator("#phase").textContent() ?? "",
+        progress: await page.locator("#progress").getAttribute("value"),
+        backend: await page.locator("#backend").textContent() ?? "",
+      });
+    }
     return {
-      wav: new Uint8Array(bytes),
-      seconds,
-      phase: await page.locator("#phase").textContent() ?? "",
-      progress: await page.locator("#progress").getAttribute("value"),
+      runs,
       info: await page.locator("#reference-info").textContent() ?? "",
+      defaultThreads,
+      hardwareConcurrency: await page.evaluate(() => navigator.hardwareConcurrency),
+      isolated: await page.evaluate(() =>
+        (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated
+      ),
+      singleThreadNote: await page.locator("#single-thread").isVisible(),
       errors: log.errors,
     };
   } finally {
     await browser.close();
-    await server.shutdown();
   }
 }
 
+/** What the page shows whatever the backend: the voice, each run's end, isolation, threads. */
+function checkPage(page: Awaited<ReturnType<typeof synthesizeInPage>>): void {
+  deepStrictEqual(page.errors, [], "nothing logged as an error");
+  ok(page.info.startsWith("voice.wav: 1.2 s, 16000 Hz, 1 channel"), page.info);
+  for (const run of page.runs) {
+    console.log(`page: ${run.backend} ${run.phase} (${run.seconds.toFixed(1)} s from the click)`);
+    ok(run.phase.startsWith("Done: "), `the status reached the end: ${run.phase}`);
+    equal(run.progress, "1");
+    ok(run.phase.includes(`seed ${OPTIONS.seed}`), run.phase);
+  }
+  equal(page.isolated, true, "deno task web serves the page cross-origin isolated");
+  equal(page.singleThreadNote, false, "no single-thread note on an isolated page");
+  equal(page.defaultThreads, String(page.hardwareConcurrency), "threads default to the cores");
+}
+
+/**
+ * Serves the model files from two other origins as Hugging Face does: `/resolve/<file name>` on
+ * the first redirects to the second (its CDN), and both answer with
+ * `Access-Control-Allow-Origin: *` and no `Cross-Origin-Resource-Policy`.
+ *
+ * @param models Paths by `Valle.load` option.
+ * @returns The page's query naming the files, and a way to stop.
+ */
+function startModelHost(models: Record<string, string>) {
+  const files = Object.fromEntries(Object.values(models).map((path) => [basename(path), path]));
+  const cors = { "access-control-allow-origin": "*" };
+  const listen = { hostname: "127.0.0.1", port: 0, onListen() {} };
+  const cdn = Deno.serve(listen, async (request) => {
+    const path = files[decodeURIComponent(new URL(request.url).pathname.slice(1))];
+    if (!path) return new Response("Not found", { status: 404, headers: cors });
+    return new Response((await Deno.open(path)).readable, { headers: cors });
+  });
+  const hub = Deno.serve(listen, (request) => {
+    const name = new URL(request.url).pathname.replace(/^\/resolve\//, "");
+    const location = `http://127.0.0.1:${cdn.addr.port}/${name}`;
+    return new Response(null, { status: 302, headers: { ...cors, location } });
+  });
+  const query = new URLSearchParams();
+  for (const [option, path] of Object.entries(models)) {
+    query.set(option, `http://127.0.0.1:${hub.addr.port}/resolve/${basename(path)}`);
+  }
+  return {
+    query,
+    shutdown: async () => {
+      await hub.shutdown();
+      await cdn.shutdown();
+    },
+  };
+}
+
 Deno.test({
-  name: "the web demo synthesizes in headless Chromium what the library synthesizes in Deno",
+  name: "the web demo synthesizes on WebGPU in headless Chromium what the library does in Deno",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
     try {
       const { tiny, models, voice, voicePath } = await writeInputs(dir);
-      const page = await synthesizeInPage(models, voicePath);
-      console.log(`page: ${page.phase} (${page.seconds.toFixed(1)} s from the click)`);
-      deepStrictEqual(page.errors, [], "nothing logged as an error");
-      ok(page.info.startsWith("voice.wav: 1.2 s, 16000 Hz, 1 channel"), page.info);
-      ok(page.phase.startsWith("Done: "), `the status reached the end: ${page.phase}`);
-      equal(page.progress, "1");
-      ok(page.phase.includes(`seed ${OPTIONS.seed}`), page.phase);
+      const server = await startWebServer({ port: 0, models });
+      const page = await synthesizeInPage(server.url.href, voicePath, [{ backend: "webgpu" }])
+        .finally(() => server.shutdown());
+      checkPage(page);
+      const [run] = page.runs;
+      ok(/^Running on .+: asked for\.$/.test(run.backend), run.backend);
 
       const valle = await Valle.load({ ...tiny, precision: "f32", cache: false });
       const speech = await valle.synthesize(TEXT, { ...OPTIONS, reference: voice }).finally(() =>
         valle.dispose()
       );
-      const got = decodeWav(page.wav);
+      ok(speech.pieces.length === 2 && speech.samples.length > 0);
+      const got = decodeWav(run.wav);
       equal(got.sampleRate, 24000);
       equal(got.channels.length, 1);
       equal(got.channels[0].length, speech.samples.length, "the page's WAV has Deno's length");
-      ok(speech.pieces.length === 2 && speech.samples.length > 0);
       // The page's file holds round(clip(x) · 32767) as 16-bit integers; the same integers,
       // unrounded, from Deno's float samples:
       const pageInts = got.channels[0].map((v) => v * 32768);
@@ -118,6 +197,54 @@ Deno.test({
       // 1.1e-7). So each integer is Deno's rounded, or off by one where Deno's value lies within
       // 2e-6 (0.066 LSB) of a rounding boundary; different codes would differ by thousands.
       assertClose(pageInts, denoReals, { atol: 0.5 + 2e-6 * 32767, label: "page vs Deno (LSB)" });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the web demo synthesizes on CPU threads in Chromium, models from another origin, as Deno",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
+    try {
+      const { tiny, models, voice, voicePath } = await writeInputs(dir);
+      const host = startModelHost(models);
+      const server = await startWebServer({ port: 0 });
+      // "Auto" on SwiftShader: the CPU, and the page says why; then the CPU asked for with
+      // other threads, which loads the models again.
+      const page = await synthesizeInPage(`${server.url.href}?${host.query}`, voicePath, [
+        { backend: "auto", threads: 3 },
+        { backend: "cpu", threads: 2 },
+      ]).finally(() => Promise.all([server.shutdown(), host.shutdown()]));
+      checkPage(page);
+      const [auto, cpu] = page.runs;
+      const threads = (n: number) => `CPU (WebAssembly SIMD128, ${n} threads)`;
+      ok(
+        auto.backend.startsWith(`Running on ${threads(3)}: the WebGPU adapter is software (`),
+        auto.backend,
+      );
+      ok(auto.phase.endsWith(` s on ${threads(3)}.`), auto.phase);
+      equal(cpu.backend, `Running on ${threads(2)}: asked for.`);
+      ok(cpu.phase.endsWith(` s on ${threads(2)}.`), cpu.phase);
+
+      const valle = await Valle.load({ ...tiny, backend: "cpu", threads: 3, cache: false });
+      const speech = await valle.synthesize(TEXT, { ...OPTIONS, reference: voice }).finally(() =>
+        valle.dispose()
+      );
+      ok(speech.pieces.length === 2 && speech.samples.length > 0);
+      // The same WebAssembly does the same float operations in the same order in Chromium's V8 as
+      // in Deno's, and the thread count changes none (the threads share out whole outputs; Deno
+      // writes the same bytes on 1, 2, 3 and 5 threads), so the page's files are Deno's, byte for
+      // byte.
+      const wav = speech.toWav();
+      for (const run of [auto, cpu]) {
+        equal(run.wav.length, wav.length, "the page's WAV has Deno's length");
+        const first = wav.findIndex((byte, i) => byte !== run.wav[i]);
+        equal(first, -1, `the page's WAV differs from Deno's from byte ${first}`);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -49,12 +49,18 @@ interface WorkerHandle {
   terminate(): void;
 }
 
+/** Deno's `process`, which hands out Node's built-in modules. */
+interface NodeProcess {
+  getBuiltinModule(id: "node:worker_threads"): typeof import("node:worker_threads");
+}
+
 /** Starts a worker running {@linkcode WORKER_SOURCE}: worker_threads in Deno, else a web worker. */
-async function startWorker(
-  onMessage: (message: Record<string, unknown>) => void,
-): Promise<WorkerHandle> {
+function startWorker(onMessage: (message: Record<string, unknown>) => void): WorkerHandle {
   if ("Deno" in globalThis) {
-    const { Worker } = await import("node:worker_threads");
+    // Not `import("node:worker_threads")`: browser bundlers (esbuild, webpack) would try to
+    // resolve that specifier and fail, although browsers never reach this branch.
+    const process = (globalThis as unknown as { process: NodeProcess }).process;
+    const { Worker } = process.getBuiltinModule("node:worker_threads");
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.on("message", onMessage);
     worker.on("error", (error: Error) => onMessage({ error: String(error.stack ?? error) }));
@@ -119,7 +125,7 @@ export class ThreadPool implements Runner {
       let started!: () => void;
       let failed!: (e: Error) => void;
       const up = new Promise<void>((resolve, reject) => [started, failed] = [resolve, reject]);
-      const worker = await startWorker((message) => {
+      const worker = startWorker((message) => {
         if (message.ready) started();
         if (typeof message.error === "string") {
           const error = new CpuError(
