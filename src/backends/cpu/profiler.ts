@@ -25,6 +25,8 @@ export class CpuProfiler implements Profiler {
   #pending: { seq: number; block: number; labels: string[] }[] = [];
 
   /**
+   * Creates a profiler (made by `CpuBackend.createProfiler`).
+   *
    * @param backend The backend whose recorders it times.
    * @param capacity Dispatches timed per submit (a recorder submits when it is full).
    */

@@ -218,6 +218,8 @@ export class SingleThread implements Runner {
   #failure?: CpuError;
 
   /**
+   * Runs lists on the calling thread.
+   *
    * @param exports The single-thread build's exports.
    * @param heap The heap its scratch memory comes from.
    */
