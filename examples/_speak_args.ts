@@ -10,7 +10,8 @@ import { ipaPassthrough, OptionError } from "../mod.ts";
 /** The usage text. */
 export const USAGE = `Usage: deno run -A examples/speak.ts [options] [text]
 
-Speaks text in the voice of a reference clip with VALL-E, on the GPU (WebGPU).
+Speaks text in the voice of a reference clip with VALL-E, on the GPU (WebGPU) or, where there
+is no hardware GPU, on the CPU (WebAssembly).
 The text comes from the argument, --file, or standard input.
 
 Input and output
@@ -50,6 +51,9 @@ Models (default: the released weights, downloaded once and cached)
       --codec <path|url>        EnCodec weights      --codec-config <path|url>   its config.json
       --vocoder <path|url>      Vocos weights        --vocoder-config <path|url> its config JSON
       --precision <p>           auto | f16 | f32 (default auto)
+      --backend <b>             auto | webgpu | cpu (default auto: WebGPU on a hardware GPU,
+                                else the CPU); the choice and why is printed
+      --threads <n>             CPU threads (default: every core)
       --cache-dir <dir>         download cache (default $VALLE_CACHE_DIR or ~/.cache/valle)
       --no-cache                do not cache downloads
   -q, --quiet                   no progress bar
@@ -115,6 +119,7 @@ const MODEL_FILES: Record<string, keyof ValleOptions> = {
   vocoder: "vocoder",
   "vocoder-config": "vocoderConfig",
   precision: "precision",
+  backend: "backend",
 };
 
 /**
@@ -133,6 +138,7 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
     ref: { type: "string", short: "r", multiple: true },
     float: { type: "boolean" },
     ipa: { type: "boolean" },
+    threads: { type: "string" },
     "cache-dir": { type: "string" },
     "no-cache": { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
@@ -171,6 +177,13 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
   const load: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(MODEL_FILES)) {
     if (values[flag] !== undefined) load[key] = values[flag];
+  }
+  if (values.threads !== undefined) {
+    const threads = Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new OptionError(`Cannot parse --threads: "${values.threads}" is not a positive integer`);
+    }
+    load.threads = threads;
   }
   if (values.ipa) load.phonemizer = ipaPassthrough;
   if (values["no-cache"]) load.cache = false;

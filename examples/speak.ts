@@ -1,5 +1,6 @@
 /**
- * speak: text to a WAV file in the voice of a reference clip, with VALL-E on the GPU.
+ * speak: text to a WAV file in the voice of a reference clip, with VALL-E on the GPU (or on the
+ * CPU where there is no hardware GPU).
  *
  *   deno run -A examples/speak.ts "Hello there." --ref voice.wav --out hello.wav
  *   echo "Guten Tag." | deno run -A examples/speak.ts --lang de --out tag.wav
@@ -22,10 +23,18 @@ import { progressLine } from "./_speak_progress.ts";
 
 const encoder = new TextEncoder();
 
-/** A one-line progress display on stderr (nothing when stderr is not a terminal or --quiet). */
-function progressBar(enabled: boolean): (p: SynthesisProgress) => void {
+/**
+ * A one-line progress display on stderr (nothing when stderr is not a terminal or --quiet); the
+ * backend chosen is a line of its own unless --quiet.
+ */
+function progressBar(enabled: boolean, quiet: boolean): (p: SynthesisProgress) => void {
   let last = "";
   return (p) => {
+    if (p.file === "backend" && !quiet) {
+      const clear = enabled ? "\r\x1b[2K" : "";
+      Deno.stderr.writeSync(encoder.encode(`${clear}backend: ${p.backend}\n`));
+      return;
+    }
     if (!enabled) return;
     const line = progressLine(p);
     if (line === last) return;
@@ -72,7 +81,7 @@ async function main(): Promise<void> {
     }
   }
   const seed = args.synthesis.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
-  const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal());
+  const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal(), args.quiet);
   const start = performance.now();
   const valle = await Valle.load({
     ...args.load,

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { FormatError } from "../errors.ts";
+import { DownloadError, FormatError } from "../errors.ts";
 
 /** Anything a {@linkcode ByteSource} can be opened from. */
 export type ByteSourceInput = string | URL | Blob | Response | ReadableStream<Uint8Array>;
@@ -90,7 +90,19 @@ export async function openByteSource(
     return await fileSource(deno, input, label ?? input, what);
   }
   const url = typeof input === "string" ? new URL(input, globalThis.location?.href) : input;
-  const response = await fetch(url, { signal });
+  let response: Response;
+  try {
+    response = await fetch(url, { signal });
+  } catch (cause) {
+    signal?.throwIfAborted();
+    const name = label ?? (url.protocol === "data:" ? "<data URL>" : url.href);
+    throw new DownloadError(
+      `Cannot fetch ${what}${name} (${cause}): check the address and the network, or pass a ` +
+        "local copy",
+      url.href,
+      { cause },
+    );
+  }
   return responseSource(
     response,
     label ?? (url.protocol === "data:" ? "<data URL>" : url.href),

@@ -47,6 +47,8 @@ const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
   ["--vocoder", "v.bin", "load", "vocoder", "v.bin"],
   ["--vocoder-config", "v.json", "load", "vocoderConfig", "v.json"],
   ["--precision", "f32", "load", "precision", "f32"],
+  ["--backend", "cpu", "load", "backend", "cpu"],
+  ["--threads", "3", "load", "threads", 3],
 ];
 
 Deno.test("every speak flag reaches the option it names", () => {
@@ -133,7 +135,8 @@ async function workspace(): Promise<{ dir: string; flags: string[] }> {
 }
 
 Deno.test({
-  name: "speak writes the WAV the library makes with the same options, and never overwrites",
+  name:
+    "speak says which backend it chose (the CPU: this machine's adapter is software), writes the WAV the library makes there with the same options, and never overwrites",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -157,14 +160,18 @@ Deno.test({
       "--out",
       "out.wav",
       ...options,
-      ...flags,
+      ...flags.filter((f) => f !== "-q"),
     ], dir);
     equal(run.code, 0, run.stderr);
     ok(run.stderr.includes("wrote out.wav"), run.stderr);
+    ok(
+      /backend: CPU \(WebAssembly .*\): the WebGPU adapter is software/.test(run.stderr),
+      run.stderr,
+    );
     const wav = decodeWav(await Deno.readFile(`${dir}/out.wav`));
 
     const tiny = await tinyModels();
-    const valle = await Valle.load({ ...tiny, backend: await testGpu(), cache: false });
+    const valle = await Valle.load({ ...tiny, backend: "cpu", cache: false });
     const speech = await valle.synthesize("Hello there.", {
       reference: `${dir}/ref.wav`,
       language: "en",

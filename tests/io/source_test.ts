@@ -1,4 +1,4 @@
-import { FormatError } from "../../src/errors.ts";
+import { DownloadError, FormatError } from "../../src/errors.ts";
 import { readAllBytes } from "../../src/io/source.ts";
 import { Rng } from "../_helpers.ts";
 import { deepStrictEqual, equal, rejects } from "node:assert";
@@ -41,6 +41,22 @@ Deno.test("readAllBytes() reports HTTP errors as FormatErrors naming the URL", a
     (e: Error) => e instanceof FormatError && e.message.startsWith(`Cannot read WAV "${url}"`),
   );
   await server.shutdown();
+});
+
+Deno.test("readAllBytes() reports an unreachable URL as a DownloadError naming it", async () => {
+  // A port that was listening and is closed now: the connection is refused.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(),
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/model.sft`;
+  await server.shutdown();
+  await rejects(
+    readAllBytes(url, { kind: "model" }),
+    (e: Error) =>
+      e instanceof DownloadError && e.url === url &&
+      e.message.startsWith(`Cannot fetch model ${url}`),
+  );
 });
 
 Deno.test("readAllBytes() stops on an aborted signal", async () => {
