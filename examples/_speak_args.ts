@@ -181,7 +181,9 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
   if (values.threads !== undefined) {
     const threads = Number(values.threads);
     if (!Number.isInteger(threads) || threads < 1) {
-      throw new OptionError(`Cannot parse --threads: "${values.threads}" is not a positive integer`);
+      throw new OptionError(
+        `Cannot parse --threads: "${values.threads}" is not a positive integer`,
+      );
     }
     load.threads = threads;
   }

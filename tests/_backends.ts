@@ -1,7 +1,9 @@
 /**
  * Backend test harness: every kernel and model test runs on both backends, WebGPU (lavapipe here,
  * one shared device per test module so each pipeline compiles once) and the CPU (WebAssembly, two
- * threads), against the same CPU oracles. Nothing is skipped: no adapter is a failure.
+ * threads; both builds of its kernels: relaxed SIMD, the default where the host has it, and plain
+ * SIMD128, what hosts without relaxed SIMD run), against the same CPU oracles. Nothing is
+ * skipped: no adapter is a failure.
  */
 
 import type { Backend, BackendKind, Tensor } from "../src/backends/backend.ts";
@@ -13,16 +15,22 @@ import { f16ToF32, f32ToF16 } from "../src/io/dtype.ts";
 /** The backends every backend test runs on. */
 export const BACKENDS: readonly BackendKind[] = ["webgpu", "cpu"];
 
+/** The backends of {@linkcode backendTest}: each kind, and the CPU's plain SIMD128 build too. */
+const VARIANTS = ["webgpu", "cpu", "cpu simd128"] as const;
+type Variant = typeof VARIANTS[number];
+
 /** Threads of the tests' CPU backend (more than one, so that work splitting is exercised). */
 export const TEST_THREADS = 2;
 
-const shared = new Map<BackendKind, Promise<Backend>>();
+const shared = new Map<Variant, Promise<Backend>>();
 
 /** The module's shared backend of `kind` (f16 weights where supported). */
-export function testBackend(kind: BackendKind): Promise<Backend> {
+export function testBackend(kind: Variant): Promise<Backend> {
   let backend = shared.get(kind);
   if (!backend) {
-    backend = kind === "webgpu" ? requestGpu() : createCpuBackend({ threads: TEST_THREADS });
+    backend = kind === "webgpu"
+      ? requestGpu()
+      : createCpuBackend({ threads: TEST_THREADS, relaxedSimd: kind === "cpu" });
     shared.set(kind, backend);
   }
   return backend;
@@ -53,7 +61,7 @@ function register<B extends Backend>(
 
 /** Registers a test once per backend, named "<name> [<kind>]". */
 export function backendTest(name: string, fn: (backend: Backend) => Promise<void> | void): void {
-  for (const kind of BACKENDS) register(`${name} [${kind}]`, () => testBackend(kind), fn);
+  for (const kind of VARIANTS) register(`${name} [${kind}]`, () => testBackend(kind), fn);
 }
 
 /** Registers a test of WebGPU itself (devices, pipelines, timestamp queries). */

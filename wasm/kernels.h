@@ -4,6 +4,7 @@
 KERNEL("copy", k_copy)
 KERNEL("clear", k_clear)
 KERNEL("stamp", k_stamp)
+KERNEL("read_probe", k_read_probe)
 KERNEL("gemv.f16", linear_f16)
 KERNEL("gemv.f32", linear_f32)
 KERNEL("gemv_vec4.f16", linear_f16)

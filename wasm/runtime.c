@@ -79,6 +79,23 @@ void k_stamp(const Cmd *c, const Thread *t) {
   if (t->id == 0) *(double *)(uintptr_t)c->p[0] = host_now();
 }
 
+// read_probe: reads p1 bytes from p0 (a multiple of 64), each thread its share, summing them as
+// floats into thread's slot of the f32 array at p2 (so the reads cannot be optimised away): the
+// memory read bandwidth the kernels can reach, for the benchmarks.
+void k_read_probe(const Cmd *c, const Thread *t) {
+  uint32_t lo, hi;
+  share(c->p[1] / 64, 256, t, &lo, &hi);
+  const float *x = (const float *)(uintptr_t)c->p[0];
+  v128_t a = wasm_f32x4_splat(0), b = a, d = a, e = a;
+  for (size_t i = (size_t)lo * 16; i < (size_t)hi * 16; i += 16) {
+    a = wasm_f32x4_add(a, wasm_v128_load(x + i));
+    b = wasm_f32x4_add(b, wasm_v128_load(x + i + 4));
+    d = wasm_f32x4_add(d, wasm_v128_load(x + i + 8));
+    e = wasm_f32x4_add(e, wasm_v128_load(x + i + 12));
+  }
+  ((float *)(uintptr_t)c->p[2])[t->id] = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(d, e)));
+}
+
 // clear: p0 address, p1 bytes.
 void k_clear(const Cmd *c, const Thread *t) {
   uint32_t lo, hi;

@@ -70,7 +70,7 @@ Deno.test({
   fn: async () => {
     const result = await runKernels({ backend: "cpu", threads: 3 }, true);
     deepStrictEqual(result.runner, { kind: "pool", threads: 3 });
-    equal(result.backend.description, "CPU (WebAssembly SIMD128, 3 threads)");
+    equal(result.backend.description, "CPU (WebAssembly relaxed SIMD, 3 threads)");
   },
 });
 
@@ -81,6 +81,6 @@ Deno.test({
   fn: async () => {
     const result = await runKernels({ backend: "cpu", threads: 3 }, false);
     deepStrictEqual(result.runner, { kind: "single", threads: 1 });
-    equal(result.backend.description, "CPU (WebAssembly SIMD128, 1 thread)");
+    equal(result.backend.description, "CPU (WebAssembly relaxed SIMD, 1 thread)");
   },
 });

@@ -221,7 +221,7 @@ Deno.test({
       ]).finally(() => Promise.all([server.shutdown(), host.shutdown()]));
       checkPage(page);
       const [auto, cpu] = page.runs;
-      const threads = (n: number) => `CPU (WebAssembly SIMD128, ${n} threads)`;
+      const threads = (n: number) => `CPU (WebAssembly relaxed SIMD, ${n} threads)`;
       ok(
         auto.backend.startsWith(`Running on ${threads(3)}: the WebGPU adapter is software (`),
         auto.backend,

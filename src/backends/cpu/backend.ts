@@ -36,6 +36,11 @@ export interface CpuBackendOptions {
   threads?: number;
   /** Weight storage: `"auto"`/`"f16"` keep f16 weights as f16 (converted in registers), `"f32"` widens them. */
   precision?: "auto" | "f16" | "f32";
+  /**
+   * Use relaxed SIMD's fused multiply-add where the host has it (default true). `false` runs the
+   * plain SIMD128 kernels, whose results do not depend on the CPU having FMA.
+   */
+  relaxedSimd?: boolean;
 }
 
 /** A range of the CPU backend's memory. */
@@ -181,6 +186,38 @@ export class CpuBackend implements Backend {
     return new CpuProfiler(this, capacity);
   }
 
+  /**
+   * Measures the memory read bandwidth the kernels reach: every thread sums its share of a
+   * `bytes`-byte buffer (larger than the caches), best of `repeats` passes.
+   *
+   * @returns Bytes per second.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(`${(await cpu.measureReadBandwidth() / 1e9).toFixed(1)} GB/s`);
+   * ```
+   */
+  async measureReadBandwidth(bytes = 256 << 20, repeats = 5): Promise<number> {
+    const size = Math.ceil(bytes / 64) * 64;
+    const data = this.createBuffer(size, "cpu.probe");
+    const sink = this.createBuffer(4 * this.runner.threads, "cpu.probe.sink");
+    const rec = this.createRecorder({ label: "cpu.probe" });
+    let best = Infinity;
+    try {
+      for (let i = 0; i <= repeats; i++) {
+        const start = performance.now();
+        rec.readProbe(data.addr, size, sink.addr);
+        await rec.finish();
+        if (i > 0) best = Math.min(best, performance.now() - start); // the first pass warms up
+      }
+    } finally {
+      rec.destroy();
+      data.destroy();
+      sink.destroy();
+    }
+    return size / (best / 1000);
+  }
+
   /** Frees memory whose last users have finished (nothing else is cached). */
   trim(): void {
     this.#reclaim();
@@ -274,7 +311,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     throw new OptionError(`Cannot use ${wanted} CPU threads: expected an integer in [1, 256]`);
   }
   const threaded = canShareMemory();
-  const { module, relaxed } = await kernelModule(threaded);
+  const { module, relaxed } = await kernelModule(threaded, options.relaxedSimd ?? true);
   let memory: WebAssembly.Memory;
   try {
     memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: threaded });

@@ -37,7 +37,7 @@ export interface KernelModule {
   relaxed: boolean;
 }
 
-const compiled = new Map<boolean, Promise<KernelModule>>();
+const compiled = new Map<string, Promise<KernelModule>>();
 
 async function unpack(base64: string): Promise<Uint8Array<ArrayBuffer>> {
   const text = atob(base64);
@@ -49,22 +49,26 @@ async function unpack(base64: string): Promise<Uint8Array<ArrayBuffer>> {
 
 /**
  * The kernels for a thread pool (`threads`) or one thread, compiled on first use, then shared:
- * the relaxed-SIMD build where the host validates it, else the plain SIMD128 one.
+ * the relaxed-SIMD build where the host validates it (and `relaxed` is not false), else the plain
+ * SIMD128 one.
  */
-export function kernelModule(threads: boolean): Promise<KernelModule> {
-  let module = compiled.get(threads);
+export function kernelModule(threads: boolean, relaxed = true): Promise<KernelModule> {
+  const key = `${threads}.${relaxed}`;
+  let module = compiled.get(key);
   if (!module) {
     module = (async () => {
-      const relaxed = await unpack(
-        threads ? KERNEL_MODULES.threadsRelaxed : KERNEL_MODULES.singleRelaxed,
-      );
-      if (WebAssembly.validate(relaxed)) {
-        return { module: await WebAssembly.compile(relaxed), relaxed: true };
+      if (relaxed) {
+        const bytes = await unpack(
+          threads ? KERNEL_MODULES.threadsRelaxed : KERNEL_MODULES.singleRelaxed,
+        );
+        if (WebAssembly.validate(bytes)) {
+          return { module: await WebAssembly.compile(bytes), relaxed: true };
+        }
       }
       const plain = await unpack(threads ? KERNEL_MODULES.threads : KERNEL_MODULES.single);
       return { module: await WebAssembly.compile(plain), relaxed: false };
     })();
-    compiled.set(threads, module);
+    compiled.set(key, module);
   }
   return module;
 }

@@ -209,13 +209,25 @@ export class CpuRecorder implements Recorder {
     return this.backend.bufferOf(t, op).addr + t.offset * DTYPE_BYTES[t.dtype];
   }
 
+  /**
+   * Records a read of `bytes` bytes (a multiple of 64) from `addr` by every thread, each summing
+   * its share into its f32 slot at `sink` (the read-bandwidth probe of the benchmarks).
+   */
+  readProbe(addr: number, bytes: number, sink: number): void {
+    const at = this.#builtin("read_probe");
+    const words = this.#words!;
+    words[at + PARAMS] = addr;
+    words[at + PARAMS + 1] = bytes;
+    words[at + PARAMS + 2] = sink;
+  }
+
   /** Records a clock read into the f64 at `addr`. */
   #stamp(addr: number): void {
     const at = this.#builtin("stamp");
     this.#words![at + PARAMS] = addr;
   }
 
-  #builtin(name: "copy" | "clear" | "stamp"): number {
+  #builtin(name: "copy" | "clear" | "stamp" | "read_probe"): number {
     const at = this.#next();
     const words = this.#words!;
     words[at] = this.backend.kernels.get(name)!;
