@@ -10,7 +10,6 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { encodeWav } from "../../src/audio/wav.ts";
 import { Valle } from "../../src/tts/valle.ts";
-import { testGpu } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { CORPUS } from "../text/_corpus.ts";
 import type { ConsumerRequest, ConsumerResult } from "./_consumer.ts";
@@ -96,7 +95,8 @@ Deno.test({
       { language: "ja", phonemes: JAPANESE.phonemes },
     ]);
 
-    const valle = await Valle.load({ ...tiny, backend: await testGpu(), cache: false });
+    // The consumer loads with the default backend ("auto"); so does this process.
+    const valle = await Valle.load({ ...tiny, backend: "auto", cache: false });
     const speech = await valle.synthesize(JAPANESE.text, {
       ...SPEAK_OPTIONS,
       reference: `${dir}/ref.wav`,
