@@ -15,7 +15,7 @@
 import type { Backend, Precision } from "../backends/backend.ts";
 import { type BackendChoice, resolveBackend } from "../backends/select.ts";
 import { checkRanges } from "../_options.ts";
-import { OptionError } from "../errors.ts";
+import { OptionError, WeightsError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { readAllBytes } from "../io/source.ts";
@@ -168,6 +168,7 @@ export class Valle {
         config: codecConfig as EncodecConfigJson | undefined,
         label: label(options.codec, "codec"),
       });
+      checkPairing(model, encodec, label(options.model, "model"));
       return new Valle(backend, model, encodec, options, owned);
     } catch (e) {
       if (owned) backend.destroy();
@@ -471,6 +472,31 @@ async function readConfig(
   }
 }
 
+/**
+ * The model speaks in the codec's codes: its audio vocabulary must be the codec's codebook size
+ * (else its tokens would index other codewords, or be cut to 0), its levels at most the codebooks.
+ */
+function checkPairing(model: ValleModel, encodec: Encodec, file: string): void {
+  const { bins, numQuantizers } = encodec.config;
+  const problems = [];
+  if (model.config.nAudio !== bins) {
+    problems.push({
+      tensor: "proms_emb.embeddings.0.weight",
+      expected: `${bins} audio tokens (the codec's codebook size)`,
+      found: `${model.config.nAudio}`,
+    });
+  }
+  if (model.config.nLevels > numQuantizers) {
+    problems.push({
+      tensor: "proms_emb.embeddings",
+      expected: `at most ${numQuantizers} RVQ levels (the codec's codebooks)`,
+      found: `${model.config.nLevels}`,
+    });
+  }
+  if (problems.length) throw new WeightsError(file, problems);
+}
+
+/** A file's name for messages, or the default file's URL. */
 function label(source: FileSource | undefined, fallback: keyof typeof DEFAULT_FILES): string {
   return source === undefined
     ? DEFAULT_FILES[fallback].url
