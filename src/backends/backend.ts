@@ -2,7 +2,7 @@
  * The boundary between the models and the hardware. A {@linkcode Backend} owns memory (buffers
  * and {@linkcode Tensor} views of them) and runs kernels; the ops in `src/ops/` check their
  * arguments and record one kernel dispatch each through a {@linkcode Recorder}, and the models are
- * written against the ops only. Two backends implement it: WebGPU (`src/gpu/`, a WGSL kernel per
+ * written against the ops only. Two backends implement it: WebGPU (`src/backends/webgpu/`, a WGSL kernel per
  * file of `shaders/`) and the CPU (`src/backends/cpu/`, the same kernels in C compiled to
  * WebAssembly from `wasm/`). A kernel is named by its {@linkcode KernelSpec}: both backends read
  * the same bindings and the same parameter words, so one recorded dispatch means the same on both.
