@@ -1,22 +1,47 @@
-/** Shared pieces of the benchmarks: adapter facts, a file-name slug, JSON + markdown output. */
+/** Shared pieces of the benchmarks: machine and backend facts, a file-name slug, output. */
 
-import type { Gpu } from "../src/backends/webgpu/device.ts";
+import type { Backend } from "../src/backends/backend.ts";
+import { Gpu } from "../src/backends/webgpu/device.ts";
 
-/** What every result file records about where it ran. */
-export function environment(gpu: Gpu): Record<string, unknown> {
+/** What a result file records about a backend. */
+export function backendFacts(backend: Backend): Record<string, unknown> {
+  const facts: Record<string, unknown> = {
+    kind: backend.kind,
+    description: backend.description,
+    weightDtype: backend.weightDtype,
+  };
+  if (backend instanceof Gpu) {
+    facts.adapter = backend.adapter;
+    facts.features = backend.features;
+    facts.limits = {
+      maxStorageBufferBindingSize: backend.device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: backend.device.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: backend.device.limits.maxComputeWorkgroupStorageSize,
+    };
+  }
+  return facts;
+}
+
+/** What every result file records about where it ran: CPU, cores, Deno, date, commit. */
+export function environment(): Record<string, unknown> {
   return {
-    adapter: gpu.adapter,
-    features: gpu.features,
-    weightDtype: gpu.weightDtype,
-    limits: {
-      maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize,
-      maxBufferSize: gpu.device.limits.maxBufferSize,
-      maxComputeWorkgroupStorageSize: gpu.device.limits.maxComputeWorkgroupStorageSize,
-    },
+    cpu: cpuModel(),
+    cores: navigator.hardwareConcurrency,
     deno: Deno.version.deno,
+    v8: Deno.version.v8,
     date: new Date().toISOString(),
     commit: commit(),
   };
+}
+
+/** The CPU's model name (Linux), else the platform. */
+function cpuModel(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? Deno.build.arch;
+  } catch {
+    return `${Deno.build.os} ${Deno.build.arch}`;
+  }
 }
 
 /** The checked-out commit, when git is there. */
@@ -29,14 +54,12 @@ function commit(): string | undefined {
   }
 }
 
-/** A file-name-safe name for the adapter, e.g. "nvidia-h100-80gb-hbm3". */
-export function adapterSlug(gpu: Gpu): string {
-  const name = gpu.adapter.description || `${gpu.adapter.vendor}-${gpu.adapter.device}`;
+/** A file-name-safe name for an adapter or machine, e.g. "nvidia-h100-80gb-hbm3". */
+export function slug(name: string): string {
   return name.toLowerCase().replace(/\(.*?\)/g, "").replace(/[^a-z0-9]+/g, "-").replace(
     /^-|-$/g,
     "",
-  ) ||
-    "unknown";
+  ) || "unknown";
 }
 
 /** A markdown table from rows of equal keys. */
@@ -49,15 +72,15 @@ export function markdownTable(rows: readonly Record<string, string | number>[]):
 }
 
 /** Milliseconds for `run`, which records and submits `iterations` repetitions of the work. */
-export async function timeGpu(
-  gpu: Gpu,
+export async function timeWork(
+  backend: Backend,
   iterations: number,
   run: (n: number) => void,
 ): Promise<number> {
   run(1); // warm-up: pipeline compilation, first bind
-  await gpu.device.queue.onSubmittedWorkDone();
+  await backend.fence();
   const start = performance.now();
   run(iterations);
-  await gpu.device.queue.onSubmittedWorkDone();
+  await backend.fence();
   return (performance.now() - start) / iterations;
 }

@@ -5,7 +5,7 @@
  * pipeline. Part of `deno task bench`.
  */
 
-import type { Gpu } from "../src/backends/webgpu/device.ts";
+import type { Backend } from "../src/backends/backend.ts";
 import { Encodec } from "../src/models/encodec/encodec.ts";
 import { Vocos } from "../src/models/vocos/vocos.ts";
 
@@ -32,13 +32,13 @@ export function speechLike(n: number): Float32Array {
 
 /** Times EnCodec encode/decode and Vocos decode of `seconds` of audio. */
 export async function benchCodecs(
-  gpu: Gpu,
+  backend: Backend,
   encodecWeights: Uint8Array,
   vocosWeights: Uint8Array,
   seconds: number,
 ): Promise<CodecRow[]> {
-  const encodec = await Encodec.load(gpu, encodecWeights);
-  const vocos = await Vocos.load(gpu, vocosWeights);
+  const encodec = await Encodec.load(backend, encodecWeights);
+  const vocos = await Vocos.load(backend, vocosWeights);
   const warm = await encodec.encode(speechLike(24000), 24000);
   await encodec.decode(warm);
   await vocos.decode(warm);

@@ -4,9 +4,9 @@
  */
 
 import { createTensor, uploadTensor } from "../src/backends/tensor.ts";
-import type { Gpu } from "../src/backends/webgpu/device.ts";
+import type { Backend } from "../src/backends/backend.ts";
 import { linear } from "../src/ops/linear.ts";
-import { timeGpu } from "./_report.ts";
+import { timeWork } from "./_report.ts";
 
 /** [out, in]: attention projections, MLP gate/up, MLP down, the AR head. */
 const SHAPES: [number, number][] = [[1024, 1024], [4096, 1024], [1024, 4096], [1025, 1024]];
@@ -23,23 +23,23 @@ export interface KernelRow extends Record<string, string | number> {
 
 /** Times `linear` at each shape for M = 1 (GEMV) and M = `rows` (GEMM). */
 export async function benchKernels(
-  gpu: Gpu,
+  backend: Backend,
   rows: number,
   iterations: number,
 ): Promise<KernelRow[]> {
-  const dtypes = gpu.features.f16 ? ["f16", "f32"] as const : ["f32"] as const;
+  const dtypes = backend.supportsF16 ? ["f16", "f32"] as const : ["f32"] as const;
   const results: KernelRow[] = [];
   for (const dtype of dtypes) {
     for (const [n, k] of SHAPES) {
       const w = dtype === "f16"
-        ? uploadTensor(gpu, new Uint16Array(n * k).fill(0x2c00), [n, k], "f16", "w")
-        : uploadTensor(gpu, new Float32Array(n * k).fill(0.0625), [n, k], "f32", "w");
+        ? uploadTensor(backend, new Uint16Array(n * k).fill(0x2c00), [n, k], "f16", "w")
+        : uploadTensor(backend, new Float32Array(n * k).fill(0.0625), [n, k], "f32", "w");
       for (const m of [1, rows]) {
-        const x = uploadTensor(gpu, new Float32Array(m * k).fill(1), [m, k], "f32", "x");
-        const y = createTensor(gpu, [m, n], "f32", "y");
-        const rec = gpu.createRecorder();
+        const x = uploadTensor(backend, new Float32Array(m * k).fill(1), [m, k], "f32", "x");
+        const y = createTensor(backend, [m, n], "f32", "y");
+        const rec = backend.createRecorder();
         const count = m === 1 ? iterations : Math.max(2, Math.ceil(iterations / 10));
-        const ms = await timeGpu(gpu, count, (c) => {
+        const ms = await timeWork(backend, count, (c) => {
           for (let i = 0; i < c; i++) linear(rec, y, x, w);
           rec.submit();
         });

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { createTensor, readF32, uploadTensor } from "../src/backends/tensor.ts";
 import { requestGpu } from "../src/backends/webgpu/device.ts";
 import { lstmLayer } from "../src/ops/lstm.ts";
-import { adapterSlug, environment, markdownTable } from "./_report.ts";
+import { backendFacts, environment, markdownTable, slug } from "./_report.ts";
 
 const { values } = parseArgs({
   options: {
@@ -140,10 +140,10 @@ for (
     maxDiff: +diff.toExponential(2),
   });
 }
-const file = new URL(`./results/lstm-strategy-${adapterSlug(gpu)}.json`, import.meta.url);
+const file = new URL(`./results/lstm-strategy-${slug(gpu.description)}.json`, import.meta.url);
 await Deno.writeTextFile(
   file,
-  JSON.stringify({ environment: environment(gpu), rows }, null, 2) + "\n",
+  JSON.stringify({ environment: environment(), backend: backendFacts(gpu), rows }, null, 2) + "\n",
 );
 console.log(markdownTable(rows));
 gpu.destroy();

@@ -1,64 +1,66 @@
 /**
- * `deno task bench`: the benchmark suite on whatever WebGPU adapter is present, with full-size
+ * `deno task bench`: the benchmark suite on every backend of this machine, in one run: WebGPU on
+ * whatever adapter is present and the CPU backend (WebAssembly), side by side, with full-size
  * random weights in the released layouts (VALL-E 1024 × 16 heads × 12 layers, EnCodec 24 kHz,
  * Vocos), generated once into bench/out/:
  *
+ * - the machine: CPU, cores, the memory read bandwidth the CPU kernels reach (a probe);
  * - GEMV/GEMM GB/s and GFLOP/s at the model's shapes, f16 and f32 weights;
- * - AR level 0: frames/s at 1, 5 and 10 s of output after a 3 s prompt, steady-state step time,
- *   dispatches, submits and readbacks per step, GPU time per kernel (timestamp queries);
- * - NAR levels 1..7 and NAR-len (50 steps, CFG) for a 10 s utterance;
- * - EnCodec encode/decode and Vocos decode real-time factors for 10 s of audio;
- * - end to end: a sentence through `Valle.synthesize` (real-time factor, time to first audio);
- * - peak GPU memory of the library's buffers;
- * - the peer (bench/peers/transformers_peer.py: PyTorch + transformers on CUDA, the same trunk)
- *   when PyTorch with CUDA is there, and our/peer ratios.
+ * - AR level 0: frames/s at several output lengths after a 3 s prompt, steady-state step time,
+ *   dispatches, submits and readbacks per step, time per kernel (timestamp queries or CPU clock);
+ * - NAR levels 1..7 and NAR-len demasking with CFG;
+ * - EnCodec encode/decode and Vocos decode real-time factors;
+ * - end to end: a sentence through `Valle.stream` (real-time factor, time to first audio);
+ * - peak backend memory of the library's buffers;
+ * - the peers when PyTorch is there: bench/peers/transformers_peer.py on CUDA (the same trunk) for
+ *   a hardware GPU, bench/peers/torch_cpu_peer.py on the CPU; with our/peer ratios.
  *
- * Writes bench/results/<adapter>.json and .md, after each section (`complete` is false until the
- * end, so a run stopped by a time limit keeps what it measured). On a software adapter (lavapipe,
- * SwiftShader) it runs a reduced suite (`quick`, recorded in the results): those are CPU numbers.
+ * Each backend runs a suite sized for it: `gpu` (a hardware adapter), `cpu` (the CPU backend:
+ * shorter AR runs, NAR over 1000 rows, few NAR-len steps) or `quick` (a software adapter such as
+ * lavapipe, or --quick: tiny runs, CPU numbers). The suite of each result is recorded.
  *
- *   deno task bench [--quick] [--only kernels,valle,codec,e2e,peer] [--out bench/out]
+ * Writes bench/results/<machine>.json and .md after each section (`complete` is false until the
+ * end, so a run stopped by a time limit keeps what it measured).
+ *
+ *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick]
+ *     [--only kernels,valle,codec,e2e,peer] [--out bench/out]
+ *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
  */
 
 import { parseArgs } from "node:util";
-import { requestGpu } from "../src/backends/webgpu/device.ts";
+import type { Backend, BackendKind } from "../src/backends/backend.ts";
+import { type CpuBackend, createCpuBackend } from "../src/backends/cpu/backend.ts";
+import { Gpu, requestGpu } from "../src/backends/webgpu/device.ts";
 import { readSafetensors, serializeSafetensors } from "../src/io/safetensors.ts";
 import { Valle } from "../src/tts/valle.ts";
 import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
-import { benchCodecs } from "./codec.ts";
-import { benchKernels } from "./kernels.ts";
-import { adapterSlug, environment, markdownTable } from "./_report.ts";
-import { benchValle, type ValleBenchSettings } from "./valle.ts";
+import { benchCodecs, type CodecRow } from "./codec.ts";
+import { benchKernels, type KernelRow } from "./kernels.ts";
+import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
+import { backendFacts, environment, markdownTable, slug } from "./_report.ts";
+import { benchValle, type ValleBenchSettings, type ValleFigures } from "./valle.ts";
 
 const { values } = parseArgs({
   options: {
+    backends: { type: "string", default: "webgpu,cpu" },
+    threads: { type: "string" },
     quick: { type: "boolean", default: false },
     only: { type: "string", default: "kernels,valle,codec,e2e,peer" },
     out: { type: "string", default: "bench/out" },
-    python: { type: "string", default: "python3" },
+    python: { type: "string" },
   },
 });
 const only = new Set(values.only!.split(","));
 const out = values.out!.replace(/\/$/, "");
-
-const gpu = await requestGpu();
-const quick = values.quick || gpu.adapter.software;
+const kinds = values.backends!.split(",") as BackendKind[];
+const threads = values.threads === undefined ? undefined : Number(values.threads);
 const log = (line: string) => console.error(`bench: ${line}`);
-log(`${gpu.adapter.description || gpu.adapter.vendor}${quick ? " (quick suite)" : ""}`);
 
-const valleSettings: ValleBenchSettings = quick
-  ? {
-    arFrames: [4, 8],
-    promptFrames: 16,
-    phonemes: 20,
-    frames: 16,
-    narLevels: 1,
-    narLenSteps: 1,
-    checkEvery: 4,
-    profileSteps: 2,
-  }
-  : {
+/** The suites: what each kind of backend can run in minutes. */
+type Suite = "gpu" | "cpu" | "quick";
+const VALLE: Record<Suite, ValleBenchSettings> = {
+  gpu: {
     arFrames: [75, 375, 750],
     promptFrames: 225,
     phonemes: 40,
@@ -67,9 +69,47 @@ const valleSettings: ValleBenchSettings = quick
     narLenSteps: 50,
     checkEvery: 32,
     profileSteps: 32,
-  };
-const codecSeconds = quick ? 1 : 10;
-const kernelSettings = quick ? { rows: 64, iterations: 5 } : { rows: 750, iterations: 200 };
+  },
+  // 1 and 5 s of AR; NAR passes over 1000 rows (40 phonemes + 225 prompt + 735 frames + 2 sep).
+  cpu: {
+    arFrames: [75, 375],
+    promptFrames: 225,
+    phonemes: 40,
+    frames: 733,
+    narLevels: 7,
+    narLenSteps: 2,
+    checkEvery: 8,
+    profileSteps: 8,
+  },
+  quick: {
+    arFrames: [4, 8],
+    promptFrames: 16,
+    phonemes: 20,
+    frames: 16,
+    narLevels: 1,
+    narLenSteps: 1,
+    checkEvery: 4,
+    profileSteps: 2,
+  },
+};
+const CODEC_SECONDS: Record<Suite, number> = { gpu: 10, cpu: 10, quick: 1 };
+const KERNELS: Record<Suite, { rows: number; iterations: number }> = {
+  gpu: { rows: 750, iterations: 200 },
+  cpu: { rows: 256, iterations: 20 },
+  quick: { rows: 64, iterations: 5 },
+};
+/** End to end: a sentence; NAR-len on GPUs, AR + NAR where NAR-len's 50 steps cost minutes. */
+const E2E: Record<Suite, { modality: "nar-len" | "ar+nar"; steps: number; maxSeconds: number }> = {
+  gpu: { modality: "nar-len", steps: 50, maxSeconds: 12 },
+  cpu: { modality: "ar+nar", steps: 50, maxSeconds: 12 },
+  quick: { modality: "nar-len", steps: 1, maxSeconds: 0.25 },
+};
+
+/** The column names of the peers in the side-by-side table. */
+const PEER_COLUMNS: Record<string, string> = {
+  cpu: "PyTorch CPU peer",
+  cuda: "PyTorch + transformers CUDA peer",
+};
 
 /** The random full-size weights, written on first use. */
 async function weightFile(name: string, make: () => Uint8Array): Promise<string> {
@@ -92,46 +132,161 @@ const files = {
   vocos: await weightFile("vocos.safetensors", () => serializeSafetensors(randomVocos(encodec()))),
 };
 
-const results: Record<string, unknown> = {
-  environment: environment(gpu),
-  quick,
-  complete: false,
-  settings: { valle: valleSettings, codecSeconds, kernels: kernelSettings },
-};
-const tables: string[] = [];
-const slug = adapterSlug(gpu);
+/** What one backend measured. */
+interface BackendResults {
+  backend: Record<string, unknown>;
+  suite: Suite;
+  kernels?: KernelRow[];
+  valle?: ValleFigures;
+  codec?: CodecRow[];
+  e2e?: Record<string, string | number>;
+  peakBytes?: number;
+  unavailable?: string;
+}
 
-/**
- * Writes bench/results/<slug>.json and .md with the sections measured so far (after each one, so
- * that a run stopped by a time limit keeps them; `complete` says whether it reached the end).
- */
+const results: {
+  environment: Record<string, unknown>;
+  readBandwidthGBs?: number;
+  backends: Record<string, BackendResults>;
+  peers: Record<string, PeerFigures | { unavailable: string }>;
+  complete: boolean;
+} = { environment: environment(), backends: {}, peers: {}, complete: false };
+const sections: string[] = [];
+let machine = "";
+
+/** Writes bench/results/<machine>.json and .md with what was measured so far. */
 async function save(): Promise<string> {
-  results.peakGpuBytes = gpu.memory.peak;
-  const header = `## ${gpu.adapter.description || gpu.adapter.vendor} — ${
+  const title = `## ${results.environment.cpu} (${results.environment.cores} cores) — ${
     new Date().toISOString().slice(0, 10)
-  }${quick ? (gpu.adapter.software ? " (quick suite: CPU adapter)" : " (quick suite)") : ""}${
+  }, commit ${results.environment.commit ?? "?"}${
     results.complete ? "" : " (incomplete: stopped before the end)"
-  }\n\npeak GPU memory: ${(gpu.memory.peak / 2 ** 20).toFixed(0)} MiB`;
-  const markdown = [header, ...tables].join("\n\n") + "\n";
+  }`;
+  const markdown = [title, summary(), ...sections].filter(Boolean).join("\n\n") + "\n";
   await Deno.mkdir("bench/results", { recursive: true });
-  await Deno.writeTextFile(`bench/results/${slug}.json`, JSON.stringify(results, null, 2) + "\n");
-  await Deno.writeTextFile(`bench/results/${slug}.md`, markdown);
+  await Deno.writeTextFile(
+    `bench/results/${machine}.json`,
+    JSON.stringify(results, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`bench/results/${machine}.md`, markdown);
   return markdown;
 }
 
-if (only.has("kernels")) {
-  log("kernels");
-  const rows = await benchKernels(gpu, kernelSettings.rows, kernelSettings.iterations);
-  results.kernels = rows;
-  tables.push("### Kernels\n\n" + markdownTable(rows));
-  await save();
+/** Creates a backend of `kind`, or says why there is none. */
+async function open(kind: BackendKind): Promise<Backend | string> {
+  try {
+    return kind === "webgpu" ? await requestGpu() : await createCpuBackend({ threads });
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
-if (only.has("valle")) {
-  log("VALL-E");
-  const v = await benchValle(gpu, await readSafetensors(files.valle), valleSettings);
-  results.valle = v;
-  const rows = [
+/** The column name of a backend in the tables. */
+function column(b: BackendResults): string {
+  const description = String(b.backend.description);
+  return b.backend.kind === "webgpu" ? `WebGPU: ${description}` : description;
+}
+
+for (const kind of kinds) {
+  const backend = await open(kind);
+  if (typeof backend === "string") {
+    log(`${kind}: unavailable (${backend})`);
+    results.backends[kind] = { backend: { kind }, suite: "quick", unavailable: backend };
+    continue;
+  }
+  const software = backend instanceof Gpu && backend.adapter.software;
+  const suite: Suite = values.quick || software ? "quick" : kind === "cpu" ? "cpu" : "gpu";
+  machine ||= kind === "webgpu"
+    ? slug(backend.description)
+    : `cpu-${slug(String(results.environment.cpu))}`;
+  const r: BackendResults = { backend: backendFacts(backend), suite };
+  results.backends[kind] = r;
+  log(`${backend.description} (${suite} suite)`);
+  if (kind === "cpu") {
+    results.readBandwidthGBs = +((await (backend as CpuBackend).measureReadBandwidth()) / 1e9)
+      .toFixed(1);
+  }
+  const heading = `### ${column(r)} (${suite} suite)`;
+
+  if (only.has("kernels")) {
+    log("kernels");
+    const { rows, iterations } = KERNELS[suite];
+    r.kernels = await benchKernels(backend, rows, iterations);
+    sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
+    await save();
+  }
+  if (only.has("valle")) {
+    log("VALL-E");
+    const settings = VALLE[suite];
+    const v = await benchValle(backend, await readSafetensors(files.valle), settings);
+    r.valle = v;
+    sections.push(`${heading}: VALL-E\n\n${valleTable(v, settings)}`);
+    if (v.arKernels.length) {
+      const total = v.arKernels.reduce((n, k) => n + k.totalMs, 0);
+      sections.push(
+        `${heading}: time per AR step, by kernel\n\n` + markdownTable(v.arKernels.map((k) => ({
+          kernel: k.label,
+          "dispatches/step": k.count,
+          "ms/step": k.totalMs,
+          share: `${(100 * k.totalMs / total).toFixed(1)}%`,
+        }))),
+      );
+    }
+    await save();
+  }
+  if (only.has("codec")) {
+    log("codecs");
+    r.codec = await benchCodecs(
+      backend,
+      await Deno.readFile(files.encodec),
+      await Deno.readFile(files.vocos),
+      CODEC_SECONDS[suite],
+    );
+    sections.push(`${heading}: codecs\n\n${markdownTable(r.codec)}`);
+    await save();
+  }
+  if (only.has("e2e")) {
+    log("end to end");
+    r.e2e = await endToEnd(backend, E2E[suite]);
+    sections.push(
+      `${heading}: end to end (random weights: the audio is noise, the timing is real)\n\n` +
+        markdownTable([r.e2e]),
+    );
+    await save();
+  }
+  r.peakBytes = backend.memory.peak;
+  backend.destroy();
+}
+machine ||= "no-backend";
+
+if (only.has("peer")) {
+  const python = await pythonWithTorch(
+    values.python ? [values.python] : ["python3", "/usr/bin/python3"],
+  );
+  const gpuRun = results.backends.webgpu;
+  if (gpuRun?.suite === "gpu") {
+    log("peer: PyTorch + transformers on CUDA");
+    results.peers.cuda = await runGpuPeer(python, out, VALLE.gpu);
+  }
+  if (results.backends.cpu && !results.backends.cpu.unavailable) {
+    log("peer: PyTorch on the CPU");
+    results.peers.cpu = await runCpuPeer(python, out, VALLE.cpu);
+  }
+  for (const [name, peer] of Object.entries(results.peers)) {
+    const shown = "unavailable" in peer
+      ? peer
+      : { ...peer, raw: undefined, config: peer.raw.config };
+    sections.push(`### Peer: ${name}\n\n\`\`\`json\n${JSON.stringify(shown, null, 2)}\n\`\`\``);
+  }
+}
+
+results.complete = true;
+const markdown = await save();
+console.log(markdown);
+log(`wrote bench/results/${machine}.json and .md`);
+
+/** The VALL-E figures of one backend as a table. */
+function valleTable(v: ValleFigures, s: ValleBenchSettings): string {
+  return markdownTable([
     { metric: "AR prefill + first step", value: v.prefillMs, unit: "ms" },
     { metric: "AR step (steady state)", value: v.stepMs, unit: "ms" },
     { metric: "AR throughput (steady state)", value: v.stepFramesPerSecond, unit: "frames/s" },
@@ -143,62 +298,40 @@ if (only.has("valle")) {
     { metric: "dispatches per AR step", value: v.dispatchesPerStep, unit: "" },
     { metric: "submits per AR step", value: v.submitsPerStep, unit: "" },
     { metric: "readbacks per AR step", value: v.readbacksPerStep, unit: "" },
+    { metric: `NAR level (one pass, ${v.narRows} rows)`, value: v.narLevelMs, unit: "ms" },
+    { metric: `NAR levels 1..${s.narLevels}, ${s.frames} frames`, value: v.narMs, unit: "ms" },
     {
-      metric: `NAR levels 1..${valleSettings.narLevels}, ${valleSettings.frames} frames`,
-      value: v.narMs,
+      metric: `NAR-len step (${v.narRows} rows, CFG: 2 passes)`,
+      value: v.narLenStepMs,
       unit: "ms",
     },
     {
-      metric: `NAR-len, ${valleSettings.frames} frames, ${valleSettings.narLenSteps} steps, CFG`,
+      metric: `NAR-len, ${s.frames} frames, ${s.narLenSteps} steps, CFG`,
       value: v.narLenMs,
       unit: "ms",
     },
-  ];
-  tables.push("### VALL-E\n\n" + markdownTable(rows));
-  if (v.arKernels.length) {
-    const total = v.arKernels.reduce((n, k) => n + k.totalMs, 0);
-    tables.push(
-      "### GPU time per AR step, by kernel\n\n" + markdownTable(v.arKernels.map((k) => ({
-        kernel: k.label,
-        "dispatches/step": k.count,
-        "ms/step": k.totalMs,
-        share: `${(100 * k.totalMs / total).toFixed(1)}%`,
-      }))),
-    );
-  }
-  await save();
+    {
+      metric: "peak memory (model + run state)",
+      value: Math.round(v.peakBytes / 2 ** 20),
+      unit: "MiB",
+    },
+  ]);
 }
 
-if (only.has("codec")) {
-  log("codecs");
-  const rows = await benchCodecs(
-    gpu,
-    await Deno.readFile(files.encodec),
-    await Deno.readFile(files.vocos),
-    codecSeconds,
-  );
-  results.codec = rows;
-  tables.push("### Codecs\n\n" + markdownTable(rows));
-  await save();
-}
-
-if (only.has("e2e")) {
-  log("end to end");
+/** A sentence through `Valle.stream`: real-time factor and time to first audio. */
+async function endToEnd(
+  backend: Backend,
+  e2e: { modality: "nar-len" | "ar+nar"; steps: number; maxSeconds: number },
+): Promise<Record<string, string | number>> {
   const valle = await Valle.load({
     model: files.valle,
     codec: files.encodec,
     vocoder: files.vocos,
-    backend: gpu,
+    backend,
     cache: false,
   });
   const text = "The quick brown fox jumps over the lazy dog.";
-  const options = {
-    language: "en" as const,
-    seed: 1,
-    modality: "nar-len" as const,
-    steps: quick ? 1 : 50,
-    maxSeconds: quick ? 0.25 : 12,
-  };
+  const options = { language: "en" as const, seed: 1, ...e2e };
   await valle.synthesize("Hi.", { ...options, steps: 1, maxSeconds: 0.25 }); // warm-up
   const start = performance.now();
   let firstAudioMs = 0;
@@ -208,60 +341,88 @@ if (only.has("e2e")) {
     seconds += piece.samples.length / piece.sampleRate;
   }
   const ms = performance.now() - start;
-  valle.dispose();
-  const e2e = {
+  await valle.dispose();
+  return {
     text,
     modality: options.modality,
-    steps: options.steps,
+    steps: options.modality === "nar-len" ? options.steps : "-",
     audioSeconds: +seconds.toFixed(2),
     ms: Math.round(ms),
     rtf: +(ms / 1000 / seconds).toFixed(4),
     firstAudioMs: Math.round(firstAudioMs),
   };
-  results.e2e = e2e;
-  tables.push(
-    "### End to end (random weights: the audio is noise, the timing is real)\n\n" +
-      markdownTable([e2e]),
+}
+
+/** The side-by-side table: one row per figure, one column per backend and peer. */
+function summary(): string {
+  const runs = Object.values(results.backends).filter((b) => !b.unavailable);
+  if (runs.length === 0) return "";
+  const peers = Object.entries(results.peers).filter((e): e is [string, PeerFigures] =>
+    !("unavailable" in e[1])
   );
-  await save();
-}
-
-if (only.has("peer") && !gpu.adapter.software) {
-  log("peer (PyTorch + transformers)");
-  const peerOut = `${out}/peer.json`;
-  const steps = Math.max(...valleSettings.arFrames);
-  const run = await new Deno.Command(values.python!, {
-    args: [
-      new URL("./peers/transformers_peer.py", import.meta.url).pathname,
-      "--prompt",
-      String(valleSettings.promptFrames + valleSettings.phonemes + 5),
-      "--steps",
-      String(steps),
-      "--out",
-      peerOut,
-    ],
-    stdout: "inherit",
-    stderr: "piped",
-  }).output().catch((e) => ({ success: false, stderr: new TextEncoder().encode(String(e)) }));
-  if (run.success) {
-    const peer = JSON.parse(await Deno.readTextFile(peerOut));
-    const ours = (results.valle as { stepFramesPerSecond: number } | undefined)
-      ?.stepFramesPerSecond;
-    results.peer = {
-      ...peer,
-      ratios: ours === undefined ? undefined : {
-        oursOverPeerKvCache: +(ours / peer.kv_cache.steps_per_s).toFixed(2),
-        oursOverPeerNoCache: +(ours / peer.no_kv_cache.steps_per_s).toFixed(2),
-      },
-    };
-    tables.push("### Peer\n\n```json\n" + JSON.stringify(results.peer, null, 2) + "\n```");
-  } else {
-    results.peer = { unavailable: new TextDecoder().decode(run.stderr).trim().split("\n").at(-1) };
+  const rows: Record<string, string | number>[] = [];
+  const add = (
+    metric: string,
+    get: (b: BackendResults) => number | undefined,
+    peer?: (p: PeerFigures) => number | undefined,
+  ) => {
+    const row: Record<string, string | number> = { metric };
+    for (const b of runs) row[`${column(b)} (${b.suite})`] = get(b) ?? "-";
+    for (const [name, p] of peers) row[PEER_COLUMNS[name] ?? name] = peer?.(p) ?? "-";
+    rows.push(row);
+  };
+  const gemv = (b: BackendResults) =>
+    b.kernels?.find((k) =>
+      k.kernel === "gemv" && k.weights === "f16" && k["M×N×K"] === "1×4096×1024"
+    )
+      ?.["GB/s"] as number | undefined;
+  add("AR step (steady state), ms", (b) => b.valle?.stepMs, (p) => p.arStepMs);
+  add("AR frames/s (steady state)", (b) => b.valle?.stepFramesPerSecond, (p) => p.arStepsPerS);
+  add("AR step without KV cache (upstream's loop), ms", () => undefined, (p) => p.arNoCacheStepMs);
+  add("GEMV 1×4096×1024 f16, GB/s", gemv);
+  add(
+    "memory read bandwidth (CPU probe), GB/s",
+    (b) => b.backend.kind === "cpu" ? results.readBandwidthGBs : undefined,
+  );
+  add("NAR level, one pass (rows in the suite), ms", (b) => b.valle?.narLevelMs);
+  add(
+    "NAR pass over 1000 rows, ms",
+    (b) => b.valle && b.valle.narRows === 1000 ? b.valle.narLevelMs : undefined,
+    (p) => p.nar1000Ms,
+  );
+  add("NAR-len step (CFG), ms", (b) => b.valle?.narLenStepMs);
+  for (const stage of ["EnCodec encode", "EnCodec decode", "Vocos decode"]) {
+    add(`${stage} RTF`, (b) => b.codec?.find((c) => c.stage.startsWith(stage))?.rtf as number);
   }
+  add("end to end RTF", (b) => b.e2e?.rtf as number | undefined);
+  add(
+    "peak memory, MiB (peers: process RSS)",
+    (b) => b.peakBytes && Math.round(b.peakBytes / 2 ** 20),
+    (p) => p.peakRssMiB,
+  );
+  return `### Side by side (the suite of each column in parentheses)\n\n${markdownTable(rows)}${
+    ratios(runs, peers)
+  }`;
 }
 
-results.complete = true;
-const markdown = await save();
-console.log(markdown);
-log(`wrote bench/results/${slug}.json and .md`);
-gpu.destroy();
+/** "ours is N× the peer" lines: each backend against the peer of its kind. */
+function ratios(runs: BackendResults[], peers: [string, PeerFigures][]): string {
+  const lines: string[] = [];
+  for (const b of runs) {
+    const peer = peers.find(([name]) => name === (b.backend.kind === "cpu" ? "cpu" : "cuda"))?.[1];
+    if (!peer || !b.valle) continue;
+    const times = (ours: number | undefined, theirs: number | undefined, what: string) => {
+      if (ours && theirs) {
+        lines.push(
+          `- ${column(b)}: ${what} ${(theirs / ours).toFixed(2)}× faster than ${peer.peer}`,
+        );
+      }
+    };
+    times(b.valle.stepMs, peer.arStepMs, "AR step with KV cache");
+    times(b.valle.stepMs, peer.arNoCacheStepMs, "AR step against upstream's no-cache loop");
+    if (b.valle.narRows === 1000) {
+      times(b.valle.narLevelMs, peer.nar1000Ms, "NAR pass over 1000 rows");
+    }
+  }
+  return lines.length ? `\n\n${lines.join("\n")}` : "";
+}

@@ -9,7 +9,7 @@
  */
 
 import { requestGpu } from "../../src/backends/webgpu/device.ts";
-import { adapterSlug } from "../_report.ts";
+import { slug } from "../_report.ts";
 
 const allowSoftware = Deno.args.includes("--allow-software");
 const gpu = await requestGpu();
@@ -22,7 +22,7 @@ console.error(
     `${adapter.software ? ", software" : ""}; shader-f16 ${features.f16}, ` +
     `timestamp-query ${features.timestamps}, subgroups ${features.subgroups}`,
 );
-console.log(JSON.stringify({ ...adapter, features, slug: adapterSlug(gpu) }));
+console.log(JSON.stringify({ ...adapter, features, slug: slug(gpu.description) }));
 gpu.destroy();
 
 const problem = adapter.software
