@@ -13,7 +13,7 @@
  * that has emitted its stop token is left out of every chunk recorded after that check (it stops
  * costing work one chunk later, as a single row stops being read one chunk later). Per-step
  * tables (spans, KV rows, positions) are written before each chunk's submit, alternating between
- * two halves of a table buffer.
+ * two halves of the run state's table buffer.
  *
  * Exactness: the prefill, the attention and the sampling of a row are bit for bit those of the row
  * alone. A step of at most 4 live rows runs the same fused kernels as a single row; with more, the
@@ -26,7 +26,7 @@
  */
 
 import type { Readback, Tensor } from "../../backends/backend.ts";
-import { createTensor, rows, writeTensor } from "../../backends/tensor.ts";
+import { rows, writeTensor } from "../../backends/tensor.ts";
 import { NO_ROW } from "../../ops/embedding.ts";
 import { feedIds, forward } from "./forward.ts";
 import { logitRows, readout } from "./heads.ts";
@@ -128,9 +128,9 @@ export async function decodeBatch(
 
   // Tables: the prefill spans, then two halves of per-step spans (2), KV rows (1), positions (1).
   const prefillSpans = pre.reduce((a, b) => a + b, 0) * 2;
-  const half = o.checkEvery * n * 4;
-  const tables = createTensor(backend, [prefillSpans + 2 * half], "u32", "valle.batch.tables");
-  const view = (offset: number, shape: number[]): Tensor => ({ ...tables, shape, offset });
+  // At most 2 · capacity + 8 · capacity words: min(checkEvery, maxSteps) ≤ each row's length.
+  const half = Math.min(o.checkEvery, maxSteps) * n * 4;
+  const view = (offset: number, shape: number[]): Tensor => ({ ...state.tables, shape, offset });
   {
     const spans = new Uint32Array(prefillSpans);
     let at = 0;
@@ -263,7 +263,6 @@ export async function decodeBatch(
     }
   } finally {
     pending?.tokens.discard();
-    tables.buffer.destroy();
   }
   backend.assertHealthy();
   return seqs.map((_, r) => ({

@@ -14,7 +14,7 @@
  */
 
 import type { Tensor } from "../../backends/backend.ts";
-import { createTensor, readBytes, rows, writeTensor } from "../../backends/tensor.ts";
+import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import { cfg, type CfgOptions } from "./cfg.ts";
 import { feedIds, forward, type ValleModelParts } from "./forward.ts";
 import { logitRows, readout } from "./heads.ts";
@@ -140,11 +140,11 @@ function rowViews(ctx: ValleContext, logits: Tensor, at: number, frames: number)
   };
 }
 
-/** Spans tables for the conditional and the null slot, freed by the caller. */
-function spanTables(ctx: ValleContext, positions: number): [Tensor, Tensor] {
-  const make = (label: string) =>
-    createTensor(ctx.backend, [2 * positions], "u32", `valle.batch.${label}`);
-  return [make("spans"), make("null_spans")];
+/** Spans tables for the conditional and the null slot, in the run state's table buffer. */
+function spanTables(ctx: ValleContext): [Tensor, Tensor] {
+  const { tables, capacity } = ctx.state;
+  const view = (offset: number): Tensor => ({ ...tables, shape: [2 * capacity], offset });
+  return [view(0), view(2 * capacity)];
 }
 
 /** A batched run of NAR levels. */
@@ -212,57 +212,52 @@ export async function runNarBatch(ctx: ValleContext, run: NarBatchRun): Promise<
     );
   }
   const guided = run.cfg !== undefined && run.cfg.strength > 0;
-  const [spans, nullSpans] = spanTables(ctx, state.capacity);
-  try {
-    run.boundary?.(0);
-    let fence: Promise<void> | undefined;
-    for (let l = run.fromLevel; l <= run.toLevel; l++) {
-      const packed = upload(ctx, "cond", narSequences(ctx.model, run.rows, l), spans);
-      const nulls = guided
-        ? upload(ctx, "null", narSequences(ctx.model, run.rows, l, true), nullSpans)
-        : undefined;
-      recordPacked(ctx, "cond", packed, spans, at, state.logits);
-      if (nulls) recordPacked(ctx, "null", nulls, nullSpans, at, state.nullLogits);
-      run.rows.forEach((row, r) => {
-        const t = row.frames;
-        const io = rowViews(ctx, withColumns(state.logits, packed.seqs[r], ctx), at[r], t);
-        if (nulls && run.cfg) {
-          const cols = io.logits.shape[1];
-          cfg(rec, io.logits, logitRows(state.nullLogits, at[r], t, cols), state.cfgStats, run.cfg);
-        }
-        sample(rec, {
-          ...io,
-          out: tokenRow(state, l, at[r], t),
-          prev: penalize ? tokenRow(state, l - 1, at[r], t) : undefined,
-          penalties: state.penalties,
-        }, { options: run.sampler, seed: row.seed, stream: STREAM.nar, counter: l });
-      });
-      rec.submit();
-      const done = fence;
-      fence = backend.fence();
-      if (done) {
-        await done;
-        run.boundary?.(l - run.fromLevel);
-      }
-    }
-    const levels = run.toLevel + 1;
-    const views = run.rows.flatMap((row, r) =>
-      Array.from({ length: levels }, (_, l) => tokenRow(state, l, at[r], row.frames))
-    );
-    const got = await readBytes(backend, views);
-    run.boundary?.(run.toLevel - run.fromLevel + 1);
-    return run.rows.map((row, r) => {
+  const [spans, nullSpans] = spanTables(ctx);
+  run.boundary?.(0);
+  let fence: Promise<void> | undefined;
+  for (let l = run.fromLevel; l <= run.toLevel; l++) {
+    const packed = upload(ctx, "cond", narSequences(ctx.model, run.rows, l), spans);
+    const nulls = guided
+      ? upload(ctx, "null", narSequences(ctx.model, run.rows, l, true), nullSpans)
+      : undefined;
+    recordPacked(ctx, "cond", packed, spans, at, state.logits);
+    if (nulls) recordPacked(ctx, "null", nulls, nullSpans, at, state.nullLogits);
+    run.rows.forEach((row, r) => {
       const t = row.frames;
-      const data = new Int32Array(t * levels);
-      for (let l = 0; l < levels; l++) {
-        new Int32Array(got[r * levels + l]).forEach((c, f) => (data[f * levels + l] = c));
+      const io = rowViews(ctx, withColumns(state.logits, packed.seqs[r], ctx), at[r], t);
+      if (nulls && run.cfg) {
+        const cols = io.logits.shape[1];
+        cfg(rec, io.logits, logitRows(state.nullLogits, at[r], t, cols), state.cfgStats, run.cfg);
       }
-      return { data, frames: t, levels };
+      sample(rec, {
+        ...io,
+        out: tokenRow(state, l, at[r], t),
+        prev: penalize ? tokenRow(state, l - 1, at[r], t) : undefined,
+        penalties: state.penalties,
+      }, { options: run.sampler, seed: row.seed, stream: STREAM.nar, counter: l });
     });
-  } finally {
-    spans.buffer.destroy();
-    nullSpans.buffer.destroy();
+    rec.submit();
+    const done = fence;
+    fence = backend.fence();
+    if (done) {
+      await done;
+      run.boundary?.(l - run.fromLevel);
+    }
   }
+  const levels = run.toLevel + 1;
+  const views = run.rows.flatMap((row, r) =>
+    Array.from({ length: levels }, (_, l) => tokenRow(state, l, at[r], row.frames))
+  );
+  const got = await readBytes(backend, views);
+  run.boundary?.(run.toLevel - run.fromLevel + 1);
+  return run.rows.map((row, r) => {
+    const t = row.frames;
+    const data = new Int32Array(t * levels);
+    for (let l = 0; l < levels; l++) {
+      new Int32Array(got[r * levels + l]).forEach((c, f) => (data[f * levels + l] = c));
+    }
+    return { data, frames: t, levels };
+  });
 }
 
 /** `buffer` seen as rows of the sequence's head outputs. */
@@ -337,78 +332,73 @@ export async function runNarLenBatch(
   const mask = ctx.model.config.nAudio;
   const { starts: at, total } = frameStarts(run.rows.map((r) => r.frames));
   const [condSeqs, nullSeqs] = narLenSequences(ctx.model, run.rows);
-  const [spans, nullSpans] = spanTables(ctx, state.capacity);
-  try {
-    const packed = upload(ctx, "cond", condSeqs, spans);
-    const nulls = upload(ctx, "null", nullSeqs, nullSpans);
-    writeTensor(backend, tokenRow(state, 0, 0, total), new Uint32Array(total).fill(mask));
-    writeTensor(backend, scoreRow(state, 0, 0, total), new Float32Array(total).fill(1));
-    const schedules = run.rows.map((row) =>
-      demaskSchedule({
-        steps: run.steps,
-        length: row.frames,
-        temperature: run.temperature,
-        annealed: run.annealed,
-        remask: run.remask,
-      })
-    );
-    const scratch = { ...state.scratch, shape: [2 * state.capacity] };
-    const views = run.rows.map((row, r) => ({
-      tokens: tokenRow(state, 0, at[r], row.frames),
-      scores: scoreRow(state, 0, at[r], row.frames),
-      masked: rows(state.masked, at[r], row.frames),
-      sampled: rows(scratch, at[r], row.frames),
-      argmaxes: rows(scratch, state.capacity + at[r], row.frames),
-    }));
-    const cols = outputsOf(ctx, condSeqs[0]);
-    const recordStep = (k: number) => {
-      run.rows.forEach((_, r) => {
-        const v = views[r];
-        select(rec, v.tokens, v.masked, v.scores, schedules[r][k].count, mask);
+  const [spans, nullSpans] = spanTables(ctx);
+  const packed = upload(ctx, "cond", condSeqs, spans);
+  const nulls = upload(ctx, "null", nullSeqs, nullSpans);
+  writeTensor(backend, tokenRow(state, 0, 0, total), new Uint32Array(total).fill(mask));
+  writeTensor(backend, scoreRow(state, 0, 0, total), new Float32Array(total).fill(1));
+  const schedules = run.rows.map((row) =>
+    demaskSchedule({
+      steps: run.steps,
+      length: row.frames,
+      temperature: run.temperature,
+      annealed: run.annealed,
+      remask: run.remask,
+    })
+  );
+  const scratch = { ...state.scratch, shape: [2 * state.capacity] };
+  const views = run.rows.map((row, r) => ({
+    tokens: tokenRow(state, 0, at[r], row.frames),
+    scores: scoreRow(state, 0, at[r], row.frames),
+    masked: rows(state.masked, at[r], row.frames),
+    sampled: rows(scratch, at[r], row.frames),
+    argmaxes: rows(scratch, state.capacity + at[r], row.frames),
+  }));
+  const cols = outputsOf(ctx, condSeqs[0]);
+  const recordStep = (k: number) => {
+    run.rows.forEach((_, r) => {
+      const v = views[r];
+      select(rec, v.tokens, v.masked, v.scores, schedules[r][k].count, mask);
+    });
+    recordPacked(ctx, "cond", packed, spans, at, state.logits);
+    recordPacked(ctx, "null", nulls, nullSpans, at, state.nullLogits);
+    run.rows.forEach((row, r) => {
+      const v = views[r];
+      const io = rowViews(ctx, withColumns(state.logits, condSeqs[r], ctx), at[r], row.frames);
+      cfg(
+        rec,
+        io.logits,
+        logitRows(state.nullLogits, at[r], row.frames, cols),
+        state.cfgStats,
+        run.cfg,
+      );
+      const call = { seed: row.seed, stream: STREAM.narLen, counter: k };
+      const penalties = state.penalties;
+      const temperature = schedules[r][k].temperature;
+      sample(rec, { ...io, out: v.sampled, penalties }, {
+        options: { ...run.sampler, temperature },
+        ...call,
       });
-      recordPacked(ctx, "cond", packed, spans, at, state.logits);
-      recordPacked(ctx, "null", nulls, nullSpans, at, state.nullLogits);
-      run.rows.forEach((row, r) => {
-        const v = views[r];
-        const io = rowViews(ctx, withColumns(state.logits, condSeqs[r], ctx), at[r], row.frames);
-        cfg(
-          rec,
-          io.logits,
-          logitRows(state.nullLogits, at[r], row.frames, cols),
-          state.cfgStats,
-          run.cfg,
-        );
-        const call = { seed: row.seed, stream: STREAM.narLen, counter: k };
-        const penalties = state.penalties;
-        const temperature = schedules[r][k].temperature;
-        sample(rec, { ...io, out: v.sampled, penalties }, {
-          options: { ...run.sampler, temperature },
-          ...call,
-        });
-        sample(rec, { ...io, out: v.argmaxes, scores: v.scores, penalties }, {
-          options: { ...run.sampler, temperature: 0 },
-          ...call,
-        });
-        update(rec, v.tokens, v.scores, v.sampled, v.masked, run.maskedOnly);
+      sample(rec, { ...io, out: v.argmaxes, scores: v.scores, penalties }, {
+        options: { ...run.sampler, temperature: 0 },
+        ...call,
       });
-    };
-    run.boundary?.(0);
-    let fence: Promise<void> | undefined;
-    for (let k = 0; k < run.steps; k++) {
-      recordStep(k);
-      rec.submit();
-      const done = fence;
-      fence = backend.fence();
-      if (done) {
-        await done;
-        run.boundary?.(k);
-      }
+      update(rec, v.tokens, v.scores, v.sampled, v.masked, run.maskedOnly);
+    });
+  };
+  run.boundary?.(0);
+  let fence: Promise<void> | undefined;
+  for (let k = 0; k < run.steps; k++) {
+    recordStep(k);
+    rec.submit();
+    const done = fence;
+    fence = backend.fence();
+    if (done) {
+      await done;
+      run.boundary?.(k);
     }
-    const got = await readBytes(backend, views.map((v) => v.tokens));
-    run.boundary?.(run.steps);
-    return got.map((bytes) => new Int32Array(bytes));
-  } finally {
-    spans.buffer.destroy();
-    nullSpans.buffer.destroy();
   }
+  const got = await readBytes(backend, views.map((v) => v.tokens));
+  run.boundary?.(run.steps);
+  return got.map((bytes) => new Int32Array(bytes));
 }
