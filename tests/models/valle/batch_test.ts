@@ -4,7 +4,7 @@
  * stop before the others (on the tiny golden model, which stops by itself).
  */
 
-import assert from "node:assert/strict";
+import assert, { deepStrictEqual } from "node:assert/strict";
 import { OptionError } from "../../../src/errors.ts";
 import type { BatchRow, GenerateBatchRequest } from "../../../src/models/valle/batch.ts";
 import { type GenerateResult, ValleModel } from "../../../src/models/valle/model.ts";
@@ -141,5 +141,30 @@ backendTest("generateBatch() refuses no rows and bad settings", async (backend) 
     valle.generateBatch({ rows: ROWS, narLen: { sampler: { repetitionPenalty: 1.2 } } }),
     OptionError,
   );
+  await valle.dispose();
+});
+
+backendTest("a row that has stopped stops costing dispatches", async (backend) => {
+  const valle = await ValleModel.load(TINY_MODEL, { backend });
+  const request = (rows: BatchRow[]): GenerateBatchRequest => ({
+    rows,
+    modality: "ar+nar",
+    ar: { maxSteps: 60, checkEvery: 8, sampler: { temperature: 0 } },
+  });
+  const dispatches = async (rows: BatchRow[]) => {
+    const before = backend.stats.dispatches;
+    const out = await valle.generateBatch(request(rows));
+    return { count: backend.stats.dispatches - before, frames: out.map((o) => o.codes.frames) };
+  };
+  // The shortest row next to the longest, and the longest twice: the same passes, except that
+  // the short row leaves the steps once its stop was read.
+  const single = await Promise.all(ROWS.map((r) => valle.generate({ ...r, ...request([]) })));
+  const frames = single.map((s) => s.codes.frames);
+  const short = ROWS[frames.indexOf(Math.min(...frames))];
+  const long = ROWS[frames.indexOf(Math.max(...frames))];
+  const mixed = await dispatches([long, short]);
+  const same = await dispatches([long, long]);
+  deepStrictEqual(mixed.frames, [Math.max(...frames), Math.min(...frames)]);
+  assert.ok(mixed.count < same.count, `${mixed.count} vs ${same.count} dispatches`);
   await valle.dispose();
 });
