@@ -16,11 +16,12 @@ import { runStateBytes } from "../models/valle/state.ts";
 export const BATCH_BUDGET_BYTES = 2 ** 30;
 
 /**
- * The largest default batch: on the 2-core CPU backend the AR step of 8 rows of the released
- * model's shape takes about as long as 2-3 single-row steps (`bench/batch.ts`); 16 rows gain
- * little more and double the memory.
+ * The largest default batch. Measured with `bench/batch.ts` on the CPU backend (2 threads, the
+ * released model's shape, a shared machine): an AR step of 1, 4, 8 and 16 rows took 50, 54, 180
+ * and 186 ms (20, 73, 44 and 86 frames/s): up to 4 rows a step runs the single-row kernels, above
+ * that GEMMs that cost more than they save at these row counts on the CPU.
  */
-export const MAX_DEFAULT_BATCH = 8;
+export const MAX_DEFAULT_BATCH = 4;
 
 /**
  * The default batch size for rows of up to `positions` sequence positions each.

@@ -74,7 +74,7 @@ export interface SynthesizeOptions {
   /**
    * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Each
    * piece gets the audio it gets alone; memory grows with the batch (see the README). Default:
-   * as many as fit in 1 GiB of run state, at most 8.
+   * as many as fit in 1 GiB of run state, at most 4.
    */
   batchSize?: number;
   /** `"auto"` (NAR-len when the model has it, else AR + NAR), `"ar+nar"` or `"nar-len"`. */
