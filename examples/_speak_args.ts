@@ -28,6 +28,8 @@ Language and text
       --text-lang <code>        language the text is read in (default: --lang)
       --split <how>             sentences | lines | none (default sentences)
       --context-history <n>     rolling context: previous n pieces as prefix (default 0)
+      --batch-size <n>          pieces generated together when context history is 0
+                                (default: what fits in 1 GiB, at most 4)
       --pause <s>               silence between pieces in seconds (default 0)
 
 Generation
@@ -86,6 +88,7 @@ export interface SpeakArgs {
 const NUMBERS: Record<string, keyof SynthesizeOptions> = {
   "prompt-seconds": "promptSeconds",
   "context-history": "contextHistory",
+  "batch-size": "batchSize",
   pause: "pauseSeconds",
   "max-duration": "maxSeconds",
   steps: "steps",

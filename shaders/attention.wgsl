@@ -4,10 +4,13 @@
 // groups of hd (one thread per output dimension), each group summing its share of the chunk's
 // keys, and the groups' sums are added at the end.
 // out_i = softmax_j(scale · q_i · k_j) v_j over keys j < kv_len (causal: j <= q_start + i, the
-// query's own index in the key sequence).
+// query's own index in the key sequence). With spans (packed sequences, several rows of a batch
+// in one buffer), query i sees keys [spans[2i], spans[2i] + spans[2i + 1]) instead: its own row's
+// span, causal or not as the table says; kv_len, q_start and causal are then unused.
 //
-// Bindings: out (S, ·) f32 | q (S, ·) f32 | k (kv_len, ·) f32 | v (kv_len, ·) f32. Head h of row r
-// starts at <x>_off + r · <x>_stride + h · head_dim. head_dim <= 256.
+// Bindings: out (S, ·) f32 | q (S, ·) f32 | k (kv_len, ·) f32 | v (kv_len, ·) f32 | spans (S, 2)
+// u32 from spans_off (bound but unread when spans_on is 0). Head h of row r starts at
+// <x>_off + r · <x>_stride + h · head_dim. head_dim <= 256.
 // Grid: (heads, S).
 
 struct Params {
@@ -25,12 +28,15 @@ struct Params {
   kv_stride: u32,
   o_off: u32,
   o_stride: u32,
+  spans_on: u32,
+  spans_off: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> spans: array<u32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 const WG: u32 = 256u;
@@ -51,9 +57,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
   workgroupBarrier();
 
   var n_keys = p.kv_len;
-  if (p.causal != 0u) {
+  var first = 0u;
+  if (p.spans_on != 0u) {
+    first = spans[p.spans_off + 2u * i];
+    n_keys = spans[p.spans_off + 2u * i + 1u];
+  } else if (p.causal != 0u) {
     n_keys = min(p.kv_len, p.q_start + i + 1u);
   }
+  let k_base = p.k_off + first * p.kv_stride;
+  let v_base = p.v_off + first * p.kv_stride;
   // This thread's output dimension and key group.
   let groups = max(1u, WG / hd);
   let d = t % hd;
@@ -66,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
     let j = j0 + t;
     var score = NEG_BIG;
     if (j < n_keys) {
-      let kb = p.k_off + j * p.kv_stride + h * hd;
+      let kb = k_base + j * p.kv_stride + h * hd;
       var dot = 0.0;
       for (var e = 0u; e < hd; e++) {
         dot += qs[e] * k[kb + e];
@@ -95,7 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
     if (summing) {
       var sum = 0.0;
       for (var jj = g; jj < chunk; jj += groups) {
-        sum += probs[jj] * v[p.v_off + (j0 + jj) * p.kv_stride + h * hd + d];
+        sum += probs[jj] * v[v_base + (j0 + jj) * p.kv_stride + h * hd + d];
       }
       acc = acc * alpha + sum;
     }

@@ -1,10 +1,11 @@
 // attention: out_i = softmax_j(scale · q_i · k_j) v_j over keys j < kv_len (causal: j ≤ q_start
-// + i), the CPU twin of shaders/attention.wgsl (same bindings and parameters). Work items are
+// + i; with spans_on, keys [spans[2i], spans[2i] + spans[2i + 1])), the CPU twin of
+// shaders/attention.wgsl (same bindings and parameters). Work items are
 // (head, block of queries), so a block reuses the head's keys and values from cache; each query
 // scores its keys into scratch a chunk at a time (online softmax, as on the GPU) and sums the
 // values.
 // p: s, kv_len, q_start, heads, head_dim, causal, scale, q_off, q_stride, k_off, v_off,
-//    kv_stride, o_off, o_stride
+//    kv_stride, o_off, o_stride, spans_on, spans_off
 
 #include "runtime.h"
 
@@ -14,7 +15,7 @@
 typedef struct {
   uint32_t s, kv_len, q_start, heads, head_dim, causal;
   float scale;
-  uint32_t q_off, q_stride, k_off, v_off, kv_stride, o_off, o_stride;
+  uint32_t q_off, q_stride, k_off, v_off, kv_stride, o_off, o_stride, spans_on, spans_off;
 } Params;
 
 static inline float dot(const float *a, const float *b, uint32_t n) {
@@ -29,7 +30,8 @@ static inline float dot(const float *a, const float *b, uint32_t n) {
 void attention(const Cmd *c, const Thread *t) {
   const Params *p = (const Params *)c->p;
   const uint32_t hd = p->head_dim, blocks = (p->s + QUERY_BLOCK - 1) / QUERY_BLOCK;
-  const float *q = F32(c, 1, p->q_off), *k = F32(c, 2, p->k_off), *v = F32(c, 3, p->v_off);
+  const float *q = F32(c, 1, p->q_off), *k0 = F32(c, 2, p->k_off), *v0 = F32(c, 3, p->v_off);
+  const uint32_t *spans = U32(c, 4, p->spans_off);
   float *out = F32(c, 0, p->o_off);
   float *qs = (float *)t->scratch, *acc = qs + 256, *scores = acc + 256;
   uint32_t lo, hi;
@@ -38,8 +40,14 @@ void attention(const Cmd *c, const Thread *t) {
     const uint32_t h = item / blocks, i0 = (item % blocks) * QUERY_BLOCK;
     const uint32_t i1 = i0 + QUERY_BLOCK < p->s ? i0 + QUERY_BLOCK : p->s;
     for (uint32_t i = i0; i < i1; i++) {
-      uint32_t keys = p->kv_len;
-      if (p->causal && p->q_start + i + 1 < keys) keys = p->q_start + i + 1;
+      uint32_t keys = p->kv_len, first = 0;
+      if (p->spans_on) {
+        first = spans[2 * i];
+        keys = spans[2 * i + 1];
+      } else if (p->causal && p->q_start + i + 1 < keys) {
+        keys = p->q_start + i + 1;
+      }
+      const float *k = k0 + (size_t)first * p->kv_stride, *v = v0 + (size_t)first * p->kv_stride;
       const float *qi = q + (size_t)i * p->q_stride + h * hd;
       for (uint32_t d = 0; d < hd; d++) {
         qs[d] = qi[d] * p->scale;

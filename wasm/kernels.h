@@ -34,6 +34,7 @@ KERNEL("feed_ids", feed_ids)
 KERNEL("softmax", softmax)
 KERNEL("argmax", argmax)
 KERNEL("attention", attention)
+KERNEL("scatter_rows", scatter_rows)
 // Samplers and guidance (sample.c, cfg.c, demask.c).
 KERNEL("sample", sample)
 KERNEL("cfg_stats", cfg_stats)

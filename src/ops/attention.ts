@@ -1,7 +1,8 @@
 /**
  * Multi-head scaled dot-product attention over a key/value sequence that may be a KV cache:
  * S query rows attend to the first `kvLen` key rows, causally (query i sees keys up to
- * `qStart + i`) or bidirectionally.
+ * `qStart + i`) or bidirectionally; or, for packed sequences (the rows of a batch side by side in one
+ * buffer), each query over its own span of keys given by a table.
  *
  * This module is browser compatible.
  *
@@ -14,7 +15,7 @@ import { expectDtype, expectShape } from "./_check.ts";
 
 const ATTENTION: KernelSpec = {
   shader: "attention",
-  bindings: ["write", "read", "read", "read"],
+  bindings: ["write", "read", "read", "read", "read"],
   params: [
     "u32", // s
     "u32", // kv_len
@@ -30,6 +31,8 @@ const ATTENTION: KernelSpec = {
     "u32", // kv_stride
     "u32", // o_off
     "u32", // o_stride
+    "u32", // spans_on
+    "u32", // spans_off
   ],
 };
 
@@ -53,6 +56,12 @@ export interface AttentionOptions {
   kColumn?: number;
   /** Column where the first head starts in rows of `v`. Default 0. */
   vColumn?: number;
+  /**
+   * Packed sequences: (S, 2) u32, query i attends to keys `[spans[i][0], spans[i][0] +
+   * spans[i][1])` (its own row's keys, causal or not as the table says); `causal` and `qStart`
+   * are then unused and `kvLen` only bounds the keys. Default: none.
+   */
+  spans?: Tensor;
 }
 
 /**
@@ -106,7 +115,11 @@ export function attention(
       } key rows, head dim ${headDim} (max 256)`,
     );
   }
-  if (causal && (qStart < 0 || qStart + s > kvLen)) {
+  const spans = options.spans;
+  if (spans) {
+    expectShape(op, "spans", spans, [s, 2]);
+    expectDtype(op, "spans", spans, "u32");
+  } else if (causal && (qStart < 0 || qStart + s > kvLen)) {
     throw new OptionError(
       `Cannot record attention: queries [${qStart}, ${qStart + s}) exceed ${kvLen} keys`,
     );
@@ -126,11 +139,14 @@ export function attention(
     k.shape[1],
     out.offset,
     out.shape[1],
+    spans ? 1 : 0,
+    spans ? spans.offset : 0,
   ];
   if (k.shape[1] !== v.shape[1]) {
     throw new OptionError(
       `Cannot record attention: k rows (${k.shape[1]}) and v rows (${v.shape[1]}) differ`,
     );
   }
-  rec.dispatch(ATTENTION, [out, q, k, v], params, [heads, s]);
+  // Without spans the table binding is unread: `k` stands in for it.
+  rec.dispatch(ATTENTION, [out, q, k, v, spans ?? k], params, [heads, s]);
 }

@@ -41,6 +41,10 @@ export interface SynthesisProgress {
   steps?: number;
   /** The file being downloaded or loaded (`"backend"` when the backend is chosen). */
   file?: string;
+  /** Batched pieces: pieces generated together, from `piece` on (absent one by one). */
+  rows?: number;
+  /** Batched pieces, duration and level-0 phases: pieces of the batch still decoding. */
+  running?: number;
   /** With `file: "backend"`: the backend chosen and why, e.g. "CPU (…, 2 threads): asked for". */
   backend?: string;
 }
@@ -67,6 +71,12 @@ export interface SynthesizeOptions {
    * (upstream `context_history`). Default 0 (off).
    */
   contextHistory?: number;
+  /**
+   * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Each
+   * piece gets the audio it gets alone; memory grows with the batch (see the README). Default:
+   * as many as fit in 1 GiB of run state, at most 4.
+   */
+  batchSize?: number;
   /** `"auto"` (NAR-len when the model has it, else AR + NAR), `"ar+nar"` or `"nar-len"`. */
   modality?: "auto" | "ar+nar" | "nar-len";
   /** The longest a piece may be, in seconds. Default 12. */
@@ -119,7 +129,14 @@ export const SYNTHESIS_DEFAULTS: Readonly<
   Required<
     Omit<
       SynthesizeOptions,
-      "reference" | "prompt" | "seed" | "signal" | "onProgress" | "onWarning" | "textLanguage"
+      | "reference"
+      | "prompt"
+      | "seed"
+      | "signal"
+      | "onProgress"
+      | "onWarning"
+      | "textLanguage"
+      | "batchSize"
     >
   >
 > = Object.freeze({
@@ -151,7 +168,7 @@ export type ResolvedSynthesizeOptions =
   & typeof SYNTHESIS_DEFAULTS
   & Pick<
     SynthesizeOptions,
-    "reference" | "prompt" | "signal" | "onProgress" | "onWarning" | "textLanguage"
+    "reference" | "prompt" | "signal" | "onProgress" | "onWarning" | "textLanguage" | "batchSize"
   >
   & { seed: number };
 
@@ -167,6 +184,7 @@ type NumericOption = {
 export const SYNTHESIS_RANGES: { readonly [K in NumericOption]: NumberRange } = {
   promptSeconds: { min: 0, max: 120 },
   contextHistory: { integer: true, min: 0 },
+  batchSize: { integer: true, min: 1, max: 64 },
   maxSeconds: { above: 0, max: 120 },
   arTemperature: SAMPLER_RANGES.temperature,
   minArTemperature: SAMPLER_RANGES.minTemperature,

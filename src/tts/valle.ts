@@ -22,13 +22,14 @@ import { readAllBytes } from "../io/source.ts";
 import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
-import { ValleModel } from "../models/valle/model.ts";
+import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
+import { defaultBatchSize } from "./batch_size.ts";
 import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
   type ResolvedSynthesizeOptions,
@@ -245,6 +246,37 @@ export class Valle {
   }
 
   /**
+   * Speaks several texts, each as {@linkcode Valle.synthesize} would (same options, same seed:
+   * same audio), with the pieces of all of them generated together in batches of `batchSize`.
+   *
+   * @param texts What to say, one utterance each.
+   * @param options As for {@linkcode Valle.synthesize}.
+   * @returns One utterance per text, in order.
+   * @throws {OptionError} No texts, or what {@linkcode Valle.synthesize} throws.
+   *
+   * @example
+   * ```ts ignore
+   * const [hello, bye] = await valle.synthesizeBatch(["Hello.", "Goodbye."], { batchSize: 2 });
+   * ```
+   */
+  async synthesizeBatch(
+    texts: readonly string[],
+    options: SynthesizeOptions = {},
+  ): Promise<Speech[]> {
+    this.#life.check();
+    const o = resolveSynthesizeOptions(options);
+    if (texts.length === 0) {
+      throw new OptionError("Cannot synthesize a batch: no texts given, expected at least one");
+    }
+    const pieces: SpeechPiece[][] = texts.map(() => []);
+    for await (const { text, piece } of this.#speakAll(texts, o)) pieces[text].push(piece);
+    const rate = this.encodec.config.sampleRate;
+    return pieces.map((p) =>
+      new Speech(joinPieces(p.map((x) => x.samples), rate, o.pauseSeconds), rate, p)
+    );
+  }
+
+  /**
    * Speaks `text` piece by piece, yielding each piece's audio as soon as it is decoded: the
    * first sentence can play while the next is generated. Stop early with `break` or the signal.
    *
@@ -288,15 +320,28 @@ export class Valle {
   }
 
   async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
+    for await (const { piece } of this.#speakAll([text], o)) yield piece;
+  }
+
+  /** The pieces of every text in order, tagged with their text's index. */
+  async *#speakAll(
+    texts: readonly string[],
+    o: ResolvedSynthesizeOptions,
+  ): AsyncGenerator<{ text: number; piece: SpeechPiece }> {
     const report = o.onProgress;
     const signal = o.signal;
     report?.({ phase: "phonemize" });
-    const pieces = await prepareText(text, {
-      language: o.language,
-      textLanguage: o.textLanguage,
-      split: o.split,
-      phonemizer: this.#options.phonemizer,
-    });
+    const prepared = [];
+    for (const text of texts) {
+      prepared.push(
+        await prepareText(text, {
+          language: o.language,
+          textLanguage: o.textLanguage,
+          split: o.split,
+          phonemizer: this.#options.phonemizer,
+        }),
+      );
+    }
     signal?.throwIfAborted();
     let prompt = o.prompt ?? null;
     if (o.reference !== undefined) {
@@ -307,57 +352,118 @@ export class Valle {
     }
     const vocos = o.decoder === "vocos" ? await this.#loadVocos(signal) : undefined;
     const maxFrames = Math.round(o.maxSeconds * FRAMES_PER_SECOND);
-    const history: { tokens: number[]; level0: Int32Array }[] = [];
-    for (const [index, piece] of pieces.entries()) {
+    const settings = this.#settings(o, maxFrames);
+    // Each piece its own stream: same seed, same audio, alone or in a batch.
+    const items = prepared.flatMap((pieces, text) =>
+      pieces.map((piece, index) => ({
+        text,
+        piece,
+        index,
+        count: pieces.length,
+        seed: (o.seed + index) >>> 0,
+      }))
+    );
+    const speechPiece = async (item: typeof items[number], result: GenerateResult) => {
       signal?.throwIfAborted();
-      const at = { piece: index, pieces: pieces.length };
-      const seed = (o.seed + index) >>> 0; // each piece its own stream, same seed same audio
+      report?.({ phase: "decode", piece: item.index, pieces: item.count });
+      const samples = await this.#decode(result.codes, vocos);
+      const { piece, index, count } = item;
+      return {
+        text: item.text,
+        piece: {
+          index,
+          count,
+          text: piece.text,
+          phonemes: piece.phonemes,
+          languageId: piece.languageId,
+          codes: result.codes,
+          modality: result.modality,
+          samples,
+          sampleRate: this.encodec.config.sampleRate,
+        },
+      };
+    };
+    const longest = Math.max(0, ...items.map((i) => i.piece.tokens.length));
+    const batchSize = o.contextHistory > 0 ? 1 : o.batchSize ??
+      defaultBatchSize(
+        this.backend,
+        this.model.config,
+        (prompt?.frames ?? 0) + longest + 8 + maxFrames,
+      );
+    if (batchSize > 1) {
+      for (let first = 0; first < items.length; first += batchSize) {
+        signal?.throwIfAborted();
+        const group = items.slice(first, first + batchSize);
+        const at = { piece: group[0].index, pieces: group[0].count, rows: group.length };
+        const results = await this.model.generateBatch({
+          ...settings,
+          rows: group.map(({ piece, seed }) => ({
+            phonemes: piece.tokens,
+            language: piece.languageId,
+            prompt,
+            seed,
+          })),
+          signal,
+          onProgress: (p) =>
+            report?.({
+              phase: p.phase,
+              step: p.step,
+              steps: p.steps,
+              ...(p.running === undefined ? {} : { running: p.running }),
+              ...at,
+            }),
+        });
+        for (const [i, item] of group.entries()) yield await speechPiece(item, results[i]);
+      }
+      return;
+    }
+    let history: { tokens: number[]; level0: Int32Array }[] = [];
+    for (const item of items) {
+      signal?.throwIfAborted();
+      if (item.index === 0) history = [];
+      const at = { piece: item.index, pieces: item.count };
       const prefix = o.contextHistory > 0 && history.length > 0
         ? contextPrefix(history.slice(-o.contextHistory))
         : undefined;
+      const { seed } = item;
       const result = await this.model.generate({
-        phonemes: piece.tokens,
-        language: piece.languageId,
+        ...settings,
+        phonemes: item.piece.tokens,
+        language: item.piece.languageId,
         prompt,
-        modality: o.modality,
-        maxFrames,
-        ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar"), seed },
-        narLen: {
-          steps: o.steps,
-          temperature: o.arTemperature,
-          cfg: { strength: o.cfgStrength, rescale: o.cfgRescale },
-          sampler: this.#sampler(o, "nar-len"),
-          seed,
-        },
-        nar: {
-          sampler: this.#sampler(o, "nar"),
-          seed,
-          // Upstream guides the NAR levels with the strength asked for; 1 (the web UI default) is
-          // CFG's identity up to rounding, so its second pass is skipped (strength 0: none).
-          cfg: { strength: o.cfgStrength === 1 ? 0 : o.cfgStrength, rescale: o.cfgRescale },
-        },
+        ar: { ...settings.ar, seed },
+        narLen: { ...settings.narLen, seed },
+        nar: { ...settings.nar, seed },
         prefix,
         signal,
         onProgress: (p) => report?.({ phase: p.phase, step: p.step, steps: p.steps, ...at }),
       });
-      signal?.throwIfAborted();
-      report?.({ phase: "decode", ...at });
-      const samples = await this.#decode(result.codes, vocos);
       if (o.contextHistory > 0) {
-        history.push({ tokens: piece.tokens, level0: level0(result.codes) });
+        history.push({ tokens: item.piece.tokens, level0: level0(result.codes) });
       }
-      yield {
-        index,
-        count: pieces.length,
-        text: piece.text,
-        phonemes: piece.phonemes,
-        languageId: piece.languageId,
-        codes: result.codes,
-        modality: result.modality,
-        samples,
-        sampleRate: this.encodec.config.sampleRate,
-      };
+      yield await speechPiece(item, result);
     }
+  }
+
+  /** The generation settings of every piece (their seeds aside). */
+  #settings(o: ResolvedSynthesizeOptions, maxFrames: number) {
+    return {
+      modality: o.modality,
+      maxFrames,
+      ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar") },
+      narLen: {
+        steps: o.steps,
+        temperature: o.arTemperature,
+        cfg: { strength: o.cfgStrength, rescale: o.cfgRescale },
+        sampler: this.#sampler(o, "nar-len"),
+      },
+      nar: {
+        sampler: this.#sampler(o, "nar"),
+        // Upstream guides the NAR levels with the strength asked for; 1 (the web UI default) is
+        // CFG's identity up to rounding, so its second pass is skipped (strength 0: none).
+        cfg: { strength: o.cfgStrength === 1 ? 0 : o.cfgStrength, rescale: o.cfgRescale },
+      },
+    };
   }
 
   #sampler(o: ResolvedSynthesizeOptions, stage: "ar" | "nar-len" | "nar"): SamplerOptions {

@@ -19,6 +19,7 @@ import { deepStrictEqual, equal, ok } from "node:assert";
 const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
   ["--prompt-seconds", "3", "synthesis", "promptSeconds", 3],
   ["--context-history", "2", "synthesis", "contextHistory", 2],
+  ["--batch-size", "3", "synthesis", "batchSize", 3],
   ["--pause", "0.25", "synthesis", "pauseSeconds", 0.25],
   ["--max-duration", "7", "synthesis", "maxSeconds", 7],
   ["--steps", "30", "synthesis", "steps", 30],

@@ -1,3 +1,4 @@
+import { deepStrictEqual } from "node:assert";
 import { attention } from "../../src/ops/attention.ts";
 import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
 import { backendTest } from "../_backends.ts";
@@ -97,5 +98,62 @@ backendTest(
       qStart: 0,
     });
     assertClose(await readF32(backend, out), expected, { atol: 2e-5, rtol: 1e-4 });
+  },
+);
+
+backendTest(
+  "attention() with spans gives each packed row exactly its attention alone",
+  async (backend) => {
+    const rng = new Rng(23);
+    const [heads, headDim] = [2, 16];
+    const width = heads * headDim;
+    const lengths = [5, 300, 1, 37]; // more than one 256-key chunk, and a single key
+    const total = lengths.reduce((a, b) => a + b, 0);
+    const q = rng.normals(total * width);
+    const k = rng.normals(total * width);
+    const v = rng.normals(total * width);
+    const qT = uploadTensor(backend, q, [total, width], "f32", "q");
+    const kT = uploadTensor(backend, k, [total, width], "f32", "k");
+    const vT = uploadTensor(backend, v, [total, width], "f32", "v");
+    for (const causal of [false, true]) {
+      const table = new Uint32Array(2 * total);
+      let at = 0;
+      for (const n of lengths) {
+        for (let i = 0; i < n; i++) table.set([at, causal ? i + 1 : n], 2 * (at + i));
+        at += n;
+      }
+      const spans = uploadTensor(backend, table, [total, 2], "u32", "spans");
+      const packed = createTensor(backend, [total, width], "f32", "packed");
+      const alone = createTensor(backend, [total, width], "f32", "alone");
+      const rec = backend.createRecorder();
+      attention(rec, packed, qT, kT, vT, { heads, headDim, kvLen: total, causal, spans });
+      at = 0;
+      for (const n of lengths) {
+        attention(rec, rows(alone, at, n), rows(qT, at, n), rows(kT, at, n), rows(vT, at, n), {
+          heads,
+          headDim,
+          kvLen: n,
+          causal,
+        });
+        at += n;
+      }
+      rec.submit();
+      const got = await readF32(backend, packed);
+      deepStrictEqual(got, await readF32(backend, alone));
+      at = 0;
+      for (const n of lengths) {
+        const part = (a: Float32Array) => a.slice(at * width, (at + n) * width);
+        const expected = ref.attention(part(q), part(k), part(v), {
+          s: n,
+          kvLen: n,
+          heads,
+          headDim,
+          causal,
+          qStart: 0,
+        });
+        assertClose(part(got), expected, { atol: 2e-5, rtol: 1e-4 });
+        at += n;
+      }
+    }
   },
 );

@@ -25,6 +25,7 @@ type NumericOption = {
 const OPTIONS: Record<NumericOption, { range: string; bad: number[]; good: number }> = {
   promptSeconds: { range: "a number in [0, 120]", bad: [-1, 121], good: 3 },
   contextHistory: { range: "an integer ≥ 0", bad: [-1, 0.5], good: 2 },
+  batchSize: { range: "an integer in [1, 64]", bad: [-1, 0, 65, 1.5], good: 4 },
   maxSeconds: { range: "a number in (0, 120]", bad: [-0.4, 0, 121], good: 0.3 },
   arTemperature: { range: "a number ≥ 0", bad: [-0.5], good: 0.7 },
   minArTemperature: { range: "a finite number", bad: [], good: 0.3 }, // negative: off

@@ -20,6 +20,7 @@ import { geluMul } from "../../ops/mlp.ts";
 import { rmsNorm } from "../../ops/norm.ts";
 import { linear } from "../../ops/linear.ts";
 import { rope } from "../../ops/rope.ts";
+import { scatterRows } from "../../ops/scatter.ts";
 import { expectDtype } from "../../ops/_check.ts";
 import type { ValleConfig } from "./config.ts";
 import type { OutputFeed } from "./inputs.ts";
@@ -46,6 +47,16 @@ export interface Pass {
   readonly ids: Tensor;
   /** Position ids of the pass's rows (rows) u32. */
   readonly positions: Tensor;
+  /**
+   * Packed rows of a batch: each query's span of keys (rows, 2) u32 (see `attention`), which
+   * replaces the causal/bidirectional mask over `[0, start + rows)`.
+   */
+  readonly spans?: Tensor;
+  /**
+   * A batched decode step: the K/V rows computed at `[start, start + rows)` (a scratch block) are
+   * moved to these rows of the cache (rows) u32 before attention, one region per batch row.
+   */
+  readonly kvRows?: Tensor;
 }
 
 const FEED_IDS: KernelSpec = {
@@ -156,6 +167,7 @@ function block(
       table: state.rope,
       kvRow: pass.start,
     });
+    scatterKv(rec, state, l, pass);
     attend(rec, config, state, l, pass, q, att);
     linear(rec, x, att, w.oProj, undefined, accumulate); // x += o_proj(att)
     gateUpGelu(rec, g, x, w.postAttentionLayernorm, w.gateUp, eps);
@@ -172,6 +184,7 @@ function block(
   linear(rec, v, h, w.vProj);
   rope(rec, q, pass.positions, state.rope, heads);
   rope(rec, k, pass.positions, state.rope, heads);
+  scatterKv(rec, state, l, pass);
   attend(rec, config, state, l, pass, q, att);
   linear(rec, x, att, w.oProj, undefined, accumulate);
 
@@ -182,7 +195,15 @@ function block(
   linear(rec, x, g, w.downProj, undefined, accumulate);
 }
 
-/** Attention of the pass's queries over the cache rows up to the pass's end. */
+/** A batched step's K/V rows from the scratch block to each batch row's cache region. */
+function scatterKv(rec: Recorder, state: ValleRunState, l: number, pass: Pass): void {
+  if (!pass.kvRows) return;
+  for (const cache of [state.k[l], state.v[l]]) {
+    scatterRows(rec, rows(cache, 0, pass.start), rows(cache, pass.start, pass.rows), pass.kvRows);
+  }
+}
+
+/** Attention of the pass's queries over the cache rows up to the pass's end (or their spans). */
 function attend(
   rec: Recorder,
   config: ValleConfig,
@@ -198,5 +219,6 @@ function attend(
     kvLen: pass.start + pass.rows,
     causal: pass.causal,
     qStart: pass.start,
+    spans: pass.spans,
   });
 }

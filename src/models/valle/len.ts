@@ -58,10 +58,21 @@ export async function predictDuration(
     checkEvery: MAX_DIGITS,
     boundary: phaseBoundary(progress, "duration", MAX_DIGITS),
   });
-  const digits = Int32Array.from([0, ...run.sampled]);
+  return readDuration(run.sampled);
+}
+
+/** The duration spelled by the digits a duration loop sampled (after its leading 0). */
+export function readDuration(sampled: ArrayLike<number>): Duration {
+  const digits = Int32Array.from([0, ...Array.from(sampled)]);
   const text = Array.from(digits).filter((d) => d !== STOP).join("");
   return { digits, frames: Number(text) };
 }
+
+/** The duration loop's settings: digits at most, and the stop digit. */
+export const DURATION_DIGITS: { readonly max: number; readonly stop: number } = {
+  max: MAX_DIGITS,
+  stop: STOP,
+};
 
 /** Frames needed by {@linkcode predictDuration} beyond the conditioning. */
 export const DURATION_FRAMES: number = 1 + MAX_DIGITS;

@@ -79,3 +79,4 @@ export {
 export type { NarLenResult, NarLenTrace } from "./nar_len.ts";
 export type { ProgressOptions, VallePhase, ValleProgress } from "./progress.ts";
 export type { Duration } from "./len.ts";
+export type { BatchRow, GenerateBatchRequest } from "./batch.ts";

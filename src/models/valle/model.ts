@@ -11,7 +11,6 @@
  * @module
  */
 
-import { checkRanges } from "../../_options.ts";
 import { Lifetime } from "../_lifetime.ts";
 import { GpuError, OptionError } from "../../errors.ts";
 import type { Recorder } from "../../backends/backend.ts";
@@ -27,6 +26,7 @@ import {
 } from "../../io/safetensors.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { decode } from "./ar.ts";
+import { generateBatch, type GenerateBatchRequest } from "./batch.ts";
 import { cfg, CFG_STAT, type CfgOptions } from "./cfg.ts";
 import { type ValleConfig, type ValleHeads, valleHeads } from "./config.ts";
 import { logitRows } from "./heads.ts";
@@ -44,7 +44,8 @@ import { type Conditioning, runNar } from "./nar.ts";
 import { type NarLenResult, runNarLen } from "./nar_len.ts";
 import { recordPass, tokenRow, uploadSequence, type ValleContext } from "./pass.ts";
 import { phaseBoundary, type ProgressOptions } from "./progress.ts";
-import { resolveSamplerOptions, SAMPLER_RANGES, type SamplerOptions, STREAM } from "./sampler.ts";
+import { narLenTemperature, positiveInt } from "./request_checks.ts";
+import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
 import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
@@ -590,6 +591,38 @@ export class ValleModel {
   }
 
   /**
+   * The whole pipeline for several rows (pieces of text) at once, each stage one batch: the
+   * duration digits and AR level 0 decode every live row per step in one pass (a row that has
+   * stopped leaves the batch at the next stop check), NAR-len and the NAR levels run the rows
+   * side by side in one pass. Each row gets what {@linkcode ValleModel.generate} gives for it
+   * alone with `seed` in every stage (bit for bit, except that AR steps of more than 4 live rows
+   * use GEMMs whose rounding can resolve a near-tie differently). The run state holds every row's
+   * sequence at once (AR: its prompt, phonemes and `maxSteps` frames): memory grows with the rows.
+   * Progress reports `running`, the rows still decoding, in the duration and AR phases.
+   *
+   * @returns One result per row, in order.
+   * @throws {OptionError} No rows, or settings {@linkcode ValleModel.generate} refuses.
+   *
+   * @example
+   * ```ts ignore
+   * const [a, b] = await valle.generateBatch({
+   *   rows: [{ phonemes, prompt, seed: 1 }, { phonemes: other, prompt, seed: 2 }],
+   *   modality: "ar+nar",
+   * });
+   * ```
+   */
+  generateBatch(request: GenerateBatchRequest): Promise<GenerateResult[]> {
+    return this.#life.run(() =>
+      generateBatch({
+        parts: { config: this.config, weights: this.weights },
+        context: (positions) => this.#context(positions),
+        conditioning: (row) => this.#conditioning(row),
+        prefersNarLen: this.config.hasNarLen && this.config.name !== "ar+nar",
+      }, request)
+    );
+  }
+
+  /**
    * Frees the weights, the run state, the recorder's parameters and the device's pooled buffers
    * no call is using, or the whole device when the model requested it. Calls already made finish
    * first; later calls fail with a `GpuError`.
@@ -769,18 +802,4 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
     }
     return c;
   });
-}
-
-/** NAR-len's base temperature (default 0), checked by the sampler's rule for temperatures. */
-function narLenTemperature(value: number | undefined): number {
-  const temperature = value ?? 0;
-  checkRanges("run NAR-len", { temperature }, { temperature: SAMPLER_RANGES.temperature });
-  return temperature;
-}
-
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new OptionError(`Cannot generate: ${name} is ${value}, expected a positive integer`);
-  }
-  return value;
 }

@@ -123,12 +123,7 @@ export interface NarLenResult {
 export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarLenResult> {
   const { backend, model, state, rec } = ctx;
   const { config, weights } = model;
-  if (run.sampler.repetitionPenalty !== 1 || run.sampler.lengthPenalty !== 0) {
-    throw new OptionError(
-      "Cannot run NAR-len with a repetition or length penalty: the original raises an " +
-        "IndexError there (the previous tokens are mask ids outside the head), expected 1 and 0",
-    );
-  }
+  checkNarLenSampler(run.sampler);
   const l = run.frames;
   const p = run.prefix?.length ?? 0;
   const mask = config.nAudio;
@@ -241,6 +236,21 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
     };
   } finally {
     if (trace) { for (const b of Object.values(trace)) b.buffer.destroy(); }
+  }
+}
+
+/**
+ * Refuses a repetition or length penalty for NAR-len, as the original cannot run with one.
+ *
+ * @throws {OptionError} Either penalty set: the original raises an IndexError there (the previous
+ * tokens are mask ids outside the 1024-wide head).
+ */
+export function checkNarLenSampler(sampler: ResolvedSamplerOptions): void {
+  if (sampler.repetitionPenalty !== 1 || sampler.lengthPenalty !== 0) {
+    throw new OptionError(
+      "Cannot run NAR-len with a repetition or length penalty: the original raises an " +
+        "IndexError there (the previous tokens are mask ids outside the head), expected 1 and 0",
+    );
   }
 }
 

@@ -23,6 +23,8 @@ export interface ValleProgress {
   step: number;
   /** Units the phase takes at most: 10 digits, `maxSteps`, demasking steps, levels to run. */
   steps: number;
+  /** Batched calls, AR and duration phases: rows of the batch still decoding. */
+  running?: number;
 }
 
 /** Progress and cancellation options of the generation calls. */
@@ -40,7 +42,7 @@ export interface ProgressOptions {
  * Called by a loop with the units finished so far; throws the abort reason when the signal was
  * aborted. Loops call it only when everything they recorded has been submitted.
  */
-export type Boundary = (done: number) => void;
+export type Boundary = (done: number, running?: number) => void;
 
 /**
  * The boundary of one phase: abort check, then the progress report.
@@ -59,8 +61,10 @@ export function phaseBoundary(
   phase: VallePhase,
   steps: number,
 ): Boundary {
-  return (done) => {
+  return (done, running) => {
     options.signal?.throwIfAborted();
-    options.onProgress?.({ phase, step: done, steps });
+    const report: ValleProgress = { phase, step: done, steps };
+    if (running !== undefined) report.running = running;
+    options.onProgress?.(report);
   };
 }

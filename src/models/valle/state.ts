@@ -65,6 +65,8 @@ export interface ValleRunState {
   readonly cfgStats: Tensor;
   /** RoPE cos/sin for positions 0..capacity-1. */
   readonly rope: Tensor;
+  /** Batched calls' per-row tables (10 · capacity) u32: attention spans, KV rows, positions. */
+  readonly tables: Tensor;
 }
 
 /**
@@ -116,7 +118,26 @@ export function createRunState(
     penalties: f32([capacity + 1], "penalties"),
     cfgStats: f32([8], "cfg_stats"),
     rope: createRopeTable(backend, config.headDim, config.ropeTheta, capacity),
+    tables: u32([10 * capacity], "tables"),
   };
+}
+
+/**
+ * Bytes a run state of `capacity` positions takes (every buffer of {@linkcode createRunState}).
+ *
+ * @example
+ * ```ts ignore
+ * const rows = Math.floor(budget / runStateBytes(config, positionsPerRow));
+ * ```
+ */
+export function runStateBytes(config: ValleConfig, capacity: number): number {
+  const { dModel: d, dFf, nLayers, nLevels } = config;
+  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+  // x, h, q, att, o; g, u; K and V per layer; logits (2 rows) and null logits; tokens, ids,
+  // positions (both slots); scratch, scores, masked, penalties; batch tables.
+  const words = 5 * d + 2 * dFf + 2 * nLayers * d + 3 * vocab + 3 * nLevels + 2 + 2 + 2 + 1 + 1 +
+    10;
+  return 4 * words * capacity + 4 * config.headDim * capacity;
 }
 
 /** Frees every buffer of a run state. */
