@@ -6,7 +6,7 @@
  */
 
 import { throws } from "node:assert";
-import { type Tensor } from "../../src/backends/backend.ts";
+import type { Backend, Tensor } from "../../src/backends/backend.ts";
 import { readBytes, rows, uploadTensor } from "../../src/backends/tensor.ts";
 import { OptionError } from "../../src/errors.ts";
 import { f16ToF32 } from "../../src/io/dtype.ts";
@@ -17,7 +17,7 @@ import { assertClose, Rng } from "../_helpers.ts";
 /** f16 keeps 11 significant bits: its rounding moves a value by up to 2^-11 of itself. */
 const TOLERANCE = { f32: { atol: 1e-6, rtol: 1e-6 }, f16: { atol: 2 ** -24, rtol: 2 ** -11 } };
 
-async function readWeights(backend: Parameters<typeof uploadTensor>[0], t: Tensor) {
+async function readWeights(backend: Backend, t: Tensor) {
   const [bytes] = await readBytes(backend, [t]);
   return t.dtype === "f16" ? f16ToF32(new Uint16Array(bytes)) : new Float32Array(bytes);
 }
