@@ -23,6 +23,7 @@ import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
 import { ValleModel } from "../models/valle/model.ts";
+import type { ActiveLora } from "../models/valle/adapter.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
@@ -84,6 +85,21 @@ export interface ValleOptions {
   onProgress?: (progress: SynthesisProgress) => void;
   /** Cancels loading. */
   signal?: AbortSignal;
+  /**
+   * A LoRA (upstream `lora.sft`: path, URL or bytes; downloads are cached) merged into the model
+   * at load. Change it later with {@linkcode Valle.setLora}.
+   */
+  lora?: FileSource;
+  /** Strength of `lora`. Default 1. */
+  loraStrength?: number;
+}
+
+/** Options of {@linkcode Valle.setLora}. */
+export interface SetLoraOptions {
+  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  strength?: number;
+  /** Cancels the download. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -113,6 +129,8 @@ export class Valle {
   #vocos?: Promise<Vocos>;
   #ownsBackend: boolean;
   #life = new Lifetime("Valle instance");
+  /** Counts LoRA changes: a synthesis fails rather than mix pieces spoken with different ones. */
+  #loraChanges = 0;
 
   private constructor(
     backend: Backend,
@@ -144,10 +162,14 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
-    const [modelBytes, codecBytes, codecConfig] = await Promise.all([
+    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, { loraStrength: {} });
+    const [modelBytes, codecBytes, codecConfig, loraBytes] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
       loadFile(options.codec, DEFAULT_FILES.codec, fileOptions(options, options.codec)),
       readConfig(options.codecConfig, options.signal),
+      options.lora === undefined
+        ? undefined
+        : loadFile(options.lora, DEFAULT_FILES.model, fileOptions(options, options.lora)),
     ]);
     options.signal?.throwIfAborted();
     const { backend, owned, reason } = await resolveBackend(options);
@@ -163,6 +185,11 @@ export class Valle {
           includeLanguage: options.includeLanguage,
         },
       );
+      if (loraBytes) {
+        report?.({ phase: "load", file: "lora" });
+        const lora = parseSafetensors(loraBytes, { source: sourceName(options.lora!, "<lora>") });
+        await model.setLora(lora, { strength: options.loraStrength });
+      }
       report?.({ phase: "load", file: "codec" });
       const encodec = await Encodec.load(backend, codecBytes, {
         config: codecConfig as EncodecConfigJson | undefined,
@@ -173,6 +200,51 @@ export class Valle {
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /** The LoRA merged into the model now (source, rank, alpha, strength, bytes held), or null. */
+  get lora(): ActiveLora | null {
+    return this.model.lora;
+  }
+
+  /**
+   * Merges a LoRA into the model (replacing the one before), or removes it with `null`. The file
+   * is read like the model (path, URL or bytes; downloads are cached). The base tensors the LoRA
+   * touches are kept as device copies while it is active (for the released model's attention and
+   * MLP projections, about 380 MB with f16 weights), so removing or swapping it restores the base
+   * exactly, without reading the model again. A synthesis running while the LoRA changes fails
+   * with an `OptionError` instead of mixing pieces spoken with different LoRAs.
+   *
+   * @param source The LoRA (`lora.sft`), or null for the base model.
+   * @param options `strength` (default 1) and `signal`.
+   * @returns What is merged now.
+   * @throws {LoraError} The file does not fit the model (the model is left as it was).
+   * @throws {DownloadError} The file could not be downloaded.
+   *
+   * @example
+   * ```ts ignore
+   * await valle.setLora("https://huggingface.co/ecker/vall-e/resolve/main/loras/ckpt/lora-glados-r128-a128/lora.sft");
+   * const speech = await valle.synthesize("The cake is a lie.");
+   * await valle.setLora(null);
+   * ```
+   */
+  async setLora(
+    source: FileSource | null,
+    options: SetLoraOptions = {},
+  ): Promise<ActiveLora | null> {
+    this.#life.check();
+    checkRanges("apply a LoRA", { strength: options.strength }, { strength: {} });
+    const lora = source === null ? null : parseSafetensors(
+      await loadFile(
+        source,
+        DEFAULT_FILES.model,
+        fileOptions(this.#options, source, options.signal),
+      ),
+      { source: sourceName(source, "<lora bytes>") },
+    );
+    this.#life.check();
+    this.#loraChanges++;
+    return await this.model.setLora(lora, { strength: options.strength });
   }
 
   /**
@@ -306,6 +378,7 @@ export class Valle {
     }
     const vocos = o.decoder === "vocos" ? await this.#loadVocos(signal) : undefined;
     const maxFrames = Math.round(o.maxSeconds * FRAMES_PER_SECOND);
+    const loraChanges = this.#loraChanges;
     const history: { tokens: number[]; level0: Int32Array }[] = [];
     for (const [index, piece] of pieces.entries()) {
       signal?.throwIfAborted();
@@ -340,6 +413,7 @@ export class Valle {
         onProgress: (p) => report?.({ phase: p.phase, step: p.step, steps: p.steps, ...at }),
       });
       signal?.throwIfAborted();
+      this.#checkLora(loraChanges);
       report?.({ phase: "decode", ...at });
       const samples = await this.#decode(result.codes, vocos);
       if (o.contextHistory > 0) {
@@ -356,6 +430,15 @@ export class Valle {
         samples,
         sampleRate: this.encodec.config.sampleRate,
       };
+    }
+  }
+
+  #checkLora(atStart: number): void {
+    if (this.#loraChanges !== atStart) {
+      throw new OptionError(
+        "Cannot go on speaking: the LoRA changed during this synthesis (setLora was called); " +
+          "synthesize again to speak with the new one",
+      );
     }
   }
 
