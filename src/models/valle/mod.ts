@@ -81,9 +81,4 @@ export type { NarLenResult, NarLenTrace } from "./nar_len.ts";
 export type { ProgressOptions, VallePhase, ValleProgress } from "./progress.ts";
 export type { Duration } from "./len.ts";
 export type { ActiveLora } from "./adapter.ts";
-export {
-  type LoraFactors,
-  type LoraReplacement,
-  parseValleLora,
-  type ValleLora,
-} from "./lora.ts";
+export { type LoraFactors, type LoraReplacement, parseValleLora, type ValleLora } from "./lora.ts";
