@@ -52,6 +52,8 @@ Models (default: the released weights, downloaded once and cached)
       --model <path|url>        VALL-E weights (.sft)
       --codec <path|url>        EnCodec weights      --codec-config <path|url>   its config.json
       --vocoder <path|url>      Vocos weights        --vocoder-config <path|url> its config JSON
+      --lora <path|url>         a LoRA (upstream lora.sft) merged into the model
+      --lora-strength <x>       its strength (default 1; 0: the base model)
       --precision <p>           auto | f16 | f32 (default auto)
       --backend <b>             auto | webgpu | cpu (default auto: WebGPU on a hardware GPU,
                                 else the CPU); the choice and why is printed
@@ -123,6 +125,7 @@ const MODEL_FILES: Record<string, keyof ValleOptions> = {
   "vocoder-config": "vocoderConfig",
   precision: "precision",
   backend: "backend",
+  lora: "lora",
 };
 
 /**
@@ -142,6 +145,7 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
     float: { type: "boolean" },
     ipa: { type: "boolean" },
     threads: { type: "string" },
+    "lora-strength": { type: "string" },
     "cache-dir": { type: "string" },
     "no-cache": { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
@@ -189,6 +193,15 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
       );
     }
     load.threads = threads;
+  }
+  if (values["lora-strength"] !== undefined) {
+    const strength = Number(values["lora-strength"]);
+    if (values["lora-strength"] === "" || !Number.isFinite(strength)) {
+      throw new OptionError(
+        `Cannot parse --lora-strength: "${values["lora-strength"]}" is not a number`,
+      );
+    }
+    load.loraStrength = strength;
   }
   if (values.ipa) load.phonemizer = ipaPassthrough;
   if (values["no-cache"]) load.cache = false;

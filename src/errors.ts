@@ -137,6 +137,38 @@ export class WeightsError extends ValleError {
 }
 
 /**
+ * A LoRA file parsed, but does not fit the model it was applied to: an unknown key layout, a
+ * module the model does not have, factor shapes that do not make the weight's shape, `lora_A` and
+ * `lora_B` of different ranks, or a configuration that cannot be honoured. Lists every problem at
+ * once, each naming the tensor with what was expected and what was found.
+ *
+ * @example
+ * ```ts
+ * import { LoraError } from "@valle/core";
+ * const e = new LoraError("lora.sft", [
+ *   { tensor: "model.layers.0.self_attn.q_proj.lora_B", expected: "[1024, 128]", found: "[1024, 64]" },
+ * ]);
+ * console.assert(e.problems.length === 1);
+ * ```
+ */
+export class LoraError extends ValleError {
+  /** Every problem found. */
+  readonly problems: readonly WeightProblem[];
+
+  /**
+   * Creates an error listing every problem, one per line.
+   *
+   * @param file The LoRA file (path, URL or label).
+   * @param problems Every problem found, each naming the tensor.
+   */
+  constructor(file: string, problems: readonly WeightProblem[]) {
+    const lines = problems.map((p) => `  ${p.tensor}: expected ${p.expected}, found ${p.found}`);
+    super(`Cannot apply the LoRA "${file}": ${problems.length} problem(s)\n${lines.join("\n")}`);
+    this.problems = problems;
+  }
+}
+
+/**
  * An option or argument is outside what is supported (an unknown language, a negative
  * temperature, text that is too long, …).
  *

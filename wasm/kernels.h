@@ -51,3 +51,6 @@ KERNEL("lstm_step.f32", lstm_step_f32)
 KERNEL("rvq_encode", rvq_encode)
 KERNEL("istft_spectrum", istft_spectrum)
 KERNEL("istft_overlap_add", istft_overlap_add)
+// LoRA adapters (lora.c).
+KERNEL("lora_merge.f16", lora_merge_f16)
+KERNEL("lora_merge.f32", lora_merge_f32)

@@ -16,6 +16,7 @@ import {
   type WavAudio,
 } from "../../mod.ts";
 import { type ComputeChoice, readCompute, readForm, showDefaults } from "./form.ts";
+import { LoraChoice } from "./lora.ts";
 import { modelOptions } from "./models.ts";
 import { PiecePlayer } from "./player.ts";
 import { progressDescriber } from "./progress.ts";
@@ -58,6 +59,7 @@ let report: (progress: SynthesisProgress) => void = () => {};
 let recording: Recording | undefined;
 let recordTimer: ReturnType<typeof setInterval> | undefined;
 const player = new PiecePlayer();
+const lora = new LoraChoice(element("lora-file"), element("lora-strength"));
 /** Object URLs to release when they are replaced. */
 const objectUrls = new Map<string, string>();
 
@@ -176,6 +178,7 @@ async function synthesize(): Promise<void> {
   try {
     setStatus("Starting…");
     const engine = await loadValle(compute, controller.signal);
+    await lora.apply(engine, (text) => setStatus(text));
     const pieces: SpeechPiece[] = [];
     const stream = engine.stream(text, {
       ...options,

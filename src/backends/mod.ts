@@ -35,6 +35,7 @@ export * from "./cpu/recorder.ts";
 export * from "./cpu/profiler.ts";
 export * from "../ops/_grid.ts";
 export * from "../ops/linear.ts";
+export * from "../ops/lora.ts";
 export * from "../ops/norm.ts";
 export * from "../ops/rope.ts";
 export * from "../ops/attention.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 
-export { synthesize, Valle, type ValleOptions } from "./valle.ts";
+export { type SetLoraOptions, synthesize, Valle, type ValleOptions } from "./valle.ts";
+export type { ActiveLora } from "../models/valle/adapter.ts";
 export {
   type ResolvedSynthesizeOptions,
   resolveSynthesizeOptions,

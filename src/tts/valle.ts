@@ -23,6 +23,7 @@ import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
 import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
+import type { ActiveLora } from "../models/valle/adapter.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
@@ -85,6 +86,21 @@ export interface ValleOptions {
   onProgress?: (progress: SynthesisProgress) => void;
   /** Cancels loading. */
   signal?: AbortSignal;
+  /**
+   * A LoRA (upstream `lora.sft`: path, URL or bytes; downloads are cached) merged into the model
+   * at load. Change it later with {@linkcode Valle.setLora}.
+   */
+  lora?: FileSource;
+  /** Strength of `lora`. Default 1. */
+  loraStrength?: number;
+}
+
+/** Options of {@linkcode Valle.setLora}. */
+export interface SetLoraOptions {
+  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  strength?: number;
+  /** Cancels the download. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -114,6 +130,8 @@ export class Valle {
   #vocos?: Promise<Vocos>;
   #ownsBackend: boolean;
   #life = new Lifetime("Valle instance");
+  /** Counts LoRA changes: a synthesis fails rather than mix pieces spoken with different ones. */
+  #loraChanges = 0;
 
   private constructor(
     backend: Backend,
@@ -145,13 +163,18 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
-    const [modelBytes, codecBytes, codecConfig] = await Promise.all([
+    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, { loraStrength: {} });
+    const [modelBytes, codecBytes, codecConfig, loraBytes] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
       loadFile(options.codec, DEFAULT_FILES.codec, fileOptions(options, options.codec)),
       readConfig(options.codecConfig, options.signal),
+      options.lora === undefined
+        ? undefined
+        : loadFile(options.lora, DEFAULT_FILES.model, fileOptions(options, options.lora)),
     ]);
     options.signal?.throwIfAborted();
     const { backend, owned, reason } = await resolveBackend(options);
+    const loaded: { dispose(): Promise<void> }[] = [];
     try {
       report?.({ phase: "load", file: "backend", backend: `${backend.description}: ${reason}` });
       report?.({ phase: "load", file: "model" });
@@ -164,17 +187,72 @@ export class Valle {
           includeLanguage: options.includeLanguage,
         },
       );
+      loaded.push(model);
+      if (loraBytes) {
+        report?.({ phase: "load", file: "lora" });
+        const lora = parseSafetensors(loraBytes, { source: sourceName(options.lora!, "<lora>") });
+        await model.setLora(lora, { strength: options.loraStrength });
+      }
       report?.({ phase: "load", file: "codec" });
       const encodec = await Encodec.load(backend, codecBytes, {
         config: codecConfig as EncodecConfigJson | undefined,
         label: label(options.codec, "codec"),
       });
+      loaded.push(encodec);
       checkPairing(model, encodec, label(options.model, "model"));
       return new Valle(backend, model, encodec, options, owned);
     } catch (e) {
+      // A backend the caller keeps must not keep what this failed load put on it.
+      await Promise.all(loaded.map((part) => part.dispose()));
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /** The LoRA merged into the model now (source, rank, alpha, strength, bytes held), or null. */
+  get lora(): ActiveLora | null {
+    return this.model.lora;
+  }
+
+  /**
+   * Merges a LoRA into the model (replacing the one before), or removes it with `null`. The file
+   * is read like the model (path, URL or bytes; downloads are cached). The base tensors the LoRA
+   * touches are kept as device copies while it is active (for the released model's attention and
+   * MLP projections, about 380 MB with f16 weights), so removing or swapping it restores the base
+   * exactly, without reading the model again. A synthesis running while the LoRA changes fails
+   * with an `OptionError` instead of mixing pieces spoken with different LoRAs.
+   *
+   * @param source The LoRA (`lora.sft`), or null for the base model.
+   * @param options `strength` (default 1) and `signal`.
+   * @returns What is merged now.
+   * @throws {LoraError} The file does not fit the model (the model is left as it was).
+   * @throws {DownloadError} The file could not be downloaded.
+   *
+   * @example
+   * ```ts ignore
+   * await valle.setLora("https://huggingface.co/ecker/vall-e/resolve/main/loras/ckpt/lora-glados-r128-a128/lora.sft");
+   * const speech = await valle.synthesize("The cake is a lie.");
+   * await valle.setLora(null);
+   * ```
+   */
+  async setLora(
+    source: FileSource | null,
+    options: SetLoraOptions = {},
+  ): Promise<ActiveLora | null> {
+    this.#life.check();
+    checkRanges("apply a LoRA", { strength: options.strength }, { strength: {} });
+    const lora = source === null ? null : await this.model.readLora(parseSafetensors(
+      await loadFile(
+        source,
+        DEFAULT_FILES.model,
+        fileOptions(this.#options, source, options.signal),
+      ),
+      { source: sourceName(source, "<lora bytes>") },
+    ));
+    this.#life.check();
+    // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
+    this.#loraChanges++;
+    return await this.model.setLora(lora, { strength: options.strength });
   }
 
   /**
@@ -352,6 +430,7 @@ export class Valle {
     }
     const vocos = o.decoder === "vocos" ? await this.#loadVocos(signal) : undefined;
     const maxFrames = Math.round(o.maxSeconds * FRAMES_PER_SECOND);
+    const loraChanges = this.#loraChanges;
     const settings = this.#settings(o, maxFrames);
     // Each piece its own stream: same seed, same audio, alone or in a batch.
     const items = prepared.flatMap((pieces, text) =>
@@ -365,6 +444,7 @@ export class Valle {
     );
     const speechPiece = async (item: typeof items[number], result: GenerateResult) => {
       signal?.throwIfAborted();
+      this.#checkLora(loraChanges);
       report?.({ phase: "decode", piece: item.index, pieces: item.count });
       const samples = await this.#decode(result.codes, vocos);
       const { piece, index, count } = item;
@@ -464,6 +544,15 @@ export class Valle {
         cfg: { strength: o.cfgStrength === 1 ? 0 : o.cfgStrength, rescale: o.cfgRescale },
       },
     };
+  }
+
+  #checkLora(atStart: number): void {
+    if (this.#loraChanges !== atStart) {
+      throw new OptionError(
+        "Cannot go on speaking: the LoRA changed during this synthesis (setLora was called); " +
+          "synthesize again to speak with the new one",
+      );
+    }
   }
 
   #sampler(o: ResolvedSynthesizeOptions, stage: "ar" | "nar-len" | "nar"): SamplerOptions {

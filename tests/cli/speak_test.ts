@@ -13,7 +13,9 @@ import type { SynthesisProgress } from "../../src/tts/options.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { testGpu } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
-import { deepStrictEqual, equal, ok } from "node:assert";
+import { deepStrictEqual, equal, notDeepStrictEqual, ok } from "node:assert";
+import { parseSafetensors } from "../../src/io/safetensors.ts";
+import { makeTinyLora } from "../_tiny_lora.ts";
 
 // [flag, value, where it must land, expected value]
 const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
@@ -50,6 +52,8 @@ const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
   ["--precision", "f32", "load", "precision", "f32"],
   ["--backend", "cpu", "load", "backend", "cpu"],
   ["--threads", "3", "load", "threads", 3],
+  ["--lora", "lora.sft", "load", "lora", "lora.sft"],
+  ["--lora-strength", "0.5", "load", "loraStrength", 0.5],
 ];
 
 Deno.test("every speak flag reaches the option it names", () => {
@@ -84,7 +88,9 @@ Deno.test("every speak flag reaches the option it names", () => {
 });
 
 Deno.test("speak refuses numbers that are not numbers and unknown flags", () => {
-  for (const argv of [["--top-k", "many"], ["--steps", ""], ["--bogus"]]) {
+  for (
+    const argv of [["--top-k", "many"], ["--steps", ""], ["--bogus"], ["--lora-strength", "x"]]
+  ) {
     let message = "";
     try {
       parseSpeakArgs(argv);
@@ -270,5 +276,38 @@ Deno.test({
         (tiny.model.length / 1e6).toFixed(1)
       } MB`,
     );
+  },
+});
+
+Deno.test({
+  name: "speak --lora speaks with the LoRA merged at --lora-strength, as the library does",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir, flags } = await workspace();
+    const tiny = await tinyModels();
+    const lora = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, alpha: 8, seed: 2 });
+    await Deno.mkdir(`${dir}/lora-tiny-r4-a8`);
+    await Deno.writeFile(`${dir}/lora-tiny-r4-a8/lora.sft`, lora.bytes);
+    const options = ["--lang", "en", "--seed", "5", "--max-duration", "0.4", "--steps", "3"];
+    const loraFlags = ["--lora", "lora-tiny-r4-a8/lora.sft", "--lora-strength", "0.5"];
+    const run = await speak(["Hello.", "-o", "lora.wav", ...options, ...loraFlags, ...flags], dir);
+    equal(run.code, 0, run.stderr);
+    const wav = decodeWav(await Deno.readFile(`${dir}/lora.wav`));
+
+    const settings = { language: "en" as const, seed: 5, maxSeconds: 0.4, steps: 3 };
+    const valle = await Valle.load({ ...tiny, backend: "cpu", cache: false });
+    const plain = await valle.synthesize("Hello.", settings);
+    await valle.setLora(lora.bytes, { strength: 0.5 });
+    const merged = await valle.synthesize("Hello.", settings);
+    await valle.dispose();
+    deepStrictEqual(wav.channels[0], decodeWav(merged.toWav()).channels[0]);
+    notDeepStrictEqual(merged.pieces[0].codes.data, plain.pieces[0].codes.data);
+
+    const bad = await speak(["Hi.", "-o", "bad.wav", "--lora", "model.sft", ...flags], dir);
+    equal(bad.code, 1);
+    ok(bad.stderr.includes('Cannot apply the LoRA "model.sft"'), bad.stderr);
+    // The model's own tables fit (upstream loads a LoRA with strict=False); its unused ones do not.
+    ok(bad.stderr.includes("tasks_emb.weight: expected <module>.lora_A"), bad.stderr);
   },
 });

@@ -31,6 +31,7 @@ export {
   type InputsResult,
   type LogitsRequest,
   type LogitsResult,
+  type LoraOptions,
   type NarLenRequest,
   type NarRequest,
   type SamplingRequest,
@@ -80,3 +81,5 @@ export type { NarLenResult, NarLenTrace } from "./nar_len.ts";
 export type { ProgressOptions, VallePhase, ValleProgress } from "./progress.ts";
 export type { Duration } from "./len.ts";
 export type { BatchRow, GenerateBatchRequest } from "./batch.ts";
+export type { ActiveLora } from "./adapter.ts";
+export { type LoraFactors, type LoraReplacement, parseValleLora, type ValleLora } from "./lora.ts";

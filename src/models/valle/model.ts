@@ -12,6 +12,7 @@
  */
 
 import { Lifetime } from "../_lifetime.ts";
+import { checkRanges } from "../../_options.ts";
 import { GpuError, OptionError } from "../../errors.ts";
 import type { Recorder } from "../../backends/backend.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
@@ -48,7 +49,14 @@ import { narLenTemperature, positiveInt } from "./request_checks.ts";
 import { resolveSamplerOptions, type SamplerOptions, STREAM } from "./sampler.ts";
 import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } from "./state.ts";
 import { transcribe } from "./stt.ts";
-import { destroyValleWeights, uploadValleWeights, type ValleWeights } from "./weights.ts";
+import {
+  destroyValleWeights,
+  uploadValleWeights,
+  type ValleWeights,
+  valleWeightTensors,
+} from "./weights.ts";
+import { type ActiveLora, LoraSlot } from "./adapter.ts";
+import { parseValleLora, type ValleLora } from "./lora.ts";
 
 /** Options of {@linkcode ValleModel.load}. */
 export interface ValleModelOptions extends ReadSafetensorsOptions, BackendSource {
@@ -255,6 +263,12 @@ export interface GenerateResult {
   duration?: Duration;
 }
 
+/** Options of {@linkcode ValleModel.setLora}. */
+export interface LoraOptions extends ReadSafetensorsOptions {
+  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  strength?: number;
+}
+
 /**
  * A VALL-E v1 model on the GPU.
  *
@@ -282,6 +296,7 @@ export class ValleModel {
   #rule: EmbeddingRule;
   #includeLanguage: boolean;
   #ownsBackend: boolean;
+  #lora: LoraSlot;
   #life = new Lifetime("VALL-E model");
 
   private constructor(
@@ -306,6 +321,7 @@ export class ValleModel {
     this.#rule = options.embeddingRule ?? "head";
     this.#includeLanguage = options.includeLanguage ?? true;
     this.#ownsBackend = ownsBackend;
+    this.#lora = new LoraSlot(backend, valleWeightTensors(config, weights));
   }
 
   /**
@@ -337,6 +353,80 @@ export class ValleModel {
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /** The LoRA merged into the weights now (source, rank, alpha, strength, bytes held), or null. */
+  get lora(): ActiveLora | null {
+    return this.#lora.active;
+  }
+
+  /**
+   * Merges a LoRA (e-c-k-e-r/vall-e `lora.sft`) into the weights on the device, replacing the one
+   * merged before, or removes it (`null`). W += strength · alpha / rank · B · A in f32, stored in
+   * the weight precision; embedding tables saved with the LoRA replace the base's (blended by
+   * strength). The base tensors it touches are kept as device copies while it is active, so
+   * removing or swapping it restores the base bit for bit. Runs after the calls made before it.
+   *
+   * @param source A `.sft` file (path, URL, bytes, …, or parsed), a LoRA read by
+   * {@linkcode ValleModel.readLora}, or null to remove the active one.
+   * @param options `strength` (default 1; 0 leaves the base) and file reading options.
+   * @returns What is merged now.
+   * @throws {LoraError} The file does not fit this model (all problems at once, each naming the
+   * tensor and the shapes); the model is left as it was.
+   * @throws {OptionError} A strength that is not a finite number.
+   *
+   * @example
+   * ```ts ignore
+   * await valle.setLora("loras/ckpt/lora-glados-r128-a128/lora.sft", { strength: 0.8 });
+   * await valle.setLora(null); // the base model again
+   * ```
+   */
+  setLora(
+    source: SafetensorsSource | Safetensors | ValleLora | null,
+    options: LoraOptions = {},
+  ): Promise<ActiveLora | null> {
+    const strength = options.strength ?? 1;
+    try {
+      checkRanges("apply a LoRA", { strength }, { strength: {} });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const read = source === null || isValleLora(source) ? source : this.readLora(source, options);
+    // Read before queueing (a download does not hold up generation); a refused call still
+    // observes a failed read.
+    if (read instanceof Promise) read.catch(() => {});
+    return this.#life.run(async () => {
+      const lora = await read;
+      this.#lora.set(this.#rec, lora, strength);
+      await this.backend.fence();
+      return this.#lora.active;
+    });
+  }
+
+  /**
+   * Reads a LoRA file and checks it against this model, without applying it (to apply it later,
+   * or several times at different strengths, without reading it again).
+   *
+   * @param source A `.sft` file (path, URL, bytes, …) or a parsed one.
+   * @param options File reading options.
+   * @returns The checked LoRA.
+   * @throws {LoraError} The file does not fit this model.
+   *
+   * @example
+   * ```ts ignore
+   * const glados = await valle.readLora("lora.sft");
+   * await valle.setLora(glados, { strength: 0.5 });
+   * ```
+   */
+  async readLora(
+    source: SafetensorsSource | Safetensors,
+    options: ReadSafetensorsOptions = {},
+  ): Promise<ValleLora> {
+    const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
+    const shapes = new Map(
+      [...valleWeightTensors(this.config, this.weights)].map(([key, t]) => [key, t.shape]),
+    );
+    return parseValleLora(st, shapes);
   }
 
   /**
@@ -632,6 +722,7 @@ export class ValleModel {
   dispose(): Promise<void> {
     return this.#life.dispose(() => {
       destroyRunState(this.#state);
+      this.#lora.destroy();
       destroyValleWeights(this.weights);
       this.#rec.destroy();
       if (this.#ownsBackend) this.backend.destroy();
@@ -802,4 +893,8 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
     }
     return c;
   });
+}
+
+function isValleLora(source: SafetensorsSource | Safetensors | ValleLora): source is ValleLora {
+  return typeof source === "object" && "factors" in source && "replacements" in source;
 }

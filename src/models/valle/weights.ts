@@ -17,6 +17,7 @@ import type { Tensor } from "../../backends/backend.ts";
 import {
   createTensor,
   destroyTensors,
+  reshape,
   rows,
   uploadTensor,
   writeTensor,
@@ -364,6 +365,40 @@ export function uploadValleWeights(
   }));
   const norm = upload({ key: "model.norm.weight", shape: [d] });
   return { config, weights: { embeddings, layout, layers, norm, heads } };
+}
+
+/**
+ * Every checkpoint tensor of the model by its key, as a view of where it lives on the device with
+ * the checkpoint's shape (stacked projections and embedding tables included): what a LoRA
+ * addresses.
+ *
+ * @example
+ * ```ts ignore
+ * const q = valleWeightTensors(config, weights).get("model.layers.0.self_attn.q_proj.weight");
+ * ```
+ */
+export function valleWeightTensors(
+  config: ValleConfig,
+  weights: ValleWeights,
+): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  let at = 0;
+  for (const { entry } of tableEntries(config)) {
+    const count = entry.shape.length === 1 ? 1 : entry.shape[0];
+    out.set(entry.key, reshape(rows(weights.embeddings, at, count), entry.shape));
+    at += count;
+  }
+  weights.layers.forEach((layer, l) => {
+    for (const [field, template] of Object.entries(LAYER_TEMPLATE)) {
+      out.set(template(l, config).key, layer[field as LayerTensor]);
+    }
+  });
+  out.set("model.norm.weight", weights.norm);
+  headEntries(config).forEach((h, n) => {
+    out.set(h.weight.key, weights.heads[n].weight);
+    if (h.bias) out.set(h.bias.key, weights.heads[n].bias!);
+  });
+  return out;
 }
 
 /** Frees every GPU buffer of the weights. */

@@ -1,0 +1,130 @@
+/**
+ * LoRAs through the product on the tiny models, on every backend: `Valle.load({ lora })` speaks
+ * as `setLora` after loading does, removal speaks as the base model bit for bit, a LoRA from a URL
+ * is downloaded once through the cache, a LoRA that does not fit leaves the model as it was, and
+ * a synthesis under which the LoRA changes fails instead of mixing LoRAs.
+ */
+
+import assert from "node:assert/strict";
+import { LoraError, OptionError } from "../../src/errors.ts";
+import { DirectoryCache } from "../../src/io/cache.ts";
+import { parseSafetensors } from "../../src/io/safetensors.ts";
+import { Valle } from "../../src/tts/valle.ts";
+import { backendTest } from "../_backends.ts";
+import { tinyModels } from "../_tiny_models.ts";
+import { makeTinyLora } from "../_tiny_lora.ts";
+
+const TEXT = "Hello there. How are you?";
+const SETTINGS = { language: "en", seed: 5, maxSeconds: 0.4, steps: 3 } as const;
+
+const tiny = await tinyModels();
+const LORA = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, alpha: 8, seed: 11 });
+
+backendTest(
+  "Valle speaks with a LoRA from load or setLora alike, and as the base without",
+  async (backend) => {
+    const base = await Valle.load({ ...tiny, backend, cache: false });
+    const plain = await base.synthesize(TEXT, SETTINGS);
+    const withLora = await Valle.load({
+      ...tiny,
+      backend,
+      cache: false,
+      lora: LORA.bytes,
+      loraStrength: 0.8,
+    });
+    assert.equal(withLora.lora?.strength, 0.8);
+    const fromLoad = await withLora.synthesize(TEXT, SETTINGS);
+    await base.setLora(LORA.bytes, { strength: 0.8 });
+    const fromSet = await base.synthesize(TEXT, SETTINGS);
+    assert.deepEqual(fromSet.samples, fromLoad.samples);
+    assert.notDeepEqual(fromSet.pieces[0].codes.data, plain.pieces[0].codes.data);
+    await withLora.setLora(null);
+    assert.equal(withLora.lora, null);
+    const removed = await withLora.synthesize(TEXT, SETTINGS);
+    assert.deepEqual(removed.samples, plain.samples);
+    await Promise.all([base.dispose(), withLora.dispose()]);
+  },
+);
+
+backendTest(
+  "a LoRA that does not fit is refused and the model stays as it was",
+  async (backend) => {
+    const valle = await Valle.load({ ...tiny, backend, cache: false, lora: LORA.bytes });
+    const before = await valle.synthesize(TEXT, SETTINGS);
+    const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
+    await assert.rejects(valle.setLora(wrong.bytes), LoraError);
+    await assert.rejects(valle.setLora(LORA.bytes, { strength: Infinity }), OptionError);
+    assert.equal(valle.lora?.strength, 1);
+    assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, before.samples);
+    await valle.dispose();
+  },
+);
+
+backendTest(
+  "a load whose LoRA does not fit leaves nothing on the caller's backend",
+  async (backend) => {
+    const held = backend.memory.current;
+    const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
+    await assert.rejects(
+      Valle.load({ ...tiny, backend, cache: false, lora: wrong.bytes }),
+      LoraError,
+    );
+    assert.equal(backend.memory.current, held);
+  },
+);
+
+backendTest("a refused LoRA does not disturb a running synthesis", async (backend) => {
+  const valle = await Valle.load({ ...tiny, backend, cache: false });
+  const alone = await valle.synthesize(TEXT, SETTINGS);
+  const pieces = valle.stream(TEXT, SETTINGS);
+  const first = await pieces.next();
+  const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
+  await assert.rejects(valle.setLora(wrong.bytes), LoraError);
+  const second = await pieces.next();
+  assert.deepEqual(
+    [first.value?.samples, second.value?.samples],
+    alone.pieces.map((piece) => piece.samples),
+  );
+  await valle.dispose();
+});
+
+backendTest("a synthesis under which the LoRA changes fails instead of mixing", async (backend) => {
+  const valle = await Valle.load({ ...tiny, backend, cache: false });
+  const pieces = valle.stream(TEXT, SETTINGS);
+  const first = await pieces.next();
+  assert.equal(first.value?.index, 0);
+  await valle.setLora(LORA.bytes);
+  await assert.rejects(pieces.next(), /the LoRA changed during this synthesis/);
+  // The next synthesis speaks with the new LoRA, from its first piece.
+  const speech = await valle.synthesize(TEXT, SETTINGS);
+  assert.equal(speech.pieces.length, 2);
+  await valle.dispose();
+});
+
+Deno.test({
+  name: "a LoRA from a URL is downloaded once, through the cache",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    let requests = 0;
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+      requests++;
+      return new Response(LORA.bytes);
+    });
+    const dir = await Deno.makeTempDir({ prefix: "valle-lora-cache-" });
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/loras/lora-tiny-r4-a8/lora.sft`;
+      const cache = new DirectoryCache(dir);
+      const valle = await Valle.load({ ...tiny, backend: "cpu", cache, lora: url });
+      assert.equal(valle.lora?.source, url);
+      await valle.setLora(null);
+      await valle.setLora(url, { strength: 0.5 });
+      assert.equal(requests, 1);
+      assert.equal(valle.lora?.strength, 0.5);
+      await valle.dispose();
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
