@@ -7,7 +7,9 @@
  * from Hugging Face).
  */
 
-import { deepStrictEqual, equal, ok } from "node:assert";
+import { deepStrictEqual, equal, notDeepStrictEqual, ok } from "node:assert";
+import { parseSafetensors } from "../../src/io/safetensors.ts";
+import { makeTinyLora } from "../_tiny_lora.ts";
 import type { BackendChoice } from "../../src/backends/select.ts";
 import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { Valle } from "../../src/tts/valle.ts";
@@ -51,6 +53,8 @@ interface Compute {
   backend: BackendChoice;
   /** Typed into the threads field; left at its default when undefined. */
   threads?: number;
+  /** A LoRA file to choose (null: clear the choice) and its strength; untouched when undefined. */
+  lora?: { path: string | null; strength?: number };
 }
 
 /**
@@ -76,6 +80,10 @@ async function synthesizeInPage(url: string, voicePath: string, computes: readon
     for (const compute of computes) {
       await page.selectOption("select[name=backend]", compute.backend);
       if (compute.threads !== undefined) await page.fill("#threads", String(compute.threads));
+      if (compute.lora) {
+        await page.setInputFiles("#lora-file", compute.lora.path === null ? [] : compute.lora.path);
+        await page.fill("#lora-strength", String(compute.lora.strength ?? ""));
+      }
       const start = performance.now();
       // The button is disabled while the page synthesizes.
       await page.click("#synthesize");
@@ -283,6 +291,43 @@ Deno.test({
     } finally {
       await browser.close();
       await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "the web demo speaks with a chosen LoRA file and strength, then without it, as Deno",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
+    try {
+      const { tiny, models, voice, voicePath } = await writeInputs(dir);
+      const lora = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, alpha: 8, seed: 2 });
+      await Deno.writeFile(`${dir}/lora.sft`, lora.bytes);
+      const server = await startWebServer({ port: 0, models });
+      const page = await synthesizeInPage(server.url.href, voicePath, [
+        { backend: "cpu", threads: 2, lora: { path: `${dir}/lora.sft`, strength: 0.5 } },
+        { backend: "cpu", threads: 2, lora: { path: null } },
+      ]).finally(() => server.shutdown());
+      checkPage(page);
+
+      const valle = await Valle.load({ ...tiny, backend: "cpu", threads: 2, cache: false });
+      const settings = { ...OPTIONS, reference: voice };
+      try {
+        await valle.setLora(lora.bytes, { strength: 0.5 });
+        const withLora = (await valle.synthesize(TEXT, settings)).toWav();
+        await valle.setLora(null);
+        const plain = (await valle.synthesize(TEXT, settings)).toWav();
+        notDeepStrictEqual(withLora, plain);
+        // The CPU backend writes the same bytes in the page as in Deno (see the test above).
+        deepStrictEqual(page.runs[0].wav, withLora);
+        deepStrictEqual(page.runs[1].wav, plain);
+      } finally {
+        await valle.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
