@@ -9,6 +9,7 @@
  * - AR level 0: frames/s at several output lengths after a 3 s prompt, steady-state step time,
  *   dispatches, submits and readbacks per step, time per kernel (timestamp queries or CPU clock);
  * - NAR levels 1..7 and NAR-len demasking with CFG;
+ * - batches: AR frames/s at several batch sizes, a paragraph batched vs sentence by sentence;
  * - EnCodec encode/decode and Vocos decode real-time factors;
  * - end to end: a sentence through `Valle.stream` (real-time factor, time to first audio);
  * - peak backend memory of the library's buffers;
@@ -23,7 +24,7 @@
  * end, so a run stopped by a time limit keeps what it measured).
  *
  *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick]
- *     [--only kernels,valle,codec,e2e,peer] [--out bench/out]
+ *     [--only kernels,valle,batch,codec,e2e,peer] [--out bench/out]
  *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
  */
 
@@ -35,6 +36,7 @@ import { readSafetensors, serializeSafetensors } from "../src/io/safetensors.ts"
 import { Valle } from "../src/tts/valle.ts";
 import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
+import { type BatchBenchFigures, type BatchBenchSettings, benchBatch } from "./batch.ts";
 import { benchCodecs, type CodecRow } from "./codec.ts";
 import { benchKernels, type KernelRow } from "./kernels.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
@@ -46,7 +48,7 @@ const { values } = parseArgs({
     backends: { type: "string", default: "webgpu,cpu" },
     threads: { type: "string" },
     quick: { type: "boolean", default: false },
-    only: { type: "string", default: "kernels,valle,codec,e2e,peer" },
+    only: { type: "string", default: "kernels,valle,batch,codec,e2e,peer" },
     out: { type: "string", default: "bench/out" },
     python: { type: "string" },
   },
@@ -90,6 +92,36 @@ const VALLE: Record<Suite, ValleBenchSettings> = {
     narLenSteps: 1,
     checkEvery: 4,
     profileSteps: 2,
+  },
+};
+/**
+ * Batches: AR throughput over 32 steps; 8 sentences of a second each (2 steps on lavapipe). The
+ * CPU's prompt is short: its prefills and NAR passes are compute-bound and would take minutes.
+ */
+const BATCH: Record<Suite, BatchBenchSettings> = {
+  gpu: {
+    batchSizes: [1, 4, 8, 16],
+    steps: 32,
+    promptFrames: 225,
+    phonemes: 40,
+    sentences: 8,
+    sentenceFrames: 75,
+  },
+  cpu: {
+    batchSizes: [1, 4, 8, 16],
+    steps: 32,
+    promptFrames: 25,
+    phonemes: 40,
+    sentences: 8,
+    sentenceFrames: 75,
+  },
+  quick: {
+    batchSizes: [1, 4],
+    steps: 4,
+    promptFrames: 8,
+    phonemes: 12,
+    sentences: 2,
+    sentenceFrames: 2,
   },
 };
 const CODEC_SECONDS: Record<Suite, number> = { gpu: 10, cpu: 10, quick: 1 };
@@ -138,6 +170,7 @@ interface BackendResults {
   suite: Suite;
   kernels?: KernelRow[];
   valle?: ValleFigures;
+  batch?: BatchBenchFigures;
   codec?: CodecRow[];
   e2e?: Record<string, string | number>;
   peakBytes?: number;
@@ -233,6 +266,13 @@ for (const kind of kinds) {
     }
     await save();
   }
+  if (only.has("batch")) {
+    log("batches");
+    const b = await benchBatch(backend, await readSafetensors(files.valle), BATCH[suite]);
+    r.batch = b;
+    sections.push(`${heading}: batches\n\n${batchTable(b, BATCH[suite])}`);
+    await save();
+  }
   if (only.has("codec")) {
     log("codecs");
     r.codec = await benchCodecs(
@@ -318,6 +358,32 @@ function valleTable(v: ValleFigures, s: ValleBenchSettings): string {
   ]);
 }
 
+/** The batch figures of one backend as a table. */
+function batchTable(b: BatchBenchFigures, s: BatchBenchSettings): string {
+  const { paragraph } = b;
+  return markdownTable([
+    ...b.ar.map((a) => ({
+      metric: `AR, batch ${a.batch}: step of all rows (${s.promptFrames}-frame prompt)`,
+      value: +a.stepMs.toFixed(2),
+      unit: "ms",
+      "frames/s (all rows)": +a.framesPerSecond.toFixed(1),
+    })),
+    {
+      metric: `${paragraph.sentences} sentences (${s.sentenceFrames} frames each, AR + NAR), ` +
+        "one by one",
+      value: Math.round(paragraph.oneByOneMs),
+      unit: "ms",
+      "frames/s (all rows)": "-",
+    },
+    {
+      metric: `the same ${paragraph.sentences} sentences as one batch`,
+      value: Math.round(paragraph.batchedMs),
+      unit: "ms",
+      "frames/s (all rows)": `${paragraph.speedup.toFixed(2)}× faster`,
+    },
+  ]);
+}
+
 /** A sentence through `Valle.stream`: real-time factor and time to first audio. */
 async function endToEnd(
   backend: Backend,
@@ -391,6 +457,17 @@ function summary(): string {
     (p) => p.nar1000Ms,
   );
   add("NAR-len step (CFG), ms", (b) => b.valle?.narLenStepMs);
+  const tenths = (x: number | undefined) => x === undefined ? undefined : +x.toFixed(1);
+  for (const size of [1, 4, 16]) {
+    add(
+      `AR frames/s at batch ${size} (all rows)`,
+      (b) => tenths(b.batch?.ar.find((a) => a.batch === size)?.framesPerSecond),
+    );
+  }
+  add(
+    "paragraph batched vs one by one, ×",
+    (b) => b.batch && +b.batch.paragraph.speedup.toFixed(2),
+  );
   for (const stage of ["EnCodec encode", "EnCodec decode", "Vocos decode"]) {
     add(`${stage} RTF`, (b) => b.codec?.find((c) => c.stage.startsWith(stage))?.rtf as number);
   }
