@@ -274,7 +274,9 @@ fi
 # --- 4. bench ---------------------------------------------------------------------------------
 if [[ ,$only, == *,bench,* ]]; then
   touch "$work/bench-start"
-  step bench "$budget" bench.txt "$deno" run -A --cached-only bench/run.ts $quick "${bench_only[@]}"
+  # WebGPU only: the CPU backend's suite and its peer would take minutes the CUDA peer needs.
+  step bench "$budget" bench.txt "$deno" run -A --cached-only bench/run.ts --backends webgpu \
+    $quick "${bench_only[@]}"
   status=$step_status
   results=()
   for ext in json md; do
