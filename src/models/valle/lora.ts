@@ -12,6 +12,7 @@
 import { formatValue } from "../../_options.ts";
 import { LoraError, type WeightProblem } from "../../errors.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
+import { FLOAT_DTYPES, sameShape, showShape } from "./weights.ts";
 
 /** One adapted linear layer: W += scaling · B · A, read in W's element order. */
 export interface LoraFactors {
@@ -63,8 +64,6 @@ interface LoraConfigJson {
   parametrize?: unknown;
   rvq_levels?: unknown;
 }
-
-const FLOAT_DTYPES = ["F32", "F16", "BF16", "F64"];
 
 /** Modules upstream's `apply_lora` can adapt here: the `nn.Linear`s of the model. */
 const LINEAR_MODULE =
@@ -118,7 +117,7 @@ export function parseValleLora(
       const shape = st.info(key).shape;
       const want = base.get(key)!;
       if (!sameShape(shape, want)) {
-        problems.push({ tensor: key, expected: show(want), found: show(shape) });
+        problems.push({ tensor: key, expected: showShape(want), found: showShape(shape) });
       } else {
         replacements.push({ target: key, values: st.toFloat32(key) });
       }
@@ -243,7 +242,7 @@ function readFactors(
       tensor: module,
       expected: "a linear layer of the model (model.layers.<l>.self_attn.{q,k,v,o}_proj, " +
         "model.layers.<l>.mlp.{gate,up,down}_proj, classifiers.proj.<n>)",
-      found: weight ? `${target} ${show(weight)}, not a linear layer` : "no such module",
+      found: weight ? `${target} ${showShape(weight)}, not a linear layer` : "no such module",
     });
     return undefined;
   }
@@ -251,7 +250,7 @@ function readFactors(
   const b = st.info(pair.B).shape;
   if (a.length !== 2 || b.length !== 2) {
     const bad = a.length !== 2 ? pair.A : pair.B;
-    problems.push({ tensor: bad, expected: "a matrix", found: show(st.info(bad).shape) });
+    problems.push({ tensor: bad, expected: "a matrix", found: showShape(st.info(bad).shape) });
     return undefined;
   }
   const [out, inp] = weight;
@@ -261,8 +260,8 @@ function readFactors(
   if (b[1] !== rank) {
     problems.push({
       tensor: pair.B,
-      expected: `[${rows}, ${rank}] (rank ${rank} of ${pair.A} ${show(a)})`,
-      found: `${show(b)}: rank ${b[1]}, a rank mismatch`,
+      expected: `[${rows}, ${rank}] (rank ${rank} of ${pair.A} ${showShape(a)})`,
+      found: `${showShape(b)}: rank ${b[1]}, a rank mismatch`,
     });
     return undefined;
   }
@@ -270,16 +269,16 @@ function readFactors(
   if (a[1] !== cols) {
     problems.push({
       tensor: pair.A,
-      expected: `[${rank}, ${cols}] for ${target} ${show(weight)}`,
-      found: show(a),
+      expected: `[${rank}, ${cols}] for ${target} ${showShape(weight)}`,
+      found: showShape(a),
     });
     fits = false;
   }
   if (b[0] !== rows) {
     problems.push({
       tensor: pair.B,
-      expected: `[${rows}, ${rank}] for ${target} ${show(weight)}`,
-      found: show(b),
+      expected: `[${rows}, ${rank}] for ${target} ${showShape(weight)}`,
+      found: showShape(b),
     });
     fits = false;
   }
@@ -299,12 +298,4 @@ function readFactors(
 function folderAlpha(source: string, rank: number): number | undefined {
   const match = FOLDER_NAME.exec(source.replace(/[/\\][^/\\]*$/, ""));
   return match && Number(match[1]) === rank ? Number(match[2]) : undefined;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function show(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
 }

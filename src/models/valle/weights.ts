@@ -221,22 +221,31 @@ function allEntries(c: ValleConfig): Entry[] {
   return entries;
 }
 
+/** The dtypes a weight may be stored in (converted on upload). */
+export const FLOAT_DTYPES: readonly string[] = ["F32", "F16", "BF16", "F64"];
+
+/** Whether two shapes are the same. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A shape as messages write it, e.g. `[1024, 4096]`. */
+export function showShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
 /** Appends a problem for every missing or mis-shaped entry. */
 function checkEntries(st: Safetensors, entries: readonly Entry[], problems: WeightProblem[]): void {
   for (const { key, shape } of entries) {
     if (!st.has(key)) {
-      problems.push({ tensor: key, expected: `[${shape.join(", ")}]`, found: "missing" });
+      problems.push({ tensor: key, expected: showShape(shape), found: "missing" });
       continue;
     }
     const info = st.info(key);
     const found = info.shape;
-    if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
-      problems.push({
-        tensor: key,
-        expected: `[${shape.join(", ")}]`,
-        found: `[${found.join(", ")}]`,
-      });
-    } else if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+    if (!sameShape(found, shape)) {
+      problems.push({ tensor: key, expected: showShape(shape), found: showShape(found) });
+    } else if (!FLOAT_DTYPES.includes(info.dtype)) {
       problems.push({ tensor: key, expected: "a float dtype", found: info.dtype });
     }
   }
