@@ -14,7 +14,7 @@
 import { Lifetime } from "../_lifetime.ts";
 import { checkRanges } from "../../_options.ts";
 import { GpuError, OptionError } from "../../errors.ts";
-import type { Recorder } from "../../backends/backend.ts";
+import type { Recorder, Tensor } from "../../backends/backend.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { type BackendSource, resolveBackend } from "../../backends/select.ts";
@@ -296,6 +296,8 @@ export class ValleModel {
   #rule: EmbeddingRule;
   #includeLanguage: boolean;
   #ownsBackend: boolean;
+  /** Every checkpoint tensor by key, as views of the weights: what a LoRA addresses. */
+  #tensors: ReadonlyMap<string, Tensor>;
   #lora: LoraSlot;
   #life = new Lifetime("VALL-E model");
 
@@ -321,7 +323,8 @@ export class ValleModel {
     this.#rule = options.embeddingRule ?? "head";
     this.#includeLanguage = options.includeLanguage ?? true;
     this.#ownsBackend = ownsBackend;
-    this.#lora = new LoraSlot(backend, valleWeightTensors(config, weights));
+    this.#tensors = valleWeightTensors(config, weights);
+    this.#lora = new LoraSlot(backend, this.#tensors);
   }
 
   /**
@@ -423,9 +426,7 @@ export class ValleModel {
     options: ReadSafetensorsOptions = {},
   ): Promise<ValleLora> {
     const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
-    const shapes = new Map(
-      [...valleWeightTensors(this.config, this.weights)].map(([key, t]) => [key, t.shape]),
-    );
+    const shapes = new Map([...this.#tensors].map(([key, t]) => [key, t.shape]));
     return parseValleLora(st, shapes);
   }
 
