@@ -24,6 +24,7 @@ import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
 import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
 import type { ActiveLora } from "../models/valle/adapter.ts";
+import type { ValleLora } from "../models/valle/lora.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
@@ -190,7 +191,7 @@ export class Valle {
       loaded.push(model);
       if (loraBytes) {
         report?.({ phase: "load", file: "lora" });
-        const lora = parseSafetensors(loraBytes, { source: sourceName(options.lora!, "<lora>") });
+        const lora = await readLora(model, loraBytes, options.lora!);
         await model.setLora(lora, { strength: options.loraStrength });
       }
       report?.({ phase: "load", file: "codec" });
@@ -241,14 +242,15 @@ export class Valle {
   ): Promise<ActiveLora | null> {
     this.#life.check();
     checkRanges("apply a LoRA", { strength: options.strength }, { strength: {} });
-    const lora = source === null ? null : await this.model.readLora(parseSafetensors(
+    const lora = source === null ? null : await readLora(
+      this.model,
       await loadFile(
         source,
         DEFAULT_FILES.model,
         fileOptions(this.#options, source, options.signal),
       ),
-      { source: sourceName(source, "<lora bytes>") },
-    ));
+      source,
+    );
     this.#life.check();
     // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
     this.#loraChanges++;
@@ -689,6 +691,11 @@ function checkPairing(model: ValleModel, encodec: Encodec, file: string): void {
     });
   }
   if (problems.length) throw new WeightsError(file, problems);
+}
+
+/** A LoRA file's bytes, parsed and checked against `model` (named after `source` in errors). */
+function readLora(model: ValleModel, bytes: Uint8Array, source: FileSource): Promise<ValleLora> {
+  return model.readLora(parseSafetensors(bytes, { source: sourceName(source, "<lora bytes>") }));
 }
 
 /** A file's name for messages, or the default file's URL. */
