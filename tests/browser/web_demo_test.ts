@@ -22,7 +22,22 @@ const TEXT = "Hello there. How are you?";
 /** 0.4 s (30 frames) and 3 NAR-len steps per sentence keep SwiftShader and lavapipe quick. */
 const OPTIONS = { language: "en", seed: 5, maxSeconds: 0.4, steps: 3 } as const;
 
-/** Writes the tiny models and the voice clip as files, as a user would have them. */
+/**
+ * Runs `test` with the tiny models and the voice clip written as files into a temporary folder,
+ * as a user would have them; the folder is removed afterwards.
+ */
+async function withInputs(test: (inputs: Inputs) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
+  try {
+    await test(await writeInputs(dir));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What {@linkcode withInputs} wrote. */
+type Inputs = Awaited<ReturnType<typeof writeInputs>>;
+
 async function writeInputs(dir: string) {
   const tiny = await tinyModels();
   const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -41,7 +56,7 @@ async function writeInputs(dir: string) {
   const clip = referenceClip();
   const voice = encodeWav(clip.samples, clip.sampleRate);
   await Deno.writeFile(`${dir}/voice.wav`, voice);
-  return { tiny, models, voice, voicePath: `${dir}/voice.wav` };
+  return { dir, tiny, models, voice, voicePath: `${dir}/voice.wav` };
 }
 
 function basename(path: string): string {
@@ -176,9 +191,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
-    try {
-      const { tiny, models, voice, voicePath } = await writeInputs(dir);
+    await withInputs(async ({ tiny, models, voice, voicePath }) => {
       const server = await startWebServer({ port: 0, models });
       const page = await synthesizeInPage(server.url.href, voicePath, [{ backend: "webgpu" }])
         .finally(() => server.shutdown());
@@ -205,9 +218,7 @@ Deno.test({
       // 1.1e-7). So each integer is Deno's rounded, or off by one where Deno's value lies within
       // 2e-6 (0.066 LSB) of a rounding boundary; different codes would differ by thousands.
       assertClose(pageInts, denoReals, { atol: 0.5 + 2e-6 * 32767, label: "page vs Deno (LSB)" });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -216,9 +227,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
-    try {
-      const { tiny, models, voice, voicePath } = await writeInputs(dir);
+    await withInputs(async ({ tiny, models, voice, voicePath }) => {
       const host = startModelHost(models);
       const server = await startWebServer({ port: 0 });
       // "Auto" on SwiftShader: the CPU, and the page says why; then the CPU asked for with
@@ -253,9 +262,7 @@ Deno.test({
         const first = wav.findIndex((byte, i) => byte !== run.wav[i]);
         equal(first, -1, `the page's WAV differs from Deno's from byte ${first}`);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -300,9 +307,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "valle-web-demo-" });
-    try {
-      const { tiny, models, voice, voicePath } = await writeInputs(dir);
+    await withInputs(async ({ dir, tiny, models, voice, voicePath }) => {
       const lora = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, alpha: 8, seed: 2 });
       await Deno.writeFile(`${dir}/lora.sft`, lora.bytes);
       const server = await startWebServer({ port: 0, models });
@@ -326,8 +331,6 @@ Deno.test({
       } finally {
         await valle.dispose();
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
