@@ -36,3 +36,19 @@ Deno.test("splitText() by lines keeps lines as they are and drops blank ones", (
   assertEquals(splitText("one. two.\r\n\n  \nthree ", { by: "lines" }), ["one. two.", "three "]);
   assertEquals(splitText(""), []);
 });
+
+Deno.test("splitText() ends a sentence before a lowercase word or a digit, as punkt does", () => {
+  assertEquals(splitText("i went home. then i slept."), ["i went home.", "then i slept."]);
+  assertEquals(splitText("he left (home.) then 3 cats came."), [
+    "he left (home.)",
+    "then 3 cats came.",
+  ]);
+  // Abbreviations, inner periods, initials, numbers and ellipses leave the sentence going.
+  assertEquals(splitText("apples, pears etc. and more. e.g. plums at 3 p.m. today."), [
+    "apples, pears etc. and more.",
+    "e.g. plums at 3 p.m. today.",
+  ]);
+  assertEquals(splitText("by j. smith in vol. 2 of 3. the end... or not."), [
+    "by j. smith in vol. 2 of 3. the end... or not.",
+  ]);
+});
