@@ -29,8 +29,11 @@ const TITLE = /(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Hr|Fr|Mme|Mlle|M)\.\s*$/u;
  * English abbreviation list). Words with an inner period (`e.g.`, `p.m.`, `U.S.`) count too.
  */
 const ABBREVIATIONS = new Set(
-  ("mr mrs ms dr prof st jr sr hr fr mme mlle vs etc approx cf al fig no vol inc ltd co corp dept est gen gov sen rep rev sgt capt col lt ave blvd jan feb mar apr jun jul aug sep sept oct nov dec z.b usw bzw ca")
-    .split(" "),
+  [
+    "mr mrs ms dr prof st jr sr hr fr mme mlle vs etc approx cf al fig no vol inc ltd co corp dept",
+    "est gen gov sen rep rev sgt capt col lt ave blvd jan feb mar apr jun jul aug sep sept oct nov",
+    "dec z.b usw bzw ca",
+  ].join(" ").split(" "),
 );
 
 /**
