@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkFiniteSamples } from "../audio/finite.ts";
 import { toMono } from "../audio/resample.ts";
 import { decodeWav, type WavAudio } from "../audio/wav.ts";
 import { OptionError } from "../errors.ts";
@@ -27,7 +28,8 @@ export type AudioInput = FileSource | WavAudio | { samples: Float32Array; sample
  * message starting with the file's name. Default: `console.warn`.
  * @returns Mono samples.
  * @throws {FormatError} The file is not a WAV file this library reads.
- * @throws {OptionError} The samples are empty or the rate is invalid.
+ * @throws {OptionError} The samples are empty, one is not finite (NaN, ±Infinity) or the rate is
+ * invalid.
  *
  * @example
  * ```ts
@@ -53,6 +55,7 @@ export async function readReference(
     for (const warning of wav.warnings) onWarning(`Reading WAV "${label}": ${warning.message}`);
     audio = wav;
   }
+  checkFiniteSamples(audio.channels, `use ${label} as a reference`);
   const mono = toMono(audio.channels, audio.sampleRate, sampleRate);
   if (mono.length === 0) {
     throw new OptionError(`Cannot use ${label} as a reference: it has no samples`);

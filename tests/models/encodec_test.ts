@@ -1,6 +1,6 @@
 import { Encodec } from "../../src/models/encodec/encodec.ts";
 import { parseEncodecConfig } from "../../src/models/encodec/config.ts";
-import { OptionError, WeightsError } from "../../src/errors.ts";
+import { OptionError, ValleError, WeightsError } from "../../src/errors.ts";
 import {
   parseSafetensors,
   serializeSafetensors,
@@ -56,6 +56,45 @@ backendTest(
     await rejects(codec.encode(samples, 24000, { bandwidth: 12 }), OptionError);
     await rejects(codec.encode(samples, 24000, { nQ: 9 }), OptionError);
     await rejects(codec.encode(new Float32Array(0), 24000), OptionError);
+  },
+);
+
+backendTest(
+  "Encodec.encode() refuses non-finite samples, and codes outside the codebooks from bad weights",
+  async (backend) => {
+    const codec = await tiny(backend);
+    const samples = new Rng(5).normals(2000, 0.3);
+    for (const [index, value] of [[17, NaN], [1999, -Infinity]]) {
+      const bad = samples.slice();
+      bad[index] = value;
+      await rejects(
+        codec.encode(bad, 24000),
+        (e: Error) =>
+          e instanceof OptionError &&
+          e.message ===
+            `Cannot encode audio: sample ${index} is ${value}, expected a finite number`,
+      );
+    }
+    await codec.dispose();
+    // NaN arithmetic is implementation-defined in WGSL (lavapipe's fast math turns this bias into
+    // numbers); the CPU kernels keep IEEE semantics, so the quantizer sees NaN and finds no code.
+    if (backend.kind !== "cpu") return;
+    const st = parseSafetensors(await readFixture("encodec-tiny/model.safetensors"));
+    const config = JSON.parse(await Deno.readTextFile(new URL("config.json", FOLDER)));
+    const poisoned: Record<string, TensorData> = {};
+    for (const name of st.names) {
+      poisoned[name] = { dtype: "F32", shape: st.info(name).shape, data: st.toFloat32(name) };
+    }
+    (poisoned["encoder.layers.0.conv.bias"].data as Float32Array).fill(NaN);
+    const broken = await Encodec.load(backend, serializeSafetensors(poisoned), { config });
+    await rejects(
+      broken.encode(samples, 24000),
+      (e: Error) =>
+        e instanceof ValleError && !(e instanceof OptionError) &&
+        /^Cannot encode audio: the quantizer returned code -?\d+ at frame 0, level 0, expected 0\.\.1023/
+          .test(e.message),
+    );
+    await broken.dispose();
   },
 );
 

@@ -205,6 +205,35 @@ test("an abort signal stops synthesis with its reason, and the instance stays us
   deepStrictEqual(after.samples, fresh.samples);
 });
 
+test("a reference with a NaN or infinite sample is refused, naming the clip and the sample", async (valle) => {
+  const clip = referenceClip();
+  const samples = clip.samples.slice();
+  samples[1234] = NaN;
+  await rejects(
+    valle.encodeReference({ samples, sampleRate: clip.sampleRate }),
+    (e: Error) =>
+      e instanceof OptionError &&
+      e.message ===
+        "Cannot use reference audio as a reference: sample 1234 is NaN, expected a finite number",
+  );
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/voice.wav`;
+  const right = clip.samples.slice();
+  right[99] = Infinity;
+  await Deno.writeFile(
+    path,
+    encodeWav([clip.samples, right], clip.sampleRate, { format: "float32" }),
+  );
+  await rejects(
+    valle.synthesize("Hello.", { ...BASE, reference: path }),
+    (e: Error) =>
+      e instanceof OptionError &&
+      e.message ===
+        `Cannot use ${path} as a reference: sample 99 of channel 1 is Infinity, expected a finite number`,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
 test("a reference WAV cut short is read to its end, and onWarning hears about it", async (valle) => {
   const clip = referenceClip();
   const wav = encodeWav(clip.samples, clip.sampleRate);

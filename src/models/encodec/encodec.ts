@@ -15,7 +15,8 @@
  * @module
  */
 
-import { OptionError } from "../../errors.ts";
+import { OptionError, ValleError } from "../../errors.ts";
+import { checkFiniteSamples } from "../../audio/finite.ts";
 import type { Profiler, Recorder, Tensor } from "../../backends/backend.ts";
 import {
   createTensor,
@@ -228,7 +229,10 @@ export class Encodec {
    * @param sampleRate Their sample rate.
    * @param options Bandwidth or number of codebooks.
    * @returns `nQ` × ceil(L / hopLength) codes, L the length at the model's rate.
-   * @throws {OptionError} An empty signal, or a bandwidth the model lacks.
+   * @throws {OptionError} An empty signal, a sample that is not finite, or a bandwidth the model
+   * lacks.
+   * @throws {ValleError} The quantizer returned a code outside the codebooks (the weights hold
+   * non-finite values).
    *
    * @example
    * ```ts ignore
@@ -243,6 +247,7 @@ export class Encodec {
     return this.#life.run(() =>
       this.#ws.during(async () => {
         const nQ = this.#codebooks(options);
+        checkFiniteSamples([samples], "encode audio");
         const audio = resample(samples, sampleRate, this.config.sampleRate);
         const frames = this.#frames(audio.length);
         const codes = this.#ws.tensor("codes", [nQ, frames], "u32");
@@ -250,7 +255,7 @@ export class Encodec {
           rvqEncode(rec, codes, latent, this.#weights.codebooksTransposed, { column });
         });
         const [bytes] = await readBytes(this.backend, [codes]);
-        return { codes: new Int32Array(bytes), nQ, frames };
+        return checkEncoded({ codes: new Int32Array(bytes), nQ, frames }, this.config.bins);
       })
     );
   }
@@ -323,7 +328,7 @@ export class Encodec {
           rec.submit();
         }
         const [bytes] = await readBytes(this.backend, [codes]);
-        return { codes: new Int32Array(bytes), nQ, frames };
+        return checkEncoded({ codes: new Int32Array(bytes), nQ, frames }, this.config.bins);
       })
     );
   }
@@ -638,4 +643,18 @@ class Tracer {
       c.tensor.buffer.destroy();
     });
   }
+}
+
+/** `codes`, after checking that each lies in its codebook (a NaN latent quantizes to -1). */
+function checkEncoded(codes: AudioCodes, bins: number): AudioCodes {
+  const index = codes.codes.findIndex((c) => c < 0 || c >= bins);
+  if (index >= 0) {
+    const level = Math.floor(index / codes.frames);
+    throw new ValleError(
+      `Cannot encode audio: the quantizer returned code ${codes.codes[index]} at frame ` +
+        `${index % codes.frames}, level ${level}, expected 0..${bins - 1} (the EnCodec weights ` +
+        "hold non-finite values)",
+    );
+  }
+  return codes;
 }
