@@ -97,3 +97,24 @@ export function checkRanges<T extends object>(
     }
   }
 }
+
+/**
+ * Checks that `value` is one of `accepted`.
+ *
+ * @param action What fails, as the message's start: `Cannot ${action}: …`.
+ * @param name The option's name.
+ * @param value What was given.
+ * @param accepted The values accepted.
+ * @throws {OptionError} E.g. "Cannot load: precision is "f8", expected "auto", "f16" or "f32"".
+ */
+export function checkChoice(
+  action: string,
+  name: string,
+  value: unknown,
+  accepted: readonly string[],
+): void {
+  if (accepted.includes(value as string)) return;
+  const words = accepted.map((a) => JSON.stringify(a));
+  const list = words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words.at(-1)}` : words[0];
+  throw new OptionError(`Cannot ${action}: ${name} is ${formatValue(value)}, expected ${list}`);
+}

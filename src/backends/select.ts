@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkChoice, formatValue } from "../_options.ts";
 import { GpuError, OptionError } from "../errors.ts";
 import type { Backend, BackendKind, Precision } from "./backend.ts";
 import { createCpuBackend } from "./cpu/backend.ts";
@@ -37,6 +38,7 @@ export interface ChosenBackend {
 }
 
 const CHOICES: readonly BackendChoice[] = ["auto", "webgpu", "cpu"];
+const PRECISIONS: readonly Precision[] = ["auto", "f16", "f32"];
 
 /**
  * Creates the backend asked for, saying why it was chosen.
@@ -53,11 +55,7 @@ const CHOICES: readonly BackendChoice[] = ["auto", "webgpu", "cpu"];
  */
 export async function chooseBackend(options: BackendOptions = {}): Promise<ChosenBackend> {
   const choice = options.backend ?? "auto";
-  if (!CHOICES.includes(choice)) {
-    throw new OptionError(
-      `Cannot use backend "${choice}": expected one of ${CHOICES.map((c) => `"${c}"`).join(", ")}`,
-    );
-  }
+  checkBackendSource({ backend: choice, precision: options.precision });
   const cpu = async (reason: string): Promise<ChosenBackend> => ({
     backend: await createCpuBackend({ threads: options.threads, precision: options.precision }),
     reason,
@@ -121,12 +119,47 @@ export interface ResolvedBackend extends ChosenBackend {
  * ```
  */
 export async function resolveBackend(source: BackendSource): Promise<ResolvedBackend> {
+  checkBackendSource(source);
   const given = source.backend;
-  if (typeof given === "object") return { backend: given, reason: "given", owned: false };
+  if (isBackend(given)) return { backend: given, reason: "given", owned: false };
   const chosen = await chooseBackend({
-    backend: given,
+    backend: given as BackendChoice | undefined,
     threads: source.threads,
     precision: source.precision,
   });
   return { ...chosen, owned: true };
+}
+
+/** Whether `value` looks like a {@linkcode Backend} (its kind and the methods loaders call). */
+function isBackend(value: unknown): value is Backend {
+  if (typeof value !== "object" || value === null) return false;
+  const b = value as Partial<Record<keyof Backend, unknown>>;
+  return (b.kind === "webgpu" || b.kind === "cpu") && typeof b.createBuffer === "function" &&
+    typeof b.createRecorder === "function" && typeof b.read === "function";
+}
+
+/**
+ * Checks a loader's backend options without creating anything, so that a loader can refuse them
+ * before reading its files.
+ *
+ * @throws {OptionError} A backend that is neither a choice nor a {@linkcode Backend}, or a
+ * precision other than `"auto"`, `"f16"` and `"f32"`.
+ *
+ * @example
+ * ```ts
+ * import { checkBackendSource } from "./select.ts";
+ * checkBackendSource({ backend: "cpu", precision: "f32" }); // passes
+ * ```
+ */
+export function checkBackendSource(source: BackendSource): void {
+  const { backend, precision } = source;
+  if (precision !== undefined) checkChoice("load weights", "precision", precision, PRECISIONS);
+  if (backend === undefined || isBackend(backend)) return;
+  if (typeof backend === "string") checkChoice("create a backend", "backend", backend, CHOICES);
+  else {
+    throw new OptionError(
+      `Cannot use backend ${formatValue(backend)}: expected "auto", "webgpu", "cpu" or a ` +
+        "Backend (from createBackend, requestGpu or createCpuBackend)",
+    );
+  }
 }

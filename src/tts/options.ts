@@ -7,7 +7,7 @@
  * @module
  */
 
-import { checkRanges, formatValue, type NumberRange, withDefaults } from "../_options.ts";
+import { checkChoice, checkRanges, type NumberRange, withDefaults } from "../_options.ts";
 import { OptionError } from "../errors.ts";
 import type { Codes } from "../models/valle/inputs.ts";
 import { SAMPLER_RANGES } from "../models/valle/sampler.ts";
@@ -72,9 +72,10 @@ export interface SynthesizeOptions {
    */
   contextHistory?: number;
   /**
-   * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Each
-   * piece gets the audio it gets alone; memory grows with the batch (see the README). Default:
-   * as many as fit in 1 GiB of run state, at most 4.
+   * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Up to 4
+   * rows each piece is bit for bit what it is alone; with more, the AR step's GEMM rounding can
+   * resolve a near-tie differently. Memory grows with the batch (see the README). Default: as many
+   * as fit in 1 GiB of run state, at most 4.
    */
   batchSize?: number;
   /** `"auto"` (NAR-len when the model has it, else AR + NAR), `"ar+nar"` or `"nar-len"`. */
@@ -179,11 +180,12 @@ type NumericOption = {
 
 /**
  * The values every numeric option accepts, whatever the modality: the sampler's own ranges for
- * the sampler settings, and limits that keep every allocation sane for the rest.
+ * the sampler settings (bounded so that the kernels' f32 arithmetic stays finite), and limits that
+ * keep every allocation sane for the rest.
  */
 export const SYNTHESIS_RANGES: { readonly [K in NumericOption]: NumberRange } = {
   promptSeconds: { min: 0, max: 120 },
-  contextHistory: { integer: true, min: 0 },
+  contextHistory: { integer: true, min: 0, max: 64 },
   batchSize: { integer: true, min: 1, max: 64 },
   maxSeconds: { above: 0, max: 120 },
   arTemperature: SAMPLER_RANGES.temperature,
@@ -197,7 +199,7 @@ export const SYNTHESIS_RANGES: { readonly [K in NumericOption]: NumberRange } = 
   repetitionPenaltyDecay: SAMPLER_RANGES.repetitionPenaltyDecay,
   lengthPenalty: SAMPLER_RANGES.lengthPenalty,
   steps: { integer: true, min: 1, max: 1000 },
-  cfgStrength: { min: 0 },
+  cfgStrength: { min: 0, max: 100 }, // (cond − uncond) · 100 stays finite; 1e300 did not
   cfgRescale: { min: 0, max: 1 },
   seed: { integer: true, min: 0, below: 2 ** 32 },
   pauseSeconds: { min: 0, max: 60 },
@@ -225,17 +227,8 @@ export function resolveSynthesizeOptions(
     options,
   );
   checkRanges("synthesize", o, SYNTHESIS_RANGES);
-  const choice = (name: keyof SynthesizeOptions, accepted: readonly string[]) => {
-    const value = o[name as keyof typeof o];
-    if (!accepted.includes(value as string)) {
-      const words = accepted.map((a) => JSON.stringify(a));
-      throw new OptionError(
-        `Cannot synthesize: ${name} is ${formatValue(value)}, expected ${
-          words.slice(0, -1).join(", ")
-        } or ${words.at(-1)}`,
-      );
-    }
-  };
+  const choice = (name: keyof SynthesizeOptions, accepted: readonly string[]) =>
+    checkChoice("synthesize", name, o[name as keyof typeof o], accepted);
   choice("decoder", ["vocos", "encodec"]);
   choice("modality", ["auto", "ar+nar", "nar-len"]);
   choice("split", ["sentences", "lines", "none"]);

@@ -13,7 +13,7 @@
  */
 
 import type { Backend, Precision } from "../backends/backend.ts";
-import { type BackendChoice, resolveBackend } from "../backends/select.ts";
+import { type BackendChoice, checkBackendSource, resolveBackend } from "../backends/select.ts";
 import { checkRanges } from "../_options.ts";
 import { OptionError, WeightsError } from "../errors.ts";
 import type { FileCache } from "../io/cache.ts";
@@ -164,6 +164,7 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
+    checkBackendSource(options);
     checkRanges("load a LoRA", { loraStrength: options.loraStrength }, { loraStrength: {} });
     const [modelBytes, codecBytes, codecConfig, loraBytes] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
@@ -326,8 +327,10 @@ export class Valle {
   }
 
   /**
-   * Speaks several texts, each as {@linkcode Valle.synthesize} would (same options, same seed:
-   * same audio), with the pieces of all of them generated together in batches of `batchSize`.
+   * Speaks several texts, each as {@linkcode Valle.synthesize} would (same options, same seed),
+   * with the pieces of all of them generated together in batches of `batchSize`. Up to 4 rows per
+   * batch each piece is bit for bit what it is alone; with more, the AR step's projections run as
+   * GEMMs whose rounding (~1e-6 of the logits) can resolve a near-tie differently.
    *
    * @param texts What to say, one utterance each.
    * @param options As for {@linkcode Valle.synthesize}.
@@ -412,13 +415,22 @@ export class Valle {
     const signal = o.signal;
     report?.({ phase: "phonemize" });
     const prepared = [];
-    for (const text of texts) {
+    for (const [index, text] of texts.entries()) {
+      const options = {
+        language: o.language,
+        textLanguage: o.textLanguage,
+        split: o.split,
+        phonemizer: this.#options.phonemizer,
+      };
       prepared.push(
-        await prepareText(text, {
-          language: o.language,
-          textLanguage: o.textLanguage,
-          split: o.split,
-          phonemizer: this.#options.phonemizer,
+        await prepareText(text, options).catch((e) => {
+          // In a batch, say which text: "Cannot prepare text 3 of 5: it is blank …" or "… text 3
+          // of 5, piece 2 of 4 (…): …".
+          if (texts.length === 1 || !(e instanceof OptionError)) throw e;
+          const which = `text ${index + 1} of ${texts.length}`;
+          const message = e.message.replace(/^Cannot prepare text:/, `Cannot prepare ${which}:`)
+            .replace(/^Cannot prepare piece/, `Cannot prepare ${which}, piece`);
+          throw new OptionError(message, { cause: e });
         }),
       );
     }
@@ -445,6 +457,7 @@ export class Valle {
       }))
     );
     const speechPiece = async (item: typeof items[number], result: GenerateResult) => {
+      this.#life.check(); // disposed while generating: say so, not that Vocos was
       signal?.throwIfAborted();
       this.#checkLora(loraChanges);
       report?.({ phase: "decode", piece: item.index, pieces: item.count });

@@ -24,21 +24,21 @@ type NumericOption = {
  */
 const OPTIONS: Record<NumericOption, { range: string; bad: number[]; good: number }> = {
   promptSeconds: { range: "a number in [0, 120]", bad: [-1, 121], good: 3 },
-  contextHistory: { range: "an integer ≥ 0", bad: [-1, 0.5], good: 2 },
+  contextHistory: { range: "an integer in [0, 64]", bad: [-1, 0.5, 65], good: 2 },
   batchSize: { range: "an integer in [1, 64]", bad: [-1, 0, 65, 1.5], good: 4 },
   maxSeconds: { range: "a number in (0, 120]", bad: [-0.4, 0, 121], good: 0.3 },
-  arTemperature: { range: "a number ≥ 0", bad: [-0.5], good: 0.7 },
-  minArTemperature: { range: "a finite number", bad: [], good: 0.3 }, // negative: off
-  narTemperature: { range: "a number ≥ 0", bad: [-1], good: 0.5 },
-  topK: { range: "an integer ≥ 0", bad: [-1, 2.5], good: 40 },
+  arTemperature: { range: "a number in [0, 100]", bad: [-0.5, 101, 1e300], good: 0.7 },
+  minArTemperature: { range: "a number in [-1, 100]", bad: [-2, 101], good: 0.3 }, // < 0: off
+  narTemperature: { range: "a number in [0, 100]", bad: [-1, 1e300], good: 0.5 },
+  topK: { range: "an integer in [0, 65536]", bad: [-1, 2.5, 65537], good: 40 },
   topP: { range: "a number in (0, 1]", bad: [-0.1, 0, 1.01], good: 0.9 },
   minP: { range: "a number in [0, 1)", bad: [-0.1, 1], good: 0.05 },
-  topNSigma: { range: "a number ≥ 0", bad: [-1], good: 1 },
-  repetitionPenalty: { range: "a number > 0", bad: [-1.2, 0], good: 1.2 },
-  repetitionPenaltyDecay: { range: "a finite number", bad: [], good: -0.5 },
-  lengthPenalty: { range: "a finite number", bad: [], good: -0.5 },
+  topNSigma: { range: "a number in [0, 100]", bad: [-1, 101], good: 1 },
+  repetitionPenalty: { range: "a number in (0, 100]", bad: [-1.2, 0, 1e300], good: 1.2 },
+  repetitionPenaltyDecay: { range: "a number in [-8, 8]", bad: [-9, 9], good: -0.5 },
+  lengthPenalty: { range: "a number in [-8, 8]", bad: [-9, 1e300], good: -0.5 },
   steps: { range: "an integer in [1, 1000]", bad: [-3, 0, 1001, 2.5], good: 2 },
-  cfgStrength: { range: "a number ≥ 0", bad: [-1], good: 3 },
+  cfgStrength: { range: "a number in [0, 100]", bad: [-1, 101, 1e300], good: 3 },
   cfgRescale: { range: "a number in [0, 1]", bad: [-0.5, 1.5], good: 0.5 },
   seed: { range: "an integer in [0, 4294967296)", bad: [-1, 2 ** 32, 1.5], good: 123 },
   pauseSeconds: { range: "a number in [0, 60]", bad: [-0.1, 61], good: 0.05 },
@@ -101,7 +101,7 @@ test("stream() refuses a bad option when called, before anything runs", (valle) 
   const submits = valle.backend.stats.submits;
   throws(() => valle.stream("Hello.", { ...BASE, modality: "nar-len", arTemperature: NaN }), {
     name: "OptionError",
-    message: "Cannot synthesize: arTemperature is NaN, expected a number ≥ 0",
+    message: "Cannot synthesize: arTemperature is NaN, expected a number in [0, 100]",
   });
   equal(valle.backend.stats.submits, submits);
   return Promise.resolve();
@@ -123,7 +123,7 @@ Deno.test("the one-call synthesize() checks its options before loading anything"
     synthesize("Hello.", { model: "/nonexistent/model.sft", narTemperature: -1 }),
     {
       name: "OptionError",
-      message: "Cannot synthesize: narTemperature is -1, expected a number ≥ 0",
+      message: "Cannot synthesize: narTemperature is -1, expected a number in [0, 100]",
     },
   );
 });
@@ -143,4 +143,45 @@ test("a piece over the token limit gets advice in synthesize()'s own options", a
       return true;
     });
   }
+});
+
+Deno.test("loading refuses a backend that is not one, a bogus precision and a string of threads, before reading any file", async () => {
+  // The model file does not exist: reading it would fail with another error.
+  const model = "/nonexistent/model.sft";
+  for (
+    const [options, message] of [
+      [{ backend: null }, 'Cannot use backend null: expected "auto", "webgpu", "cpu" or a Backend'],
+      [{ backend: {} }, 'Cannot use backend {}: expected "auto", "webgpu", "cpu" or a Backend'],
+      [{ backend: "gpu" }, 'Cannot create a backend: backend is "gpu", expected "auto", "webgpu"'],
+      [{ precision: "bogus" }, 'Cannot load weights: precision is "bogus", expected "auto", "f16"'],
+    ] as const
+  ) {
+    await rejects(
+      Valle.load({ model, ...options } as never),
+      (e: Error) => e instanceof OptionError && e.message.startsWith(message),
+      JSON.stringify(options),
+    );
+  }
+  await rejects(
+    Valle.load({ ...await tinyModels(), backend: "cpu", threads: "2" as never, cache: false }),
+    {
+      name: "OptionError",
+      message: 'Cannot create the CPU backend: threads is "2", expected an integer in [1, 256]',
+    },
+  );
+});
+
+test("synthesizeBatch() names the text that is blank or phonemizes to nothing", async (valle) => {
+  await rejects(valle.synthesizeBatch(["Hello.", "  ", "Bye."], BASE), {
+    name: "OptionError",
+    message: "Cannot prepare text 2 of 3: it is blank (2 characters), expected some words",
+  });
+  await rejects(
+    valle.synthesizeBatch(["Hello.", "１２３４５"], { ...BASE, language: "ja" }),
+    (e: Error) =>
+      e instanceof OptionError &&
+      e.message.startsWith(
+        'Cannot prepare text 2 of 2, piece 1 of 1 ("１２３４５"): it phonemizes to nothing',
+      ),
+  );
 });

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { formatValue } from "../../_options.ts";
 import { CpuError, OptionError } from "../../errors.ts";
 import {
   type Backend,
@@ -308,7 +309,10 @@ function canShareMemory(): boolean {
 export async function createCpuBackend(options: CpuBackendOptions = {}): Promise<CpuBackend> {
   const wanted = options.threads ?? globalThis.navigator?.hardwareConcurrency ?? 1;
   if (!Number.isInteger(wanted) || wanted < 1 || wanted > 256) {
-    throw new OptionError(`Cannot use ${wanted} CPU threads: expected an integer in [1, 256]`);
+    throw new OptionError(
+      `Cannot create the CPU backend: threads is ${formatValue(wanted)}, expected an integer ` +
+        "in [1, 256]",
+    );
   }
   const threaded = canShareMemory();
   const { module, relaxed } = await kernelModule(threaded, options.relaxedSimd ?? true);

@@ -38,7 +38,7 @@ export const STREAM = { ar: 1, nar: 2, narLen: 3, stt: 4, len: 5 } as const;
 export interface SamplerOptions {
   /** Temperature ≥ 0; 0 picks the argmax. Default 1. */
   temperature?: number;
-  /** Dynamic temperature's lower end; negative means "same as temperature" (off). Default -1. */
+  /** Dynamic temperature's lower end, ≥ -1; negative means "same as temperature" (off). Default -1. */
   minTemperature?: number;
   /** Keep the k largest logits (ties kept); 0 is off. Default 0. */
   topK?: number;
@@ -74,18 +74,21 @@ export const SAMPLER_DEFAULTS: Readonly<ResolvedSamplerOptions> = Object.freeze(
 
 /**
  * The values each sampler option accepts; the product's options take theirs from here too.
- * Negative temperatures are refused (the original treats them as greedy, which is 0 here).
+ * Negative temperatures are refused (the original treats them as greedy, which is 0 here). The
+ * upper bounds keep every quantity the kernels form finite in f32 (largest 3.4e38): logits ÷
+ * temperature, penalty · distance^decay and (length + 1)^lengthPenalty over 9,000 frames (120 s),
+ * and are far past any useful setting (a temperature of 100 is already uniform sampling).
  */
 export const SAMPLER_RANGES: { readonly [K in keyof SamplerOptions]-?: NumberRange } = {
-  temperature: { min: 0 },
-  minTemperature: {},
-  topK: { integer: true, min: 0 },
+  temperature: { min: 0, max: 100 },
+  minTemperature: { min: -1, max: 100 },
+  topK: { integer: true, min: 0, max: 65536 },
   topP: { above: 0, max: 1 },
   minP: { min: 0, below: 1 },
-  repetitionPenalty: { above: 0 },
-  repetitionPenaltyDecay: {},
-  lengthPenalty: {},
-  topNSigma: { min: 0 },
+  repetitionPenalty: { above: 0, max: 100 },
+  repetitionPenaltyDecay: { min: -8, max: 8 },
+  lengthPenalty: { min: -8, max: 8 },
+  topNSigma: { min: 0, max: 100 },
 };
 
 /**
