@@ -8,10 +8,12 @@ import type { SynthesizeOptions, ValleOptions } from "../mod.ts";
 import { ipaPassthrough, OptionError } from "../mod.ts";
 
 /** The usage text. */
-export const USAGE = `Usage: deno run -A examples/speak.ts [options] [text]
+export const USAGE = `Usage: deno task speak [options] [text]
+   (the same as: deno run -A examples/speak.ts [options] [text])
 
 Speaks text in the voice of a reference clip with VALL-E, on the GPU (WebGPU) or, where there
-is no hardware GPU, on the CPU (WebAssembly).
+is no hardware GPU, on the CPU (WebAssembly). It installs nothing: deno task doctor says what
+this machine offers.
 The text comes from the argument, --file, or standard input.
 
 Input and output
@@ -39,10 +41,15 @@ Generation
       --ar-temperature <t>      level-0 temperature (default 1)
       --min-ar-temperature <t>  dynamic temperature lower end (default -1: off)
       --nar-temperature <t>     levels 1-7 temperature (default 0)
-      --top-k <k>               (default 0: off)      --top-p <p>   (default 1: off)
-      --min-p <p>               (default 0: off)      --top-n-sigma <n> (default 0: off)
-      --repetition-penalty <r>  (default 1: off)      --repetition-penalty-decay <d> (default 0)
-      --length-penalty <x>      AR stop-token length penalty (default 0)
+      --top-k <k>               keep the k likeliest codes (default 0: off)
+      --top-p <p>               keep the likeliest codes up to total probability p (default 1: off)
+      --min-p <p>               drop codes below p × the likeliest one's probability (default 0: off)
+      --top-n-sigma <n>         keep logits within one σ of the largest; n > 0 turns it on
+                                (default 0: off)
+      --repetition-penalty <r>  divide the logits of codes already spoken by r (default 1: off)
+      --repetition-penalty-decay <d>
+                                scale that penalty by distance^d (default 0)
+      --length-penalty <x>      divide the stop code's logit by (frames + 1)^x (default 0: off)
       --cfg-strength <w>        guidance strength (default 1; NAR-len uses at least 2.5)
       --cfg-rescale <r>         guidance rescale (default 0.75)
       --decoder <d>             vocos | encodec (default vocos)

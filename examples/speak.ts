@@ -2,9 +2,9 @@
  * speak: text to a WAV file in the voice of a reference clip, with VALL-E on the GPU (or on the
  * CPU where there is no hardware GPU).
  *
- *   deno run -A examples/speak.ts "Hello there." --ref voice.wav --out hello.wav
- *   echo "Guten Tag." | deno run -A examples/speak.ts --lang de --out tag.wav
- *   deno run -A examples/speak.ts --help
+ *   deno task speak "Hello there." --ref voice.wav --out hello.wav
+ *   echo "Guten Tag." | deno task speak --lang de --out tag.wav
+ *   deno task speak --help           (the same as deno run -A examples/speak.ts --help)
  *
  * Without --model/--codec/--vocoder it downloads the released weights once (about 550 MB) into
  * the cache directory. Run with --help for every option.
@@ -19,6 +19,7 @@ import {
   ValleError,
 } from "../mod.ts";
 import { parseSpeakArgs, USAGE } from "./_speak_args.ts";
+import { checkInputs, checkOutput, readText, writeOutput } from "./_speak_files.ts";
 import { progressLine } from "./_speak_progress.ts";
 
 const encoder = new TextEncoder();
@@ -43,19 +44,6 @@ function progressBar(enabled: boolean, quiet: boolean): (p: SynthesisProgress) =
   };
 }
 
-async function readText(text: string | undefined, file: string | undefined): Promise<string> {
-  if (text !== undefined) return text;
-  if (file !== undefined) return await Deno.readTextFile(file);
-  if (Deno.stdin.isTerminal()) {
-    throw new OptionError("Cannot speak: no text given (pass it as an argument, --file, or stdin)");
-  }
-  return await new Response(Deno.stdin.readable).text();
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 async function main(): Promise<void> {
   // `deno task speak` runs in the repository; paths on the command line are the user's.
   const userDir = Deno.env.get("INIT_CWD");
@@ -65,21 +53,20 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (!args.force && await exists(args.out)) {
-    throw new OptionError(
-      `Cannot write ${args.out}: the file exists (pass --force to overwrite it)`,
-    );
-  }
-  // Check every option before minutes of loading.
+  // Check every option, file and the output before minutes of loading.
   resolveSynthesizeOptions(args.synthesis);
+  await checkOutput(args.out, args.force);
+  const refs = [args.synthesis.reference ?? []].flat();
+  await checkInputs([
+    ...refs.map((ref) => ["the reference clip (--ref)", ref] as [string, unknown]),
+    ["the model (--model)", args.load.model],
+    ["the codec (--codec)", args.load.codec],
+    ["the codec config (--codec-config)", args.load.codecConfig],
+    ["the vocoder (--vocoder)", args.load.vocoder],
+    ["the vocoder config (--vocoder-config)", args.load.vocoderConfig],
+    ["the LoRA (--lora)", args.load.lora],
+  ]);
   const text = await readText(args.text, args.file);
-  // Fail on a missing reference file now, not after minutes of loading.
-  const refs = [args.synthesis.reference ?? []].flat() as string[];
-  for (const ref of refs) {
-    if (!/^[a-z]+:/i.test(ref) && !await exists(ref)) {
-      throw new OptionError(`Cannot read the reference clip "${ref}": no such file`);
-    }
-  }
   const seed = args.synthesis.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
   const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal(), args.quiet);
   const start = performance.now();
@@ -91,7 +78,7 @@ async function main(): Promise<void> {
   try {
     const speech = await valle.synthesize(text, { ...args.synthesis, seed, onProgress });
     const wav = speech.toWav({ format: args.float ? "float32" : "pcm16" });
-    await Deno.writeFile(args.out, wav, { createNew: !args.force });
+    await writeOutput(args.out, wav, args.force);
     if (!args.quiet && Deno.stderr.isTerminal()) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     const seconds = ((performance.now() - start) / 1000).toFixed(1);
     console.error(

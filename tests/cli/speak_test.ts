@@ -16,6 +16,8 @@ import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { deepStrictEqual, equal, notDeepStrictEqual, ok } from "node:assert";
 import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { makeTinyLora } from "../_tiny_lora.ts";
+import { writeOutput } from "../../examples/_speak_files.ts";
+import { ValleError } from "../../src/errors.ts";
 
 // [flag, value, where it must land, expected value]
 const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
@@ -101,15 +103,28 @@ Deno.test("speak refuses numbers that are not numbers and unknown flags", () => 
   }
 });
 
+const REPO = new URL("../../", import.meta.url).pathname;
+
 /** Runs the CLI; returns its exit code and stderr. */
-async function speak(args: string[], cwd: string): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../examples/speak.ts", import.meta.url).pathname, ...args],
+async function speak(
+  args: string[],
+  cwd: string,
+  stdin?: string,
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO}examples/speak.ts`, ...args],
     cwd,
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", INIT_CWD: cwd },
-  }).output();
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const out = await child.output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
@@ -211,7 +226,7 @@ Deno.test({
     const missing = await speak(["Hi.", "--ref", "nope.wav", "--out", "a.wav", ...flags], dir);
     equal(missing.code, 2);
     ok(
-      missing.stderr.includes('Cannot read the reference clip "nope.wav": no such file'),
+      missing.stderr.includes('Cannot read the reference clip (--ref) "nope.wav": no such file'),
       missing.stderr,
     );
     const language = await speak(["Hi.", "--lang", "xx", "--out", "b.wav", ...flags], dir);
@@ -309,5 +324,179 @@ Deno.test({
     ok(bad.stderr.includes('Cannot apply the LoRA "model.sft"'), bad.stderr);
     // The model's own tables fit (upstream loads a LoRA with strict=False); its unused ones do not.
     ok(bad.stderr.includes("tasks_emb.weight: expected <module>.lora_A"), bad.stderr);
+  },
+});
+
+Deno.test({
+  name:
+    "speak checks the output, the input files and the text before loading anything, naming each",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir, flags } = await workspace();
+    const loud = flags.filter((f) => f !== "-q"); // a load would print its backend line
+    await Deno.mkdir(`${dir}/folder.wav`);
+    const cases: [string[], string, string?][] = [
+      [
+        ["Hi.", "-o", "/nonexistent-dir/x.wav"],
+        "Cannot write /nonexistent-dir/x.wav: the folder /nonexistent-dir does not exist",
+      ],
+      [["Hi.", "-o", "folder.wav", "-f"], "Cannot write folder.wav: it is a folder"],
+      [["--file", "none.txt"], 'Cannot read the text file (--file) "none.txt": no such file'],
+      [["Hi.", "--lora", "none.sft"], 'Cannot read the LoRA (--lora) "none.sft": no such file'],
+      [[], "Cannot speak: the text from standard input is blank (3 characters)", " \n "],
+      [["Hi.", "--precision", "bogus"], 'Cannot load weights: precision is "bogus"'],
+    ];
+    for (const [args, message, stdin] of cases) {
+      const run = await speak([...args, ...loud], dir, stdin);
+      equal(run.code, 2, `${args}: ${run.stderr}`);
+      ok(run.stderr.includes(`error: ${message}`), `${args}: ${run.stderr}`);
+      ok(!run.stderr.includes("backend:"), `${args} loaded the models first: ${run.stderr}`);
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test("speak's writeOutput keeps the audio in a temporary file when the output fails", async () => {
+  const wav = encodeWav([new Float32Array([0.25, -0.5])], 24000);
+  const error = await writeOutput("/nonexistent-dir/x.wav", wav, false).catch((e) => e);
+  ok(error instanceof ValleError, String(error));
+  const saved = /the audio was saved to (\S+) instead$/.exec(error.message)?.[1];
+  ok(saved && error.message.startsWith("Cannot write /nonexistent-dir/x.wav: "), error.message);
+  deepStrictEqual(await Deno.readFile(saved), wav);
+  await Deno.remove(saved);
+});
+
+/**
+ * Runs `deno task speak` as a user would, from `cwd`, with an `apt-get` first on the PATH that
+ * records any call (the task must install nothing), as the user `uid` when given.
+ */
+async function speakTask(
+  args: string[],
+  cwd: string,
+  options: { env?: Record<string, string>; deno?: string; repo?: string; uid?: number } = {},
+): Promise<{ code: number; stderr: string; aptCalled: boolean }> {
+  const bin = await Deno.makeTempDir({ prefix: "valle-bin-" });
+  const marker = `${bin}/apt-get-called`;
+  await Deno.writeTextFile(`${bin}/apt-get`, `#!/bin/sh\necho "$@" >> ${marker}\nexit 1\n`);
+  await Deno.chmod(bin, 0o755);
+  await Deno.chmod(`${bin}/apt-get`, 0o755);
+  const deno = options.deno ?? Deno.execPath();
+  const task = [deno, "task", "--config", `${options.repo ?? REPO}deno.json`, "speak", ...args];
+  const command = options.uid === undefined
+    ? task
+    : ["setpriv", `--reuid=${options.uid}`, `--regid=${options.uid}`, "--clear-groups", ...task];
+  const out = await new Deno.Command(command[0], {
+    args: command.slice(1),
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: {
+      PATH: `${bin}:${Deno.env.get("PATH")}`,
+      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+      NO_COLOR: "1",
+      ...options.env,
+    },
+  }).output();
+  const aptCalled = await Deno.stat(marker).then(() => true, () => false);
+  await Deno.remove(bin, { recursive: true });
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), aptCalled };
+}
+
+/** What the library speaks on the CPU backend for the tasks' options below. */
+async function cpuSpeech(dir: string): Promise<Float32Array> {
+  const valle = await Valle.load({ ...await tinyModels(), backend: "cpu", cache: false });
+  const speech = await valle.synthesize("Hello there.", {
+    reference: `${dir}/ref.wav`,
+    language: "en",
+    seed: 3,
+    maxSeconds: 0.4,
+    steps: 3,
+  });
+  await valle.dispose();
+  return decodeWav(speech.toWav()).channels[0];
+}
+
+const TASK_ARGS = [
+  "Hello there.",
+  "--ref",
+  "ref.wav",
+  "--lang",
+  "en",
+  "--seed",
+  "3",
+  "--max-duration",
+  "0.4",
+  "--steps",
+  "3",
+];
+
+Deno.test({
+  name:
+    "deno task speak with no WebGPU adapter at all speaks on the CPU backend, says why, and installs nothing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir, flags } = await workspace();
+    // Vulkan with an empty driver list, and no fallback to OpenGL: no adapter.
+    const env = { VK_ICD_FILENAMES: `${dir}/none.json`, DENO_WEBGPU_BACKEND: "vulkan" };
+    const loud = flags.filter((f) => f !== "-q");
+    const run = await speakTask([...TASK_ARGS, "-o", "out.wav", ...loud], dir, { env });
+    equal(run.code, 0, run.stderr);
+    ok(/backend: CPU \(WebAssembly .*\): no WebGPU adapter/.test(run.stderr), run.stderr);
+    equal(run.aptCalled, false, "apt-get was called");
+    deepStrictEqual(
+      decodeWav(await Deno.readFile(`${dir}/out.wav`)).channels[0],
+      await cpuSpeech(dir),
+    );
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+/** The files `deno task speak` needs, copied where any user can read them. */
+async function readableRepo(into: string): Promise<string> {
+  const repo = `${into}/repo/`;
+  await Deno.mkdir(repo, { recursive: true });
+  for (const path of ["mod.ts", "src", "examples"]) {
+    const copy = await new Deno.Command("cp", { args: ["-r", `${REPO}${path}`, repo] }).output();
+    ok(copy.success, `copy ${path}`);
+  }
+  // The tasks without the test tools' npm imports (and lock), which speaking does not use.
+  const config = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
+  delete config.imports;
+  config.lock = false;
+  await Deno.writeTextFile(`${repo}deno.json`, JSON.stringify(config));
+  return repo;
+}
+
+Deno.test({
+  name: "deno task speak runs as a user without root, writes the WAV, and installs nothing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir, flags } = await workspace();
+    const options: Parameters<typeof speakTask>[2] = {};
+    if (Deno.uid() === 0) {
+      // As root here (CI): drop to nobody, with Deno and the package where nobody can read them.
+      const shared = await Deno.makeTempDir({ prefix: "valle-nonroot-" });
+      await Deno.chmod(shared, 0o755);
+      options.deno = `${shared}/deno`;
+      await Deno.copyFile(Deno.execPath(), options.deno);
+      await Deno.chmod(options.deno, 0o755);
+      options.repo = await readableRepo(shared);
+      await new Deno.Command("chmod", { args: ["-R", "a+rX", shared] }).output();
+      await new Deno.Command("chown", { args: ["-R", "65534:65534", dir] }).output();
+      await Deno.chmod(dir, 0o755);
+      options.uid = 65534;
+      options.env = { DENO_DIR: `${dir}/.deno`, HOME: dir };
+    }
+    const run = await speakTask([...TASK_ARGS, "-o", "out.wav", ...flags], dir, options);
+    equal(run.code, 0, run.stderr);
+    equal(run.aptCalled, false, "apt-get was called");
+    const wav = decodeWav(await Deno.readFile(`${dir}/out.wav`));
+    deepStrictEqual(wav.channels[0], await cpuSpeech(dir));
+    if (options.repo) await Deno.remove(`${options.repo}/..`, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
   },
 });
