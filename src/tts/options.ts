@@ -78,7 +78,11 @@ export interface SynthesizeOptions {
    * as fit in 1 GiB of run state, at most 4.
    */
   batchSize?: number;
-  /** `"auto"` (NAR-len when the model has it, else AR + NAR), `"ar+nar"` or `"nar-len"`. */
+  /**
+   * `"auto"` (NAR-len when the model has it and runs on a hardware GPU; AR + NAR on the CPU
+   * backend or a software adapter, where NAR-len's full passes take seconds each, and for models
+   * without NAR-len), `"ar+nar"` or `"nar-len"`.
+   */
   modality?: "auto" | "ar+nar" | "nar-len";
   /** The longest a piece may be, in seconds. Default 12. */
   maxSeconds?: number;

@@ -32,6 +32,7 @@ import { Vocos } from "../models/vocos/vocos.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
 import { defaultBatchSize } from "./batch_size.ts";
+import { autoModality } from "./modality.ts";
 import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
   type ResolvedSynthesizeOptions,
@@ -133,6 +134,8 @@ export class Valle {
   #life = new Lifetime("Valle instance");
   /** Counts LoRA changes: a synthesis fails rather than mix pieces spoken with different ones. */
   #loraChanges = 0;
+  /** What `modality: "auto"` runs on this backend (see `autoModality`). */
+  #autoModality: "ar+nar" | "nar-len";
 
   private constructor(
     backend: Backend,
@@ -140,12 +143,14 @@ export class Valle {
     encodec: Encodec,
     options: ValleOptions,
     ownsBackend: boolean,
+    autoModality: "ar+nar" | "nar-len",
   ) {
     this.backend = backend;
     this.model = model;
     this.encodec = encodec;
     this.#options = options;
     this.#ownsBackend = ownsBackend;
+    this.#autoModality = autoModality;
   }
 
   /**
@@ -178,7 +183,6 @@ export class Valle {
     const { backend, owned, reason } = await resolveBackend(options);
     const loaded: { dispose(): Promise<void> }[] = [];
     try {
-      report?.({ phase: "load", file: "backend", backend: `${backend.description}: ${reason}` });
       report?.({ phase: "load", file: "model" });
       const model = await ValleModel.load(
         parseSafetensors(modelBytes, { source: label(options.model, "model") }),
@@ -202,7 +206,14 @@ export class Valle {
       });
       loaded.push(encodec);
       checkPairing(model, encodec, label(options.model, "model"));
-      return new Valle(backend, model, encodec, options, owned);
+      const auto = autoModality(backend, model);
+      report?.({
+        phase: "load",
+        file: "backend",
+        backend:
+          `${backend.description}: ${reason}; modality auto → ${auto.modality}: ${auto.reason}`,
+      });
+      return new Valle(backend, model, encodec, options, owned, auto.modality);
     } catch (e) {
       // A backend the caller keeps must not keep what this failed load put on it.
       await Promise.all(loaded.map((part) => part.dispose()));
@@ -543,7 +554,7 @@ export class Valle {
   /** The generation settings of every piece (their seeds aside). */
   #settings(o: ResolvedSynthesizeOptions, maxFrames: number) {
     return {
-      modality: o.modality,
+      modality: o.modality === "auto" ? this.#autoModality : o.modality,
       maxFrames,
       ar: { maxSteps: maxFrames, sampler: this.#sampler(o, "ar") },
       narLen: {

@@ -445,6 +445,12 @@ Deno.test({
     const run = await speakTask([...TASK_ARGS, "-o", "out.wav", ...loud], dir, { env });
     equal(run.code, 0, run.stderr);
     ok(/backend: CPU \(WebAssembly .*\): no WebGPU adapter/.test(run.stderr), run.stderr);
+    ok(
+      run.stderr.includes(
+        "modality auto → ar+nar: NAR-len's full passes are slow on the CPU; ask for nar-len to use it anyway",
+      ),
+      run.stderr,
+    );
     equal(run.aptCalled, false, "apt-get was called");
     deepStrictEqual(
       decodeWav(await Deno.readFile(`${dir}/out.wav`)).channels[0],

@@ -82,7 +82,7 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
 }
 
 test("stream() yields each piece as it is decoded, equal to synthesize()'s pieces", async (valle) => {
-  const options = { ...BASE, reference: referenceClip() };
+  const options = { ...BASE, reference: referenceClip(), modality: "nar-len" as const };
   const whole = await valle.synthesize(TEXT, options);
   const phases: string[] = [];
   const streamed = [];
