@@ -464,3 +464,26 @@ function fitProblems(
   }
   return problems;
 }
+/**
+ * Checks a LoRA read by {@linkcode parseValleLora}, for this model or for another one, against a
+ * model's tensors before anything of it is merged, so that merging cannot fail half-way.
+ *
+ * @param lora The LoRA.
+ * @param base The model's tensors by checkpoint key, with their shapes.
+ * @throws {LoraError} Targets the model lacks or of other shapes (a LoRA read for another model),
+ * rank 0, two updates of one tensor, alpha outside (0, 64 · rank].
+ *
+ * @example
+ * ```ts ignore
+ * checkValleLora(await otherModel.readLora("lora.sft"), shapes); // throws: other shapes
+ * ```
+ */
+export function checkValleLora(
+  lora: ValleLora,
+  base: ReadonlyMap<string, readonly number[]>,
+): void {
+  const problems = fitProblems(lora, base);
+  const alpha = lora.factors.length > 0 && alphaProblem(lora.alpha, lora.rank, "alpha");
+  if (alpha) problems.push(alpha);
+  if (problems.length > 0) throw new LoraError(lora.source, problems);
+}

@@ -374,8 +374,8 @@ export class ValleModel {
    * {@linkcode ValleModel.readLora}, or null to remove the active one.
    * @param options `strength` (default 1; 0 leaves the base) and file reading options.
    * @returns What is merged now.
-   * @throws {LoraError} The file does not fit this model (all problems at once, each naming the
-   * tensor and the shapes); the model is left as it was.
+   * @throws {LoraError} The file (or a LoRA read by another model) does not fit this model (all
+   * problems at once, each naming the tensor and the shapes); the model is left as it was.
    * @throws {OptionError} A strength that is not a finite number.
    *
    * @example

@@ -376,6 +376,30 @@ backendTest(
   },
 );
 
+backendTest(
+  "a LoRA read for another model is refused before anything of it is merged",
+  async (backend) => {
+    const wide = makeRandomValle({ dim: 64, levels: 4, audioTokens: AUDIO, dtype: "F32" });
+    const other = await ValleModel.load(wide, { backend, precision: "f32" });
+    const forWide = await other.readLora(makeTinyLora(parseSafetensors(wide), { seed: 2 }).bytes);
+    await other.dispose();
+    const valle = await ValleModel.load(BASE, { backend, precision: "f32" });
+    const active = await valle.setLora(makeTinyLora(BASE_ST, { seed: 10 }).bytes);
+    const before = await allLogits(valle);
+    await assert.rejects(valle.setLora(forWide), (e: Error) => {
+      assert.ok(e instanceof LoraError, String(e));
+      assert.match(
+        e.message,
+        /model\.layers\.0\.self_attn\.q_proj\.lora_A\/B: expected model\.layers\.0\.self_attn\.q_proj\.weight \[32, 32\], found B \[64, 4\] · A \[4, 64\]/,
+      );
+      return true;
+    });
+    assert.deepEqual(valle.lora, active);
+    assert.deepEqual(await allLogits(valle), before);
+    await valle.dispose(); // threw when the refusal left the undoing of the old LoRA unsubmitted
+  },
+);
+
 Deno.test("a folder name of another rank than the tensors' is a rank mismatch", async () => {
   const dir = await Deno.makeTempDir();
   try {
