@@ -61,6 +61,21 @@ backendTest(
 );
 
 backendTest(
+  "a refused rank-0 LoRA keeps the LoRA before and leaves no work behind",
+  async (backend) => {
+    const valle = await Valle.load({ ...tiny, backend, cache: false, lora: LORA.bytes });
+    const before = await valle.synthesize(TEXT, SETTINGS);
+    // A config without a rank: the rank comes from the tensors, 0.
+    const rank0 = makeTinyLora(parseSafetensors(tiny.model), { rank: 0, config: { rank: null } });
+    await assert.rejects(valle.setLora(rank0.bytes), LoraError);
+    assert.equal(valle.lora?.strength, 1);
+    assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, before.samples);
+    await valle.encodeReference({ samples: new Float32Array(4800), sampleRate: 24000 });
+    await valle.dispose(); // threw "Cannot destroy a recorder with unsubmitted work"
+  },
+);
+
+backendTest(
   "a load whose LoRA does not fit leaves nothing on the caller's backend",
   async (backend) => {
     const held = backend.memory.current;
