@@ -23,7 +23,7 @@ import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
 import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
-import type { ActiveLora } from "../models/valle/adapter.ts";
+import { type ActiveLora, LORA_STRENGTH } from "../models/valle/adapter.ts";
 import type { ValleLora } from "../models/valle/lora.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
@@ -92,13 +92,16 @@ export interface ValleOptions {
    * at load. Change it later with {@linkcode Valle.setLora}.
    */
   lora?: FileSource;
-  /** Strength of `lora`. Default 1. */
+  /** Strength of `lora`, in [-10, 10]. Default 1. */
   loraStrength?: number;
 }
 
 /** Options of {@linkcode Valle.setLora}. */
 export interface SetLoraOptions {
-  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  /**
+   * Multiplies the LoRA's update (and blends its embeddings), in [-10, 10]. Default 1; 0 is the
+   * base model.
+   */
   strength?: number;
   /** Cancels the download. */
   signal?: AbortSignal;
@@ -156,6 +159,8 @@ export class Valle {
    * @throws {DownloadError} A file could not be downloaded (the message says where to put it).
    * @throws {WeightsError} A file does not hold the expected model.
    * @throws {GpuError} No WebGPU adapter.
+   * @throws {LoraError} `lora` does not fit the model.
+   * @throws {OptionError} A `loraStrength` outside [-10, 10].
    *
    * @example
    * ```ts ignore
@@ -164,7 +169,9 @@ export class Valle {
    */
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
-    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, { loraStrength: {} });
+    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, {
+      loraStrength: LORA_STRENGTH,
+    });
     const [modelBytes, codecBytes, codecConfig, loraBytes] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
       loadFile(options.codec, DEFAULT_FILES.codec, fileOptions(options, options.codec)),
@@ -228,6 +235,7 @@ export class Valle {
    * @returns What is merged now.
    * @throws {LoraError} The file does not fit the model (the model is left as it was).
    * @throws {DownloadError} The file could not be downloaded.
+   * @throws {OptionError} A strength outside [-10, 10].
    *
    * @example
    * ```ts ignore
@@ -241,7 +249,7 @@ export class Valle {
     options: SetLoraOptions = {},
   ): Promise<ActiveLora | null> {
     this.#life.check();
-    checkRanges("apply a LoRA", { strength: options.strength }, { strength: {} });
+    checkRanges("apply a LoRA", { strength: options.strength }, { strength: LORA_STRENGTH });
     const lora = source === null ? null : await readLora(
       this.model,
       await loadFile(

@@ -54,6 +54,7 @@ backendTest(
     const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
     await assert.rejects(valle.setLora(wrong.bytes), LoraError);
     await assert.rejects(valle.setLora(LORA.bytes, { strength: Infinity }), OptionError);
+    await assert.rejects(valle.setLora(LORA.bytes, { strength: 1e9 }), OptionError);
     assert.equal(valle.lora?.strength, 1);
     assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, before.samples);
     await valle.dispose();
@@ -83,6 +84,13 @@ backendTest(
     await assert.rejects(
       Valle.load({ ...tiny, backend, cache: false, lora: wrong.bytes }),
       LoraError,
+    );
+    await assert.rejects(
+      Valle.load({ ...tiny, backend, cache: false, lora: LORA.bytes, loraStrength: -1e9 }),
+      {
+        name: "OptionError",
+        message: "Cannot load a LoRA: loraStrength is -1000000000, expected a number in [-10, 10]",
+      },
     );
     assert.equal(backend.memory.current, held);
   },

@@ -9,11 +9,21 @@
  * @module
  */
 
+import type { NumberRange } from "../../_options.ts";
 import type { Backend, Recorder, Tensor } from "../../backends/backend.ts";
 import { createTensor, numel, uploadTensor } from "../../backends/tensor.ts";
 import { DTYPE_BYTES } from "../../backends/backend.ts";
 import { blendWeight, loraMerge } from "../../ops/lora.ts";
 import { checkValleLora, type ValleLora } from "./lora.ts";
+
+/**
+ * The strengths a LoRA may be merged with: 1 is the update as trained, 0 the base model, negative
+ * values steer away from the LoRA, and values between or a little beyond exaggerate or soften
+ * it. Ten times the trained update in either direction is far outside anything a LoRA was
+ * trained for (its update would swamp the weights, f16 ones may overflow), so a strength beyond
+ * that is taken for a mistake (80 for 0.8, 1e9) and refused rather than merged.
+ */
+export const LORA_STRENGTH: NumberRange = { min: -10, max: 10 };
 
 /** What is merged now ({@linkcode LoraSlot.active}). */
 export interface ActiveLora {

@@ -370,6 +370,13 @@ backendTest(
       });
     }
     await assert.rejects(valle.setLora(lora.bytes, { strength: NaN }), OptionError);
+    await assert.rejects(
+      valle.setLora(lora.bytes, { strength: 1e9 }),
+      {
+        name: "OptionError",
+        message: "Cannot apply a LoRA: strength is 1000000000, expected a number in [-10, 10]",
+      },
+    );
     assert.deepEqual(valle.lora, active);
     assert.deepEqual(await allLogits(valle), before);
     await valle.dispose();
