@@ -136,6 +136,8 @@ export class Valle {
   #life = new Lifetime("Valle instance");
   /** Counts LoRA changes: a synthesis fails rather than mix pieces spoken with different ones. */
   #loraChanges = 0;
+  /** Settles once the last `setLora` call so far has (or has not) merged its LoRA. */
+  #loraOrder: Promise<unknown> = Promise.resolve();
 
   private constructor(
     backend: Backend,
@@ -228,7 +230,10 @@ export class Valle {
    * touches are kept as device copies while it is active (for the released model's attention and
    * MLP projections, about 380 MB with f16 weights), so removing or swapping it restores the base
    * exactly, without reading the model again. A synthesis running while the LoRA changes fails
-   * with an `OptionError` instead of mixing pieces spoken with different LoRAs.
+   * with an `OptionError` instead of mixing pieces spoken with different LoRAs. Calls take effect
+   * in the order they are made: calls not awaited read (download) their files at the same time,
+   * but merge one after another, so the last call's LoRA and strength are the ones left; a
+   * refused or aborted call holds up none of the later ones.
    *
    * @param source The LoRA (`lora.sft`), or null for the base model.
    * @param options `strength` (default 1) and `signal`.
@@ -250,19 +255,29 @@ export class Valle {
   ): Promise<ActiveLora | null> {
     this.#life.check();
     checkRanges("apply a LoRA", { strength: options.strength }, { strength: LORA_STRENGTH });
-    const lora = source === null ? null : await readLora(
-      this.model,
-      await loadFile(
-        source,
-        DEFAULT_FILES.model,
-        fileOptions(this.#options, source, options.signal),
-      ),
+    // Read (download) at once, beside the calls before; merge only after them, in call order.
+    const read = source === null ? Promise.resolve(null) : this.#loadLora(source, options.signal);
+    read.catch(() => {}); // observed by the merge, perhaps only after the calls before it
+    const merged = this.#loraOrder.then(async () => {
+      const lora = await read;
+      this.#life.check();
+      // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
+      this.#loraChanges++;
+      return await this.model.setLora(lora, { strength: options.strength });
+    });
+    // A refused or aborted call holds up none of the calls after it.
+    this.#loraOrder = merged.catch(() => {});
+    return await merged;
+  }
+
+  /** A LoRA file loaded like the model's (cached downloads) and checked against the model. */
+  async #loadLora(source: FileSource, signal?: AbortSignal): Promise<ValleLora> {
+    const bytes = await loadFile(
       source,
+      DEFAULT_FILES.model,
+      fileOptions(this.#options, source, signal),
     );
-    this.#life.check();
-    // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
-    this.#loraChanges++;
-    return await this.model.setLora(lora, { strength: options.strength });
+    return await readLora(this.model, bytes, source);
   }
 
   /**

@@ -96,6 +96,57 @@ backendTest(
   },
 );
 
+backendTest("overlapping setLora calls take effect in call order", async (backend) => {
+  const dir = await Deno.makeTempDir({ prefix: "valle-lora-order-" });
+  const valle = await Valle.load({ ...tiny, backend, cache: false });
+  try {
+    // A file is read more slowly than bytes are: were calls not ordered, the later would win.
+    const path = `${dir}/lora.sft`;
+    await Deno.writeFile(path, LORA.bytes);
+    const plain = await valle.synthesize(TEXT, SETTINGS);
+    await Promise.all([valle.setLora(path), valle.setLora(null)]);
+    assert.equal(valle.lora, null);
+    assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, plain.samples);
+
+    const other = makeTinyLora(parseSafetensors(tiny.model), { rank: 2, alpha: 2, seed: 12 });
+    const [first, last] = await Promise.all([
+      valle.setLora(path, { strength: 0.2 }),
+      valle.setLora(other.bytes, { strength: 0.9 }),
+    ]);
+    assert.deepEqual([first?.source, first?.strength], [path, 0.2]);
+    assert.deepEqual(valle.lora, last);
+    assert.deepEqual([last?.source, last?.strength], ["<lora bytes>", 0.9]);
+    const alone = await Valle.load({
+      ...tiny,
+      backend,
+      cache: false,
+      lora: other.bytes,
+      loraStrength: 0.9,
+    });
+    assert.deepEqual(
+      (await valle.synthesize(TEXT, SETTINGS)).samples,
+      (await alone.synthesize(TEXT, SETTINGS)).samples,
+    );
+    await alone.dispose();
+
+    // A refused or aborted call holds up none of the calls after it.
+    const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
+    const [refused, aborted, applied] = await Promise.allSettled([
+      valle.setLora(wrong.bytes),
+      valle.setLora(path, { signal: AbortSignal.abort() }),
+      valle.setLora(path, { strength: 0.5 }),
+    ]);
+    assert.ok(refused.status === "rejected" && refused.reason instanceof LoraError);
+    assert.ok(aborted.status === "rejected" && aborted.reason.name === "AbortError");
+    assert.ok(applied.status === "fulfilled");
+    assert.deepEqual([applied.value?.source, applied.value?.strength], [path, 0.5]);
+    assert.deepEqual(valle.lora, applied.value);
+  } finally {
+    await valle.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 backendTest("a refused LoRA does not disturb a running synthesis", async (backend) => {
   const valle = await Valle.load({ ...tiny, backend, cache: false });
   const alone = await valle.synthesize(TEXT, SETTINGS);

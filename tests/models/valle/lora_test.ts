@@ -110,6 +110,30 @@ backendTest("strength 0 and removal give the base logits bit for bit", async (ba
   }
 });
 
+backendTest("overlapping setLora calls merge in call order", async (backend) => {
+  const dir = await Deno.makeTempDir();
+  const valle = await ValleModel.load(BASE, { backend, precision: "f32" });
+  try {
+    const base = await allLogits(valle);
+    const a = makeTinyLora(BASE_ST, { seed: 4 });
+    const b = makeTinyLora(BASE_ST, { seed: 5, rank: 2, alpha: 2 });
+    // A path is read more slowly than bytes: the calls must not race to the weights.
+    await Deno.writeFile(`${dir}/a.sft`, a.bytes);
+    await Promise.all([valle.setLora(`${dir}/a.sft`), valle.setLora(null)]);
+    assert.equal(valle.lora, null);
+    assert.deepEqual(await allLogits(valle), base);
+    await Promise.all([
+      valle.setLora(`${dir}/a.sft`, { strength: 0.2 }),
+      valle.setLora(b.bytes, { strength: 0.9 }),
+    ]);
+    const expected = await oracleLogits(backend, "f32", [{ lora: b, strength: 0.9 }]);
+    assertClose(await allLogits(valle), expected, { ...LOGIT_TOLERANCE, label: "b at 0.9" });
+  } finally {
+    await valle.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 backendTest("swapping LoRA A for LoRA B equals B alone", async (backend) => {
   const valle = await ValleModel.load(BASE, { backend, precision: "f16" });
   const a = makeTinyLora(BASE_ST, { seed: 6, extra: ["text_emb.weight"] });
