@@ -11,6 +11,7 @@
 
 import { describeRange, formatValue, inRange, type NumberRange } from "../../_options.ts";
 import { LoraError, type WeightProblem } from "../../errors.ts";
+import { numel } from "../../backends/tensor.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
 import { FLOAT_DTYPES, sameShape, showShape } from "./weights.ts";
 
@@ -181,7 +182,7 @@ export function parseValleLora(
   }
   const rankFrom = config.rank ? "__metadata__.config.rank" : "the rank of the tensors";
   const alpha = factors.length > 0
-    ? readAlpha(st.source, config, { rank, from: rankFrom }, problems)
+    ? readAlpha(st.source, config, { value: rank, from: rankFrom }, problems)
     : undefined;
   problems.push(...fitProblems({ factors, replacements }, base));
   if (problems.length > 0) throw new LoraError(st.source, problems);
@@ -323,15 +324,12 @@ function readValues(st: Safetensors, key: string, problems: WeightProblem[]): Fl
   }
   if (count > 0) {
     const shape = st.info(key).shape;
-    const at = shape.map((_, d) =>
-      Math.floor(first / shape.slice(d + 1).reduce((n, k) => n * k, 1)) % shape[d]
-    );
+    const at = shape.map((size, d) => Math.floor(first / numel(shape.slice(d + 1))) % size);
+    const many = count > 1 ? "s" : "";
     problems.push({
       tensor: key,
       expected: "finite values",
-      found: `${values[first]} at ${showShape(at)} (${count} non-finite value${
-        count > 1 ? "s" : ""
-      })`,
+      found: `${values[first]} at ${showShape(at)} (${count} non-finite value${many})`,
     });
   }
   return values;
@@ -344,7 +342,7 @@ function readValues(st: Safetensors, key: string, problems: WeightProblem[]): Fl
 function readAlpha(
   source: string,
   config: LoraConfig,
-  rank: { rank: number; from: string },
+  rank: { value: number; from: string },
   problems: WeightProblem[],
 ): number | undefined {
   // An alpha readConfig refused (a string, …) is reported already.
@@ -354,7 +352,7 @@ function readAlpha(
       : { alpha: config.alpha, where: "__metadata__.config.alpha" }
     : folderAlpha(source, rank, problems);
   if (given === undefined) return undefined;
-  const problem = alphaProblem(given.alpha, rank.rank, given.where);
+  const problem = alphaProblem(given.alpha, rank.value, given.where);
   if (problem) problems.push(problem);
   return problem ? undefined : given.alpha;
 }
@@ -365,7 +363,7 @@ function readAlpha(
  */
 function folderAlpha(
   source: string,
-  rank: { rank: number; from: string },
+  rank: { value: number; from: string },
   problems: WeightProblem[],
 ): { alpha: number; where: string } | undefined {
   const folder = source.split(/[/\\]/).slice(0, -1).findLast((name) => FOLDER_NAME.test(name));
@@ -378,10 +376,10 @@ function folderAlpha(
     return undefined;
   }
   const [, folderRank, alpha] = FOLDER_NAME.exec(folder)!;
-  if (Number(folderRank) !== rank.rank) {
+  if (Number(folderRank) !== rank.value) {
     problems.push({
       tensor: `folder ${folder}`,
-      expected: `-r${rank.rank} (${rank.from}, for its alpha to apply)`,
+      expected: `-r${rank.value} (${rank.from}, for its alpha to apply)`,
       found: `-r${folderRank}`,
     });
     return undefined;
@@ -402,7 +400,7 @@ function alphaProblem(alpha: number, rank: number, where: string): WeightProblem
 }
 
 /** A factor pair's keys as the file spells them, e.g. `<module>.lora_A/B`. */
-function factorKeys(f: LoraFactors, half: "A" | "B" | "A/B"): string {
+function factorKeys(f: LoraFactors, half: "A" | "A/B"): string {
   const module = f.target.replace(/\.weight$/, "");
   return f.spelling === "parametrize"
     ? `${module}.parametrizations.weight.0.lora_${half}`
@@ -438,7 +436,7 @@ function fitProblems(
   for (const { target, label, elements, found } of tensors) {
     updates.set(target, [...updates.get(target) ?? [], label]);
     const shape = base.get(target);
-    if (shape?.reduce((n, d) => n * d, 1) !== elements) {
+    if (!shape || numel(shape) !== elements) {
       problems.push({
         tensor: label,
         expected: shape ? `${target} ${showShape(shape)}` : `a tensor of the model (${target})`,
@@ -464,6 +462,7 @@ function fitProblems(
   }
   return problems;
 }
+
 /**
  * Checks a LoRA read by {@linkcode parseValleLora}, for this model or for another one, against a
  * model's tensors before anything of it is merged, so that merging cannot fail half-way.
