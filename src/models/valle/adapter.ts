@@ -102,6 +102,9 @@ export class LoraSlot {
       rec.copy(this.#tensors.get(key)!, copy);
       this.#kept.set(key, copy);
     }
+    // Submitted before the first upload: a device out of memory there leaves no recorded work,
+    // and the kept copies let the next call restore the base.
+    rec.submit();
     const scale = strength * lora.alpha / lora.rank;
     for (const f of lora.factors) {
       const a = uploadTensor(this.#backend, f.a, [f.rank, f.cols], "f32", `${f.target} lora_A`);
