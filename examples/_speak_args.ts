@@ -60,7 +60,7 @@ Models (default: the released weights, downloaded once and cached)
       --codec <path|url>        EnCodec weights      --codec-config <path|url>   its config.json
       --vocoder <path|url>      Vocos weights        --vocoder-config <path|url> its config JSON
       --lora <path|url>         a LoRA (upstream lora.sft) merged into the model
-      --lora-strength <x>       its strength (default 1; 0: the base model)
+      --lora-strength <x>       its strength, -10 to 10 (default 1; 0: the base model)
       --precision <p>           auto | f16 | f32 (default auto)
       --backend <b>             auto | webgpu | cpu (default auto: WebGPU on a hardware GPU,
                                 else the CPU); the choice and why is printed

@@ -139,8 +139,9 @@ export class WeightsError extends ValleError {
 /**
  * A LoRA file parsed, but does not fit the model it was applied to: an unknown key layout, a
  * module the model does not have, factor shapes that do not make the weight's shape, `lora_A` and
- * `lora_B` of different ranks, or a configuration that cannot be honoured. Lists every problem at
- * once, each naming the tensor with what was expected and what was found.
+ * `lora_B` of different ranks, rank 0, NaN or infinite values, two updates of one weight, or a
+ * configuration that cannot be honoured (an alpha out of range, per-level activation). Lists every
+ * problem at once, each naming the tensor with what was expected and what was found.
  *
  * @example
  * ```ts

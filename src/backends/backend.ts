@@ -79,7 +79,11 @@ export interface Readback {
   discard(): void;
 }
 
-/** Records kernel dispatches, copies and clears, and submits them in order. */
+/**
+ * Records kernel dispatches, copies and clears, and submits them in order. A call that throws
+ * (a tensor of another backend, a view past its buffer) records nothing: the recorder holds
+ * exactly what it held before, and can be submitted or destroyed as if the call was not made.
+ */
 export interface Recorder {
   /** The backend this recorder records for. */
   readonly backend: Backend;

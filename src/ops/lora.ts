@@ -30,6 +30,8 @@ const LORA_MERGE: KernelSpec = {
  * @param a `lora_A` (rank, cols), f32.
  * @param b `lora_B` (rows, rank), f32.
  * @param scale strength · alpha / rank.
+ * @throws {OptionError} Factors of rank 0, or whose product does not have w's element count;
+ * nothing is recorded then.
  *
  * @example
  * ```ts ignore
@@ -43,8 +45,13 @@ export function loraMerge(rec: Recorder, w: Tensor, a: Tensor, b: Tensor, scale:
   expectShape(op, "b", b, [-1, rank]);
   expectDtype(op, "a", a, "f32");
   expectDtype(op, "b", b, "f32");
+  if (rank < 1) {
+    throw new OptionError(
+      `Cannot record ${op}: a [${a.shape}] has rank ${rank}, expected at least 1`,
+    );
+  }
   const n = numel(w.shape);
-  if (rank < 1 || b.shape[0] * cols !== n) {
+  if (b.shape[0] * cols !== n) {
     throw new OptionError(
       `Cannot record ${op}: b [${b.shape}] · a [${a.shape}] has ${b.shape[0] * cols} elements, ` +
         `w [${w.shape}] has ${n}`,

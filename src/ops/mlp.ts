@@ -10,7 +10,7 @@
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { numel } from "../backends/tensor.ts";
 import { grid1d } from "./_grid.ts";
-import { expectDtype, expectShape } from "./_check.ts";
+import { expectDtype, expectShape, weightType } from "./_check.ts";
 import { linear } from "./linear.ts";
 
 const GELU_MUL: KernelSpec = {
@@ -58,6 +58,7 @@ export interface MlpWeights {
  * @param x Input (S, D), f32.
  * @param w The projections.
  * @param scratch Two (S, F) f32 tensors in different buffers, overwritten.
+ * @throws {OptionError} A tensor of the wrong shape or type; nothing is recorded then.
  *
  * @example
  * ```ts ignore
@@ -71,7 +72,24 @@ export function gatedMlp(
   w: MlpWeights,
   scratch: readonly [Tensor, Tensor],
 ): void {
+  // Every tensor is checked before the first projection is recorded: a refusal records nothing.
+  const op = "gatedMlp";
+  expectShape(op, "x", x, [-1, -1]);
+  const [s, d] = x.shape;
+  const f = w.gate.shape[0];
   const [g, u] = scratch;
+  const expect = (name: string, t: Tensor, shape: number[], weight = false) => {
+    expectShape(op, name, t, shape);
+    if (weight) weightType(op, name, t);
+    else expectDtype(op, name, t, "f32");
+  };
+  expect("x", x, [s, d]);
+  expect("out", out, [s, d]);
+  expect("scratch[0]", g, [s, f]);
+  expect("scratch[1]", u, [s, f]);
+  expect("gate", w.gate, [f, d], true);
+  expect("up", w.up, [f, d], true);
+  expect("down", w.down, [d, f], true);
   linear(rec, g, x, w.gate);
   linear(rec, u, x, w.up);
   geluMul(rec, g, u);

@@ -23,7 +23,7 @@ import type { EncodecConfigJson } from "../models/encodec/config.ts";
 import { Encodec } from "../models/encodec/encodec.ts";
 import type { Codes, EmbeddingRule, GeneratedCodes } from "../models/valle/inputs.ts";
 import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
-import type { ActiveLora } from "../models/valle/adapter.ts";
+import { type ActiveLora, LORA_STRENGTH } from "../models/valle/adapter.ts";
 import type { ValleLora } from "../models/valle/lora.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
@@ -93,13 +93,16 @@ export interface ValleOptions {
    * at load. Change it later with {@linkcode Valle.setLora}.
    */
   lora?: FileSource;
-  /** Strength of `lora`. Default 1. */
+  /** Strength of `lora`, in [-10, 10]. Default 1. */
   loraStrength?: number;
 }
 
 /** Options of {@linkcode Valle.setLora}. */
 export interface SetLoraOptions {
-  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  /**
+   * Multiplies the LoRA's update (and blends its embeddings), in [-10, 10]. Default 1; 0 is the
+   * base model.
+   */
   strength?: number;
   /** Cancels the download. */
   signal?: AbortSignal;
@@ -136,6 +139,8 @@ export class Valle {
   #loraChanges = 0;
   /** What `modality: "auto"` runs on this backend (see `autoModality`). */
   #autoModality: "ar+nar" | "nar-len";
+  /** Settles once the last `setLora` call so far has (or has not) merged its LoRA. */
+  #loraOrder: Promise<unknown> = Promise.resolve();
 
   private constructor(
     backend: Backend,
@@ -161,6 +166,8 @@ export class Valle {
    * @throws {DownloadError} A file could not be downloaded (the message says where to put it).
    * @throws {WeightsError} A file does not hold the expected model.
    * @throws {GpuError} No WebGPU adapter.
+   * @throws {LoraError} `lora` does not fit the model.
+   * @throws {OptionError} A `loraStrength` outside [-10, 10].
    *
    * @example
    * ```ts ignore
@@ -170,7 +177,9 @@ export class Valle {
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
     checkBackendSource(options);
-    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, { loraStrength: {} });
+    checkRanges("load a LoRA", { loraStrength: options.loraStrength }, {
+      loraStrength: LORA_STRENGTH,
+    });
     const [modelBytes, codecBytes, codecConfig, loraBytes] = await Promise.all([
       loadFile(options.model, DEFAULT_FILES.model, fileOptions(options, options.model)),
       loadFile(options.codec, DEFAULT_FILES.codec, fileOptions(options, options.codec)),
@@ -233,13 +242,17 @@ export class Valle {
    * touches are kept as device copies while it is active (for the released model's attention and
    * MLP projections, about 380 MB with f16 weights), so removing or swapping it restores the base
    * exactly, without reading the model again. A synthesis running while the LoRA changes fails
-   * with an `OptionError` instead of mixing pieces spoken with different LoRAs.
+   * with an `OptionError` instead of mixing pieces spoken with different LoRAs. Calls take effect
+   * in the order they are made: calls not awaited read (download) their files at the same time,
+   * but merge one after another, so the last call's LoRA and strength are the ones left; a
+   * refused or aborted call holds up none of the later ones.
    *
    * @param source The LoRA (`lora.sft`), or null for the base model.
    * @param options `strength` (default 1) and `signal`.
    * @returns What is merged now.
    * @throws {LoraError} The file does not fit the model (the model is left as it was).
    * @throws {DownloadError} The file could not be downloaded.
+   * @throws {OptionError} A strength outside [-10, 10].
    *
    * @example
    * ```ts ignore
@@ -253,20 +266,30 @@ export class Valle {
     options: SetLoraOptions = {},
   ): Promise<ActiveLora | null> {
     this.#life.check();
-    checkRanges("apply a LoRA", { strength: options.strength }, { strength: {} });
-    const lora = source === null ? null : await readLora(
-      this.model,
-      await loadFile(
-        source,
-        DEFAULT_FILES.model,
-        fileOptions(this.#options, source, options.signal),
-      ),
+    checkRanges("apply a LoRA", { strength: options.strength }, { strength: LORA_STRENGTH });
+    // Read (download) at once, beside the calls before; merge only after them, in call order.
+    const read = source === null ? Promise.resolve(null) : this.#loadLora(source, options.signal);
+    read.catch(() => {}); // observed by the merge, perhaps only after the calls before it
+    const merged = this.#loraOrder.then(async () => {
+      const lora = await read;
+      this.#life.check();
+      // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
+      this.#loraChanges++;
+      return await this.model.setLora(lora, { strength: options.strength });
+    });
+    // A refused or aborted call holds up none of the calls after it.
+    this.#loraOrder = merged.catch(() => {});
+    return await merged;
+  }
+
+  /** A LoRA file loaded like the model's (cached downloads) and checked against the model. */
+  async #loadLora(source: FileSource, signal?: AbortSignal): Promise<ValleLora> {
+    const bytes = await loadFile(
       source,
+      DEFAULT_FILES.model,
+      fileOptions(this.#options, source, signal),
     );
-    this.#life.check();
-    // Counted only once the file is known to fit: a refused LoRA leaves running syntheses be.
-    this.#loraChanges++;
-    return await this.model.setLora(lora, { strength: options.strength });
+    return await readLora(this.model, bytes, source);
   }
 
   /**

@@ -84,11 +84,20 @@ for (const dtype of WEIGHT_DTYPES) {
   });
 }
 
-backendTest("loraMerge() refuses factors that do not make the weight's shape", (backend) => {
-  const rec = backend.createRecorder();
-  const w = uploadTensor(backend, new Float32Array(12), [3, 4], "f32", "w");
-  const t = (shape: number[]) =>
-    uploadTensor(backend, new Float32Array(shape[0] * shape[1]), shape, "f32", "t");
-  throws(() => loraMerge(rec, w, t([2, 4]), t([4, 2]), 1), OptionError); // 16 elements
-  throws(() => loraMerge(rec, w, t([2, 4]), t([3, 3]), 1), OptionError); // rank 2 vs 3
-});
+backendTest(
+  "loraMerge() refuses factors that do not make the weight's shape or have no rank",
+  (backend) => {
+    const rec = backend.createRecorder();
+    const w = uploadTensor(backend, new Float32Array(12), [3, 4], "f32", "w");
+    const t = (shape: number[]) =>
+      uploadTensor(backend, new Float32Array(shape[0] * shape[1]), shape, "f32", "t");
+    throws(() => loraMerge(rec, w, t([2, 4]), t([4, 2]), 1), OptionError); // 16 elements
+    throws(() => loraMerge(rec, w, t([2, 4]), t([3, 3]), 1), OptionError); // rank 2 vs 3
+    // Rank 0 makes w's element count, but no update: said as such.
+    throws(
+      () => loraMerge(rec, w, t([0, 4]), t([3, 0]), 1),
+      /Cannot record loraMerge: a \[0,4\] has rank 0, expected at least 1/,
+    );
+    rec.destroy();
+  },
+);

@@ -1,3 +1,4 @@
+import { throws } from "node:assert";
 import { gatedMlp, geluMul } from "../../src/ops/mlp.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
@@ -53,3 +54,19 @@ for (const dtype of WEIGHT_DTYPES) {
     });
   }
 }
+
+backendTest("gatedMlp() refuses a misfit projection before recording anything", (backend) => {
+  const [s, d, f] = [2, 8, 16];
+  const t = (shape: number[]) => createTensor(backend, shape, "f32", `[${shape}]`);
+  const rec = backend.createRecorder();
+  // gate and up fit; down (D, F + 1) does not take the (S, F) hidden rows.
+  throws(
+    () =>
+      gatedMlp(rec, t([s, d]), t([s, d]), { gate: t([f, d]), up: t([f, d]), down: t([d, f + 1]) }, [
+        t([s, f]),
+        t([s, f]),
+      ]),
+    /Cannot record gatedMlp: down has shape \[8,17\], expected \[8, 16\]/,
+  );
+  rec.destroy(); // throws when the gate and up projections were recorded before the refusal
+});

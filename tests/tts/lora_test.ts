@@ -54,9 +54,25 @@ backendTest(
     const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
     await assert.rejects(valle.setLora(wrong.bytes), LoraError);
     await assert.rejects(valle.setLora(LORA.bytes, { strength: Infinity }), OptionError);
+    await assert.rejects(valle.setLora(LORA.bytes, { strength: 1e9 }), OptionError);
     assert.equal(valle.lora?.strength, 1);
     assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, before.samples);
     await valle.dispose();
+  },
+);
+
+backendTest(
+  "a refused rank-0 LoRA keeps the LoRA before and leaves no work behind",
+  async (backend) => {
+    const valle = await Valle.load({ ...tiny, backend, cache: false, lora: LORA.bytes });
+    const before = await valle.synthesize(TEXT, SETTINGS);
+    // A config without a rank: the rank comes from the tensors, 0.
+    const rank0 = makeTinyLora(parseSafetensors(tiny.model), { rank: 0, config: { rank: null } });
+    await assert.rejects(valle.setLora(rank0.bytes), LoraError);
+    assert.equal(valle.lora?.strength, 1);
+    assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, before.samples);
+    await valle.encodeReference({ samples: new Float32Array(4800), sampleRate: 24000 });
+    await valle.dispose(); // threw "Cannot destroy a recorder with unsubmitted work"
   },
 );
 
@@ -69,9 +85,67 @@ backendTest(
       Valle.load({ ...tiny, backend, cache: false, lora: wrong.bytes }),
       LoraError,
     );
+    await assert.rejects(
+      Valle.load({ ...tiny, backend, cache: false, lora: LORA.bytes, loraStrength: -1e9 }),
+      {
+        name: "OptionError",
+        message: "Cannot load a LoRA: loraStrength is -1000000000, expected a number in [-10, 10]",
+      },
+    );
     assert.equal(backend.memory.current, held);
   },
 );
+
+backendTest("overlapping setLora calls take effect in call order", async (backend) => {
+  const dir = await Deno.makeTempDir({ prefix: "valle-lora-order-" });
+  const valle = await Valle.load({ ...tiny, backend, cache: false });
+  try {
+    // A file is read more slowly than bytes are: were calls not ordered, the later would win.
+    const path = `${dir}/lora.sft`;
+    await Deno.writeFile(path, LORA.bytes);
+    const plain = await valle.synthesize(TEXT, SETTINGS);
+    await Promise.all([valle.setLora(path), valle.setLora(null)]);
+    assert.equal(valle.lora, null);
+    assert.deepEqual((await valle.synthesize(TEXT, SETTINGS)).samples, plain.samples);
+
+    const other = makeTinyLora(parseSafetensors(tiny.model), { rank: 2, alpha: 2, seed: 12 });
+    const [first, last] = await Promise.all([
+      valle.setLora(path, { strength: 0.2 }),
+      valle.setLora(other.bytes, { strength: 0.9 }),
+    ]);
+    assert.deepEqual([first?.source, first?.strength], [path, 0.2]);
+    assert.deepEqual(valle.lora, last);
+    assert.deepEqual([last?.source, last?.strength], ["<lora bytes>", 0.9]);
+    const alone = await Valle.load({
+      ...tiny,
+      backend,
+      cache: false,
+      lora: other.bytes,
+      loraStrength: 0.9,
+    });
+    assert.deepEqual(
+      (await valle.synthesize(TEXT, SETTINGS)).samples,
+      (await alone.synthesize(TEXT, SETTINGS)).samples,
+    );
+    await alone.dispose();
+
+    // A refused or aborted call holds up none of the calls after it.
+    const wrong = makeTinyLora(parseSafetensors(tiny.model), { rank: 4, config: { rank: 2 } });
+    const [refused, aborted, applied] = await Promise.allSettled([
+      valle.setLora(wrong.bytes),
+      valle.setLora(path, { signal: AbortSignal.abort() }),
+      valle.setLora(path, { strength: 0.5 }),
+    ]);
+    assert.ok(refused.status === "rejected" && refused.reason instanceof LoraError);
+    assert.ok(aborted.status === "rejected" && aborted.reason.name === "AbortError");
+    assert.ok(applied.status === "fulfilled");
+    assert.deepEqual([applied.value?.source, applied.value?.strength], [path, 0.5]);
+    assert.deepEqual(valle.lora, applied.value);
+  } finally {
+    await valle.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 backendTest("a refused LoRA does not disturb a running synthesis", async (backend) => {
   const valle = await Valle.load({ ...tiny, backend, cache: false });

@@ -78,6 +78,8 @@ export class CpuRecorder implements Recorder {
   #ints?: Int32Array;
   #pending: CpuReadback[] = [];
   #ids = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", number>>>();
+  /** The addresses of a dispatch's bindings, resolved before its command is opened. */
+  #bindingAddresses = new Uint32Array(MAX_BINDINGS);
   #commandWords: number;
   #capacity: number;
   #profiler?: CpuProfiler;
@@ -110,6 +112,11 @@ export class CpuRecorder implements Recorder {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const id = this.#kernel(spec, variant.weights ?? this.backend.weightDtype);
+    // Every binding is resolved before anything is recorded: a refused one records nothing.
+    const addresses = this.#bindingAddresses;
+    for (let i = 0; i < bindings.length; i++) {
+      addresses[i] = this.backend.bufferOf(bindings[i], spec.shader).addr;
+    }
     const profiler = this.#profiler;
     // A timed dispatch and its two stamps go into one list.
     if (profiler?.full || (profiler && this.#count + 3 > this.#capacity)) this.submit();
@@ -121,9 +128,7 @@ export class CpuRecorder implements Recorder {
     words[at + GROUPS] = x;
     words[at + GROUPS + 1] = y;
     words[at + GROUPS + 2] = z;
-    for (let i = 0; i < bindings.length; i++) {
-      words[at + BINDINGS + i] = this.backend.bufferOf(bindings[i], spec.shader).addr;
-    }
+    for (let i = 0; i < bindings.length; i++) words[at + BINDINGS + i] = addresses[i];
     const types = spec.params;
     for (let i = 0; i < types.length; i++) {
       const type = types[i];
@@ -163,16 +168,21 @@ export class CpuRecorder implements Recorder {
   clear(t: Tensor): void {
     const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
     if (bytes === 0) return;
+    const addr = this.#address(t, "clear");
     const at = this.#builtin("clear");
-    this.#words![at + PARAMS] = this.#address(t, "clear");
+    this.#words![at + PARAMS] = addr;
     this.#words![at + PARAMS + 1] = bytes;
   }
 
   readback(tensors: readonly Tensor[]): Readback {
-    const copies = tensors.map((t) => {
-      const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    // Every tensor is resolved before any staging is taken or any copy recorded.
+    const sources = tensors.map((t) => ({
+      from: this.#address(t, "read"),
+      bytes: numel(t.shape) * DTYPE_BYTES[t.dtype],
+    }));
+    const copies = sources.map(({ from, bytes }) => {
       const staging = this.backend.heap.alloc(Math.max(bytes, 1), "cpu.readback");
-      this.copyBytes(this.#address(t, "read"), staging, bytes);
+      this.copyBytes(from, staging, bytes);
       return { staging, bytes };
     });
     const readback = new CpuReadback(this, copies);

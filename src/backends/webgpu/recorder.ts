@@ -154,6 +154,10 @@ export class GpuRecorder implements Recorder {
       );
     }
     if (x === 0 || y === 0 || z === 0) return;
+    // Every binding is resolved before anything is recorded: a refused one records nothing.
+    const buffers: GPUBuffer[] = [];
+    for (const b of bindings) buffers.push(this.#gpu.bufferOf(b, kernel.key));
+    const group = this.#gpu.kernels.bindGroup(kernel, buffers);
     const size = KernelCache.paramsSize(spec);
     if (this.#used + size > this.#staging.byteLength || this.#profiler?.full) this.submit();
     const offset = this.#used;
@@ -165,10 +169,6 @@ export class GpuRecorder implements Recorder {
       else this.#view.setUint32(offset + 4 * i, params[i], true);
     }
     this.#used = offset + Math.ceil(size / this.#align) * this.#align;
-
-    const buffers: GPUBuffer[] = [];
-    for (const b of bindings) buffers.push(this.#gpu.bufferOf(b, kernel.key));
-    const group = this.#gpu.kernels.bindGroup(kernel, buffers);
     const pass = this.#beginPass(kernel.key);
     if (this.#pipeline !== kernel.pipeline) pass.setPipeline(kernel.pipeline);
     if (this.#group !== group) pass.setBindGroup(0, group);
@@ -196,14 +196,11 @@ export class GpuRecorder implements Recorder {
         `Cannot copy ${bytes} bytes from byte ${from} to ${to}: not 4-byte aligned`,
       );
     }
+    // Resolved before the encoder opens: a refused tensor leaves no (empty) encoder behind.
+    const source = this.#gpu.bufferOf(src, "copy");
+    const target = this.#gpu.bufferOf(dst, "copy");
     this.#endPass();
-    this.#commandEncoder().copyBufferToBuffer(
-      this.#gpu.bufferOf(src, "copy"),
-      from,
-      this.#gpu.bufferOf(dst, "copy"),
-      to,
-      bytes,
-    );
+    this.#commandEncoder().copyBufferToBuffer(source, from, target, to, bytes);
   }
 
   /** Records zero-filling of `t` (its byte range must be 4-byte aligned). */
@@ -213,8 +210,9 @@ export class GpuRecorder implements Recorder {
     if (bytes % 4 || from % 4) {
       throw new OptionError(`Cannot clear ${bytes} bytes at byte ${from}: not 4-byte aligned`);
     }
+    const buffer = this.#gpu.bufferOf(t, "clear");
     this.#endPass();
-    this.#commandEncoder().clearBuffer(this.#gpu.bufferOf(t, "clear"), from, bytes);
+    this.#commandEncoder().clearBuffer(buffer, from, bytes);
   }
 
   /**
@@ -228,7 +226,8 @@ export class GpuRecorder implements Recorder {
    * ```
    */
   readback(tensors: readonly Tensor[]): Readback {
-    const copies = tensors.map((t) => {
+    // Every tensor is checked before any staging buffer is taken or any copy recorded.
+    const sources = tensors.map((t) => {
       const buffer = this.#gpu.bufferOf(t, "read");
       const start = t.offset * DTYPE_BYTES[t.dtype];
       const length = numel(t.shape) * DTYPE_BYTES[t.dtype];
@@ -239,10 +238,13 @@ export class GpuRecorder implements Recorder {
           `Cannot read [${t.shape}] at element ${t.offset} of "${buffer.label}": past its end`,
         );
       }
+      return { buffer, alignedStart, skip: start - alignedStart, length, alignedLength };
+    });
+    const copies = sources.map(({ buffer, alignedStart, skip, length, alignedLength }) => {
       const staging = this.#gpu.readbacks.acquire(alignedLength);
       this.#endPass();
       this.#commandEncoder().copyBufferToBuffer(buffer, alignedStart, staging, 0, alignedLength);
-      return { staging, skip: start - alignedStart, length, alignedLength };
+      return { staging, skip, length, alignedLength };
     });
     const readback = new GpuReadback(this, copies);
     this.#readbacks.push(readback);

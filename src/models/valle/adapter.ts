@@ -9,11 +9,21 @@
  * @module
  */
 
+import type { NumberRange } from "../../_options.ts";
 import type { Backend, Recorder, Tensor } from "../../backends/backend.ts";
 import { createTensor, numel, uploadTensor } from "../../backends/tensor.ts";
 import { DTYPE_BYTES } from "../../backends/backend.ts";
 import { blendWeight, loraMerge } from "../../ops/lora.ts";
-import type { ValleLora } from "./lora.ts";
+import { checkValleLora, type ValleLora } from "./lora.ts";
+
+/**
+ * The strengths a LoRA may be merged with: 1 is the update as trained, 0 the base model, negative
+ * values steer away from the LoRA, and values between or a little beyond exaggerate or soften
+ * it. Ten times the trained update in either direction is far outside anything a LoRA was
+ * trained for (its update would swamp the weights, f16 ones may overflow), so a strength beyond
+ * that is taken for a mistake (80 for 0.8, 1e9) and refused rather than merged.
+ */
+export const LORA_STRENGTH: NumberRange = { min: -10, max: 10 };
 
 /** What is merged now ({@linkcode LoraSlot.active}). */
 export interface ActiveLora {
@@ -37,6 +47,7 @@ export interface ActiveLora {
 export class LoraSlot {
   #backend: Backend;
   #tensors: ReadonlyMap<string, Tensor>;
+  #shapes: ReadonlyMap<string, readonly number[]>;
   #kept = new Map<string, Tensor>();
   #active: ActiveLora | null = null;
 
@@ -47,6 +58,7 @@ export class LoraSlot {
   constructor(backend: Backend, tensors: ReadonlyMap<string, Tensor>) {
     this.#backend = backend;
     this.#tensors = tensors;
+    this.#shapes = new Map([...tensors].map(([key, t]) => [key, t.shape]));
   }
 
   /** The LoRA merged now, or null. */
@@ -55,19 +67,27 @@ export class LoraSlot {
   }
 
   /**
-   * Restores the base, then merges `lora` (none: only restores). Each factor is uploaded, merged
-   * and submitted in turn, so at most one module's factors are on the device at once.
+   * Restores the base, then merges `lora` (none: only restores). Everything is checked and the
+   * base copies are allocated before anything is recorded, so a refused LoRA leaves the weights,
+   * the recorder and the active LoRA as they were. Each factor is then uploaded, merged and
+   * submitted in turn, so at most one module's factors are on the device at once.
    *
    * @param rec The model's recorder (nothing else may be recording).
-   * @param lora A LoRA checked against this model, or null.
+   * @param lora A LoRA read by `parseValleLora` (for any model: it is checked here), or null.
    * @param strength Multiplies the update (embeddings: 0 keeps the base's, 1 takes the LoRA's).
+   * @throws {LoraError} `lora` does not fit these tensors (read for another model).
    */
   set(rec: Recorder, lora: ValleLora | null, strength: number): void {
-    for (const [key, copy] of this.#kept) rec.copy(copy, this.#tensors.get(key)!);
-    this.#active = null;
+    if (lora) checkValleLora(lora, this.#shapes);
     const targets = new Set(
       lora ? [...lora.factors, ...lora.replacements].map((t) => t.target) : [],
     );
+    const copies = [...targets].filter((key) => !this.#kept.has(key)).map((key) => {
+      const t = this.#tensors.get(key)!;
+      return { key, copy: createTensor(this.#backend, t.shape, t.dtype, `lora base copy ${key}`) };
+    });
+    for (const [key, copy] of this.#kept) rec.copy(copy, this.#tensors.get(key)!);
+    this.#active = null;
     for (const [key, copy] of this.#kept) {
       if (targets.has(key)) continue;
       rec.submit(); // the restoring copy reads it
@@ -78,13 +98,13 @@ export class LoraSlot {
       rec.submit();
       return;
     }
-    for (const key of targets) {
-      if (this.#kept.has(key)) continue;
-      const t = this.#tensors.get(key)!;
-      const copy = createTensor(this.#backend, t.shape, t.dtype, `lora base copy ${key}`);
-      rec.copy(t, copy);
+    for (const { key, copy } of copies) {
+      rec.copy(this.#tensors.get(key)!, copy);
       this.#kept.set(key, copy);
     }
+    // Submitted before the first upload: a device out of memory there leaves no recorded work,
+    // and the kept copies let the next call restore the base.
+    rec.submit();
     const scale = strength * lora.alpha / lora.rank;
     for (const f of lora.factors) {
       const a = uploadTensor(this.#backend, f.a, [f.rank, f.cols], "f32", `${f.target} lora_A`);

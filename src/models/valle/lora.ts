@@ -9,8 +9,9 @@
  * @module
  */
 
-import { formatValue } from "../../_options.ts";
+import { describeRange, formatValue, inRange, type NumberRange } from "../../_options.ts";
 import { LoraError, type WeightProblem } from "../../errors.ts";
+import { numel } from "../../backends/tensor.ts";
 import type { Safetensors } from "../../io/safetensors.ts";
 import { FLOAT_DTYPES, sameShape, showShape } from "./weights.ts";
 
@@ -73,7 +74,27 @@ const LINEAR_MODULE =
 const FACTOR_KEY = /^(.+?)(\.parametrizations\.weight\.0)?\.lora_([AB])$/;
 
 /** `lora-<name>-r128-a128`: the folder name upstream saves a LoRA under (`LoRA.full_name`). */
-const FOLDER_NAME = /-r(\d+)-a(\d+(?:\.\d+)?)(?:[/\\]|$)/;
+const FOLDER_NAME = /-r(\d+)-a(\d+(?:\.\d+)?)$/;
+
+/**
+ * The largest alpha / rank accepted. Upstream trains at alpha = rank (scaling 1, the released
+ * LoRAs are `r128-a128`) and LoRA trainers in general at a few times the rank at most; 64 leaves
+ * room for any of them, while an alpha beyond it (1e30) is no trained value but a corrupt file,
+ * whose update would swamp the weights or overflow them. Alpha must also be positive: 0 is no
+ * update at all, and a negative one turns the trained update around (a negative strength does
+ * that on purpose).
+ */
+const MAX_SCALING = 64;
+
+/** The parts of `__metadata__.config` that matter here, each present only when valid. */
+interface LoraConfig {
+  name?: string;
+  rank?: number;
+  alpha?: number;
+  parametrize?: boolean;
+  /** Whether the config gives an alpha at all (valid or not): then it alone counts. */
+  hasAlpha: boolean;
+}
 
 /**
  * Checks a LoRA file against a model's tensors and reads it.
@@ -82,8 +103,9 @@ const FOLDER_NAME = /-r(\d+)-a(\d+(?:\.\d+)?)(?:[/\\]|$)/;
  * @param base The model's tensors by checkpoint key, with their shapes.
  * @returns The factors and replacements, in file order.
  * @throws {LoraError} Every problem at once: unknown keys, modules the model does not have,
- * shapes that do not fit, A and B of different ranks, a missing half, a missing alpha,
- * per-level activation.
+ * shapes that do not fit, A and B of different ranks, rank 0, a missing half, a missing alpha
+ * or one outside (0, 64 · rank], values that are NaN or infinite, two updates of one weight
+ * (both key spellings, or a factor pair and the weight itself), per-level activation.
  *
  * @example
  * ```ts ignore
@@ -119,7 +141,7 @@ export function parseValleLora(
       if (!sameShape(shape, want)) {
         problems.push({ tensor: key, expected: showShape(want), found: showShape(shape) });
       } else {
-        replacements.push({ target: key, values: st.toFloat32(key) });
+        replacements.push({ target: key, values: readValues(st, key, problems) });
       }
     } else {
       problems.push({
@@ -158,33 +180,27 @@ export function parseValleLora(
       });
     }
   }
-  const alpha = config.alpha ?? folderAlpha(st.source, rank);
-  if (alpha === undefined && factors.length > 0) {
-    problems.push({
-      tensor: "__metadata__.config.alpha",
-      expected: "a number (or a folder name lora-<name>-r<rank>-a<alpha>, as upstream saves it)",
-      found: "missing",
-    });
-  }
+  const rankFrom = config.rank ? "__metadata__.config.rank" : "the rank of the tensors";
+  const alpha = factors.length > 0
+    ? readAlpha(st.source, config, { value: rank, from: rankFrom }, problems)
+    : undefined;
+  problems.push(...fitProblems({ factors, replacements }, base));
   if (problems.length > 0) throw new LoraError(st.source, problems);
   return { source: st.source, name: config.name, rank, alpha: alpha ?? 0, factors, replacements };
 }
 
 /** The parts of `__metadata__.config` that matter here, checked. */
-function readConfig(
-  st: Safetensors,
-  problems: WeightProblem[],
-): { name?: string; rank?: number; alpha?: number; parametrize?: boolean } {
+function readConfig(st: Safetensors, problems: WeightProblem[]): LoraConfig {
   const text = st.metadata.config;
-  if (text === undefined) return {};
+  if (text === undefined) return { hasAlpha: false };
   let json: LoraConfigJson;
   try {
     json = JSON.parse(text);
   } catch (e) {
     problems.push({ tensor: "__metadata__.config", expected: "JSON", found: String(e) });
-    return {};
+    return { hasAlpha: false };
   }
-  const out: { name?: string; rank?: number; alpha?: number; parametrize?: boolean } = {};
+  const out: LoraConfig = { hasAlpha: json.alpha !== undefined && json.alpha !== null };
   const field = (name: keyof LoraConfigJson, ok: boolean, expected: string) => {
     if (json[name] === undefined || json[name] === null) return false;
     if (!ok) {
@@ -201,10 +217,8 @@ function readConfig(
   if (field("rank", Number.isInteger(rank) && (rank as number) > 0, "a positive integer")) {
     out.rank = rank as number;
   }
-  const alpha = json.alpha;
-  if (field("alpha", typeof alpha === "number" && Number.isFinite(alpha), "a number")) {
-    out.alpha = alpha as number;
-  }
+  // Its range depends on the rank: checked by readAlpha (1e400 parses as Infinity).
+  if (field("alpha", typeof json.alpha === "number", "a number")) out.alpha = json.alpha as number;
   if (field("parametrize", typeof json.parametrize === "boolean", "true or false")) {
     out.parametrize = json.parametrize as boolean;
   }
@@ -287,15 +301,188 @@ function readFactors(
     target,
     spelling: pair.spelling,
     rank,
-    a: st.toFloat32(pair.A),
+    a: readValues(st, pair.A, problems),
     cols,
-    b: st.toFloat32(pair.B),
+    b: readValues(st, pair.B, problems),
     rows,
   };
 }
 
-/** alpha from upstream's folder name `…-r<rank>-a<alpha>/lora.sft`, when the rank agrees. */
-function folderAlpha(source: string, rank: number): number | undefined {
-  const match = FOLDER_NAME.exec(source.replace(/[/\\][^/\\]*$/, ""));
-  return match && Number(match[1]) === rank ? Number(match[2]) : undefined;
+/**
+ * A tensor's values as f32, with a problem when any is NaN or infinite (or overflows f32): checked
+ * here, on the CPU, while the file is read, so that no merged weight is ever read back for it.
+ */
+function readValues(st: Safetensors, key: string, problems: WeightProblem[]): Float32Array {
+  const values = st.toFloat32(key);
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    // v − v is 0 for every finite v, NaN for NaN and ±Infinity.
+    if (values[i] - values[i] !== 0) {
+      if (count++ === 0) first = i;
+    }
+  }
+  if (count > 0) {
+    const shape = st.info(key).shape;
+    const at = shape.map((size, d) => Math.floor(first / numel(shape.slice(d + 1))) % size);
+    const many = count > 1 ? "s" : "";
+    problems.push({
+      tensor: key,
+      expected: "finite values",
+      found: `${values[first]} at ${showShape(at)} (${count} non-finite value${many})`,
+    });
+  }
+  return values;
+}
+
+/**
+ * alpha: the config's when it gives one, else the folder name's; in (0, MAX_SCALING · rank].
+ * Undefined (with a problem) when it is missing or out of range.
+ */
+function readAlpha(
+  source: string,
+  config: LoraConfig,
+  rank: { value: number; from: string },
+  problems: WeightProblem[],
+): number | undefined {
+  // An alpha readConfig refused (a string, …) is reported already.
+  const given = config.hasAlpha
+    ? config.alpha === undefined
+      ? undefined
+      : { alpha: config.alpha, where: "__metadata__.config.alpha" }
+    : folderAlpha(source, rank, problems);
+  if (given === undefined) return undefined;
+  const problem = alphaProblem(given.alpha, rank.value, given.where);
+  if (problem) problems.push(problem);
+  return problem ? undefined : given.alpha;
+}
+
+/**
+ * alpha from upstream's folder name (`…/lora-<name>-r<rank>-a<alpha>/lora.sft`) when its rank
+ * is the LoRA's; undefined with a problem when there is no such folder or its rank differs.
+ */
+function folderAlpha(
+  source: string,
+  rank: { value: number; from: string },
+  problems: WeightProblem[],
+): { alpha: number; where: string } | undefined {
+  const folder = source.split(/[/\\]/).slice(0, -1).findLast((name) => FOLDER_NAME.test(name));
+  if (folder === undefined) {
+    problems.push({
+      tensor: "__metadata__.config.alpha",
+      expected: "a number (or a folder name lora-<name>-r<rank>-a<alpha>, as upstream saves it)",
+      found: "missing",
+    });
+    return undefined;
+  }
+  const [, folderRank, alpha] = FOLDER_NAME.exec(folder)!;
+  if (Number(folderRank) !== rank.value) {
+    problems.push({
+      tensor: `folder ${folder}`,
+      expected: `-r${rank.value} (${rank.from}, for its alpha to apply)`,
+      found: `-r${folderRank}`,
+    });
+    return undefined;
+  }
+  return { alpha: Number(alpha), where: `folder ${folder}` };
+}
+
+/** The problem of an alpha outside (0, MAX_SCALING · rank], if any (none at rank 0: reported). */
+function alphaProblem(alpha: number, rank: number, where: string): WeightProblem | undefined {
+  const range: NumberRange = { above: 0, max: MAX_SCALING * rank };
+  if (rank < 1 || inRange(alpha, range)) return undefined;
+  return {
+    tensor: where,
+    expected: `${describeRange(range)} (alpha / rank scales the update: at most ${MAX_SCALING} ` +
+      `at rank ${rank})`,
+    found: formatValue(alpha),
+  };
+}
+
+/** A factor pair's keys as the file spells them, e.g. `<module>.lora_A/B`. */
+function factorKeys(f: LoraFactors, half: "A" | "A/B"): string {
+  const module = f.target.replace(/\.weight$/, "");
+  return f.spelling === "parametrize"
+    ? `${module}.parametrizations.weight.0.lora_${half}`
+    : `${module}.lora_${half}`;
+}
+
+/**
+ * What keeps a LoRA's tensors from being merged into `base` one after another: a target the model
+ * lacks, factors or a replacement without the target's element count, rank 0, and a tensor with
+ * two updates (both key spellings of one module, or a factor pair and the weight itself), which
+ * would be applied twice.
+ */
+function fitProblems(
+  lora: Pick<ValleLora, "factors" | "replacements">,
+  base: ReadonlyMap<string, readonly number[]>,
+): WeightProblem[] {
+  const problems: WeightProblem[] = [];
+  const updates = new Map<string, string[]>();
+  const tensors = [
+    ...lora.factors.map((f) => ({
+      target: f.target,
+      label: factorKeys(f, "A/B"),
+      elements: f.rows * f.cols,
+      found: `B [${f.rows}, ${f.rank}] · A [${f.rank}, ${f.cols}]`,
+    })),
+    ...lora.replacements.map((r) => ({
+      target: r.target,
+      label: r.target,
+      elements: r.values.length,
+      found: `${r.values.length} values`,
+    })),
+  ];
+  for (const { target, label, elements, found } of tensors) {
+    updates.set(target, [...updates.get(target) ?? [], label]);
+    const shape = base.get(target);
+    if (!shape || numel(shape) !== elements) {
+      problems.push({
+        tensor: label,
+        expected: shape ? `${target} ${showShape(shape)}` : `a tensor of the model (${target})`,
+        found: shape ? found : "no such tensor",
+      });
+    }
+  }
+  for (const f of lora.factors.filter((f) => f.rank < 1)) {
+    problems.push({
+      tensor: factorKeys(f, "A"),
+      expected: "rank ≥ 1",
+      found: showShape([f.rank, f.cols]),
+    });
+  }
+  for (const [target, labels] of updates) {
+    if (labels.length > 1) {
+      problems.push({
+        tensor: target,
+        expected: "one update",
+        found: `${labels.length}: ${labels.join(" and ")}`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * Checks a LoRA read by {@linkcode parseValleLora}, for this model or for another one, against a
+ * model's tensors before anything of it is merged, so that merging cannot fail half-way.
+ *
+ * @param lora The LoRA.
+ * @param base The model's tensors by checkpoint key, with their shapes.
+ * @throws {LoraError} Targets the model lacks or of other shapes (a LoRA read for another model),
+ * rank 0, two updates of one tensor, alpha outside (0, 64 · rank].
+ *
+ * @example
+ * ```ts ignore
+ * checkValleLora(await otherModel.readLora("lora.sft"), shapes); // throws: other shapes
+ * ```
+ */
+export function checkValleLora(
+  lora: ValleLora,
+  base: ReadonlyMap<string, readonly number[]>,
+): void {
+  const problems = fitProblems(lora, base);
+  const alpha = lora.factors.length > 0 && alphaProblem(lora.alpha, lora.rank, "alpha");
+  if (alpha) problems.push(alpha);
+  if (problems.length > 0) throw new LoraError(lora.source, problems);
 }

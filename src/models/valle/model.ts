@@ -55,7 +55,7 @@ import {
   type ValleWeights,
   valleWeightTensors,
 } from "./weights.ts";
-import { type ActiveLora, LoraSlot } from "./adapter.ts";
+import { type ActiveLora, LORA_STRENGTH, LoraSlot } from "./adapter.ts";
 import { parseValleLora, type ValleLora } from "./lora.ts";
 
 /** Options of {@linkcode ValleModel.load}. */
@@ -265,7 +265,10 @@ export interface GenerateResult {
 
 /** Options of {@linkcode ValleModel.setLora}. */
 export interface LoraOptions extends ReadSafetensorsOptions {
-  /** Multiplies the LoRA's update (and blends its embeddings). Default 1; 0 is the base model. */
+  /**
+   * Multiplies the LoRA's update (and blends its embeddings), in [-10, 10] (`LORA_STRENGTH`).
+   * Default 1; 0 is the base model.
+   */
   strength?: number;
 }
 
@@ -374,9 +377,9 @@ export class ValleModel {
    * {@linkcode ValleModel.readLora}, or null to remove the active one.
    * @param options `strength` (default 1; 0 leaves the base) and file reading options.
    * @returns What is merged now.
-   * @throws {LoraError} The file does not fit this model (all problems at once, each naming the
-   * tensor and the shapes); the model is left as it was.
-   * @throws {OptionError} A strength that is not a finite number.
+   * @throws {LoraError} The file (or a LoRA read by another model) does not fit this model (all
+   * problems at once, each naming the tensor and the shapes); the model is left as it was.
+   * @throws {OptionError} A strength outside [-10, 10].
    *
    * @example
    * ```ts ignore
@@ -390,7 +393,7 @@ export class ValleModel {
   ): Promise<ActiveLora | null> {
     const strength = options.strength ?? 1;
     try {
-      checkRanges("apply a LoRA", { strength }, { strength: {} });
+      checkRanges("apply a LoRA", { strength }, { strength: LORA_STRENGTH });
     } catch (e) {
       return Promise.reject(e);
     }

@@ -110,6 +110,30 @@ backendTest("strength 0 and removal give the base logits bit for bit", async (ba
   }
 });
 
+backendTest("overlapping setLora calls merge in call order", async (backend) => {
+  const dir = await Deno.makeTempDir();
+  const valle = await ValleModel.load(BASE, { backend, precision: "f32" });
+  try {
+    const base = await allLogits(valle);
+    const a = makeTinyLora(BASE_ST, { seed: 4 });
+    const b = makeTinyLora(BASE_ST, { seed: 5, rank: 2, alpha: 2 });
+    // A path is read more slowly than bytes: the calls must not race to the weights.
+    await Deno.writeFile(`${dir}/a.sft`, a.bytes);
+    await Promise.all([valle.setLora(`${dir}/a.sft`), valle.setLora(null)]);
+    assert.equal(valle.lora, null);
+    assert.deepEqual(await allLogits(valle), base);
+    await Promise.all([
+      valle.setLora(`${dir}/a.sft`, { strength: 0.2 }),
+      valle.setLora(b.bytes, { strength: 0.9 }),
+    ]);
+    const expected = await oracleLogits(backend, "f32", [{ lora: b, strength: 0.9 }]);
+    assertClose(await allLogits(valle), expected, { ...LOGIT_TOLERANCE, label: "b at 0.9" });
+  } finally {
+    await valle.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 backendTest("swapping LoRA A for LoRA B equals B alone", async (backend) => {
   const valle = await ValleModel.load(BASE, { backend, precision: "f16" });
   const a = makeTinyLora(BASE_ST, { seed: 6, extra: ["text_emb.weight"] });
@@ -180,7 +204,12 @@ function edited(
   const st = parseSafetensors(lora.bytes);
   const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
   for (const name of st.names) {
-    tensors[name] = { dtype: "F32", shape: [...st.info(name).shape], data: st.toFloat32(name) };
+    // A copy: F32 values may be views of the file, which other cases edit too.
+    tensors[name] = {
+      dtype: "F32",
+      shape: [...st.info(name).shape],
+      data: st.toFloat32(name).slice(),
+    };
   }
   edit(tensors);
   return serializeSafetensors(tensors, metadata ?? { ...st.metadata });
@@ -188,12 +217,40 @@ function edited(
 
 const Q = "model.layers.0.self_attn.q_proj";
 
+/** A LoRA with one value of one tensor changed. */
+function withValue(lora: TinyLora, key: string, at: number, value: number): Uint8Array {
+  return edited(lora, (t) => (t[key].data[at] = value));
+}
+
+/** The tensors of a LoRA of rank `rank` on `module`, in the given spelling, zero-filled. */
+function factorTensors(
+  module: string,
+  rank: number,
+  spelling: "linear" | "parametrize",
+): Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> {
+  const prefix = spelling === "linear" ? module : `${module}.parametrizations.weight.0`;
+  const t = (shape: number[]) => ({
+    dtype: "F32" as const,
+    shape,
+    data: new Float32Array(32 * rank),
+  });
+  return { [`${prefix}.lora_A`]: t([rank, 32]), [`${prefix}.lora_B`]: t([32, rank]) };
+}
+
 backendTest(
   "LoRAs that do not fit give a LoraError naming the tensor and the shapes",
   async (backend) => {
     const valle = await ValleModel.load(BASE, { backend, precision: "f32" });
-    const base = await allLogits(valle);
-    const lora = makeTinyLora(BASE_ST, { seed: 9, modules: [Q, "model.layers.1.mlp.down_proj"] });
+    // A refused LoRA leaves the one before active, bit for bit.
+    const active = await valle.setLora(makeTinyLora(BASE_ST, { seed: 10 }).bytes, {
+      strength: 0.6,
+    });
+    const before = await allLogits(valle);
+    const lora = makeTinyLora(BASE_ST, {
+      seed: 9,
+      modules: [Q, "model.layers.1.mlp.down_proj"],
+      extra: ["sep"],
+    });
     const cases: [string, Uint8Array, RegExp][] = [
       [
         "wrong shape",
@@ -274,6 +331,60 @@ backendTest(
         makeTinyLora(BASE_ST, { modules: [Q], config: null }).bytes,
         /__metadata__\.config\.alpha: expected a number .*, found missing/,
       ],
+      [
+        "NaN in a factor",
+        withValue(lora, `${Q}.lora_A`, 32 + 5, NaN),
+        /q_proj\.lora_A: expected finite values, found NaN at \[1, 5\] \(1 non-finite value\)/,
+      ],
+      [
+        "infinities in a factor",
+        edited(lora, (t) => t[`${Q}.lora_B`].data.fill(-Infinity, 8, 12)),
+        /q_proj\.lora_B: expected finite values, found -Infinity at \[2, 0\] \(4 non-finite values\)/,
+      ],
+      [
+        "NaN in a replaced tensor",
+        withValue(lora, "sep", 3, NaN),
+        /sep: expected finite values, found NaN at \[3\] \(1 non-finite value\)/,
+      ],
+      [
+        "alpha 1e30",
+        edited(lora, () => {}, { config: JSON.stringify({ rank: 4, alpha: 1e30 }) }),
+        /__metadata__\.config\.alpha: expected a number in \(0, 256\] .*, found 1e\+30/,
+      ],
+      [
+        "negative alpha",
+        edited(lora, () => {}, { config: JSON.stringify({ rank: 4, alpha: -8 }) }),
+        /__metadata__\.config\.alpha: expected a number in \(0, 256\] .*, found -8/,
+      ],
+      [
+        "alpha 1e400, once",
+        edited(lora, () => {}, { config: '{"rank": 4, "alpha": 1e400}' }),
+        /: 1 problem\(s\)\n {2}__metadata__\.config\.alpha: expected a number in \(0, 256\] .*, found Infinity$/,
+      ],
+      [
+        "both spellings for one module",
+        edited(lora, (t) => Object.assign(t, factorTensors(Q, 4, "parametrize")), {
+          config: JSON.stringify({ rank: 4, alpha: 8 }),
+        }),
+        /: 1 problem\(s\)\n {2}model\.layers\.0\.self_attn\.q_proj\.weight: expected one update, found 2: model\.layers\.0\.self_attn\.q_proj\.lora_A\/B and model\.layers\.0\.self_attn\.q_proj\.parametrizations\.weight\.0\.lora_A\/B$/,
+      ],
+      [
+        "a weight both replaced and adapted",
+        edited(
+          lora,
+          (
+            t,
+          ) => (t[`${Q}.weight`] = { dtype: "F32", shape: [32, 32], data: new Float32Array(1024) }),
+        ),
+        /q_proj\.weight: expected one update, found 2: model\.layers\.0\.self_attn\.q_proj\.lora_A\/B and model\.layers\.0\.self_attn\.q_proj\.weight$/m,
+      ],
+      [
+        "rank 0",
+        serializeSafetensors(factorTensors(Q, 0, "linear"), {
+          config: JSON.stringify({ alpha: 8 }),
+        }),
+        /: 1 problem\(s\)\n {2}model\.layers\.0\.self_attn\.q_proj\.lora_A: expected rank ≥ 1, found \[0, 32\]$/,
+      ],
     ];
     for (const [what, bytes, message] of cases) {
       await assert.rejects(valle.setLora(bytes), (e: Error) => {
@@ -283,11 +394,64 @@ backendTest(
       });
     }
     await assert.rejects(valle.setLora(lora.bytes, { strength: NaN }), OptionError);
-    // A refused LoRA leaves the model as it was.
-    assert.deepEqual(await allLogits(valle), base);
+    await assert.rejects(
+      valle.setLora(lora.bytes, { strength: 1e9 }),
+      {
+        name: "OptionError",
+        message: "Cannot apply a LoRA: strength is 1000000000, expected a number in [-10, 10]",
+      },
+    );
+    assert.deepEqual(valle.lora, active);
+    assert.deepEqual(await allLogits(valle), before);
     await valle.dispose();
   },
 );
+
+backendTest(
+  "a LoRA read for another model is refused before anything of it is merged",
+  async (backend) => {
+    const wide = makeRandomValle({ dim: 64, levels: 4, audioTokens: AUDIO, dtype: "F32" });
+    const other = await ValleModel.load(wide, { backend, precision: "f32" });
+    const forWide = await other.readLora(makeTinyLora(parseSafetensors(wide), { seed: 2 }).bytes);
+    await other.dispose();
+    const valle = await ValleModel.load(BASE, { backend, precision: "f32" });
+    const active = await valle.setLora(makeTinyLora(BASE_ST, { seed: 10 }).bytes);
+    const before = await allLogits(valle);
+    await assert.rejects(valle.setLora(forWide), (e: Error) => {
+      assert.ok(e instanceof LoraError, String(e));
+      assert.match(
+        e.message,
+        /model\.layers\.0\.self_attn\.q_proj\.lora_A\/B: expected model\.layers\.0\.self_attn\.q_proj\.weight \[32, 32\], found B \[64, 4\] · A \[4, 64\]/,
+      );
+      return true;
+    });
+    assert.deepEqual(valle.lora, active);
+    assert.deepEqual(await allLogits(valle), before);
+    await valle.dispose(); // threw when the refusal left the undoing of the old LoRA unsubmitted
+  },
+);
+
+Deno.test("a folder name of another rank than the tensors' is a rank mismatch", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lora = makeTinyLora(BASE_ST, { modules: [Q], rank: 4, config: null });
+    await Deno.mkdir(`${dir}/lora-x-r8-a8`);
+    const path = `${dir}/lora-x-r8-a8/lora.sft`;
+    await Deno.writeFile(path, lora.bytes);
+    const valle = await ValleModel.load(BASE, { backend: "cpu", precision: "f32" });
+    await assert.rejects(valle.readLora(path), (e: Error) => {
+      assert.ok(e instanceof LoraError, String(e));
+      assert.match(
+        e.message,
+        /: 1 problem\(s\)\n {2}folder lora-x-r8-a8: expected -r4 \(the rank of the tensors, for its alpha to apply\), found -r8$/,
+      );
+      return true;
+    });
+    await valle.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("alpha comes from upstream's folder name when the file has no config", async () => {
   const dir = await Deno.makeTempDir();
