@@ -1,8 +1,9 @@
 /**
  * The kanji dictionary's words and readings as the packed dictionary stores them: sorted, each
  * line sharing its start with the line before, and readings that {@linkcode composeReading} gives
- * left out. They stay in that form (flat arrays of UTF-16 code units, a quarter of a million words
- * in about 4 MB), found by binary search; a left-out reading is put together when asked for.
+ * left out. Here each line is made whole again, but the words stay sorted in flat arrays of UTF-16
+ * code units (a quarter of a million words and their readings in about 5 MB), found by binary
+ * search; a left-out reading is put together when asked for.
  *
  * This component is GPL-3.0-or-later (pykakasi's data): see LICENSES/pykakasi.txt.
  *
