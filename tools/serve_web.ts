@@ -1,8 +1,7 @@
 /**
  * Serves the browser demo (examples/web/) on 127.0.0.1: the page, its stylesheet, `main.js` (the
- * demo bundled with `deno bundle --platform browser`, rebuilt on every page load so edits show up),
- * the phonemizer's data from the npm cache (so the page needs no CDN), and optionally local model
- * files at fixed URLs, which the printed address names as query parameters. Every response carries
+ * demo bundled with `deno bundle --platform browser`, rebuilt on every page load so edits show up;
+ * the phonemizer and its data are inside it), and optionally local model files at fixed URLs, which the printed address names as query parameters. Every response carries
  * {@linkcode CROSS_ORIGIN_ISOLATION}, so that the CPU backend gets SharedArrayBuffer and threads.
  *
  *   deno task web [--port 8000] [--model m.sft] [--codec model.safetensors] [--codec-config c.json]
@@ -11,7 +10,6 @@
 
 import { parseArgs } from "node:util";
 import { bundleForBrowser } from "./_bundle.ts";
-import { phonemizerFiles } from "./_phonemizer_files.ts";
 
 const WEB = new URL("../examples/web/", import.meta.url);
 const ENTRY = new URL("main.ts", WEB);
@@ -73,7 +71,7 @@ export interface WebServer {
  * ```
  */
 export async function startWebServer(options: WebServerOptions = {}): Promise<WebServer> {
-  const files = new Map<string, URL>(await phonemizerFiles());
+  const files = new Map<string, URL>();
   for (const name of STATIC) files.set(`/${name}`, new URL(name, WEB));
   files.set("/", new URL("index.html", WEB));
   const query = new URLSearchParams();

@@ -1,8 +1,7 @@
 /**
  * Lists the npm packages that the given entry points import statically, with their dependencies
  * (one `name@version` a line), for `bench/gpu/pack.sh`. Packages reached only through dynamic
- * imports are loaded when that code runs (the Japanese dictionary: Japanese text only, which the
- * GPU run never speaks); they are named on stderr. As soon as a run needs one npm package, Deno
+ * imports are loaded when that code runs (none today); they are named on stderr. As soon as a run needs one npm package, Deno
  * installs the lockfile's whole npm snapshot, so pack.sh carries all of them when this list is not
  * empty and none when it is. Run with DENO_DIR set to a cache that holds them (`deno cache` the
  * same entry points first).

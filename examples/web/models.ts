@@ -1,28 +1,21 @@
 /// <reference lib="dom" />
 /**
- * Where the demo's models and phonemizer data come from. By default: the released weights,
+ * Where the demo's models come from. By default: the released weights,
  * downloaded once into the browser's Cache API. The page's query parameters can name other files
  * instead (`?model=…&codec=…&codecConfig=…&vocoder=…&vocoderConfig=…`, URLs relative to the page,
  * as `deno task web --model …` prints them); those are fetched afresh on every load, since a local
  * file may change under the same URL.
  */
 
-import {
-  BrowserCache,
-  createEspeakPhonemizer,
-  createHiraganaConverter,
-  DEFAULT_FILES,
-  type FileCache,
-  type Phonemizer,
-  type ValleOptions,
-} from "../../mod.ts";
+import { BrowserCache, DEFAULT_FILES, type FileCache, type ValleOptions } from "../../mod.ts";
 
 /** The query parameters that name model files: the {@linkcode ValleOptions} of the same name. */
 const FILE_PARAMETERS = ["model", "codec", "codecConfig", "vocoder", "vocoderConfig"] as const;
 
 /**
  * The loading options of the page at `page`: model files from its query parameters (the released
- * ones otherwise), the download cache, and the phonemizer.
+ * ones otherwise) and the download cache; the phonemizer is the default (espeak-ng and the
+ * Japanese dictionary, both bundled).
  *
  * @param page The page's address, query included.
  * @returns Options for `Valle.load` (without progress and signal).
@@ -36,7 +29,6 @@ export function modelOptions(page: URL): ValleOptions {
   const options: ValleOptions = {
     // The Cache API exists only in secure contexts (https, localhost).
     cache: "caches" in globalThis ? releasedOnly(new BrowserCache()) : false,
-    phonemizer: pagePhonemizer(page),
   };
   for (const name of FILE_PARAMETERS) {
     const value = page.searchParams.get(name);
@@ -53,27 +45,5 @@ function releasedOnly(cache: FileCache): FileCache {
     put: (key, bytes, meta) => released.has(key) ? cache.put(key, bytes, meta) : Promise.resolve(),
     delete: (key) => cache.delete(key),
     locate: (key) => cache.locate(key),
-  };
-}
-
-/**
- * espeak-ng (bundled) with kuromoji's Japanese dictionary from beside the page when the server has
- * it there (`deno task web` does), else from the library's default CDN. The check happens on
- * first use.
- */
-function pagePhonemizer(page: URL): Phonemizer {
-  let espeak: Promise<Phonemizer> | undefined;
-  const choose = async () => {
-    const dictionary = new URL("kuromoji-dict/", page);
-    const probe = new URL("base.dat.gz", dictionary);
-    const local = await fetch(probe, { method: "HEAD" }).then((r) => r.ok, () => false);
-    if (!local) return createEspeakPhonemizer();
-    return createEspeakPhonemizer({ hiragana: createHiraganaConverter({ dictionary }) });
-  };
-  return {
-    async phonemize(text, language) {
-      espeak ??= choose();
-      return await (await espeak).phonemize(text, language);
-    },
   };
 }

@@ -17,7 +17,7 @@
 
 export { detectLanguage } from "./detect.ts";
 export { createEspeakPhonemizer, type EspeakOptions } from "./espeak.ts";
-export { createHiraganaConverter, type HiraganaOptions, toHiragana } from "./japanese.ts";
+export { createHiraganaConverter, toHiragana } from "./japanese.ts";
 export {
   type Language,
   type LanguageInfo,

@@ -1,13 +1,11 @@
 /**
  * Browser entry for the text front end: phonemizes one sentence per language with the bundled
  * espeak-ng phonemizer and returns the strings, for comparison with Deno's output
- * (`TEXT_PAGE_EXPECTED`). espeak-ng 1.51 comes inside the bundle; the page's server must serve
- * kuromoji's dictionary beside the page as `kuromoji-dict/` (the `dict/` folder of
- * @patdx/kuromoji@1.0.4).
+ * (`TEXT_PAGE_EXPECTED`). espeak-ng 1.51 and the Japanese dictionary come inside the bundle: the
+ * page fetches nothing.
  */
 
 import { createEspeakPhonemizer } from "../../src/text/espeak.ts";
-import { createHiraganaConverter } from "../../src/text/japanese.ts";
 import type { Language } from "../../src/text/languages.ts";
 
 /** One sentence per language. */
@@ -32,10 +30,7 @@ export const TEXT_PAGE_EXPECTED: Readonly<Record<Language, string>> = {
 
 /** Phonemizes every sentence; resolves to `{ language: phonemes }`. */
 export default async function (): Promise<Record<string, string>> {
-  const base = globalThis.location.href;
-  const espeak = createEspeakPhonemizer({
-    hiragana: createHiraganaConverter({ dictionary: new URL("kuromoji-dict/", base) }),
-  });
+  const espeak = createEspeakPhonemizer();
   const out: Record<string, string> = {};
   for (const [language, text] of Object.entries(TEXT_PAGE_SENTENCES)) {
     out[language] = await espeak.phonemize(text, language as Language);

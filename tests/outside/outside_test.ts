@@ -14,7 +14,7 @@ import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { CORPUS } from "../text/_corpus.ts";
 import type { ConsumerRequest, ConsumerResult } from "./_consumer.ts";
 
-/** One corpus sentence per language (ja-001 is one kuromoji reads as pykakasi does). */
+/** One corpus sentence per language. */
 const SENTENCES = ["en-001", "de-001", "fr-001", "ja-001", "ko-000", "zh-001"].map((id) =>
   CORPUS.find((entry) => entry.id === id)!
 );
@@ -110,17 +110,21 @@ Deno.test({
 });
 
 Deno.test({
-  name: "an outside project without npm gets a ValleError naming kuromoji for Japanese",
+  name: "an outside project without npm phonemizes Japanese (the dictionary is bundled)",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     const dir = await consumerProject();
     const result = await runConsumer(dir, {
-      sentences: [{ language: "en", text: SENTENCES[0].text }],
+      sentences: [{ language: "ja", text: JAPANESE.text }],
       mixed: JAPANESE.text,
     }, ["--no-npm"]);
-    equal(result.error?.name, "ValleError", result.error?.message);
-    ok(result.error.message.includes("npm:@patdx/kuromoji@1.0.4"), result.error.message);
+    deepStrictEqual(result.error, undefined);
+    deepStrictEqual(result.sentences, [{
+      phonemize: JAPANESE.phonemes,
+      prepared: [JAPANESE.phonemes],
+    }]);
+    deepStrictEqual(result.mixed, [{ language: "ja", phonemes: JAPANESE.phonemes }]);
     await Deno.remove(dir, { recursive: true });
   },
 });

@@ -1,8 +1,8 @@
 /**
  * The phonemizer formatting (src/text/punctuation.ts) over Debian's native espeak-ng 1.51, the
  * engine the corpus was made with, called through FFI the way Python's phonemizer calls it. It
- * matches all 368 entries (Japanese from pykakasi's hiragana), so every mismatch in
- * `corpus_test.ts` comes from the hiragana conversion, not from the formatting or the engine.
+ * matches all 368 entries (Japanese from pykakasi's hiragana, the corpus's `kana`), as the shipped
+ * phonemizer does with its own hiragana in `corpus_test.ts`.
  */
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
