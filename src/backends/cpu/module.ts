@@ -7,6 +7,7 @@
  * @module
  */
 
+import { gunzipBase64 } from "../../io/gunzip.ts";
 import { KERNEL_MODULES } from "./_wasm.ts";
 
 /** The exports of both builds (the threaded one has `worker_loop`, the single one `run_list`). */
@@ -39,14 +40,6 @@ export interface KernelModule {
 
 const compiled = new Map<string, Promise<KernelModule>>();
 
-async function unpack(base64: string): Promise<Uint8Array<ArrayBuffer>> {
-  const text = atob(base64);
-  const gz = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) gz[i] = text.charCodeAt(i);
-  const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
 /**
  * The kernels for a thread pool (`threads`) or one thread, compiled on first use, then shared:
  * the relaxed-SIMD build where the host validates it (and `relaxed` is not false), else the plain
@@ -58,14 +51,14 @@ export function kernelModule(threads: boolean, relaxed = true): Promise<KernelMo
   if (!module) {
     module = (async () => {
       if (relaxed) {
-        const bytes = await unpack(
+        const bytes = await gunzipBase64(
           threads ? KERNEL_MODULES.threadsRelaxed : KERNEL_MODULES.singleRelaxed,
         );
         if (WebAssembly.validate(bytes)) {
           return { module: await WebAssembly.compile(bytes), relaxed: true };
         }
       }
-      const plain = await unpack(threads ? KERNEL_MODULES.threads : KERNEL_MODULES.single);
+      const plain = await gunzipBase64(threads ? KERNEL_MODULES.threads : KERNEL_MODULES.single);
       return { module: await WebAssembly.compile(plain), relaxed: false };
     })();
     compiled.set(key, module);

@@ -14,6 +14,7 @@
  */
 
 import { ValleError } from "../../errors.ts";
+import { gunzipBase64 } from "../../io/gunzip.ts";
 import { createWasi } from "./wasi.ts";
 
 /** Where the data directory is inside the module (the build's `PATH_ESPEAK_DATA`). */
@@ -83,11 +84,7 @@ export function loadEspeak151(): Promise<Espeak151> {
 /** Decodes `_archive.ts` into its files, by path. */
 async function unpack(): Promise<Map<string, Uint8Array<ArrayBuffer>>> {
   const { ARCHIVE, FILES } = await import("./_archive.ts");
-  const text = atob(ARCHIVE);
-  const gzipped = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) gzipped[i] = text.charCodeAt(i);
-  const stream = new Blob([gzipped]).stream().pipeThrough(new DecompressionStream("gzip"));
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const bytes = await gunzipBase64(ARCHIVE);
   const files = new Map<string, Uint8Array<ArrayBuffer>>();
   let offset = 0;
   for (const [path, length] of FILES) {

@@ -29,6 +29,7 @@
  * @module
  */
 
+import { gunzipBase64 } from "../../io/gunzip.ts";
 import { WordList } from "./word_list.ts";
 
 /** A reading that applies only after certain text. */
@@ -111,15 +112,6 @@ export function parseDictionary(bytes: Uint8Array): KakasiDictionary {
 }
 
 let loading: Promise<KakasiDictionary> | undefined;
-
-/** Gunzips base64-encoded gzip data. */
-async function gunzipBase64(base64: string): Promise<Uint8Array<ArrayBuffer>> {
-  const text = atob(base64);
-  const gzipped = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) gzipped[i] = text.charCodeAt(i);
-  const stream = new Blob([gzipped]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 /**
  * Unpacks the bundled dictionary the first time it is called and returns that same dictionary
