@@ -18,7 +18,7 @@ import {
   Valle,
   ValleError,
 } from "../mod.ts";
-import { parseSpeakArgs, USAGE } from "./_speak_args.ts";
+import { parseSpeakArgs, type SpeakArgs, USAGE } from "./_speak_args.ts";
 import { checkInputs, checkOutput, readText, writeOutput } from "./_speak_files.ts";
 import { progressLine } from "./_speak_progress.ts";
 
@@ -42,6 +42,19 @@ function progressBar(enabled: boolean, quiet: boolean): (p: SynthesisProgress) =
     last = line;
     Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
   };
+}
+
+/**
+ * On a Linux machine without a desktop session, probing for a WebGPU adapter makes the graphics
+ * stack print "error: XDG_RUNTIME_DIR is invalid or not set" twice: give it a private folder.
+ *
+ * @returns Removes the folder, if one was made.
+ */
+function quietGraphicsStack(): () => void {
+  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return () => {};
+  const dir = Deno.makeTempDirSync({ prefix: "valle-runtime-" });
+  Deno.env.set("XDG_RUNTIME_DIR", dir);
+  return () => Deno.removeSync(dir, { recursive: true });
 }
 
 async function main(): Promise<void> {
@@ -68,6 +81,16 @@ async function main(): Promise<void> {
   ]);
   const text = await readText(args.text, args.file);
   const seed = args.synthesis.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  const removeRuntimeDir = quietGraphicsStack();
+  try {
+    await speak(args, text, seed);
+  } finally {
+    removeRuntimeDir();
+  }
+}
+
+/** Loads the models, speaks `text`, writes the WAV and says what it did. */
+async function speak(args: SpeakArgs, text: string, seed: number): Promise<void> {
   const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal(), args.quiet);
   const start = performance.now();
   const valle = await Valle.load({
@@ -86,7 +109,7 @@ async function main(): Promise<void> {
         `piece(s), seed ${seed}, ${seconds} s on ${valle.backend.description}`,
     );
   } finally {
-    valle.dispose();
+    await valle.dispose();
   }
 }
 

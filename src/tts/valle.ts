@@ -640,11 +640,24 @@ export class Valle {
         readConfig(this.#options.vocoderConfig, signal),
       ]);
       report?.({ phase: "load", file: "vocoder" });
-      return await Vocos.load(this.backend, bytes, {
+      const file = label(this.#options.vocoder, "vocoder");
+      const vocos = await Vocos.load(this.backend, bytes, {
         config: config as VocosConfigJson | undefined,
         encodec: this.encodec.config,
-        label: label(this.#options.vocoder, "vocoder"),
+        label: file,
       });
+      const { perBandwidth } = vocos.codebooks;
+      if (!perBandwidth.includes(this.model.config.nLevels)) {
+        // Found now, not after minutes of generation, when the codes would not decode.
+        await vocos.dispose();
+        throw new WeightsError(file, [{
+          tensor: "feature_extractor.codebook_weights",
+          expected:
+            `a bandwidth of ${this.model.config.nLevels} codebooks (the model's RVQ levels)`,
+          found: `bandwidths of ${perBandwidth.join(", ")} codebooks`,
+        }]);
+      }
+      return vocos;
     })();
     // A failed load is retried on the next call.
     this.#vocos.catch(() => (this.#vocos = undefined));

@@ -58,3 +58,48 @@ Deno.test("a model whose audio vocabulary is not the codec's codebook size is a 
   );
   equal(error, undefined);
 });
+
+Deno.test("a vocoder without a bandwidth for the model's levels is a WeightsError before generating", async () => {
+  const tiny = await tinyModels();
+  const vocoderConfig = structuredClone(tiny.vocoderConfig) as {
+    feature_extractor: { init_args: { bandwidths: number[] } };
+  };
+  vocoderConfig.feature_extractor.init_args.bandwidths = [1.5, 3.0]; // 2 and 4 codebooks
+  const st = parseSafetensors(tiny.vocoder);
+  const tensors: Record<string, TensorData> = {};
+  for (const name of st.names) {
+    const { shape } = st.info(name);
+    const data = st.toFloat32(name);
+    tensors[name] = name === "feature_extractor.codebook_weights"
+      ? { dtype: "F32", shape: [4 * 1024, shape[1]], data: data.slice(0, 4 * 1024 * shape[1]) }
+      : { dtype: "F32", shape, data };
+  }
+  const phases: string[] = [];
+  const valle = await Valle.load({
+    ...tiny,
+    vocoder: serializeSafetensors(tensors),
+    vocoderConfig,
+    backend: "cpu",
+    threads: 1,
+    cache: false,
+    onProgress: (p) => phases.push(p.phase),
+  });
+  await rejects(valle.synthesize("Hello.", { language: "en", maxSeconds: 0.2 }), (e: unknown) => {
+    ok(e instanceof WeightsError, String(e));
+    equal(
+      e.problems[0].expected,
+      "a bandwidth of 8 codebooks (the model's RVQ levels)",
+    );
+    equal(e.problems[0].found, "bandwidths of 2, 4 codebooks");
+    return true;
+  });
+  ok(!phases.includes("level0"), `generated before failing: ${phases}`);
+  // The instance stays usable with the EnCodec decoder.
+  const speech = await valle.synthesize("Hello.", {
+    language: "en",
+    maxSeconds: 0.2,
+    decoder: "encodec",
+  });
+  ok(speech.samples.length > 0);
+  await valle.dispose();
+});
