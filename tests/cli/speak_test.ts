@@ -393,6 +393,8 @@ async function speakTask(
     stdout: "piped",
     stderr: "piped",
     env: {
+      // As from a user's shell: `deno task` sets INIT_CWD only where it is not set already.
+      INIT_CWD: cwd,
       PATH: `${bin}:${Deno.env.get("PATH")}`,
       XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
       NO_COLOR: "1",
