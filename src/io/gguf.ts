@@ -16,7 +16,8 @@ import { FormatError, type FormatErrorDetails } from "../errors.ts";
 import { dequantizeQ4K, Q4_K_BLOCK, Q4_K_BYTES } from "../quant/q4_k.ts";
 import { dequantizeQ8_0, Q8_0_BLOCK, Q8_0_BYTES } from "../quant/q8_0.ts";
 import { bf16ToF32, f16ToF32, f32ToF16 } from "./dtype.ts";
-import { type ByteSourceInput, readAllBytes, type ReadSourceOptions } from "./source.ts";
+import type { ReadSafetensorsOptions, SafetensorsSource } from "./safetensors.ts";
+import { readAllBytes } from "./source.ts";
 
 /**
  * A tensor type this library reads from GGUF files.
@@ -220,7 +221,8 @@ export function parseGguf(bytes: Uint8Array, source?: string): Gguf {
  * Reads a GGUF file from a path, URL, Blob, Response, stream or bytes (whole, into memory).
  *
  * @param source Where to read it from.
- * @param options An abort signal, a progress callback, and the file's name for error messages.
+ * @param options An abort signal, a progress callback, and the file's name for error messages
+ * (the same options as `readSafetensors`).
  * @returns The checked file.
  * @throws {FormatError} See {@linkcode parseGguf}; or the file cannot be read.
  *
@@ -230,11 +232,12 @@ export function parseGguf(bytes: Uint8Array, source?: string): Gguf {
  * ```
  */
 export async function readGguf(
-  source: ByteSourceInput | Uint8Array | ArrayBuffer,
-  options: ReadSourceOptions = {},
+  source: SafetensorsSource,
+  options: ReadSafetensorsOptions = {},
 ): Promise<Gguf> {
-  const label = options.label ?? (typeof source === "string" ? source : "<gguf>");
-  const bytes = await readAllBytes(source, { ...options, label, kind: "GGUF" });
+  const { signal, onProgress } = options;
+  const label = options.source ?? (typeof source === "string" ? source : "<gguf>");
+  const bytes = await readAllBytes(source, { signal, onProgress, label, kind: "GGUF" });
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     options.onProgress?.(bytes.length, bytes.length);
   }
@@ -345,15 +348,18 @@ class Writer {
     this.#buf[this.#room(1)] = v;
   }
   u32(v: number): void {
-    this.#view.setUint32(this.#room(4), v, true);
+    const at = this.#room(4); // may replace the view
+    this.#view.setUint32(at, v, true);
   }
   u64(v: number): void {
-    this.#view.setBigUint64(this.#room(8), BigInt(v), true);
+    const at = this.#room(8);
+    this.#view.setBigUint64(at, BigInt(v), true);
   }
   string(s: string): void {
     const bytes = new TextEncoder().encode(s);
     this.u64(bytes.length);
-    this.#buf.set(bytes, this.#room(bytes.length));
+    const at = this.#room(bytes.length);
+    this.#buf.set(bytes, at);
   }
   bytes(): Uint8Array {
     return this.#buf.subarray(0, this.length);

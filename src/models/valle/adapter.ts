@@ -10,8 +10,7 @@
  */
 
 import type { Backend, Recorder, Tensor } from "../../backends/backend.ts";
-import { createTensor, numel, uploadTensor } from "../../backends/tensor.ts";
-import { DTYPE_BYTES } from "../../backends/backend.ts";
+import { byteSize, createTensor, uploadTensor } from "../../backends/tensor.ts";
 import { blendWeight, loraMerge } from "../../ops/lora.ts";
 import type { ValleLora } from "./lora.ts";
 
@@ -103,7 +102,7 @@ export class LoraSlot {
     }
     let heldBytes = 0;
     for (const copy of this.#kept.values()) {
-      heldBytes += numel(copy.shape) * DTYPE_BYTES[copy.dtype];
+      heldBytes += byteSize(copy.shape, copy.dtype);
     }
     this.#active = {
       source: lora.source,

@@ -25,6 +25,8 @@ import {
   Safetensors,
   type SafetensorsSource,
 } from "../../io/safetensors.ts";
+import { readValleFile, type ValleCheckpoint, type ValleFileInput } from "./checkpoint.ts";
+import { checkDtype, type ValleDtype } from "./quant_policy.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { decode } from "./ar.ts";
 import { generateBatch, type GenerateBatchRequest } from "./batch.ts";
@@ -66,6 +68,12 @@ export interface ValleModelOptions extends ReadSafetensorsOptions, BackendSource
    * every case.
    */
   precision?: Precision;
+  /**
+   * Weight storage: `"f32"`/`"f16"` (as `precision`), or quantized at load, `"q8"` (every matrix
+   * Q8_0) or `"q4"` (the transformer projections Q4_K, `v_proj`, heads and embedding tables Q8_0);
+   * norms and biases stay float (`src/quant/FORMATS.md`). Default: float, or what a GGUF stores.
+   */
+  dtype?: ValleDtype;
   /** Sequence positions to preallocate (grown on demand, outside generation loops). Default 1024. */
   capacity?: number;
   /** Default NAR summation rule. Default "head" (current upstream). */
@@ -303,17 +311,20 @@ export class ValleModel {
 
   private constructor(
     backend: Backend,
-    st: Safetensors,
+    st: ValleCheckpoint,
     options: ValleModelOptions,
     ownsBackend: boolean,
   ) {
-    if (options.precision === "f16" && !backend.supportsF16) {
+    const { dtype, precision } = options;
+    const float = dtype === "f16" || dtype === "f32"
+      ? dtype
+      : precision === "f32" || precision === "f16"
+      ? precision
+      : backend.weightDtype;
+    if (float === "f16" && !backend.supportsF16) {
       throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
     }
-    const dtype = options.precision === "f32" || options.precision === "f16"
-      ? options.precision
-      : backend.weightDtype;
-    const { config, weights } = uploadValleWeights(backend, st, dtype);
+    const { config, weights } = uploadValleWeights(backend, st, float, dtype);
     this.backend = backend;
     this.config = config;
     this.weights = weights;
@@ -328,13 +339,17 @@ export class ValleModel {
   }
 
   /**
-   * Loads a `.sft` / `.safetensors` VALL-E file (F16, BF16 or F32 tensors) onto the GPU.
+   * Loads a VALL-E file onto the device: a `.sft` / `.safetensors` file (F16, BF16 or F32
+   * tensors) or a GGUF written by `deno task quantize` (recognized by its magic or a `.gguf`
+   * name), stored as `dtype` asks.
    *
    * @param source A path, URL, bytes, Blob, Response, stream, or an already parsed file.
-   * @param options Device, precision, capacity, defaults; download progress and abort.
+   * @param options Device, precision, dtype, capacity, defaults; download progress and abort.
    * @returns The model.
    * @throws {WeightsError} Missing or mis-shaped tensors or a bad config, all listed at once.
-   * @throws {FormatError} The file is not safetensors.
+   * @throws {FormatError} The file is neither safetensors nor a valid GGUF.
+   * @throws {OptionError} A dtype that is not "f32", "f16", "q8" or "q4", or one that
+   * contradicts `precision`.
    * @throws {GpuError} No WebGPU adapter, or f16 asked for without `shader-f16`.
    *
    * @example
@@ -345,10 +360,11 @@ export class ValleModel {
    * ```
    */
   static async load(
-    source: SafetensorsSource | Safetensors,
+    source: ValleFileInput,
     options: ValleModelOptions = {},
   ): Promise<ValleModel> {
-    const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
+    checkDtype(options);
+    const st = await readValleFile(source, options);
     const { backend, owned } = await resolveBackend(options);
     try {
       return new ValleModel(backend, st, options, owned);
