@@ -30,55 +30,64 @@ function nearestInt(v: number): number {
   return f(v + 12582912) - 12582912;
 }
 
-/** The `make_qkx2_quants` search over one sub-block; returns the scale and sets `L`, the min. */
+/** Scratch of {@linkcode searchScaleMin}: x − min of the sub-block, for the current min. */
+const shifted = new Float32Array(SUB);
+
+/**
+ * The `make_qkx2_quants` search over the sub-block `x[at .. at + 32)` with weights `w`: writes its
+ * levels to `levels[to ..]` and returns [scale, −min].
+ */
 function searchScaleMin(
   x: Float32Array,
-  weights: Float32Array,
+  at: number,
+  w: Float32Array,
   levels: Uint8Array,
+  to: number,
   aux: Uint8Array,
-  nmax: number,
-  rmin: number,
-  rdelta: number,
-  steps: number,
-): { scale: number; min: number } {
-  const n = x.length;
-  let min = x[0];
-  let max = x[0];
-  let sumW = weights[0];
-  let sumX = f(sumW * x[0]);
-  for (let i = 1; i < n; i++) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    sumW = f(sumW + weights[i]);
-    sumX = f(sumX + f(weights[i] * x[i]));
+): [number, number] {
+  const nmax = 15;
+  const rmin = -1;
+  const rdelta = f(0.1);
+  const steps = 20;
+  let min = x[at];
+  let max = x[at];
+  let sumW = w[0];
+  let sumX = f(sumW * x[at]);
+  for (let i = 1; i < SUB; i++) {
+    const xi = x[at + i];
+    if (xi < min) min = xi;
+    if (xi > max) max = xi;
+    sumW = f(sumW + w[i]);
+    sumX = f(sumX + f(w[i] * xi));
   }
   if (min > 0) min = 0;
   if (max === min) {
-    levels.fill(0);
-    return { scale: 0, min: -min };
+    levels.fill(0, to, to + SUB);
+    return [0, -min];
   }
   const range = f(max - min);
   let iscale = f(nmax / range);
   let scale = f(1 / iscale);
   let bestError = 0;
-  for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * f(x[i] - min)))));
-    levels[i] = l;
-    const diff = f(f(f(scale * l) + min) - x[i]);
-    bestError = f(bestError + f(weights[i] * f(diff * diff)));
+  for (let i = 0; i < SUB; i++) shifted[i] = x[at + i] - min;
+  for (let i = 0; i < SUB; i++) {
+    const l = clampLevel(nearestInt(f(iscale * shifted[i])), nmax);
+    levels[to + i] = l;
+    const diff = f(f(f(scale * l) + min) - x[at + i]);
+    bestError = f(bestError + f(w[i] * f(diff * diff)));
   }
   for (let is = 0; is <= steps; is++) {
     iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / range);
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
-    for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * f(x[i] - min)))));
+    for (let i = 0; i < SUB; i++) {
+      const l = clampLevel(nearestInt(f(iscale * shifted[i])), nmax);
       aux[i] = l;
-      const wl = f(weights[i] * l);
+      const wl = f(w[i] * l);
       sumL = f(sumL + wl);
       sumL2 = f(sumL2 + f(wl * l));
-      sumXL = f(sumXL + f(wl * x[i]));
+      sumXL = f(sumXL + f(wl * x[at + i]));
     }
     const det = f(f(sumW * sumL2) - f(sumL * sumL));
     if (!(det > 0)) continue;
@@ -89,18 +98,25 @@ function searchScaleMin(
       thisScale = f(sumXL / sumL2);
     }
     let error = 0;
-    for (let i = 0; i < n; i++) {
-      const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[i]);
-      error = f(error + f(weights[i] * f(diff * diff)));
+    for (let i = 0; i < SUB; i++) {
+      const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[at + i]);
+      error = f(error + f(w[i] * f(diff * diff)));
     }
     if (error < bestError) {
-      levels.set(aux);
+      levels.set(aux, to);
       bestError = error;
       scale = thisScale;
-      min = thisMin;
+      if (thisMin !== min) {
+        min = thisMin;
+        for (let i = 0; i < SUB; i++) shifted[i] = x[at + i] - min;
+      }
     }
   }
-  return { scale, min: -min };
+  return [scale, -min];
+}
+
+function clampLevel(l: number, nmax: number): number {
+  return l < 0 ? 0 : l > nmax ? nmax : l;
 }
 
 /**
@@ -154,16 +170,13 @@ export function quantizeQ4K(x: Float32Array): Uint8Array<ArrayBuffer> {
     let maxScale = 0;
     let maxMin = 0;
     for (let j = 0; j < 8; j++) {
-      const xs = xb.subarray(SUB * j, SUB * (j + 1));
+      const at = b * Q4_K_BLOCK + SUB * j;
       let sumX2 = 0;
-      for (let l = 0; l < SUB; l++) sumX2 = f(sumX2 + f(xs[l] * xs[l]));
+      for (let l = 0; l < SUB; l++) sumX2 = f(sumX2 + f(x[at + l] * x[at + l]));
       const avX = f(Math.sqrt(f(sumX2 / SUB)));
-      for (let l = 0; l < SUB; l++) weights[l] = f(avX + Math.abs(xs[l]));
-      const L = levels.subarray(SUB * j, SUB * (j + 1));
-      const { scale, min } = searchScaleMin(xs, weights, L, aux, 15, -1, f(0.1), 20);
-      scales[j] = scale;
-      mins[j] = min;
-      if (scale > maxScale) maxScale = scales[j];
+      for (let l = 0; l < SUB; l++) weights[l] = f(avX + Math.abs(x[at + l]));
+      [scales[j], mins[j]] = searchScaleMin(x, at, weights, levels, SUB * j, aux);
+      if (scales[j] > maxScale) maxScale = scales[j];
       if (mins[j] > maxMin) maxMin = mins[j];
     }
     const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
