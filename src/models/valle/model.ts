@@ -297,8 +297,7 @@ export class ValleModel {
   readonly config: ValleConfig;
   /** Which head serves which mode. */
   readonly heads: ValleHeads;
-  /** The weights on the GPU. */
-  readonly weights: ValleWeights;
+  #base: ValleWeights;
   #state: ValleRunState;
   #rec: Recorder;
   #rule: EmbeddingRule;
@@ -327,7 +326,7 @@ export class ValleModel {
     const { config, weights } = uploadValleWeights(backend, st, float, dtype);
     this.backend = backend;
     this.config = config;
-    this.weights = weights;
+    this.#base = weights;
     this.heads = valleHeads(config);
     this.#state = createRunState(backend, config, options.capacity ?? 1024);
     this.#rec = backend.createRecorder({ label: "valle", capacity: 16384 });
@@ -335,7 +334,7 @@ export class ValleModel {
     this.#includeLanguage = options.includeLanguage ?? true;
     this.#ownsBackend = ownsBackend;
     this.#tensors = valleWeightTensors(config, weights);
-    this.#lora = new LoraSlot(backend, this.#tensors);
+    this.#lora = new LoraSlot(backend, config, weights);
   }
 
   /**
@@ -372,6 +371,14 @@ export class ValleModel {
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /**
+   * The weights on the device: the loaded ones, or while a LoRA touches quantized tensors, those
+   * with dequantized float copies in their place.
+   */
+  get weights(): ValleWeights {
+    return this.#lora.weights;
   }
 
   /** The LoRA merged into the weights now (source, rank, alpha, strength, bytes held), or null. */
@@ -416,7 +423,7 @@ export class ValleModel {
     if (read instanceof Promise) read.catch(() => {});
     return this.#life.run(async () => {
       const lora = await read;
-      this.#lora.set(this.#rec, lora, strength);
+      await this.#lora.set(this.#rec, lora, strength);
       await this.backend.fence();
       return this.#lora.active;
     });
@@ -740,7 +747,7 @@ export class ValleModel {
     return this.#life.dispose(() => {
       destroyRunState(this.#state);
       this.#lora.destroy();
-      destroyValleWeights(this.weights);
+      destroyValleWeights(this.#base);
       this.#rec.destroy();
       if (this.#ownsBackend) this.backend.destroy();
       else this.backend.trim();

@@ -533,6 +533,47 @@ export function valleWeightTensors(
   return out;
 }
 
+/** The key of the stacked embedding table in {@linkcode replaceValleTensors}. */
+export const STACKED_TABLE = "valle.embeddings";
+
+/**
+ * The weights with some tensors replaced: layer and head tensors by checkpoint key, the stacked
+ * embedding table by {@linkcode STACKED_TABLE}. A layer whose projection is replaced loses its
+ * stacked `qkv`/`gateUp` (the replacement is a tensor of its own).
+ *
+ * @example
+ * ```ts ignore
+ * const merged = replaceValleTensors(config, weights, new Map([[key, floatCopy]]));
+ * ```
+ */
+export function replaceValleTensors(
+  config: ValleConfig,
+  weights: ValleWeights,
+  replacements: ReadonlyMap<string, Tensor>,
+): ValleWeights {
+  const layers = weights.layers.map((layer, l) => {
+    const out: Record<string, Tensor | undefined> = { ...layer };
+    let replaced = false;
+    for (const [field, template] of Object.entries(LAYER_TEMPLATE)) {
+      const t = replacements.get(template(l, config).key);
+      if (!t) continue;
+      out[field] = t;
+      replaced = true;
+    }
+    if (replaced) {
+      out.qkv = undefined;
+      out.gateUp = undefined;
+    }
+    return out as unknown as ValleLayerWeights;
+  });
+  const heads = headEntries(config).map((h, n) => ({
+    weight: replacements.get(h.weight.key) ?? weights.heads[n].weight,
+    bias: weights.heads[n].bias,
+  }));
+  const embeddings = replacements.get(STACKED_TABLE) ?? weights.embeddings;
+  return { ...weights, embeddings, layers, heads };
+}
+
 /** Frees every GPU buffer of the weights. */
 export function destroyValleWeights(weights: ValleWeights): void {
   destroyTensors(weights);

@@ -6,11 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import type { Backend } from "../../../src/backends/backend.ts";
+import type { Backend, Tensor } from "../../../src/backends/backend.ts";
 import { readBytes } from "../../../src/backends/tensor.ts";
 import { FormatError, OptionError, WeightsError } from "../../../src/errors.ts";
 import { type GgufTensorData, parseGguf, serializeGguf } from "../../../src/io/gguf.ts";
-import { parseSafetensors } from "../../../src/io/safetensors.ts";
+import { f16ToF32 } from "../../../src/io/dtype.ts";
+import {
+  parseSafetensors,
+  serializeSafetensors,
+  type TensorData,
+} from "../../../src/io/safetensors.ts";
 import { ggufCheckpoint } from "../../../src/models/valle/checkpoint.ts";
 import { ValleModel } from "../../../src/models/valle/model.ts";
 import type { ValleDtype } from "../../../src/models/valle/quant_policy.ts";
@@ -18,6 +23,8 @@ import { valleWeightBytes } from "../../../src/models/valle/weights.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { quantizeValle } from "../../../tools/quantize.ts";
 import { backendTest } from "../../_backends.ts";
+import { assertClose } from "../../_helpers.ts";
+import { makeTinyLora, mergeOracle, POLICY_MODULES } from "../../_tiny_lora.ts";
 import { TINY_MODEL } from "./_tiny.ts";
 
 const AUDIO = 64;
@@ -289,4 +296,83 @@ Deno.test("dtype is checked before any file is read", async () => {
     .catch((e) => e);
   assert.ok(conflict instanceof OptionError);
   assert.match(conflict.message, /dtype is "f16" but precision is "f32"/);
+});
+
+/** The random model as its q4 GGUF dequantizes it, as F32 safetensors (the LoRA oracle's base). */
+function dequantizedBase(): Uint8Array {
+  const gguf = ggufCheckpoint(parseGguf(quantizeValle(parseSafetensors(BYTES), "q4", "random")));
+  const st = parseSafetensors(BYTES);
+  const tensors: Record<string, TensorData> = {};
+  for (const name of st.names) {
+    const source = gguf.has(name) ? gguf : st;
+    tensors[name] = { dtype: "F32", shape: st.info(name).shape, data: source.toFloat32(name) };
+  }
+  return serializeSafetensors(tensors, { ...st.metadata });
+}
+
+backendTest("a LoRA on a q4 model merges into float copies and leaves the base exact", async (
+  backend,
+) => {
+  const valle = await ValleModel.load(BYTES, { backend, dtype: "q4" });
+  try {
+    const base = await deviceBytes(backend, valle);
+    const baseLogits = (await valle.logits({ ...COND, mode: "ar", response: [3, 5] })).logits;
+    const modules = [...POLICY_MODULES, "self_attn.k_proj"].map((m) => `model.layers.1.${m}`);
+    const lora = makeTinyLora(parseSafetensors(BYTES), {
+      modules,
+      extra: ["resps_emb.embeddings.1.weight"],
+      seed: 9,
+    });
+    const active = await valle.setLora(lora.bytes, { strength: 0.5 });
+    const layer = valle.weights.layers[1];
+    const float = backend.weightDtype;
+    for (const t of [layer.qProj, layer.kProj, layer.vProj, layer.downProj]) {
+      assert.equal(t.dtype, float);
+    }
+    assert.equal(valle.weights.layers[0].qProj.dtype, "q4_k", "untouched layers stay quantized");
+    assert.equal(valle.weights.embeddings.dtype, float, "the stacked table, dequantized");
+    // Held: float copies of 7 projections and of the whole stacked table.
+    const d = 256;
+    const elements = 4 * d * d + 3 * 4 * d * d + valle.weights.layout.rows * d;
+    assert.equal(active?.heldBytes, elements * (float === "f16" ? 2 : 4));
+
+    // The merged tensors are the float64 merge into the dequantized base, in the float type.
+    const oracle = parseSafetensors(
+      mergeOracle(dequantizedBase(), [{ lora, strength: 0.5 }], float),
+    );
+    const read = async (t: Tensor) => {
+      const [bytes] = await readBytes(backend, [t]);
+      return float === "f16" ? f16ToF32(new Uint16Array(bytes)) : new Float32Array(bytes);
+    };
+    const tolerance = { atol: 1e-6, rtol: float === "f16" ? 2 ** -10 : 1e-6 };
+    assertClose(
+      await read(layer.upProj),
+      oracle.toFloat32("model.layers.1.mlp.up_proj.weight"),
+      tolerance,
+    );
+    const table = await read(valle.weights.embeddings);
+    const resp1 = valle.weights.layout.resp[1];
+    assertClose(
+      table.subarray(resp1 * d, (resp1 + AUDIO) * d),
+      oracle.toFloat32("resps_emb.embeddings.1.weight"),
+      tolerance,
+    );
+    assertClose(
+      table.subarray(0, 256 * d),
+      oracle.toFloat32("text_emb.weight"),
+      { atol: 1e-6, rtol: 2 ** -10 },
+    );
+    const merged = (await valle.logits({ ...COND, mode: "ar", response: [3, 5] })).logits;
+    assert.ok(merged.some((v, i) => v !== baseLogits[i]), "the LoRA changes the logits");
+
+    // Removed: the quantized base again, bit for bit.
+    await valle.setLora(null);
+    assert.equal(valle.weights.layers[1].qProj.dtype, "q4_k");
+    assert.equal(valle.weights.embeddings.dtype, "q8_0");
+    assert.deepEqual(await deviceBytes(backend, valle), base);
+    const again = (await valle.logits({ ...COND, mode: "ar", response: [3, 5] })).logits;
+    assert.deepEqual(again, baseLogits);
+  } finally {
+    await valle.dispose();
+  }
 });
