@@ -128,13 +128,19 @@ export interface LogitsRequest extends ValleConditioning {
   lengthDigits?: ArrayLike<number>;
   /** Combine with the null-input pass (NAR, NAR-len). */
   cfg?: CfgOptions;
+  /**
+   * AR only: the logits of every response position from one causal pass (teacher forcing):
+   * row t predicts response token t (row 0 is the position before the response, the last row
+   * what follows it). Without it, only the last row.
+   */
+  teacherForced?: boolean;
 }
 
 /** The logits of one pass. */
 export interface LogitsResult {
   /** Row-major logits (rows · columns). */
   logits: Float32Array;
-  /** Rows: 1 for AR/len/STT (the last position), the response frames for NAR/NAR-len. */
+  /** Rows: 1 for AR/len/STT (the last position; AR teacher-forced: frames + 1), the response frames for NAR/NAR-len. */
   rows: number;
   /** Head outputs. */
   columns: number;
@@ -879,6 +885,9 @@ export class ValleModel {
   }
 
   #assemble(request: LogitsRequest, responseFrames?: number): Sequence {
+    if (request.teacherForced && request.mode !== "ar") {
+      throw new OptionError(`Cannot read teacher-forced logits of a ${request.mode} pass: AR only`);
+    }
     const response = request.response;
     const codes: Codes | null | undefined = response && !("frames" in response)
       ? { data: response, frames: response.length, levels: 1 }
@@ -891,7 +900,9 @@ export class ValleModel {
       lengthDigits: request.lengthDigits,
       responseFrames,
     };
-    return assembleSequence(this.config, this.weights.layout, spec);
+    const seq = assembleSequence(this.config, this.weights.layout, spec);
+    if (!request.teacherForced) return seq;
+    return { ...seq, readStart: seq.outputStart - 1, readLength: seq.outputLength + 1 };
   }
 
   /** The loop context, with the run state grown to `positions` if needed (its contents are lost then). */

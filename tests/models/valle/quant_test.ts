@@ -22,6 +22,7 @@ import type { ValleDtype } from "../../../src/models/valle/quant_policy.ts";
 import { valleWeightBytes } from "../../../src/models/valle/weights.ts";
 import { makeRandomValle } from "../../../tools/make_valle_model.ts";
 import { quantizeValle } from "../../../tools/quantize.ts";
+import { quantGoldenReport } from "../../../tools/golden/quant.ts";
 import { backendTest } from "../../_backends.ts";
 import { assertClose } from "../../_helpers.ts";
 import { makeTinyLora, mergeOracle, POLICY_MODULES } from "../../_tiny_lora.ts";
@@ -375,4 +376,43 @@ backendTest("a LoRA on a q4 model merges into float copies and leaves the base e
   } finally {
     await valle.dispose();
   }
+});
+
+backendTest("teacher-forced AR logits are each prefix's next-token logits", async (backend) => {
+  const valle = await ValleModel.load(BYTES, { backend, dtype: "q8" });
+  try {
+    const response = [3, 5, 9, 1, 7, 7];
+    const all = await valle.logits({ ...COND, mode: "ar", response, teacherForced: true });
+    assert.equal(all.rows, response.length + 1);
+    for (const t of [0, 2, 6]) {
+      const one = await valle.logits({ ...COND, mode: "ar", response: response.slice(0, t) });
+      assertClose(all.logits.subarray(t * all.columns, (t + 1) * all.columns), one.logits, {
+        atol: 1e-4,
+        rtol: 1e-4,
+      });
+    }
+    await assert.rejects(
+      valle.logits({ ...COND, mode: "nar", level: 1, response: CODES, teacherForced: true }),
+      OptionError,
+    );
+  } finally {
+    await valle.dispose();
+  }
+});
+
+Deno.test("deno task golden --dtype reports each pass kind against f16", async () => {
+  const folder = new URL("../../fixtures/valle-tiny/", import.meta.url);
+  const lines = [];
+  for await (const line of quantGoldenReport(folder, "q8", "cpu")) lines.push(line);
+  assert.match(
+    lines[0],
+    /^valle-tiny \[q8 vs f16, CPU .*\]: weights .* MB \(matrices: f16 .*, q8_0/,
+  );
+  const passes = lines.filter((l) => / mean KL /.test(l));
+  assert.equal(passes.length, 1 + 7 + 1); // AR, NAR levels 1-7, NAR-len
+  for (const line of passes) {
+    const kl = Number(/mean KL (\S+),/.exec(line)![1]);
+    assert.ok(kl >= 0 && kl < 1e-3, line);
+  }
+  assert.equal(lines.filter((l) => / synthesis: /.test(l)).length, 2);
 });
