@@ -74,7 +74,7 @@ export interface Tensor {
   readonly dtype: Dtype;
   /** Logical shape, row-major. */
   readonly shape: readonly number[];
-  /** Element offset of the first element inside `buffer`. */
+  /** Element offset of the first element inside `buffer` (quantized: word offset of row 0). */
   readonly offset: number;
 }
 
