@@ -23,6 +23,8 @@
 export * from "./src/tts/mod.ts";
 export * from "./src/errors.ts";
 export * from "./src/io/safetensors.ts";
+export * from "./src/io/gguf.ts";
+export type { ValleDtype } from "./src/models/valle/quant_policy.ts";
 export * from "./src/io/download.ts";
 export * from "./src/io/cache.ts";
 export * from "./src/text/mod.ts";

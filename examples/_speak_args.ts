@@ -56,12 +56,15 @@ Generation
   -s, --seed <n>                random seed (default: random)
 
 Models (default: the released weights, downloaded once and cached)
-      --model <path|url>        VALL-E weights (.sft)
+      --model <path|url>        VALL-E weights (.sft, or .gguf from deno task quantize)
       --codec <path|url>        EnCodec weights      --codec-config <path|url>   its config.json
       --vocoder <path|url>      Vocos weights        --vocoder-config <path|url> its config JSON
       --lora <path|url>         a LoRA (upstream lora.sft) merged into the model
       --lora-strength <x>       its strength, -10 to 10 (default 1; 0: the base model)
       --precision <p>           auto | f16 | f32 (default auto)
+      --dtype <d>               f32 | f16 | q8 | q4: VALL-E weight storage; q8 (~244 MB) and q4
+                                (~149 MB) quantize at load (default: f16 where available, or
+                                what a .gguf model stores)
       --backend <b>             auto | webgpu | cpu (default auto: WebGPU on a hardware GPU,
                                 else the CPU); the choice and why is printed
       --threads <n>             CPU threads (default: every core)
@@ -131,6 +134,7 @@ const MODEL_FILES: Record<string, keyof ValleOptions> = {
   vocoder: "vocoder",
   "vocoder-config": "vocoderConfig",
   precision: "precision",
+  dtype: "dtype",
   backend: "backend",
   lora: "lora",
 };

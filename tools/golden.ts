@@ -5,6 +5,11 @@
  * (skipped cases, which the model cannot run and the folder has no values for, do not fail).
  *
  *   deno task golden [--backend webgpu|cpu] <folder> [<folder> …]
+ *   deno task golden --dtype q8|q4 [--backend webgpu|cpu] <folder> [<folder> …]
+ *
+ * With `--dtype` it checks nothing against the originals: it reports how close the VALL-E model
+ * quantized that way stays to the same model in f16 (tools/golden/quant.ts), per pass kind and in
+ * a seeded synthesis.
  *
  * Each model family registers a checker in FAMILIES; a folder no family accepts is a failure.
  */
@@ -13,6 +18,7 @@ import { parseArgs } from "node:util";
 import type { CaseResult, GoldenFamily, GoldenOptions } from "./golden/types.ts";
 import { codecFamily } from "./golden/codec.ts";
 import { valleFamily } from "./golden/valle.ts";
+import { quantGoldenReport } from "./golden/quant.ts";
 
 /** Checkers by model family. */
 const FAMILIES: GoldenFamily[] = [valleFamily, codecFamily];
@@ -71,19 +77,32 @@ function formatLine(r: CaseResult): string {
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { backend: { type: "string", default: "webgpu" } },
+    options: { backend: { type: "string", default: "webgpu" }, dtype: { type: "string" } },
     allowPositionals: true,
   });
-  const backend = values.backend;
-  if (positionals.length === 0 || (backend !== "webgpu" && backend !== "cpu")) {
-    console.error("usage: deno task golden [--backend webgpu|cpu] <folder> [<folder> …]");
+  const { backend, dtype } = values;
+  if (
+    positionals.length === 0 || (backend !== "webgpu" && backend !== "cpu") ||
+    (dtype !== undefined && dtype !== "q8" && dtype !== "q4")
+  ) {
+    console.error(
+      "usage: deno task golden [--dtype q8|q4] [--backend webgpu|cpu] <folder> [<folder> …]",
+    );
     Deno.exit(2);
+  }
+  const folders = positionals.map((arg) =>
+    new URL(arg.endsWith("/") ? arg : `${arg}/`, `file://${Deno.cwd()}/`)
+  );
+  if (dtype !== undefined) {
+    for (const folder of folders) {
+      for await (const line of quantGoldenReport(folder, dtype, backend)) console.log(line);
+    }
+    Deno.exit(0);
   }
   let passed = 0;
   let failed = 0;
   let skipped = 0;
-  for (const arg of positionals) {
-    const folder = new URL(arg.endsWith("/") ? arg : `${arg}/`, `file://${Deno.cwd()}/`);
+  for (const folder of folders) {
     for await (const result of runGoldenFolder(folder, { backend })) {
       console.log(formatLine(result));
       if (result.skipped !== undefined) skipped++;

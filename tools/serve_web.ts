@@ -139,7 +139,7 @@ CPU backend can use threads. Without model files the page downloads the released
 (about 550 MB) into the browser's cache on first use.
 
   --port <n>               port (default 8000; 0 picks a free one)
-  --model <path>           VALL-E weights (.sft)
+  --model <path>           VALL-E weights (.sft, or .gguf from deno task quantize)
   --codec <path>           EnCodec weights       --codec-config <path>    its config.json
   --vocoder <path>         Vocos weights         --vocoder-config <path>  its config JSON
   -h, --help               this text`;

@@ -23,6 +23,15 @@ static inline __attribute__((always_inline)) float weight_at(const void *w, size
   return half ? half_to_float(((const uint16_t *)w)[i]) : ((const float *)w)[i];
 }
 
+// The output of a linear kernel: y[row · n_len + n] = v (+ b[b_off + n]) (+ its old value).
+static inline void linear_store(float *y, uint32_t n_len, uint32_t row, uint32_t n, float v,
+                                const void *b, uint32_t b_off, uint32_t has_bias,
+                                uint32_t accumulate, int half) {
+  if (has_bias) v += weight_at(b, b_off + n, half);
+  float *o = y + (size_t)row * n_len + n;
+  *o = accumulate ? *o + v : v;
+}
+
 // out[r] = Σ_k x[r·k_len + k] · w[wb + k] for r < M (M a constant ≤ 4 after inlining).
 static inline __attribute__((always_inline)) void dots_m(const float *x, uint32_t k_len, const void *w,
                                                          size_t wb, int half, const uint32_t M,

@@ -11,14 +11,6 @@ typedef struct {
   uint32_t m, n, k, x_off, y_off, w_off, b_off, has_bias, accumulate;
 } Params;
 
-// y[row, n] = v (+ bias) (+ y's old value), as asked.
-static inline void store(const Params *p, float *y, const void *b, int half, uint32_t row,
-                         uint32_t n, float v) {
-  if (p->has_bias) v += weight_at(b, p->b_off + n, half);
-  float *o = y + (size_t)row * p->n + n;
-  *o = p->accumulate ? *o + v : v;
-}
-
 // The many-rows path is conv1d.c's GEMM (a convolution with one tap, stride 1, no padding):
 // x is its time-major input, w its [out, 1, in] weight.
 void conv1d_f16(const Cmd *c, const Thread *t);
@@ -56,7 +48,9 @@ static inline __attribute__((always_inline)) void linear(const Cmd *c, const Thr
   float out[4];
   for (uint32_t n = lo; n < hi; n++) {
     dots(x, p->m, p->k, w, p->w_off + (size_t)n * p->k, half, out);
-    for (uint32_t r = 0; r < p->m; r++) store(p, y, b, half, r, n, out[r]);
+    for (uint32_t r = 0; r < p->m; r++) {
+      linear_store(y, p->n, r, n, out[r], b, p->b_off, p->has_bias, p->accumulate, half);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
  * The demo's form as options. Its "Compute" fieldset (`#compute`) holds the loading choices
- * (`backend`, `threads`: {@linkcode readCompute}); elsewhere every `<input type="number">` is named
+ * (`backend`, `threads`, `dtype`: {@linkcode readCompute}); elsewhere every `<input type="number">` is named
  * after a {@linkcode SynthesizeOptions} field (empty means the library's default), the selects
  * after `language`, `modality` and `decoder` ({@linkcode readForm}).
  */
@@ -11,6 +11,7 @@ import {
   OptionError,
   SYNTHESIS_DEFAULTS,
   type SynthesizeOptions,
+  type ValleDtype,
 } from "../../mod.ts";
 
 /** The fieldset of the loading choices. */
@@ -22,6 +23,8 @@ export interface ComputeChoice {
   backend: BackendChoice;
   /** CPU threads; undefined when the field is empty (the library's default). */
   threads?: number;
+  /** VALL-E weight storage; undefined for the default (f16 where available, or as stored). */
+  dtype?: ValleDtype;
 }
 
 /** What the form asks for. */
@@ -88,7 +91,7 @@ export function readForm(form: HTMLFormElement): FormRequest {
  * Reads the loading choices. The threads' range is checked by the library when it loads.
  *
  * @param form The demo's form.
- * @returns The backend and threads to load the models with.
+ * @returns The backend, threads and weight storage to load the models with.
  * @throws {OptionError} The threads field holds something that is not a number.
  *
  * @example
@@ -101,9 +104,11 @@ export function readCompute(form: HTMLFormElement): ComputeChoice {
   if (threads.validity.badInput) {
     throw new OptionError("Cannot read the field threads: it is not a number");
   }
+  const data = new FormData(form);
   return {
-    backend: new FormData(form).get("backend") as BackendChoice,
+    backend: data.get("backend") as BackendChoice,
     threads: threads.value === "" ? undefined : threads.valueAsNumber,
+    dtype: (data.get("dtype") || undefined) as ValleDtype | undefined,
   };
 }
 

@@ -2,8 +2,8 @@
 /**
  * The browser demo's page: choose or record a voice, type text, synthesize with VALL-E on the
  * GPU or the CPU, hear each sentence as soon as it is ready, then replay or download the whole as
- * WAV. The models load on the first synthesis and stay loaded until another backend or thread
- * count is chosen. Bundled and served by `deno task web` (tools/serve_web.ts).
+ * WAV. The models load on the first synthesis and stay loaded until another backend, thread
+ * count or weight storage is chosen. Bundled and served by `deno task web` (tools/serve_web.ts).
  */
 
 import {
@@ -131,7 +131,8 @@ async function toggleRecording(): Promise<void> {
  */
 async function loadValle(compute: ComputeChoice, signal: AbortSignal): Promise<Valle> {
   // Threads matter to the CPU backend only.
-  const choice = JSON.stringify(compute.backend === "webgpu" ? { backend: "webgpu" } : compute);
+  const { threads, ...gpu } = compute;
+  const choice = JSON.stringify(compute.backend === "webgpu" ? gpu : { ...gpu, threads });
   if (loaded && loaded.choice !== choice) {
     const old = loaded.valle;
     loaded = undefined;

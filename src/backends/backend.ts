@@ -16,11 +16,45 @@ import type { ShaderName } from "./webgpu/_wgsl.ts";
 
 export type { ShaderName };
 
-/** Element type of a tensor. */
-export type Dtype = "f32" | "f16" | "u32" | "i32";
+/**
+ * A block-quantized weight type, in the layout kernels read (`src/quant/FORMATS.md` §3): `q8_0`
+ * (GGUF Q8_0 blocks repacked in pairs, 17 words per 64 weights) or `q4_k` (GGUF Q4_K super-blocks
+ * as stored, 36 words per 256 weights). Such a tensor is a matrix `[n, k]` with contiguous rows,
+ * and its `offset` counts u32 words.
+ */
+export type QuantDtype = "q8_0" | "q4_k";
 
-/** Bytes per element of each dtype. */
-export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { f32: 4, f16: 2, u32: 4, i32: 4 };
+/** Element type of a tensor (or, for a quantized weight, its block layout). */
+export type Dtype = "f32" | "f16" | "u32" | "i32" | QuantDtype;
+
+/** Bytes per element of each element type. */
+export const DTYPE_BYTES: Readonly<Record<Exclude<Dtype, QuantDtype>, number>> = {
+  f32: 4,
+  f16: 2,
+  u32: 4,
+  i32: 4,
+};
+
+/** Weights per block and u32 words per block of each quantized device layout. */
+export const QUANT_LAYOUTS: Readonly<
+  Record<QuantDtype, { readonly weights: number; readonly words: number }>
+> = {
+  q8_0: { weights: 64, words: 17 },
+  q4_k: { weights: 256, words: 36 },
+};
+
+/**
+ * Whether a dtype is a quantized weight layout.
+ *
+ * @example
+ * ```ts
+ * import { isQuantized } from "@valle/core/backends";
+ * console.assert(isQuantized("q4_k") && !isQuantized("f16"));
+ * ```
+ */
+export function isQuantized(dtype: Dtype): dtype is QuantDtype {
+  return dtype === "q8_0" || dtype === "q4_k";
+}
 
 /** A block of backend memory: a `GPUBuffer`, or a range of the CPU backend's WebAssembly memory. */
 export interface DeviceBuffer {
@@ -40,7 +74,7 @@ export interface Tensor {
   readonly dtype: Dtype;
   /** Logical shape, row-major. */
   readonly shape: readonly number[];
-  /** Element offset of the first element inside `buffer`. */
+  /** Element offset of the first element inside `buffer` (quantized: word offset of row 0). */
   readonly offset: number;
 }
 

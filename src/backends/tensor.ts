@@ -9,13 +9,63 @@
  */
 
 import { OptionError } from "../errors.ts";
-import { type Backend, type Dtype, DTYPE_BYTES, type Tensor } from "./backend.ts";
+import {
+  type Backend,
+  type Dtype,
+  DTYPE_BYTES,
+  isQuantized,
+  QUANT_LAYOUTS,
+  type Tensor,
+} from "./backend.ts";
 
 /** The number of elements of a shape. */
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
+}
+
+/**
+ * Bytes of a tensor's offset unit: an element, or a u32 word for quantized layouts.
+ *
+ * @example
+ * ```ts ignore
+ * const start = t.offset * offsetBytes(t.dtype);
+ * ```
+ */
+export function offsetBytes(dtype: Dtype): number {
+  return isQuantized(dtype) ? 4 : DTYPE_BYTES[dtype];
+}
+
+/**
+ * Bytes a tensor of `shape` and `dtype` occupies (quantized: whole rows of blocks; a vector is
+ * one row).
+ *
+ * @throws {OptionError} A quantized shape that is not a matrix of whole blocks per row.
+ *
+ * @example
+ * ```ts ignore
+ * byteSize([1024, 1024], "q8_0"); // 1024 rows of 16 · 17 words
+ * ```
+ */
+export function byteSize(shape: readonly number[], dtype: Dtype): number {
+  if (!isQuantized(dtype)) return numel(shape) * DTYPE_BYTES[dtype];
+  // A vector is one row.
+  const matrix = shape.length === 1 ? [1, shape[0]] : shape;
+  return matrix[0] * rowUnits(matrix, dtype) * 4;
+}
+
+/** Offset units (elements, or words for quantized layouts) from one row to the next. */
+function rowUnits(shape: readonly number[], dtype: Dtype): number {
+  const rest = shape.slice(1);
+  if (!isQuantized(dtype)) return numel(rest);
+  const { weights, words } = QUANT_LAYOUTS[dtype];
+  if (rest.length !== 1 || rest[0] % weights !== 0) {
+    throw new OptionError(
+      `Cannot lay out a ${dtype} tensor of shape [${shape}]: it needs [rows, k] with k % ${weights} == 0`,
+    );
+  }
+  return (rest[0] / weights) * words;
 }
 
 /**
@@ -38,13 +88,13 @@ export function rows(t: Tensor, start: number, count: number): Tensor {
     buffer: t.buffer,
     dtype: t.dtype,
     shape: [count, ...rest],
-    offset: t.offset + start * numel(rest),
+    offset: t.offset + start * rowUnits(t.shape, t.dtype),
   };
 }
 
-/** The same elements with another shape (same element count). */
+/** The same elements with another shape (same element count; quantized: same row length). */
 export function reshape(t: Tensor, shape: readonly number[]): Tensor {
-  if (numel(shape) !== numel(t.shape)) {
+  if (numel(shape) !== numel(t.shape) || byteSize(shape, t.dtype) !== byteSize(t.shape, t.dtype)) {
     throw new OptionError(`Cannot reshape [${t.shape}] to [${shape}]: element counts differ`);
   }
   return { ...t, shape };
@@ -64,7 +114,7 @@ export function createTensor(
   dtype: Dtype,
   label: string,
 ): Tensor {
-  const buffer = backend.createBuffer(numel(shape) * DTYPE_BYTES[dtype], label);
+  const buffer = backend.createBuffer(byteSize(shape, dtype), label);
   return { buffer, dtype, shape, offset: 0 };
 }
 

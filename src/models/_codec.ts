@@ -9,15 +9,8 @@
  */
 
 import { OptionError } from "../errors.ts";
-import { numel, writeTensor } from "../backends/tensor.ts";
-import {
-  type Backend,
-  type DeviceBuffer,
-  type Dtype,
-  DTYPE_BYTES,
-  type Recorder,
-  type Tensor,
-} from "../backends/backend.ts";
+import { byteSize, writeTensor } from "../backends/tensor.ts";
+import type { Backend, DeviceBuffer, Dtype, Recorder, Tensor } from "../backends/backend.ts";
 import { embeddingSum } from "../ops/embedding.ts";
 
 /**
@@ -125,7 +118,7 @@ export class Workspace {
 
   /** A tensor of `shape` at the start of buffer `name`, grown when too small. */
   tensor(name: string, shape: readonly number[], dtype: Dtype = "f32"): Tensor {
-    const bytes = Math.max(4, numel(shape) * DTYPE_BYTES[dtype]);
+    const bytes = Math.max(4, byteSize(shape, dtype));
     let buffer = this.#buffers.get(name);
     if (!buffer || buffer.size < bytes) {
       if (buffer) this.#retired.push(buffer);

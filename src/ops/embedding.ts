@@ -7,13 +7,17 @@
  * @module
  */
 
+import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
-const EMBEDDING_SUM: KernelSpec = {
-  shader: "embedding_sum",
-  bindings: ["write", "read", "read"],
-  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+const BINDINGS = ["write", "read", "read"] as const;
+const PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32"] as const;
+const EMBEDDING_SUM: KernelSpec = { shader: "embedding_sum", bindings: BINDINGS, params: PARAMS };
+const EMBEDDING_SUM_Q8_0: KernelSpec = {
+  shader: "embedding_sum_q8_0",
+  bindings: BINDINGS,
+  params: PARAMS,
 };
 
 /** The id that marks an empty term in {@linkcode embeddingSum}. */
@@ -26,7 +30,8 @@ export const NO_ROW = 0xffffffff;
  * @param rec The recorder.
  * @param out Output (R, D), f32.
  * @param ids Row ids (R, T), u32.
- * @param table Stacked tables (rows, D), f16 or f32, starting at element 0 of its buffer.
+ * @param table Stacked tables (rows, D), f16, f32 or `q8_0` (D % 64 == 0), starting at element 0
+ * of its buffer.
  * @param accumulate Add to `out` instead of overwriting it.
  *
  * @example
@@ -50,7 +55,17 @@ export function embeddingSum(
   expectDtype(op, "ids", ids, "u32");
   expectDtype(op, "out", out, "f32");
   const params = [rows, d, terms, accumulate ? 1 : 0, out.offset, ids.offset];
-  rec.dispatch(EMBEDDING_SUM, [out, ids, table], params, [Math.ceil(d / 256), rows], {
+  const grid = [Math.ceil(d / 256), rows] as const;
+  if (table.dtype === "q8_0") {
+    if (d % 64 !== 0 || table.offset !== 0) {
+      throw new OptionError(
+        `Cannot record ${op}: a q8_0 table needs D % 64 == 0 at offset 0; got D ${d}, offset ${table.offset}`,
+      );
+    }
+    rec.dispatch(EMBEDDING_SUM_Q8_0, [out, ids, table], params, grid);
+    return;
+  }
+  rec.dispatch(EMBEDDING_SUM, [out, ids, table], params, grid, {
     weights: weightType(op, "table", table),
   });
 }

@@ -1,14 +1,23 @@
 /**
  * `linear`: y = x · wᵀ + b with PyTorch's `[out, in]` weight layout, optionally added to y (a
  * residual connection for free). Picks a GEMV kernel for a few rows (decode steps; 4-wide loads
- * when K and the offsets allow) and the tiled GEMM otherwise.
+ * when K and the offsets allow) and the tiled GEMM otherwise, each for float (f16/f32) weights or
+ * for a quantized layout (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float.
  *
  * This module is browser compatible.
  *
  * @module
  */
 
-import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import { OptionError } from "../errors.ts";
+import {
+  isQuantized,
+  type KernelSpec,
+  QUANT_LAYOUTS,
+  type QuantDtype,
+  type Recorder,
+  type Tensor,
+} from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const BINDINGS = ["write", "read", "read", "read"] as const;
@@ -16,6 +25,17 @@ const PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] a
 const GEMV: KernelSpec = { shader: "gemv", bindings: BINDINGS, params: PARAMS };
 const GEMV_VEC4: KernelSpec = { shader: "gemv_vec4", bindings: BINDINGS, params: PARAMS };
 const GEMM: KernelSpec = { shader: "gemm", bindings: BINDINGS, params: PARAMS };
+/** The GEMV and GEMM kernels of each quantized layout. */
+const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpec }>> = {
+  q8_0: {
+    gemv: { shader: "gemv_q8_0", bindings: BINDINGS, params: PARAMS },
+    gemm: { shader: "gemm_q8_0", bindings: BINDINGS, params: PARAMS },
+  },
+  q4_k: {
+    gemv: { shader: "gemv_q4_k", bindings: BINDINGS, params: PARAMS },
+    gemm: { shader: "gemm_q4_k", bindings: BINDINGS, params: PARAMS },
+  },
+};
 
 /** Rows up to which the GEMV kernels beat the tiled GEMM. */
 const GEMV_MAX_ROWS = 4;
@@ -32,8 +52,9 @@ export interface LinearOptions {
  * @param rec The recorder.
  * @param y Output (M, N), f32.
  * @param x Input (M, K), f32.
- * @param w Weight (N, K), f16 or f32.
- * @param b Optional bias (N), same dtype as `w`.
+ * @param w Weight (N, K): f16 or f32; or `q8_0` / `q4_k` (K a multiple of 64 / 256, x's offset
+ * a multiple of 4).
+ * @param b Optional bias (N): same dtype as `w`, f16 or f32 for a quantized `w`.
  * @param options `accumulate` into `y`.
  *
  * @example
@@ -53,7 +74,8 @@ export function linear(
   const op = "linear";
   const [n, k] = w.shape;
   const m = x.shape[0];
-  const weights = weightType(op, "w", w);
+  const quantized = isQuantized(w.dtype);
+  const weights = quantized ? undefined : weightType(op, "w", w);
   expectShape(op, "w", w, [-1, -1]);
   expectShape(op, "x", x, [-1, k]);
   expectShape(op, "y", y, [m, n]);
@@ -61,7 +83,7 @@ export function linear(
   expectDtype(op, "y", y, "f32");
   if (b) {
     expectShape(op, "b", b, [n]);
-    expectDtype(op, "b", b, weights);
+    if (weights) expectDtype(op, "b", b, weights);
   }
   const bias = b ?? w;
   const params = [
@@ -75,6 +97,27 @@ export function linear(
     b ? 1 : 0,
     options.accumulate ? 1 : 0,
   ];
+  if (isQuantized(w.dtype)) {
+    const { weights: block } = QUANT_LAYOUTS[w.dtype];
+    if (k % block !== 0 || x.offset % 4 !== 0) {
+      throw new OptionError(
+        `Cannot record ${op}: a ${w.dtype} weight needs K % ${block} == 0 and x at a 4-aligned ` +
+          `offset; got K ${k}, offset ${x.offset}`,
+      );
+    }
+    // The bias keeps a float type, which picks the kernel variant.
+    const variant = b ? { weights: weightType(op, "b", b) } : undefined;
+    const kernels = QUANTIZED[w.dtype];
+    if (m > GEMV_MAX_ROWS) {
+      rec.dispatch(kernels.gemm, [y, x, w, bias], params, [
+        Math.ceil(n / 64),
+        Math.ceil(m / 64),
+      ], variant);
+    } else {
+      rec.dispatch(kernels.gemv, [y, x, w, bias], params, [Math.ceil(n / 8), m], variant);
+    }
+    return;
+  }
   if (m > GEMV_MAX_ROWS) {
     rec.dispatch(GEMM, [y, x, w, bias], params, [Math.ceil(n / 64), Math.ceil(m / 64)], {
       weights,

@@ -26,6 +26,7 @@ import { type GenerateResult, ValleModel } from "../models/valle/model.ts";
 import { type ActiveLora, LORA_STRENGTH } from "../models/valle/adapter.ts";
 import type { ValleLora } from "../models/valle/lora.ts";
 import type { SamplerOptions } from "../models/valle/sampler.ts";
+import { checkDtype, type ValleDtype } from "../models/valle/quant_policy.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
@@ -57,7 +58,10 @@ const FRAMES_PER_SECOND = 75;
 
 /** Options of {@linkcode Valle.load}. */
 export interface ValleOptions {
-  /** The VALL-E weights (`.sft`). Default: ecker/vall-e `ar+nar-len-llama-8`, downloaded once. */
+  /**
+   * The VALL-E weights: `.sft`, or a GGUF from `deno task quantize` (its magic tells). Default:
+   * ecker/vall-e `ar+nar-len-llama-8`, downloaded once.
+   */
   model?: FileSource;
   /** EnCodec weights (`model.safetensors` or `pytorch_model.bin`). Default: facebook/encodec_24khz. */
   codec?: FileSource;
@@ -76,6 +80,12 @@ export interface ValleOptions {
   threads?: number;
   /** VALL-E weight precision: `"auto"` (f16 when available), `"f16"` or `"f32"`. */
   precision?: Precision;
+  /**
+   * VALL-E weight storage: `"f32"`, `"f16"`, or quantized at load, `"q8"` (~244 MB for the
+   * released model) or `"q4"` (~149 MB); see `src/quant/FORMATS.md`. Default: f16 where
+   * available (as `precision`), or what a GGUF `model` stores.
+   */
+  dtype?: ValleDtype;
   /** Where downloads are cached; `false` to download every time. Default: the platform cache. */
   cache?: FileCache | false;
   /** The phonemizer. Default: espeak-ng (bundled); `ipaPassthrough` for IPA input. */
@@ -161,7 +171,7 @@ export class Valle {
   /**
    * Loads (downloading when needed) the model and EnCodec onto the GPU. Vocos loads on first use.
    *
-   * @param options Weight sources, device, precision, cache, phonemizer, progress.
+   * @param options Weight sources, device, precision and dtype, cache, phonemizer, progress.
    * @returns A ready instance.
    * @throws {DownloadError} A file could not be downloaded (the message says where to put it).
    * @throws {WeightsError} A file does not hold the expected model.
@@ -177,6 +187,7 @@ export class Valle {
   static async load(options: ValleOptions = {}): Promise<Valle> {
     const report = options.onProgress;
     checkBackendSource(options);
+    checkDtype(options);
     checkRanges("load a LoRA", { loraStrength: options.loraStrength }, {
       loraStrength: LORA_STRENGTH,
     });
@@ -194,10 +205,12 @@ export class Valle {
     try {
       report?.({ phase: "load", file: "model" });
       const model = await ValleModel.load(
-        parseSafetensors(modelBytes, { source: label(options.model, "model") }),
+        modelBytes,
         {
+          source: label(options.model, "model"),
           backend,
           precision: options.precision,
+          dtype: options.dtype,
           embeddingRule: options.embeddingRule,
           includeLanguage: options.includeLanguage,
         },

@@ -68,6 +68,8 @@ interface Compute {
   backend: BackendChoice;
   /** Typed into the threads field; left at its default when undefined. */
   threads?: number;
+  /** Chosen in the weights field; left at its default when undefined. */
+  dtype?: string;
   /** A LoRA file to choose (null: clear the choice) and its strength; untouched when undefined. */
   lora?: { path: string | null; strength?: number };
 }
@@ -95,6 +97,7 @@ async function synthesizeInPage(url: string, voicePath: string, computes: readon
     for (const compute of computes) {
       await page.selectOption("select[name=backend]", compute.backend);
       if (compute.threads !== undefined) await page.fill("#threads", String(compute.threads));
+      if (compute.dtype !== undefined) await page.selectOption("select[name=dtype]", compute.dtype);
       if (compute.lora) {
         await page.setInputFiles("#lora-file", compute.lora.path === null ? [] : compute.lora.path);
         await page.fill("#lora-strength", String(compute.lora.strength ?? ""));
@@ -240,9 +243,10 @@ Deno.test({
       const page = await synthesizeInPage(`${server.url.href}?${host.query}`, voicePath, [
         { backend: "auto", threads: 3 },
         { backend: "cpu", threads: 2 },
+        { backend: "cpu", threads: 2, dtype: "q8" },
       ]).finally(() => Promise.all([server.shutdown(), host.shutdown()]));
       checkPage(page);
-      const [auto, cpu] = page.runs;
+      const [auto, cpu, q8] = page.runs;
       const threads = (n: number) => `CPU (WebAssembly relaxed SIMD, ${n} threads)`;
       ok(
         auto.backend.startsWith(`Running on ${threads(3)}: the WebGPU adapter is software (`),
@@ -266,11 +270,16 @@ Deno.test({
       // writes the same bytes on 1, 2, 3 and 5 threads), so the page's files are Deno's, byte for
       // byte.
       const wav = speech.toWav();
-      for (const run of [auto, cpu]) {
-        equal(run.wav.length, wav.length, "the page's WAV has Deno's length");
-        const first = wav.findIndex((byte, i) => byte !== run.wav[i]);
+      // The weights choice reaches the load: q8 (the tiny model's down projections in Q8_0).
+      const quantized = await Valle.load({ ...tiny, backend: "cpu", dtype: "q8", cache: false });
+      const q8Speech = await quantized.synthesize(TEXT, { ...OPTIONS, reference: voice })
+        .finally(() => quantized.dispose());
+      for (const [run, expected] of [[auto, wav], [cpu, wav], [q8, q8Speech.toWav()]] as const) {
+        equal(run.wav.length, expected.length, "the page's WAV has Deno's length");
+        const first = expected.findIndex((byte, i) => byte !== run.wav[i]);
         equal(first, -1, `the page's WAV differs from Deno's from byte ${first}`);
       }
+      ok(q8.wav.some((byte, i) => byte !== wav[i]), "q8 speaks other samples than f16");
     });
   },
 });

@@ -18,6 +18,7 @@ import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { makeTinyLora } from "../_tiny_lora.ts";
 import { writeOutput } from "../../examples/_speak_files.ts";
 import { ValleError } from "../../src/errors.ts";
+import { quantizeValle } from "../../tools/quantize.ts";
 
 // [flag, value, where it must land, expected value]
 const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
@@ -52,6 +53,7 @@ const FLAGS: [string, string, "synthesis" | "load", string, unknown][] = [
   ["--vocoder", "v.bin", "load", "vocoder", "v.bin"],
   ["--vocoder-config", "v.json", "load", "vocoderConfig", "v.json"],
   ["--precision", "f32", "load", "precision", "f32"],
+  ["--dtype", "q4", "load", "dtype", "q4"],
   ["--backend", "cpu", "load", "backend", "cpu"],
   ["--threads", "3", "load", "threads", 3],
   ["--lora", "lora.sft", "load", "lora", "lora.sft"],
@@ -295,6 +297,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "speak --model x.gguf (from deno task quantize) speaks as the library does with that file",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { dir, flags } = await workspace();
+    const tiny = await tinyModels();
+    const gguf = quantizeValle(parseSafetensors(tiny.model), "q8", "model.sft");
+    await Deno.writeFile(`${dir}/model.gguf`, gguf);
+    const options = ["--lang", "en", "--seed", "4", "--max-duration", "0.4", "--steps", "3"];
+    const model = flags.indexOf("model.sft");
+    const run = await speak(
+      ["Hello.", "--out", "out.wav", ...options, ...flags.with(model, "model.gguf")],
+      dir,
+    );
+    equal(run.code, 0, run.stderr);
+    const valle = await Valle.load({ ...tiny, model: gguf, backend: "cpu", cache: false });
+    const speech = await valle.synthesize("Hello.", {
+      language: "en",
+      seed: 4,
+      maxSeconds: 0.4,
+      steps: 3,
+    });
+    valle.dispose();
+    const wav = decodeWav(await Deno.readFile(`${dir}/out.wav`));
+    deepStrictEqual(wav.channels[0], decodeWav(speech.toWav()).channels[0]);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
   name: "speak --lora speaks with the LoRA merged at --lora-strength, as the library does",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -346,6 +378,7 @@ Deno.test({
       [["Hi.", "--lora", "none.sft"], 'Cannot read the LoRA (--lora) "none.sft": no such file'],
       [[], "Cannot speak: the text from standard input is blank (3 characters)", " \n "],
       [["Hi.", "--precision", "bogus"], 'Cannot load weights: precision is "bogus"'],
+      [["Hi.", "--dtype", "q3"], 'Cannot load weights: dtype is "q3"'],
     ];
     for (const [args, message, stdin] of cases) {
       const run = await speak([...args, ...loud], dir, stdin);

@@ -13,15 +13,15 @@
 
 import { formatValue } from "../../_options.ts";
 import { CpuError, OptionError } from "../../errors.ts";
-import {
-  type Backend,
-  type BackendStats,
-  type DeviceBuffer,
-  DTYPE_BYTES,
-  type MemoryUsage,
-  type RecorderOptions,
-  type Tensor,
+import type {
+  Backend,
+  BackendStats,
+  DeviceBuffer,
+  MemoryUsage,
+  RecorderOptions,
+  Tensor,
 } from "../backend.ts";
+import { offsetBytes } from "../tensor.ts";
 import { WasmHeap } from "./heap.ts";
 import { instantiateKernels, kernelModule, kernelNames } from "./module.ts";
 import { CpuProfiler } from "./profiler.ts";
@@ -144,8 +144,8 @@ export class CpuBackend implements Backend {
     this.#check();
     const buffer = this.bufferOf(t, "write");
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const at = buffer.addr + t.offset * DTYPE_BYTES[t.dtype];
-    if (t.offset * DTYPE_BYTES[t.dtype] + bytes.byteLength > buffer.size) {
+    const at = buffer.addr + t.offset * offsetBytes(t.dtype);
+    if (t.offset * offsetBytes(t.dtype) + bytes.byteLength > buffer.size) {
       throw new OptionError(
         `Cannot write ${bytes.byteLength} bytes at element ${t.offset} of "${buffer.label}": ` +
           `it holds ${buffer.size} bytes`,

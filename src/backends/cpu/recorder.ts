@@ -10,17 +10,16 @@
  */
 
 import { CpuError, OptionError } from "../../errors.ts";
-import {
-  DTYPE_BYTES,
-  type KernelSpec,
-  type KernelVariant,
-  type Readback,
-  type Recorder,
-  type RecorderOptions,
-  type Tensor,
-  type Workgroups,
+import type {
+  KernelSpec,
+  KernelVariant,
+  Readback,
+  Recorder,
+  RecorderOptions,
+  Tensor,
+  Workgroups,
 } from "../backend.ts";
-import { numel } from "../tensor.ts";
+import { byteSize, offsetBytes } from "../tensor.ts";
 import type { CpuBackend } from "./backend.ts";
 import { CpuProfiler } from "./profiler.ts";
 
@@ -141,18 +140,13 @@ export class CpuRecorder implements Recorder {
   }
 
   copy(src: Tensor, dst: Tensor): void {
-    const n = numel(src.shape);
-    if (src.dtype !== dst.dtype || n !== numel(dst.shape)) {
+    const bytes = byteSize(src.shape, src.dtype);
+    if (src.dtype !== dst.dtype || bytes !== byteSize(dst.shape, dst.dtype)) {
       throw new OptionError(
         `Cannot copy ${src.dtype}[${src.shape}] into ${dst.dtype}[${dst.shape}]`,
       );
     }
-    const size = DTYPE_BYTES[src.dtype];
-    this.copyBytes(
-      this.#address(src, "copy"),
-      this.#address(dst, "copy"),
-      n * size,
-    );
+    this.copyBytes(this.#address(src, "copy"), this.#address(dst, "copy"), bytes);
   }
 
   /** Records a copy of `bytes` bytes between two addresses of the backend's memory. */
@@ -166,7 +160,7 @@ export class CpuRecorder implements Recorder {
   }
 
   clear(t: Tensor): void {
-    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    const bytes = byteSize(t.shape, t.dtype);
     if (bytes === 0) return;
     const addr = this.#address(t, "clear");
     const at = this.#builtin("clear");
@@ -178,7 +172,7 @@ export class CpuRecorder implements Recorder {
     // Every tensor is resolved before any staging is taken or any copy recorded.
     const sources = tensors.map((t) => ({
       from: this.#address(t, "read"),
-      bytes: numel(t.shape) * DTYPE_BYTES[t.dtype],
+      bytes: byteSize(t.shape, t.dtype),
     }));
     const copies = sources.map(({ from, bytes }) => {
       const staging = this.backend.heap.alloc(Math.max(bytes, 1), "cpu.readback");
@@ -216,7 +210,7 @@ export class CpuRecorder implements Recorder {
 
   /** The address of a tensor's first element. */
   #address(t: Tensor, op: string): number {
-    return this.backend.bufferOf(t, op).addr + t.offset * DTYPE_BYTES[t.dtype];
+    return this.backend.bufferOf(t, op).addr + t.offset * offsetBytes(t.dtype);
   }
 
   /**

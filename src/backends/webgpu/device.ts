@@ -11,15 +11,15 @@
  */
 
 import { GpuError, OptionError } from "../../errors.ts";
-import {
-  type Backend,
-  type BackendStats,
-  DTYPE_BYTES,
-  type MemoryUsage,
-  type Precision,
-  type RecorderOptions,
-  type Tensor,
+import type {
+  Backend,
+  BackendStats,
+  MemoryUsage,
+  Precision,
+  RecorderOptions,
+  Tensor,
 } from "../backend.ts";
+import { offsetBytes } from "../tensor.ts";
 import { alignSize, BufferPool, TENSOR_USAGE } from "./buffers.ts";
 import { KernelCache } from "./kernels.ts";
 import { GpuProfiler } from "./profiler.ts";
@@ -216,7 +216,7 @@ export class Gpu implements Backend {
   write(t: Tensor, data: ArrayBufferView): void {
     const buffer = this.bufferOf(t, "write");
     let bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-    const offset = t.offset * DTYPE_BYTES[t.dtype];
+    const offset = t.offset * offsetBytes(t.dtype);
     const padded = alignSize(bytes.byteLength);
     if (offset % 4 !== 0 || (padded !== bytes.byteLength && offset + padded !== buffer.size)) {
       throw new OptionError(

@@ -11,17 +11,16 @@
  */
 
 import { GpuError, OptionError } from "../../errors.ts";
-import {
-  DTYPE_BYTES,
-  type KernelSpec,
-  type KernelVariant,
-  type Readback,
-  type Recorder,
-  type RecorderOptions,
-  type Tensor,
-  type Workgroups,
+import type {
+  KernelSpec,
+  KernelVariant,
+  Readback,
+  Recorder,
+  RecorderOptions,
+  Tensor,
+  Workgroups,
 } from "../backend.ts";
-import { numel } from "../tensor.ts";
+import { byteSize, offsetBytes } from "../tensor.ts";
 import type { Gpu } from "./device.ts";
 import { KernelCache } from "./kernels.ts";
 import { GpuProfiler } from "./profiler.ts";
@@ -182,15 +181,14 @@ export class GpuRecorder implements Recorder {
 
   /** Records a copy of `src`'s elements into `dst` (same dtype and element count). */
   copy(src: Tensor, dst: Tensor): void {
-    const n = numel(src.shape);
-    if (src.dtype !== dst.dtype || n !== numel(dst.shape)) {
+    const bytes = byteSize(src.shape, src.dtype);
+    if (src.dtype !== dst.dtype || bytes !== byteSize(dst.shape, dst.dtype)) {
       throw new OptionError(
         `Cannot copy ${src.dtype}[${src.shape}] into ${dst.dtype}[${dst.shape}]`,
       );
     }
-    const bytes = n * DTYPE_BYTES[src.dtype];
-    const from = src.offset * DTYPE_BYTES[src.dtype];
-    const to = dst.offset * DTYPE_BYTES[dst.dtype];
+    const from = src.offset * offsetBytes(src.dtype);
+    const to = dst.offset * offsetBytes(dst.dtype);
     if (bytes % 4 || from % 4 || to % 4) {
       throw new OptionError(
         `Cannot copy ${bytes} bytes from byte ${from} to ${to}: not 4-byte aligned`,
@@ -205,8 +203,8 @@ export class GpuRecorder implements Recorder {
 
   /** Records zero-filling of `t` (its byte range must be 4-byte aligned). */
   clear(t: Tensor): void {
-    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    const from = t.offset * DTYPE_BYTES[t.dtype];
+    const bytes = byteSize(t.shape, t.dtype);
+    const from = t.offset * offsetBytes(t.dtype);
     if (bytes % 4 || from % 4) {
       throw new OptionError(`Cannot clear ${bytes} bytes at byte ${from}: not 4-byte aligned`);
     }
@@ -229,8 +227,8 @@ export class GpuRecorder implements Recorder {
     // Every tensor is checked before any staging buffer is taken or any copy recorded.
     const sources = tensors.map((t) => {
       const buffer = this.#gpu.bufferOf(t, "read");
-      const start = t.offset * DTYPE_BYTES[t.dtype];
-      const length = numel(t.shape) * DTYPE_BYTES[t.dtype];
+      const start = t.offset * offsetBytes(t.dtype);
+      const length = byteSize(t.shape, t.dtype);
       const alignedStart = start - (start % 4);
       const alignedLength = Math.ceil((start + length - alignedStart) / 4) * 4;
       if (alignedStart + alignedLength > buffer.size) {

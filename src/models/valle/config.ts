@@ -14,7 +14,7 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import type { Safetensors } from "../../io/safetensors.ts";
+import type { ValleCheckpoint } from "./checkpoint.ts";
 
 /** Everything about a VALL-E model that changes how it is run. */
 export interface ValleConfig {
@@ -110,7 +110,7 @@ const PRESET_HEADS: Readonly<Record<string, number>> = { quarter: 4, half: 8 };
  * Reads the config of a VALL-E weight file: sizes from tensor shapes, flags and the head count
  * from `__metadata__.config`.
  *
- * @param st The parsed weight file.
+ * @param st The parsed weight file (safetensors, or a GGUF through `ggufCheckpoint`).
  * @returns The validated config.
  * @throws {WeightsError} Listing every problem: unreadable config JSON, a model family this port
  * does not run (`arch_type` other than llama, version ≥ 7, single classifier), or sizes that
@@ -123,7 +123,7 @@ const PRESET_HEADS: Readonly<Record<string, number>> = { quarter: 4, half: 8 };
  * console.log(config.dModel, config.nHeads, config.nLayers);
  * ```
  */
-export function readValleConfig(st: Safetensors): ValleConfig {
+export function readValleConfig(st: ValleCheckpoint): ValleConfig {
   const problems: WeightProblem[] = [];
   const config = deriveValleConfig(st, problems);
   if (problems.length > 0) throw new WeightsError(st.source, problems);
@@ -134,7 +134,10 @@ export function readValleConfig(st: Safetensors): ValleConfig {
  * Derives the config like {@linkcode readValleConfig} but appends problems to `problems` instead
  * of throwing, so that the weight loader reports them together with the tensor problems.
  */
-export function deriveValleConfig(st: Safetensors, problems: WeightProblem[]): ValleConfig {
+export function deriveValleConfig(
+  st: ValleCheckpoint,
+  problems: WeightProblem[],
+): ValleConfig {
   const meta = parseMetadataConfig(st, problems);
   const experimental = isRecord(meta.experimental) ? meta.experimental : {};
 
@@ -234,7 +237,7 @@ export function deriveValleConfig(st: Safetensors, problems: WeightProblem[]): V
 
 /** The `config` metadata entry as an object; `{}` when absent (then shapes decide everything). */
 function parseMetadataConfig(
-  st: Safetensors,
+  st: ValleCheckpoint,
   problems: WeightProblem[],
 ): Record<string, unknown> {
   const text = st.metadata.config;

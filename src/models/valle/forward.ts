@@ -158,8 +158,8 @@ function block(
   const eps = config.rmsEps;
   const accumulate = { accumulate: true };
 
-  if (fusedRows(config, s)) {
-    // Decode: 5 dispatches per block.
+  if (fusedRows(config, s) && w.qkv && w.gateUp) {
+    // Decode: 5 dispatches per block (float weights; quantized ones take the op chain below).
     qkvRope(rec, q, state.k[l], state.v[l], x, w.inputLayernorm, w.qkv, {
       heads: config.nHeads,
       eps,

@@ -42,11 +42,19 @@ export {
 } from "./model.ts";
 export { readValleConfig, type ValleConfig, type ValleHeads, valleHeads } from "./config.ts";
 export {
+  ggufCheckpoint,
+  readValleFile,
+  type ValleCheckpoint,
+  type ValleFileInput,
+} from "./checkpoint.ts";
+export { VALLE_DTYPES, type ValleDtype } from "./quant_policy.ts";
+export {
   checkValleWeights,
   type ValleHeadWeights,
   type ValleLayerWeights,
   type ValleTableLayout,
   valleTableLayout,
+  valleWeightBytes,
   type ValleWeights,
 } from "./weights.ts";
 export {

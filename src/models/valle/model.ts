@@ -25,6 +25,8 @@ import {
   Safetensors,
   type SafetensorsSource,
 } from "../../io/safetensors.ts";
+import { readValleFile, type ValleCheckpoint, type ValleFileInput } from "./checkpoint.ts";
+import { checkDtype, type ValleDtype } from "./quant_policy.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { decode } from "./ar.ts";
 import { generateBatch, type GenerateBatchRequest } from "./batch.ts";
@@ -66,6 +68,12 @@ export interface ValleModelOptions extends ReadSafetensorsOptions, BackendSource
    * every case.
    */
   precision?: Precision;
+  /**
+   * Weight storage: `"f32"`/`"f16"` (as `precision`), or quantized at load, `"q8"` (every matrix
+   * Q8_0) or `"q4"` (the transformer projections Q4_K, `v_proj`, heads and embedding tables Q8_0);
+   * norms and biases stay float (`src/quant/FORMATS.md`). Default: float, or what a GGUF stores.
+   */
+  dtype?: ValleDtype;
   /** Sequence positions to preallocate (grown on demand, outside generation loops). Default 1024. */
   capacity?: number;
   /** Default NAR summation rule. Default "head" (current upstream). */
@@ -120,13 +128,19 @@ export interface LogitsRequest extends ValleConditioning {
   lengthDigits?: ArrayLike<number>;
   /** Combine with the null-input pass (NAR, NAR-len). */
   cfg?: CfgOptions;
+  /**
+   * AR only: the logits of every response position from one causal pass (teacher forcing):
+   * row t predicts response token t (row 0 is the position before the response, the last row
+   * what follows it). Without it, only the last row.
+   */
+  teacherForced?: boolean;
 }
 
 /** The logits of one pass. */
 export interface LogitsResult {
   /** Row-major logits (rows · columns). */
   logits: Float32Array;
-  /** Rows: 1 for AR/len/STT (the last position), the response frames for NAR/NAR-len. */
+  /** Rows: 1 for AR/len/STT (the last position; AR teacher-forced: frames + 1), the response frames for NAR/NAR-len. */
   rows: number;
   /** Head outputs. */
   columns: number;
@@ -292,8 +306,7 @@ export class ValleModel {
   readonly config: ValleConfig;
   /** Which head serves which mode. */
   readonly heads: ValleHeads;
-  /** The weights on the GPU. */
-  readonly weights: ValleWeights;
+  #base: ValleWeights;
   #state: ValleRunState;
   #rec: Recorder;
   #rule: EmbeddingRule;
@@ -306,20 +319,23 @@ export class ValleModel {
 
   private constructor(
     backend: Backend,
-    st: Safetensors,
+    st: ValleCheckpoint,
     options: ValleModelOptions,
     ownsBackend: boolean,
   ) {
-    if (options.precision === "f16" && !backend.supportsF16) {
+    const { dtype, precision } = options;
+    const float = dtype === "f16" || dtype === "f32"
+      ? dtype
+      : precision === "f32" || precision === "f16"
+      ? precision
+      : backend.weightDtype;
+    if (float === "f16" && !backend.supportsF16) {
       throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
     }
-    const dtype = options.precision === "f32" || options.precision === "f16"
-      ? options.precision
-      : backend.weightDtype;
-    const { config, weights } = uploadValleWeights(backend, st, dtype);
+    const { config, weights } = uploadValleWeights(backend, st, float, dtype);
     this.backend = backend;
     this.config = config;
-    this.weights = weights;
+    this.#base = weights;
     this.heads = valleHeads(config);
     this.#state = createRunState(backend, config, options.capacity ?? 1024);
     this.#rec = backend.createRecorder({ label: "valle", capacity: 16384 });
@@ -327,17 +343,21 @@ export class ValleModel {
     this.#includeLanguage = options.includeLanguage ?? true;
     this.#ownsBackend = ownsBackend;
     this.#tensors = valleWeightTensors(config, weights);
-    this.#lora = new LoraSlot(backend, this.#tensors);
+    this.#lora = new LoraSlot(backend, config, weights);
   }
 
   /**
-   * Loads a `.sft` / `.safetensors` VALL-E file (F16, BF16 or F32 tensors) onto the GPU.
+   * Loads a VALL-E file onto the device: a `.sft` / `.safetensors` file (F16, BF16 or F32
+   * tensors) or a GGUF written by `deno task quantize` (recognized by its magic or a `.gguf`
+   * name), stored as `dtype` asks.
    *
    * @param source A path, URL, bytes, Blob, Response, stream, or an already parsed file.
-   * @param options Device, precision, capacity, defaults; download progress and abort.
+   * @param options Device, precision, dtype, capacity, defaults; download progress and abort.
    * @returns The model.
    * @throws {WeightsError} Missing or mis-shaped tensors or a bad config, all listed at once.
-   * @throws {FormatError} The file is not safetensors.
+   * @throws {FormatError} The file is neither safetensors nor a valid GGUF.
+   * @throws {OptionError} A dtype that is not "f32", "f16", "q8" or "q4", or one that
+   * contradicts `precision`.
    * @throws {GpuError} No WebGPU adapter, or f16 asked for without `shader-f16`.
    *
    * @example
@@ -348,10 +368,11 @@ export class ValleModel {
    * ```
    */
   static async load(
-    source: SafetensorsSource | Safetensors,
+    source: ValleFileInput,
     options: ValleModelOptions = {},
   ): Promise<ValleModel> {
-    const st = source instanceof Safetensors ? source : await readSafetensors(source, options);
+    checkDtype(options);
+    const st = await readValleFile(source, options);
     const { backend, owned } = await resolveBackend(options);
     try {
       return new ValleModel(backend, st, options, owned);
@@ -359,6 +380,14 @@ export class ValleModel {
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /**
+   * The weights on the device: the loaded ones, or while a LoRA touches quantized tensors, those
+   * with dequantized float copies in their place.
+   */
+  get weights(): ValleWeights {
+    return this.#lora.weights;
   }
 
   /** The LoRA merged into the weights now (source, rank, alpha, strength, bytes held), or null. */
@@ -403,7 +432,7 @@ export class ValleModel {
     if (read instanceof Promise) read.catch(() => {});
     return this.#life.run(async () => {
       const lora = await read;
-      this.#lora.set(this.#rec, lora, strength);
+      await this.#lora.set(this.#rec, lora, strength);
       await this.backend.fence();
       return this.#lora.active;
     });
@@ -727,7 +756,7 @@ export class ValleModel {
     return this.#life.dispose(() => {
       destroyRunState(this.#state);
       this.#lora.destroy();
-      destroyValleWeights(this.weights);
+      destroyValleWeights(this.#base);
       this.#rec.destroy();
       if (this.#ownsBackend) this.backend.destroy();
       else this.backend.trim();
@@ -859,6 +888,9 @@ export class ValleModel {
   }
 
   #assemble(request: LogitsRequest, responseFrames?: number): Sequence {
+    if (request.teacherForced && request.mode !== "ar") {
+      throw new OptionError(`Cannot read teacher-forced logits of a ${request.mode} pass: AR only`);
+    }
     const response = request.response;
     const codes: Codes | null | undefined = response && !("frames" in response)
       ? { data: response, frames: response.length, levels: 1 }
@@ -871,7 +903,9 @@ export class ValleModel {
       lengthDigits: request.lengthDigits,
       responseFrames,
     };
-    return assembleSequence(this.config, this.weights.layout, spec);
+    const seq = assembleSequence(this.config, this.weights.layout, spec);
+    if (!request.teacherForced) return seq;
+    return { ...seq, readStart: seq.outputStart - 1, readLength: seq.outputLength + 1 };
   }
 
   /** The loop context, with the run state grown to `positions` if needed (its contents are lost then). */

@@ -1,8 +1,9 @@
 /**
  * The VALL-E weight table: every checkpoint key the model runs on, with its expected shape, in one
  * template table; checking a file against it (all problems reported at once); and uploading it to
- * the GPU. The embedding tables are stacked into one buffer so that any input sequence, whatever
- * its segments and summed RVQ levels, is one `embeddingSum` dispatch over absolute row ids.
+ * the GPU, as float or quantized per `dtype` (the policy of `quant_policy.ts`). The embedding
+ * tables are stacked into one buffer so that any input sequence, whatever its segments and summed
+ * RVQ levels, is one `embeddingSum` dispatch over absolute row ids.
  *
  * Keys are used verbatim. Unknown keys (`dropout_token`, `tasks_emb`, `tones_emb`,
  * `model.embed_tokens`, `raw_text_emb`, rotary buffers, …) are ignored.
@@ -13,7 +14,7 @@
  */
 
 import { type WeightProblem, WeightsError } from "../../errors.ts";
-import type { Tensor } from "../../backends/backend.ts";
+import type { QuantDtype, Tensor } from "../../backends/backend.ts";
 import {
   createTensor,
   destroyTensors,
@@ -23,8 +24,10 @@ import {
   writeTensor,
 } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
-import type { Safetensors } from "../../io/safetensors.ts";
+import { GGUF_TYPE, quantizeBlocks, toDeviceWords } from "../../quant/device.ts";
+import type { ValleCheckpoint } from "./checkpoint.ts";
 import { deriveValleConfig, type ValleConfig, valleHeads } from "./config.ts";
+import { type MatrixRole, quantLayout, type ValleDtype } from "./quant_policy.ts";
 
 /** The tensors of one transformer block (names: the last segments of the checkpoint key). */
 export interface ValleLayerWeights {
@@ -46,10 +49,13 @@ export interface ValleLayerWeights {
   readonly upProj: Tensor;
   /** `model.layers.{l}.mlp.down_proj.weight` (d, dFf) */
   readonly downProj: Tensor;
-  /** Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it. */
-  readonly qkv: Tensor;
-  /** Gate and up projections stacked (2·dFf, d): `gateProj`, `upProj` are views of it. */
-  readonly gateUp: Tensor;
+  /**
+   * Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it. Absent
+   * when any of them is quantized (the fused decode kernels read float weights).
+   */
+  readonly qkv?: Tensor;
+  /** Gate and up projections stacked (2·dFf, d), views as for `qkv`; absent when quantized. */
+  readonly gateUp?: Tensor;
 }
 
 /** The fields of {@linkcode ValleLayerWeights} that are checkpoint tensors. */
@@ -85,7 +91,7 @@ export interface ValleTableLayout {
 
 /** The model's tensors on the GPU. */
 export interface ValleWeights {
-  /** Every embedding table stacked: (layout.rows, d), f16 or f32. */
+  /** Every embedding table stacked: (layout.rows, d), f16, f32 or q8_0. */
   readonly embeddings: Tensor;
   /** Row offsets of each table inside `embeddings`. */
   readonly layout: ValleTableLayout;
@@ -224,6 +230,9 @@ function allEntries(c: ValleConfig): Entry[] {
 /** The dtypes a weight may be stored in (converted on upload). */
 export const FLOAT_DTYPES: readonly string[] = ["F32", "F16", "BF16", "F64"];
 
+/** The quantized block types a matrix may be stored in (a GGUF; `src/quant/FORMATS.md`). */
+const BLOCK_DTYPES: readonly string[] = ["Q8_0", "Q4_K"];
+
 /** Whether two shapes are the same. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -234,8 +243,12 @@ export function showShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
-/** Appends a problem for every missing or mis-shaped entry. */
-function checkEntries(st: Safetensors, entries: readonly Entry[], problems: WeightProblem[]): void {
+/** Appends a problem for every missing or mis-shaped entry, or one stored in a wrong type. */
+function checkEntries(
+  st: ValleCheckpoint,
+  entries: readonly Entry[],
+  problems: WeightProblem[],
+): void {
   for (const { key, shape } of entries) {
     if (!st.has(key)) {
       problems.push({ tensor: key, expected: showShape(shape), found: "missing" });
@@ -243,12 +256,27 @@ function checkEntries(st: Safetensors, entries: readonly Entry[], problems: Weig
     }
     const info = st.info(key);
     const found = info.shape;
+    const blocks = roleOf(key) !== undefined && BLOCK_DTYPES.includes(info.dtype);
     if (!sameShape(found, shape)) {
       problems.push({ tensor: key, expected: showShape(shape), found: showShape(found) });
-    } else if (!FLOAT_DTYPES.includes(info.dtype)) {
-      problems.push({ tensor: key, expected: "a float dtype", found: info.dtype });
+    } else if (!FLOAT_DTYPES.includes(info.dtype) && !blocks) {
+      const expected = roleOf(key) === undefined
+        ? "a float dtype (norms and biases are never quantized)"
+        : "a float dtype, Q8_0 or Q4_K";
+      problems.push({ tensor: key, expected, found: info.dtype });
     }
   }
+}
+
+/** The policy role of a checkpoint key, or undefined for a vector that stays float. */
+function roleOf(key: string): MatrixRole | undefined {
+  if (key.endsWith(".v_proj.weight")) return "v_proj";
+  if (/\.(q_proj|k_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/.test(key)) {
+    return "projection";
+  }
+  if (/^classifiers\.proj\.\d+\.weight$/.test(key)) return "head";
+  if (key === "sep" || /_emb(\.embeddings\.\d+)?\.weight$/.test(key)) return "table";
+  return undefined;
 }
 
 /**
@@ -263,7 +291,7 @@ function checkEntries(st: Safetensors, entries: readonly Entry[], problems: Weig
  * const config = checkValleWeights(await readSafetensors("model.sft"));
  * ```
  */
-export function checkValleWeights(st: Safetensors): ValleConfig {
+export function checkValleWeights(st: ValleCheckpoint): ValleConfig {
   const problems: WeightProblem[] = [];
   const config = deriveValleConfig(st, problems);
   if (config.dModel > 0 && config.nLayers > 0 && config.nLevels >= 2) {
@@ -273,71 +301,141 @@ export function checkValleWeights(st: Safetensors): ValleConfig {
   return config;
 }
 
+/** Where one tensor goes: its checkpoint shape and device layout (undefined: float). */
+export interface StoragePlanEntry {
+  /** The checkpoint shape. */
+  readonly shape: readonly number[];
+  /** The quantized layout, or undefined for float. */
+  readonly layout?: QuantDtype;
+}
+
 /**
- * Checks a weight file and uploads its tensors to the GPU as `dtype` (f16 when the device has
- * `shader-f16`, f32 otherwise, unless asked). F16/BF16/F32 tensors are all accepted; BF16 or F32
- * values beyond the f16 range are reported rather than silently turned into infinities.
- *
- * @param backend The device.
- * @param st The parsed weight file.
- * @param dtype The storage type of the weights on the GPU.
- * @returns The config and the GPU tensors.
- * @throws {WeightsError} Missing or mis-shaped tensors, a bad config, f16 overflow.
+ * How each tensor the model reads is stored under `dtype`, in checkpoint order: quantized per the
+ * policy (`q8`, `q4`), all float (`f16`, `f32`), or as the file stores it (undefined: quantized
+ * GGUF tensors keep their type where the device layout takes their rows). The embedding tables
+ * share one layout (the stacked table's), that of `text_emb.weight`.
  *
  * @example
  * ```ts ignore
- * const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype);
+ * const plan = planValleStorage(st, checkValleWeights(st), "q4");
+ * plan.get("model.layers.0.mlp.up_proj.weight")?.layout; // "q4_k"
+ * ```
+ */
+export function planValleStorage(
+  st: ValleCheckpoint,
+  config: ValleConfig,
+  dtype?: ValleDtype,
+): Map<string, StoragePlanEntry> {
+  const layoutOf = ({ key, shape }: Entry): QuantDtype | undefined => {
+    const role = roleOf(key);
+    if (role === undefined || dtype === "f16" || dtype === "f32") return undefined;
+    const k = shape[shape.length - 1];
+    if (dtype !== undefined) return quantLayout(role, dtype, k);
+    const stored = st.info(key).dtype;
+    if (stored === "Q4_K") return "q4_k";
+    return stored === "Q8_0" ? quantLayout("table", "q8", k) : undefined;
+  };
+  const tables = new Set(tableEntries(config).map((t) => t.entry.key));
+  const tableLayout = layoutOf(tableEntries(config)[0].entry);
+  const plan = new Map<string, StoragePlanEntry>();
+  for (const entry of allEntries(config)) {
+    plan.set(entry.key, {
+      shape: entry.shape,
+      layout: tables.has(entry.key) ? tableLayout : layoutOf(entry),
+    });
+  }
+  return plan;
+}
+
+/**
+ * A tensor's GGUF blocks in a layout's type: as the file stores them when it stores that type,
+ * else quantized from its float values.
+ *
+ * @example
+ * ```ts ignore
+ * const blocks = quantizedBlocks(st, "classifiers.proj.0.weight", "q8_0");
+ * ```
+ */
+export function quantizedBlocks(st: ValleCheckpoint, key: string, layout: QuantDtype): Uint8Array {
+  return st.info(key).dtype === GGUF_TYPE[layout] && st.blocks
+    ? st.blocks(key)
+    : quantizeBlocks(layout, st.toFloat32(key));
+}
+
+/**
+ * Checks a weight file and uploads its tensors to the device: float as `float` (f16 when the
+ * device has `shader-f16`, f32 otherwise, unless asked), or quantized per `dtype` and the policy of
+ * `quant_policy.ts` (`q8`, `q4`). Without a `dtype`, tensors a GGUF stores quantized stay as
+ * stored and everything else is float; `f16`/`f32` dequantize them. F16/BF16/F32 tensors are all
+ * accepted; BF16 or F32 values beyond the f16 range are reported rather than silently turned into
+ * infinities.
+ *
+ * @param backend The device.
+ * @param st The parsed weight file.
+ * @param float The storage type of float weights on the device.
+ * @param dtype Quantize (`q8`, `q4`), dequantize (`f16`, `f32`), or keep as stored (undefined).
+ * @returns The config and the device tensors.
+ * @throws {WeightsError} Missing or mis-shaped tensors, a bad config, f16 overflow, a norm or
+ * bias stored quantized.
+ *
+ * @example
+ * ```ts ignore
+ * const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype, "q8");
  * ```
  */
 export function uploadValleWeights(
   backend: Backend,
-  st: Safetensors,
-  dtype: "f16" | "f32",
+  st: ValleCheckpoint,
+  float: "f16" | "f32",
+  dtype?: ValleDtype,
 ): { config: ValleConfig; weights: ValleWeights } {
   const config = checkValleWeights(st);
+  const plan = planValleStorage(st, config, dtype);
+  const layouts = new Map([...plan].map(([key, { layout }]) => [key, layout]));
   // Convert everything first, so that an f16 overflow is reported before anything is uploaded.
   const problems: WeightProblem[] = [];
-  const converted = new Map<string, Float32Array | Uint16Array>();
-  const entries = allEntries(config);
-  for (const { key } of entries) {
-    if (dtype === "f32") {
+  const converted = new Map<string, Float32Array | Uint16Array | Uint32Array>();
+  for (const [key, layout] of layouts) {
+    if (layout) {
+      converted.set(key, toDeviceWords(layout, quantizedBlocks(st, key, layout)));
+    } else if (float === "f32") {
       converted.set(key, st.toFloat32(key));
-      continue;
+    } else {
+      const bits = st.toFloat16(key);
+      const stored = st.info(key).dtype;
+      if (stored !== "F16" && bits.some((b) => (b & 0x7c00) === 0x7c00)) {
+        problems.push({
+          tensor: key,
+          expected: "values within the f16 range (±65504)",
+          found: `larger values in ${stored}; load with precision "f32"`,
+        });
+      }
+      converted.set(key, bits);
     }
-    const bits = st.toFloat16(key);
-    if (st.info(key).dtype !== "F16" && bits.some((b) => (b & 0x7c00) === 0x7c00)) {
-      problems.push({
-        tensor: key,
-        expected: "values within the f16 range (±65504)",
-        found: `larger values in ${st.info(key).dtype}; load with precision "f32"`,
-      });
-    }
-    converted.set(key, bits);
   }
   if (problems.length > 0) throw new WeightsError(st.source, problems);
+  const typeOf = (key: string) => layouts.get(key) ?? float;
   const upload = ({ key, shape }: Entry): Tensor =>
-    uploadTensor(backend, converted.get(key)!, shape, dtype, key);
+    uploadTensor(backend, converted.get(key)!, shape, typeOf(key), key);
 
-  // The stacked embedding table.
-  const tables = tableEntries(config);
+  // The stacked embedding table: its tables' rows one after another (whole rows either way).
   const d = config.dModel;
   const layout = valleTableLayout(config);
-  const tableRows = layout.rows;
-  const stacked = dtype === "f16"
-    ? new Uint16Array(tableRows * d)
-    : new Float32Array(tableRows * d);
+  const tables = tableEntries(config);
+  const tableType = layouts.get(tables[0].entry.key) ?? float;
+  const embeddings = createTensor(backend, [layout.rows, d], tableType, "valle.embeddings");
   let at = 0;
   for (const { entry } of tables) {
-    const data = converted.get(entry.key)!;
-    stacked.set(data, at);
-    at += data.length;
+    const count = entry.shape.length === 1 ? 1 : entry.shape[0];
+    writeTensor(backend, rows(embeddings, at, count), converted.get(entry.key)!);
+    at += count;
   }
-  const embeddings = uploadTensor(backend, stacked, [tableRows, d], dtype, "valle.embeddings");
-  // Projections that read the same input are stacked in one buffer each, so that the fused
+  // Float projections that read the same input are stacked in one buffer each, so that the fused
   // decode kernels read them in one dispatch; the per-projection fields are views.
-  const stack = (label: string, parts: Entry[]): Tensor[] => {
+  const stack = (label: string, parts: Entry[]): Tensor[] | undefined => {
+    if (parts.some((part) => layouts.get(part.key))) return undefined;
     const [count, cols] = parts[0].shape;
-    const stacked = createTensor(backend, [count * parts.length, cols], dtype, label);
+    const stacked = createTensor(backend, [count * parts.length, cols], float, label);
     const views = parts.map((_, i) => rows(stacked, i * count, count));
     views.forEach((view, i) => writeTensor(backend, view, converted.get(parts[i].key)!));
     return [stacked, ...views];
@@ -345,24 +443,21 @@ export function uploadValleWeights(
   const layers: ValleLayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const entry = (field: LayerTensor) => LAYER_TEMPLATE[field](l, config);
-    const [qkv, qProj, kProj, vProj] = stack(`model.layers.${l}.self_attn.qkv`, [
-      entry("qProj"),
-      entry("kProj"),
-      entry("vProj"),
-    ]);
-    const [gateUp, gateProj, upProj] = stack(`model.layers.${l}.mlp.gate_up`, [
-      entry("gateProj"),
-      entry("upProj"),
-    ]);
+    const attention = [entry("qProj"), entry("kProj"), entry("vProj")];
+    const mlp = [entry("gateProj"), entry("upProj")];
+    const [qkv, qProj, kProj, vProj] = stack(`model.layers.${l}.self_attn.qkv`, attention) ??
+      [undefined, ...attention.map(upload)];
+    const [gateUp, gateProj, upProj] = stack(`model.layers.${l}.mlp.gate_up`, mlp) ??
+      [undefined, ...mlp.map(upload)];
     layers.push({
       inputLayernorm: upload(entry("inputLayernorm")),
-      qProj,
-      kProj,
-      vProj,
+      qProj: qProj!,
+      kProj: kProj!,
+      vProj: vProj!,
       oProj: upload(entry("oProj")),
       postAttentionLayernorm: upload(entry("postAttentionLayernorm")),
-      gateProj,
-      upProj,
+      gateProj: gateProj!,
+      upProj: upProj!,
       downProj: upload(entry("downProj")),
       qkv,
       gateUp,
@@ -374,6 +469,34 @@ export function uploadValleWeights(
   }));
   const norm = upload({ key: "model.norm.weight", shape: [d] });
   return { config, weights: { embeddings, layout, layers, norm, heads } };
+}
+
+/**
+ * Device bytes of the weights (each buffer once: views of stacked tensors are not counted again).
+ *
+ * @example
+ * ```ts ignore
+ * console.log(`${valleWeightBytes(model.weights) / 1e6} MB`);
+ * ```
+ */
+export function valleWeightBytes(weights: ValleWeights): number {
+  const buffers = new Set<Tensor["buffer"]>();
+  let bytes = 0;
+  const add = (t: Tensor | undefined) => {
+    if (!t || buffers.has(t.buffer)) return;
+    buffers.add(t.buffer);
+    bytes += t.buffer.size;
+  };
+  add(weights.embeddings);
+  add(weights.norm);
+  for (const layer of weights.layers) {
+    for (const t of [layer.qkv, layer.gateUp, ...Object.values(layer)]) add(t);
+  }
+  for (const head of weights.heads) {
+    add(head.weight);
+    add(head.bias);
+  }
+  return bytes;
 }
 
 /**
@@ -408,6 +531,47 @@ export function valleWeightTensors(
     if (h.bias) out.set(h.bias.key, weights.heads[n].bias!);
   });
   return out;
+}
+
+/** The key of the stacked embedding table in {@linkcode replaceValleTensors}. */
+export const STACKED_TABLE = "valle.embeddings";
+
+/**
+ * The weights with some tensors replaced: layer and head tensors by checkpoint key, the stacked
+ * embedding table by {@linkcode STACKED_TABLE}. A layer whose projection is replaced loses its
+ * stacked `qkv`/`gateUp` (the replacement is a tensor of its own).
+ *
+ * @example
+ * ```ts ignore
+ * const merged = replaceValleTensors(config, weights, new Map([[key, floatCopy]]));
+ * ```
+ */
+export function replaceValleTensors(
+  config: ValleConfig,
+  weights: ValleWeights,
+  replacements: ReadonlyMap<string, Tensor>,
+): ValleWeights {
+  const layers = weights.layers.map((layer, l) => {
+    const out: Record<string, Tensor | undefined> = { ...layer };
+    let replaced = false;
+    for (const [field, template] of Object.entries(LAYER_TEMPLATE)) {
+      const t = replacements.get(template(l, config).key);
+      if (!t) continue;
+      out[field] = t;
+      replaced = true;
+    }
+    if (replaced) {
+      out.qkv = undefined;
+      out.gateUp = undefined;
+    }
+    return out as unknown as ValleLayerWeights;
+  });
+  const heads = headEntries(config).map((h, n) => ({
+    weight: replacements.get(h.weight.key) ?? weights.heads[n].weight,
+    bias: weights.heads[n].bias,
+  }));
+  const embeddings = replacements.get(STACKED_TABLE) ?? weights.embeddings;
+  return { ...weights, embeddings, layers, heads };
 }
 
 /** Frees every GPU buffer of the weights. */

@@ -1,0 +1,155 @@
+/**
+ * The quantized kernels (gemv/gemm for q8_0 and q4_k, embedding_sum_q8_0) on every backend: the
+ * CPU's against the oracle of its exact block math (activations quantized the same way, integer
+ * block sums, the same scale products; only the summation order of block terms may differ), the
+ * WebGPU ones against the dequantized weights times the float activations.
+ */
+
+import type { Backend, QuantDtype } from "../../src/backends/backend.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { embeddingSum, NO_ROW } from "../../src/ops/embedding.ts";
+import { linear } from "../../src/ops/linear.ts";
+import { dequantizeDeviceWords, quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
+import { backendTest, uploadWeights } from "../_backends.ts";
+import { assertClose, Rng } from "../_helpers.ts";
+import * as ref from "../reference/ops.ts";
+import { linearQuantCpu } from "../reference/quant.ts";
+
+/** A random weight quantized to a device layout: its words and the values it stands for. */
+function quantWeight(rng: Rng, dtype: QuantDtype, n: number, k: number) {
+  const words = toDeviceWords(dtype, quantizeBlocks(dtype, rng.normals(n * k, 0.05)));
+  return { words, values: dequantizeDeviceWords(dtype, words) };
+}
+
+/** Checks y against the oracle of the backend's arithmetic. */
+function check(
+  backend: Backend,
+  got: Float32Array,
+  dtype: QuantDtype,
+  x: Float32Array,
+  w: { words: Uint32Array; values: Float32Array },
+  b: Float32Array | undefined,
+  [m, n, k]: readonly number[],
+  base?: Float32Array,
+): void {
+  if (backend.kind === "webgpu") {
+    const expected = ref.linear(x, w.values, b, m, n, k).map((v, i) => v + (base?.[i] ?? 0));
+    assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
+    return;
+  }
+  const { y, scale } = linearQuantCpu(dtype, x, w.words, b, m, n, k);
+  // Block terms summed in another order: a few float32 roundings of their absolute sum.
+  const blocks = k / 32;
+  for (let i = 0; i < y.length; i++) {
+    const expected = y[i] + (base?.[i] ?? 0);
+    const allowed = (blocks + 8) * 2 ** -24 * (scale[i] + Math.abs(expected)) + 1e-7;
+    if (!(Math.abs(got[i] - expected) <= allowed)) {
+      throw new Error(`output ${i}: ${got[i]} vs ${expected} (allowed ${allowed})`);
+    }
+  }
+}
+
+// [M, N, K]: decode rows (GEMV, M <= 4) and passes (GEMM), odd N, the model's shapes.
+const SHAPES: [number, number, number][] = [
+  [1, 7, 256],
+  [2, 33, 512],
+  [4, 1025, 1024],
+  [1, 1024, 4096],
+  [3, 65, 768],
+  [5, 17, 256],
+  [70, 130, 512],
+  [64, 1025, 256],
+];
+
+for (const dtype of ["q8_0", "q4_k"] as const) {
+  for (const [m, n, k] of SHAPES) {
+    for (const bias of ["none", "f16", "f32"] as const) {
+      backendTest(
+        `linear() ${dtype} matches its oracle for M=${m} N=${n} K=${k} bias ${bias}`,
+        async (backend) => {
+          const rng = new Rng(m * 1000 + n * 10 + k + (dtype === "q8_0" ? 0 : 7));
+          const x = rng.normals(m * k);
+          const w = quantWeight(rng, dtype, n, k);
+          const b = bias === "none"
+            ? undefined
+            : uploadWeights(backend, rng.normals(n), [n], bias, "b");
+          const y = createTensor(backend, [m, n], "f32", "y");
+          const rec = backend.createRecorder();
+          linear(
+            rec,
+            y,
+            uploadTensor(backend, x, [m, k], "f32", "x"),
+            uploadTensor(backend, w.words, [n, k], dtype, "w"),
+            b?.tensor,
+          );
+          rec.submit();
+          check(backend, await readF32(backend, y), dtype, x, w, b?.values, [m, n, k]);
+        },
+      );
+    }
+  }
+  backendTest(
+    `linear() ${dtype} reads row views of x, w and y, and accumulates`,
+    async (backend) => {
+      const rng = new Rng(dtype === "q8_0" ? 11 : 12);
+      const [n, k] = [40, 512];
+      const x = rng.normals(9 * k);
+      const w = quantWeight(rng, dtype, n + 6, k);
+      const xt = uploadTensor(backend, x, [9, k], "f32", "x");
+      const wt = uploadTensor(backend, w.words, [n + 6, k], dtype, "w");
+      // Rows 6.. of the weight: an offset in words, past whole rows.
+      const wordsPerRow = w.words.length / (n + 6);
+      const view = {
+        words: w.words.subarray(6 * wordsPerRow),
+        values: w.values.subarray(6 * k),
+      };
+      for (const m of [1, 3, 9 - 2]) {
+        const base = rng.normals(m * n);
+        const y = uploadTensor(backend, new Float32Array(12 * n), [12, n], "f32", "y");
+        backend.write(rows(y, 2, m), base);
+        const rec = backend.createRecorder();
+        linear(rec, rows(y, 2, m), rows(xt, 2, m), rows(wt, 6, n), undefined, { accumulate: true });
+        rec.submit();
+        const got = (await readF32(backend, y)).subarray(2 * n, (2 + m) * n);
+        check(
+          backend,
+          got,
+          dtype,
+          x.subarray(2 * k, (2 + m) * k),
+          view,
+          undefined,
+          [m, n, k],
+          base,
+        );
+      }
+    },
+  );
+}
+
+// [rows, terms, d, tableRows]: a plain gather and RVQ sums over 8 levels.
+for (const [r, terms, d, tableRows] of [[5, 1, 64, 9], [37, 8, 320, 900]]) {
+  backendTest(
+    `embeddingSum() q8_0 matches CPU for R=${r} terms=${terms} D=${d}`,
+    async (backend) => {
+      const rng = new Rng(r + terms + d);
+      const words = toDeviceWords("q8_0", quantizeBlocks("q8_0", rng.normals(tableRows * d)));
+      const values = dequantizeDeviceWords("q8_0", words);
+      const ids = Uint32Array.from(
+        { length: r * terms },
+        () => rng.next() < 0.2 ? NO_ROW : rng.int(tableRows),
+      );
+      const out = createTensor(backend, [r, d], "f32", "out");
+      const rec = backend.createRecorder();
+      embeddingSum(
+        rec,
+        out,
+        uploadTensor(backend, ids, [r, terms], "u32", "ids"),
+        uploadTensor(backend, words, [tableRows, d], "q8_0", "table"),
+      );
+      rec.submit();
+      // The dequantized values are exact; only the float sums of up to 8 terms round.
+      const expected = ref.embeddingSum(ids, values, r, terms, d);
+      assertClose(await readF32(backend, out), expected, { atol: 1e-5, rtol: 1e-6 });
+    },
+  );
+}
