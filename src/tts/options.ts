@@ -73,7 +73,8 @@ export interface SynthesizeOptions {
   contextHistory?: number;
   /**
    * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Each
-   * piece gets the audio it gets alone; memory grows with the batch (see the README). Default:
+   * piece gets the audio it gets alone; memory grows with the batch (see the README). `stream()`
+   * generates its first piece alone, so that it comes out first, and batches the rest. Default:
    * as many as fit in 1 GiB of run state, at most 4.
    */
   batchSize?: number;
