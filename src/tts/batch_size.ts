@@ -58,9 +58,11 @@ export function defaultBatchSize(backend: Backend, config: ValleConfig, position
  * default batch of 4 put its first audio out after 35.6 s where the piece alone took 9.8 s (issue 16).
  * Speaking the first piece alone makes time to first audio that of `batchSize: 1`, and gives up
  * only that piece's share of the batching gain (its AR steps are not shared); the rest are batched
- * while it plays. Measured on the CPU backend (full-size random weights, 4 sentences of 1 s, AR +
- * NAR, best of 3): the stream took 52.2 s in all, full batches 49.3 s, one by one 80.6 s. Calls
- * that wait for every piece (`synthesize`, `synthesizeBatch`) keep full batches.
+ * while it plays. Measured on the CPU backend (2 threads, full-size random weights, 4 sentences
+ * of at most 1 s, AR + NAR; CPU time, best of 3, on a loaded machine): first audio 52.6 s batched
+ * with the others, 20.6 s alone, 20.1 s with `batchSize: 1`; the whole text 55.4 s streamed,
+ * 50.0 s in full batches, 66.1 s one by one. So calls that wait for every piece (`synthesize`,
+ * `synthesizeBatch`) keep full batches.
  *
  * @param items The pieces, in order.
  * @param size Pieces per batch (≥ 1).
