@@ -74,8 +74,9 @@ export interface SynthesizeOptions {
   /**
    * Pieces generated together as one batch when `contextHistory` is 0 (1: one by one). Up to 4
    * rows each piece is bit for bit what it is alone; with more, the AR step's GEMM rounding can
-   * resolve a near-tie differently. Memory grows with the batch (see the README). Default: as many
-   * as fit in 1 GiB of run state, at most 4.
+   * resolve a near-tie differently. Memory grows with the batch (see the README). `stream()`
+   * generates its first piece alone, so that it comes out first, and batches the rest. Default:
+   * as many as fit in 1 GiB of run state, at most 4.
    */
   batchSize?: number;
   /**

@@ -32,7 +32,7 @@ import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
-import { defaultBatchSize } from "./batch_size.ts";
+import { batchGroups, defaultBatchSize } from "./batch_size.ts";
 import { autoModality } from "./modality.ts";
 import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
@@ -367,7 +367,7 @@ export class Valle {
     this.#life.check();
     const o = resolveSynthesizeOptions(options);
     const pieces: SpeechPiece[] = [];
-    for await (const piece of this.#speak(text, o)) pieces.push(piece);
+    for await (const piece of this.#speak(text, o, false)) pieces.push(piece);
     const rate = pieces[0]?.sampleRate ?? this.encodec.config.sampleRate;
     const samples = joinPieces(pieces.map((p) => p.samples), rate, o.pauseSeconds);
     return new Speech(samples, rate, pieces);
@@ -399,7 +399,9 @@ export class Valle {
       throw new OptionError("Cannot synthesize a batch: no texts given, expected at least one");
     }
     const pieces: SpeechPiece[][] = texts.map(() => []);
-    for await (const { text, piece } of this.#speakAll(texts, o)) pieces[text].push(piece);
+    for await (const { text, piece } of this.#speakAll(texts, o, false)) {
+      pieces[text].push(piece);
+    }
     const rate = this.encodec.config.sampleRate;
     return pieces.map((p) =>
       new Speech(joinPieces(p.map((x) => x.samples), rate, o.pauseSeconds), rate, p)
@@ -423,7 +425,7 @@ export class Valle {
    */
   stream(text: string, options: SynthesizeOptions = {}): AsyncGenerator<SpeechPiece> {
     this.#life.check();
-    return this.#speak(text, resolveSynthesizeOptions(options));
+    return this.#speak(text, resolveSynthesizeOptions(options), true);
   }
 
   /**
@@ -449,14 +451,22 @@ export class Valle {
     });
   }
 
-  async *#speak(text: string, o: ResolvedSynthesizeOptions): AsyncGenerator<SpeechPiece> {
-    for await (const { piece } of this.#speakAll([text], o)) yield piece;
+  async *#speak(
+    text: string,
+    o: ResolvedSynthesizeOptions,
+    streaming: boolean,
+  ): AsyncGenerator<SpeechPiece> {
+    for await (const { piece } of this.#speakAll([text], o, streaming)) yield piece;
   }
 
-  /** The pieces of every text in order, tagged with their text's index. */
+  /**
+   * The pieces of every text in order, tagged with their text's index. When `streaming`, the first
+   * piece is generated alone, so that it comes out first (see {@linkcode batchGroups}).
+   */
   async *#speakAll(
     texts: readonly string[],
     o: ResolvedSynthesizeOptions,
+    streaming: boolean,
   ): AsyncGenerator<{ text: number; piece: SpeechPiece }> {
     const report = o.onProgress;
     const signal = o.signal;
@@ -532,43 +542,31 @@ export class Valle {
         this.model.config,
         (prompt?.frames ?? 0) + longest + 8 + maxFrames,
       );
-    if (batchSize > 1) {
-      for (let first = 0; first < items.length; first += batchSize) {
-        signal?.throwIfAborted();
-        const group = items.slice(first, first + batchSize);
-        const at = { piece: group[0].index, pieces: group[0].count, rows: group.length };
-        const results = await this.model.generateBatch({
-          ...settings,
-          rows: group.map(({ piece, seed }) => ({
-            phonemes: piece.tokens,
-            language: piece.languageId,
-            prompt,
-            seed,
-          })),
-          signal,
-          onProgress: (p) =>
-            report?.({
-              phase: p.phase,
-              step: p.step,
-              steps: p.steps,
-              ...(p.running === undefined ? {} : { running: p.running }),
-              ...at,
-            }),
-        });
-        for (const [i, item] of group.entries()) yield await speechPiece(item, results[i]);
-      }
-      return;
-    }
-    let history: { tokens: number[]; level0: Int32Array }[] = [];
-    for (const item of items) {
-      signal?.throwIfAborted();
-      if (item.index === 0) history = [];
-      const at = { piece: item.index, pieces: item.count };
-      const prefix = o.contextHistory > 0 && history.length > 0
-        ? contextPrefix(history.slice(-o.contextHistory))
-        : undefined;
+    const together = (group: typeof items) => {
+      const at = { piece: group[0].index, pieces: group[0].count, rows: group.length };
+      return this.model.generateBatch({
+        ...settings,
+        rows: group.map(({ piece, seed }) => ({
+          phonemes: piece.tokens,
+          language: piece.languageId,
+          prompt,
+          seed,
+        })),
+        signal,
+        onProgress: (p) =>
+          report?.({
+            phase: p.phase,
+            step: p.step,
+            steps: p.steps,
+            ...(p.running === undefined ? {} : { running: p.running }),
+            ...at,
+          }),
+      });
+    };
+    const alone = (item: typeof items[number], prefix?: ReturnType<typeof contextPrefix>) => {
       const { seed } = item;
-      const result = await this.model.generate({
+      const at = { piece: item.index, pieces: item.count };
+      return this.model.generate({
         ...settings,
         phonemes: item.piece.tokens,
         language: item.piece.languageId,
@@ -580,6 +578,23 @@ export class Valle {
         signal,
         onProgress: (p) => report?.({ phase: p.phase, step: p.step, steps: p.steps, ...at }),
       });
+    };
+    // A piece alone (a stream's first, a batch of one) takes the single-row path: the work of
+    // `batchSize: 1`. With rolling context every piece is alone and continues the ones before it.
+    let history: { tokens: number[]; level0: Int32Array }[] = [];
+    for (const group of batchGroups(items, batchSize, streaming)) {
+      signal?.throwIfAborted();
+      if (group.length > 1) {
+        const results = await together(group);
+        for (const [i, item] of group.entries()) yield await speechPiece(item, results[i]);
+        continue;
+      }
+      const [item] = group;
+      if (item.index === 0) history = [];
+      const prefix = o.contextHistory > 0 && history.length > 0
+        ? contextPrefix(history.slice(-o.contextHistory))
+        : undefined;
+      const result = await alone(item, prefix);
       if (o.contextHistory > 0) {
         history.push({ tokens: item.piece.tokens, level0: level0(result.codes) });
       }

@@ -1,7 +1,7 @@
 /**
  * Batched synthesis in the product: texts and pieces generated in batches give the audio they
- * give one by one, streaming yields pieces in order as each batch is decoded, and progress names
- * the batch's rows.
+ * give one by one, streaming puts the first piece out alone before batching the rest and yields
+ * pieces in order as each batch is decoded, and progress names the batch's rows.
  */
 
 import { deepStrictEqual, equal, ok, rejects } from "node:assert";
@@ -36,14 +36,63 @@ for (const modality of ["ar+nar", "nar-len"] as const) {
   );
 }
 
+for (const modality of ["ar+nar", "nar-len"] as const) {
+  backendTest(
+    `stream() with ${modality} and the default batchSize yields the first piece before generating the rest, each piece as batchSize 1 gives it`,
+    async (backend) => {
+      const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
+      const text = "One. Two. Three. Four.";
+      const options = { ...BASE, modality, decoder: "encodec" as const };
+      const events: string[] = [];
+      const onProgress = (p: SynthesisProgress) => {
+        const event = p.phase === "decode"
+          ? `decode ${p.piece}`
+          : ["duration", "level0", "nar"].includes(p.phase)
+          ? `generate ${p.piece}+${p.rows ?? 1}`
+          : undefined;
+        if (event && events.at(-1) !== event) events.push(event);
+      };
+      const streamed = [];
+      for await (const piece of valle.stream(text, { ...options, onProgress })) {
+        events.push(`piece ${piece.index}`);
+        streamed.push(piece);
+      }
+      // The default (4 rows here) batches what follows the first piece, spoken alone.
+      deepStrictEqual(events, [
+        "generate 0+1",
+        "decode 0",
+        "piece 0",
+        "generate 1+3",
+        "decode 1",
+        "piece 1",
+        "decode 2",
+        "piece 2",
+        "decode 3",
+        "piece 3",
+      ]);
+      const alone = await Array.fromAsync(valle.stream(text, { ...options, batchSize: 1 }));
+      equal(streamed.length, alone.length);
+      streamed.forEach((p, i) => {
+        deepStrictEqual(p.codes, alone[i].codes, `piece ${i} codes`);
+        deepStrictEqual(p.samples, alone[i].samples, `piece ${i} samples`);
+      });
+      await valle.dispose();
+    },
+  );
+}
+
 backendTest(
-  "stream() yields batched pieces in order, each batch as it is decoded",
+  "stream() with a batchSize yields the first piece alone, then the rest in batches, in order",
   async (backend) => {
     const valle = await Valle.load({ ...await tinyModels(), backend, cache: false });
     const events: string[] = [];
     const onProgress = (p: SynthesisProgress) => {
       if (p.phase === "level0" && p.step === 0) {
-        events.push(`batch ${p.piece}+${p.rows} running ${p.running}`);
+        events.push(
+          p.rows === undefined
+            ? `alone ${p.piece}`
+            : `batch ${p.piece}+${p.rows} running ${p.running}`,
+        );
       }
     };
     const text = "One. Two. Three.";
@@ -52,10 +101,10 @@ backendTest(
       events.push(`piece ${piece.index}/${piece.count}`);
     }
     deepStrictEqual(events, [
-      "batch 0+2 running 2",
+      "alone 0",
       "piece 0/3",
+      "batch 1+2 running 2",
       "piece 1/3",
-      "batch 2+1 running 1",
       "piece 2/3",
     ]);
     ok(valle.backend.memory.current > 0);
