@@ -108,45 +108,43 @@ static inline __attribute__((always_inline)) void score_rows(const float *qs, co
   }
 }
 
+// Dimensions [d, d + 4·V) of add_values: G × V vectors of accumulators, each value row loaded
+// once for the G queries.
+static inline __attribute__((always_inline)) void value_block(const float *w, const float *v,
+                                                              size_t vs, uint32_t hd, uint32_t n,
+                                                              const float *rescale, float *acc,
+                                                              uint32_t d, const uint32_t G,
+                                                              const uint32_t V) {
+  v128_t c[GROUP][8];
+  for (uint32_t g = 0; g < G; g++) {
+    const v128_t r = wasm_f32x4_splat(rescale[g]);
+    for (uint32_t i = 0; i < V; i++) c[g][i] = wasm_f32x4_mul(wasm_v128_load(acc + g * hd + d + 4 * i), r);
+  }
+  const float *vj = v + d;
+  for (uint32_t j = 0; j < n; j++, vj += vs) {
+    v128_t x[8];
+    for (uint32_t i = 0; i < V; i++) x[i] = wasm_v128_load(vj + 4 * i);
+    for (uint32_t g = 0; g < G; g++) {
+      const v128_t pj = wasm_v128_load32_splat(w + g * KEY_TILE + j);
+      for (uint32_t i = 0; i < V; i++) c[g][i] = MADD(pj, x[i], c[g][i]);
+    }
+  }
+  for (uint32_t g = 0; g < G; g++) {
+    for (uint32_t i = 0; i < V; i++) wasm_v128_store(acc + g * hd + d + 4 * i, c[g][i]);
+  }
+}
+
 // acc[g·hd + d] = acc[g·hd + d] · rescale[g] + Σ_{j < n} w[g·KEY_TILE + j] · v[j·vs + d] for the
-// G queries, each (g, d) one chain over j in order.
+// G queries, each (g, d) one chain over j in order (however the dimensions are blocked): blocks of
+// 8 / G vectors per query (at least 2: eight accumulators), then single vectors, then scalars.
 static inline __attribute__((always_inline)) void add_values(const float *w, const float *v,
                                                              size_t vs, uint32_t hd, uint32_t n,
                                                              const float *rescale, float *acc,
                                                              const uint32_t G) {
+  const uint32_t V = G == 1 ? 8 : G == 2 ? 4 : 2;
   uint32_t d = 0;
-  for (; d + 8 <= hd; d += 8) {
-    v128_t c[GROUP][2];
-    for (uint32_t g = 0; g < G; g++) {
-      const v128_t r = wasm_f32x4_splat(rescale[g]);
-      c[g][0] = wasm_f32x4_mul(wasm_v128_load(acc + g * hd + d), r);
-      c[g][1] = wasm_f32x4_mul(wasm_v128_load(acc + g * hd + d + 4), r);
-    }
-    const float *vj = v + d;
-    for (uint32_t j = 0; j < n; j++, vj += vs) {
-      const v128_t v0 = wasm_v128_load(vj), v1 = wasm_v128_load(vj + 4);
-      for (uint32_t g = 0; g < G; g++) {
-        const v128_t pj = wasm_v128_load32_splat(w + g * KEY_TILE + j);
-        c[g][0] = MADD(pj, v0, c[g][0]);
-        c[g][1] = MADD(pj, v1, c[g][1]);
-      }
-    }
-    for (uint32_t g = 0; g < G; g++) {
-      wasm_v128_store(acc + g * hd + d, c[g][0]);
-      wasm_v128_store(acc + g * hd + d + 4, c[g][1]);
-    }
-  }
-  for (; d + 4 <= hd; d += 4) {
-    v128_t c[GROUP];
-    for (uint32_t g = 0; g < G; g++) {
-      c[g] = wasm_f32x4_mul(wasm_v128_load(acc + g * hd + d), wasm_f32x4_splat(rescale[g]));
-    }
-    for (uint32_t j = 0; j < n; j++) {
-      const v128_t vv = wasm_v128_load(v + j * vs + d);
-      for (uint32_t g = 0; g < G; g++) c[g] = MADD(wasm_v128_load32_splat(w + g * KEY_TILE + j), vv, c[g]);
-    }
-    for (uint32_t g = 0; g < G; g++) wasm_v128_store(acc + g * hd + d, c[g]);
-  }
+  for (; d + 4 * V <= hd; d += 4 * V) value_block(w, v, vs, hd, n, rescale, acc, d, G, V);
+  for (; d + 4 <= hd; d += 4) value_block(w, v, vs, hd, n, rescale, acc, d, G, 1);
   for (; d < hd; d++) {
     for (uint32_t g = 0; g < G; g++) {
       float a = acc[g * hd + d] * rescale[g];
