@@ -27,7 +27,7 @@
 #include "runtime.h"
 
 #define GROUP 4
-#define BLOCK 32
+#define BLOCK 64
 #define KEY_TILE 64
 #define PACK_MIN 8
 #define MAX_HEAD_DIM 256
