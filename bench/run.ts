@@ -42,7 +42,12 @@ import { benchKernels, type KernelRow } from "./kernels.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
 import { backendFacts, environment, markdownTable, slug } from "./_report.ts";
-import { benchValle, type ValleBenchSettings, type ValleFigures } from "./valle.ts";
+import {
+  benchValle,
+  type PassProfile,
+  type ValleBenchSettings,
+  type ValleFigures,
+} from "./valle.ts";
 
 const { values } = parseArgs({
   options: {
@@ -270,6 +275,13 @@ for (const kind of kinds) {
         }))),
       );
     }
+    for (
+      const [what, profile] of [["NAR pass", v.narPass], ["NAR-len step", v.narLenStep]] as const
+    ) {
+      if (profile) {
+        sections.push(`${heading}: time per ${what}, by kernel\n\n${profileTable(profile)}`);
+      }
+    }
     await save();
   }
   if (only.has("batch")) {
@@ -345,6 +357,7 @@ function valleTable(v: ValleFigures, s: ValleBenchSettings): string {
     { metric: "submits per AR step", value: v.submitsPerStep, unit: "" },
     { metric: "readbacks per AR step", value: v.readbacksPerStep, unit: "" },
     { metric: `NAR level (one pass, ${v.narRows} rows)`, value: v.narLevelMs, unit: "ms" },
+    { metric: "NAR pass, linear layers' effective rate", value: v.narGflops, unit: "GFLOP/s" },
     { metric: `NAR levels 1..${s.narLevels}, ${s.frames} frames`, value: v.narMs, unit: "ms" },
     {
       metric: `NAR-len step (${v.narRows} rows, CFG: 2 passes)`,
@@ -361,6 +374,21 @@ function valleTable(v: ValleFigures, s: ValleBenchSettings): string {
       value: Math.round(v.peakBytes / 2 ** 20),
       unit: "MiB",
     },
+  ]);
+}
+
+/** Where one profiled run's time went: its kernels, then the time between dispatches. */
+function profileTable(p: PassProfile): string {
+  const row = (kernel: string, dispatches: number | string, ms: number) => ({
+    kernel,
+    dispatches,
+    ms: +ms.toFixed(1),
+    share: `${(100 * ms / p.ms).toFixed(1)}%`,
+  });
+  return markdownTable([
+    ...p.kernels.map((k) => row(k.label, k.count, k.totalMs)),
+    row("(between dispatches)", "-", Math.max(0, p.ms - p.kernelsMs)),
+    row("(wall time of the run)", "-", p.ms),
   ]);
 }
 

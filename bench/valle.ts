@@ -2,11 +2,12 @@
  * VALL-E model timings on one weight file: AR level 0 (prefill, then single-token steps with the
  * KV cache; the stop token is ignored so every run has the requested length) at several output
  * lengths, the NAR levels, NAR-len demasking with CFG, dispatches and readbacks per AR step, and
- * the GPU time per kernel of AR steps (timestamp queries). Part of `deno task bench`.
+ * the time per kernel (timestamp queries, or the CPU backend's clock) of AR steps, of one NAR pass
+ * and of one NAR-len step. Part of `deno task bench`.
  */
 
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
-import type { Backend } from "../src/backends/backend.ts";
+import type { Backend, Recorder } from "../src/backends/backend.ts";
 import type { Safetensors } from "../src/io/safetensors.ts";
 import { decode } from "../src/models/valle/ar.ts";
 import { assembleSequence } from "../src/models/valle/inputs.ts";
@@ -47,6 +48,16 @@ export interface ArFigures {
   framesPerSecond: number;
 }
 
+/** Where the time of one profiled run goes. */
+export interface PassProfile {
+  /** Wall time of the profiled run (the timestamps add a little), ms. */
+  ms: number;
+  /** The kernels' sum; the rest of `ms` is spent between dispatches (host, queue, barriers). */
+  kernelsMs: number;
+  /** Per kernel, longest first. */
+  kernels: KernelTime[];
+}
+
 /** Everything {@linkcode benchValle} measures. */
 export interface ValleFigures {
   /** Model shape. */
@@ -73,12 +84,22 @@ export interface ValleFigures {
   narRows: number;
   /** One NAR level (one pass over `narRows` rows), ms. */
   narLevelMs: number;
+  /**
+   * The trunk's linear layers (2 · rows · weights of the q, k, v, o, gate, up and down
+   * projections) over one NAR level's time: the pass's effective rate, GFLOP/s, to hold against
+   * the GEMM's own rate in the kernel section.
+   */
+  narGflops: number;
   /** NAR-len demasking of `frames` frames in `narLenSteps` steps with CFG, ms. */
   narLenMs: number;
   /** One NAR-len step (a conditional and a CFG null pass), ms. */
   narLenStepMs: number;
   /** GPU time and dispatches per kernel and AR step, averaged over `profileSteps` steps (empty without timestamp queries). */
   arKernels: KernelTime[];
+  /** Time and dispatches per kernel of one NAR pass (level 1; absent without timestamp queries). */
+  narPass?: PassProfile;
+  /** Time and dispatches per kernel of one NAR-len step (both CFG passes, the sampling). */
+  narLenStep?: PassProfile;
   /** Peak GPU memory of the library's buffers during the run, bytes. */
   peakBytes: number;
 }
@@ -102,6 +123,32 @@ export async function benchValle(
     model: { config, weights },
     state,
     rec: backend.createRecorder({ label: "valle.bench", capacity: 32768 }),
+  };
+  /** Runs `run` on a recorder that times every dispatch (undefined where nothing can). */
+  const profileRun = async (
+    run: (rec: Recorder) => Promise<unknown>,
+  ): Promise<PassProfile | undefined> => {
+    if (!backend.canProfile) {
+      await run(ctx.rec);
+      return undefined;
+    }
+    const profiler = backend.createProfiler();
+    const rec = backend.createRecorder({ label: "valle.profile", profiler });
+    try {
+      const start = performance.now();
+      await run(rec);
+      await backend.fence();
+      const ms = performance.now() - start;
+      const kernels = sumByKernel(await profiler.dispatches()).map((k) => ({
+        ...k,
+        totalMs: +k.totalMs.toFixed(2),
+      }));
+      const kernelsMs = kernels.reduce((n, k) => n + k.totalMs, 0);
+      return { ms: +ms.toFixed(1), kernelsMs: +kernelsMs.toFixed(1), kernels };
+    } finally {
+      rec.destroy();
+      profiler.destroy();
+    }
   };
   const phonemes = [
     1,
@@ -171,16 +218,21 @@ export async function benchValle(
     level: 1,
     responseFrames: settings.frames,
   }).length;
-  const narStart = performance.now();
-  await runNar(ctx, {
+  const narRun = {
     conditioning,
     frames: settings.frames,
     fromLevel: 1,
     toLevel: settings.narLevels,
     sampler: greedy,
     seed: 0,
-  });
+  };
+  // One level profiled kernel by kernel, which is also the timed run's warm-up.
+  const narPass = await profileRun((rec) => runNar({ ...ctx, rec }, { ...narRun, toLevel: 1 }));
+  const narStart = performance.now();
+  await runNar(ctx, narRun);
   const narMs = performance.now() - narStart;
+  const trunkFlops = 2 * narRows * config.nLayers *
+    (4 * config.dModel * config.dModel + 3 * config.dModel * config.dFf);
 
   const narLenRun = {
     conditioning,
@@ -195,7 +247,10 @@ export async function benchValle(
     seed: 0,
     trace: false,
   };
-  await runNarLen(ctx, { ...narLenRun, steps: 1 }); // warm-up
+  // One step profiled (the warm-up).
+  const narLenStep = await profileRun((rec) =>
+    runNarLen({ ...ctx, rec }, { ...narLenRun, steps: 1 })
+  );
   const narLenStart = performance.now();
   await runNarLen(ctx, narLenRun);
   const narLenMs = performance.now() - narLenStart;
@@ -239,9 +294,12 @@ export async function benchValle(
     narMs: +narMs.toFixed(1),
     narRows,
     narLevelMs: +(narMs / settings.narLevels).toFixed(1),
+    narGflops: +(trunkFlops / (narMs / settings.narLevels) / 1e6).toFixed(1),
     narLenMs: +narLenMs.toFixed(1),
     narLenStepMs: +(narLenMs / settings.narLenSteps).toFixed(1),
     arKernels,
+    narPass,
+    narLenStep,
     peakBytes,
   };
 }

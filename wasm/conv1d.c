@@ -8,8 +8,11 @@
 // input rows (padding and ELU applied once per input row, shared by every tap, channel and
 // phase), so that the row r, tap t operand is the window row (r − ra)·stride + t·dilation − tmin:
 // taps at dilation ±1 are then one contiguous run of taps · cin floats. The weights are packed
-// (f16 converted) per 8 output channels into [k][8] panels, and 4 rows × 8 channels register
-// tiles walk k, broadcasting the window values.
+// (f16 converted, 8 × 8 at a time) per 8 output channels into [k][8] panels, and 4 rows × 8
+// channels register tiles walk k, broadcasting the window values. A sum is one chain of
+// multiply-adds along k whatever the blocking (partial sums between blocks of k are stored and
+// reloaded exactly), so every output is rounded the same way however many rows a call has:
+// chunked codecs equal the unchunked computation bit for bit.
 
 #include "runtime.h"
 
@@ -28,6 +31,7 @@ typedef struct {
 #define MR 4
 #define NR 8
 // Scratch (floats): the tiles of a row block, a packed weight panel of up to KC k, the window.
+// (The narrow layers' dot products are summed per block of KC k: a part of their rounding.)
 #define MC_MAX 512
 #define KC 4096
 #define TILES (MC_MAX * NR)
@@ -73,6 +77,60 @@ typedef struct {
   int merged, reversed;
 } Geometry;
 
+// Rows a, b, c, d of a 4 × 4 block as its columns: o[i] = {a[i], b[i], c[i], d[i]}.
+static inline void transpose4(v128_t a, v128_t b, v128_t c, v128_t d, v128_t o[4]) {
+  const v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
+  const v128_t ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7), cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+  o[0] = wasm_i32x4_shuffle(ab0, cd0, 0, 1, 4, 5);
+  o[1] = wasm_i32x4_shuffle(ab0, cd0, 2, 3, 6, 7);
+  o[2] = wasm_i32x4_shuffle(ab1, cd1, 0, 1, 4, 5);
+  o[3] = wasm_i32x4_shuffle(ab1, cd1, 2, 3, 6, 7);
+}
+
+// A full [k][NR] panel's columns [ka, kb): each run of k contiguous in the weight rows is read 8
+// k × 8 channels at a time (f16 widened 8 at a time, exactly as half_to_float does one) and
+// transposed in registers.
+static inline __attribute__((always_inline)) void pack_panel(const Geometry *g, const void *w,
+                                                             size_t base, uint32_t n0, uint32_t ka,
+                                                             uint32_t kb, int half, float *panel) {
+  for (uint32_t kk = ka; kk < kb;) {
+    const uint32_t q = kk / g->cin, within = kk - q * g->cin;
+    const uint32_t len = g->cin - within < kb - kk ? g->cin - within : kb - kk;
+    const uint32_t tap = g->reversed ? g->taps - 1 - q : q;
+    const size_t src = base + (size_t)n0 * g->k + (size_t)tap * g->cin + within;
+    float *d = panel + (size_t)(kk - ka) * NR;
+    uint32_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      v128_t lo[NR], hi[NR], o[4];
+      for (uint32_t j = 0; j < NR; j++) {
+        const size_t at = src + (size_t)j * g->k + i;
+        if (half) {
+          halves_to_floats(wasm_v128_load((const uint16_t *)w + at), &lo[j], &hi[j]);
+        } else {
+          lo[j] = wasm_v128_load((const float *)w + at);
+          hi[j] = wasm_v128_load((const float *)w + at + 4);
+        }
+      }
+      float *di = d + (size_t)i * NR;
+      transpose4(lo[0], lo[1], lo[2], lo[3], o);
+      for (uint32_t r = 0; r < 4; r++) wasm_v128_store(di + r * NR, o[r]);
+      transpose4(lo[4], lo[5], lo[6], lo[7], o);
+      for (uint32_t r = 0; r < 4; r++) wasm_v128_store(di + r * NR + 4, o[r]);
+      transpose4(hi[0], hi[1], hi[2], hi[3], o);
+      for (uint32_t r = 0; r < 4; r++) wasm_v128_store(di + (4 + r) * NR, o[r]);
+      transpose4(hi[4], hi[5], hi[6], hi[7], o);
+      for (uint32_t r = 0; r < 4; r++) wasm_v128_store(di + (4 + r) * NR + 4, o[r]);
+    }
+    for (; i < len; i++) {
+      for (uint32_t j = 0; j < NR; j++) {
+        const size_t at = src + (size_t)j * g->k + i;
+        d[(size_t)i * NR + j] = half ? half_to_float(((const uint16_t *)w)[at]) : ((const float *)w)[at];
+      }
+    }
+    kk += len;
+  }
+}
+
 // Weight columns [ka, kb) of packed order for output channels n0 .. n0 + nv − 1 into `panel`:
 // column kk of channel j at (kk − ka)·ks + j·js ([k][NR] panels: ks = NR, js = 1, zeros up to NR;
 // the narrow kernel's rows: ks = 1, js = kb − ka).
@@ -80,6 +138,10 @@ static inline __attribute__((always_inline)) void pack_weights(const Geometry *g
                                                                size_t base, uint32_t n0, uint32_t nv,
                                                                uint32_t ka, uint32_t kb, int half,
                                                                float *panel, uint32_t ks, uint32_t js) {
+  if (nv == NR && ks == NR) {
+    pack_panel(g, w, base, n0, ka, kb, half, panel);
+    return;
+  }
   for (uint32_t j = 0; j < NR; j++) {
     float *dst = panel + (size_t)j * js;
     if (j >= nv) {

@@ -178,46 +178,10 @@ EXPORT(run_list) void run_list(const Cmd *cmds, uint32_t count, uint8_t *scratch
 
 // --- math --------------------------------------------------------------------------------------
 
-v128_t exp_f32x4(v128_t x) {
-  const v128_t hi = wasm_f32x4_const_splat(88.72283935546875f);  // ln(FLT_MAX) rounded up
-  const v128_t lo = wasm_f32x4_const_splat(-103.97208404541015f); // below: 0
-  v128_t over = wasm_f32x4_gt(x, hi), under = wasm_f32x4_lt(x, lo);
-  // Lanes that end as 0 or inf compute exp(0) meanwhile: no denormal arithmetic on the way.
-  x = wasm_v128_andnot(wasm_f32x4_pmin(x, hi), wasm_v128_or(over, under));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
-  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4 (the first part has few bits: n·C1 is exact).
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(-2.12194440e-4f)));
-  // e^r = 1 + r + r² P(r) (Cephes expf).
-  v128_t p = wasm_f32x4_const_splat(1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(5.0000001201e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r),
-                     wasm_f32x4_const_splat(1.0f));
-  // 2^n in two normal factors (n ∈ [-150, 128]).
-  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
-  v128_t n1 = wasm_i32x4_shr(ni, 1), n2 = wasm_i32x4_sub(ni, n1);
-  v128_t bias = wasm_i32x4_const_splat(127);
-  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, bias), 23);
-  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, bias), 23);
-  v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
-  y = wasm_v128_bitselect(wasm_f32x4_const_splat(__builtin_inff()), y, over);
-  return wasm_v128_andnot(y, under);
-}
+v128_t exp_f32x4(v128_t x) { return exp_f32x4_inline(x); }
 
 float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }
 
-float erfc_f32(float x) {
-  float z = __builtin_fabsf(x);
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-               t * (-0.82215223f + t * 0.17087277f))))))));
-  float r = t * exp_f32(-z * z + poly);
-  return x >= 0.0f ? r : 2.0f - r;
-}
+float erfc_f32(float x) { return wasm_f32x4_extract_lane(erfc_f32x4(wasm_f32x4_splat(x)), 0); }
 
-float gelu_erf(float x) { return 0.5f * x * erfc_f32(-x * 0.70710678118654752f); }
+float gelu_erf(float x) { return wasm_f32x4_extract_lane(gelu_erf_f32x4(wasm_f32x4_splat(x)), 0); }

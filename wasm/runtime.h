@@ -122,9 +122,59 @@ float exp_f32(float x);
 // 4 lanes of exp_f32.
 v128_t exp_f32x4(v128_t x);
 
+// exp_f32x4 inlined into a kernel's loop (the same arithmetic, the same results), for loops where
+// the call and its constants would cost as much as the exponentials.
+static inline __attribute__((always_inline)) v128_t exp_f32x4_inline(v128_t x) {
+  const v128_t hi = wasm_f32x4_const_splat(88.72283935546875f);  // ln(FLT_MAX) rounded up
+  const v128_t lo = wasm_f32x4_const_splat(-103.97208404541015f); // below: 0
+  v128_t over = wasm_f32x4_gt(x, hi), under = wasm_f32x4_lt(x, lo);
+  // Lanes that end as 0 or inf compute exp(0) meanwhile: no denormal arithmetic on the way.
+  x = wasm_v128_andnot(wasm_f32x4_pmin(x, hi), wasm_v128_or(over, under));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
+  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4 (the first part has few bits: n·C1 is exact).
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(-2.12194440e-4f)));
+  // e^r = 1 + r + r² P(r) (Cephes expf).
+  v128_t p = wasm_f32x4_const_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r),
+                     wasm_f32x4_const_splat(1.0f));
+  // 2^n in two normal factors (n ∈ [-150, 128]).
+  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t n1 = wasm_i32x4_shr(ni, 1), n2 = wasm_i32x4_sub(ni, n1);
+  v128_t bias = wasm_i32x4_const_splat(127);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, bias), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, bias), 23);
+  v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+  y = wasm_v128_bitselect(wasm_f32x4_const_splat(__builtin_inff()), y, over);
+  return wasm_v128_andnot(y, under);
+}
+
 // erfc(x) and the exact GELU, the same formulas as shaders/_common.wgsl.
 float erfc_f32(float x);
 float gelu_erf(float x);
+
+// 4 lanes of erfc_f32 and gelu_erf (which are lane 0 of these), for the kernels' loops.
+static inline __attribute__((always_inline)) v128_t erfc_f32x4(v128_t x) {
+  const v128_t one = wasm_f32x4_const_splat(1.0f);
+  const v128_t z = wasm_f32x4_abs(x);
+  const v128_t t = wasm_f32x4_div(one, wasm_f32x4_add(one, wasm_f32x4_mul(wasm_f32x4_const_splat(0.5f), z)));
+  static const float c[10] = {-1.26551223f, 1.00002368f,  0.37409196f, 0.09678418f,  -0.18628806f,
+                              0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+  v128_t poly = wasm_f32x4_splat(c[9]);
+  for (int i = 8; i >= 0; i--) poly = wasm_f32x4_add(wasm_f32x4_splat(c[i]), wasm_f32x4_mul(t, poly));
+  const v128_t r = wasm_f32x4_mul(t, exp_f32x4_inline(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_neg(z), z), poly)));
+  return wasm_v128_bitselect(r, wasm_f32x4_sub(wasm_f32x4_const_splat(2.0f), r), wasm_f32x4_ge(x, wasm_f32x4_splat(0.0f)));
+}
+
+static inline __attribute__((always_inline)) v128_t gelu_erf_f32x4(v128_t x) {
+  const v128_t e = erfc_f32x4(wasm_f32x4_mul(wasm_f32x4_neg(x), wasm_f32x4_const_splat(0.70710678118654752f)));
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_const_splat(0.5f), x), e);
+}
 
 // The stand-in for -infinity of the WGSL kernels (shaders/_common.wgsl).
 #define NEG_BIG (-3.0e38f)

@@ -6,9 +6,12 @@ import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
 // [S, kvLen, heads, headDim, causal]: single decode steps over a cache, prefill, key counts that
-// are not multiples of the 64-key chunk, long sequences, tiny heads.
+// are not multiples of the 64-key chunk, long sequences, tiny heads, head sizes that are not
+// multiples of 8 or 4 (the CPU kernel's vector tails).
 const CASES: [number, number, number, number, boolean][] = [
   [1, 1, 1, 4, true],
+  [9, 23, 3, 12, false],
+  [10, 141, 2, 6, true],
   [1, 65, 4, 16, true],
   [7, 7, 2, 8, true],
   [7, 7, 2, 8, false],
