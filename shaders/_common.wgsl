@@ -51,3 +51,21 @@ fn kahan_add(acc: vec2f, x: f32) -> vec2f {
   let t = acc.x + y;
   return vec2f(t, (t - acc.x) - y);
 }
+
+// (d · sc_j, dmin · m_j) of sub-block j (0..7) of a Q4_K super-block (src/quant/FORMATS.md §1,
+// get_scale_min_k4), from the block's word 0 (d and dmin, f16) and words 1..3 (the twelve 6-bit
+// scale and min bytes). Both products are exact in f32 (11-bit times 6-bit significands).
+fn q4k_sub_scales(dm: u32, s: vec3u, j: u32) -> vec2f {
+  var sc: u32;
+  var mn: u32;
+  if (j < 4u) {
+    sc = (s[0u] >> (8u * j)) & 63u;
+    mn = (s[1u] >> (8u * j)) & 63u;
+  } else {
+    let i = 8u * (j - 4u);
+    sc = ((s[2u] >> i) & 0xfu) | (((s[0u] >> (i + 6u)) & 3u) << 4u);
+    mn = ((s[2u] >> (i + 4u)) & 0xfu) | (((s[1u] >> (i + 6u)) & 3u) << 4u);
+  }
+  let d = unpack2x16float(dm);
+  return vec2f(d.x * f32(sc), d.y * f32(mn));
+}
