@@ -51,3 +51,97 @@ fn kahan_add(acc: vec2f, x: f32) -> vec2f {
   let t = acc.x + y;
   return vec2f(t, (t - acc.x) - y);
 }
+
+// (d · sc_j, dmin · m_j) of sub-block j (0..7) of a Q4_K super-block (src/quant/FORMATS.md §1,
+// get_scale_min_k4), from the block's word 0 (d and dmin, f16) and words 1..3 (the twelve 6-bit
+// scale and min bytes). Both products are exact in f32 (11-bit times 6-bit significands).
+fn q4k_sub_scales(dm: u32, s: vec3u, j: u32) -> vec2f {
+  var sc: u32;
+  var mn: u32;
+  if (j < 4u) {
+    sc = (s[0u] >> (8u * j)) & 63u;
+    mn = (s[1u] >> (8u * j)) & 63u;
+  } else {
+    let i = 8u * (j - 4u);
+    sc = ((s[2u] >> i) & 0xfu) | (((s[0u] >> (i + 6u)) & 3u) << 4u);
+    mn = ((s[2u] >> (i + 4u)) & 0xfu) | (((s[1u] >> (i + 6u)) & 3u) << 4u);
+  }
+  let d = unpack2x16float(dm);
+  return vec2f(d.x * f32(sc), d.y * f32(mn));
+}
+
+// a / b rounded to nearest, ties to even, for a >= 0 and b > 0 finite with b normal: WGSL's `/`
+// may be 2.5 ulp off, and the quantized activations below must be the CPU's bit for bit. The
+// significands are divided in u32 (8 quotient bits per step, then 2 more: 26 bits and a
+// remainder for the rounding). A zero or subnormal a, or a quotient below the normal range, gives
+// 0.
+fn div_rn(a: f32, b: f32) -> f32 {
+  let ab = bitcast<u32>(a);
+  let bb = bitcast<u32>(b);
+  if ((ab >> 23u) == 0u) {
+    return 0.0;
+  }
+  let ma = (ab & 0x7fffffu) | 0x800000u;
+  let mb = (bb & 0x7fffffu) | 0x800000u;
+  // q = floor(ma · 2^26 / mb), in [2^25, 2^27); r the remainder.
+  var q = ma / mb;
+  var r = ma % mb;
+  for (var i = 0u; i < 3u; i++) {
+    r <<= 8u;
+    q = (q << 8u) | (r / mb);
+    r %= mb;
+  }
+  r <<= 2u;
+  q = (q << 2u) | (r / mb);
+  r %= mb;
+  // a / b = (ma / mb) · 2^(ea − eb), with ma / mb in [1, 2) when q >= 2^26, else in [1/2, 1).
+  let wide = q >= 0x4000000u;
+  let shift = select(2u, 3u, wide);
+  var e = i32(ab >> 23u) - i32(bb >> 23u) + select(126, 127, wide);
+  var m = q >> shift;
+  let rest = q & ((1u << shift) - 1u);
+  let half = 1u << (shift - 1u);
+  if (rest > half || (rest == half && (r != 0u || (m & 1u) == 1u))) {
+    m += 1u;
+  }
+  if (m == 0x1000000u) {
+    m = 0x800000u;
+    e += 1;
+  }
+  if (e <= 0) {
+    return 0.0;
+  }
+  return bitcast<f32>((u32(e) << 23u) | (m & 0x7fffffu));
+}
+
+// 32 activations quantized as the CPU backend quantizes them (src/quant/FORMATS.md §5): the
+// levels four to a word (value 4i + j in byte j of word i, two's complement, as dot4I8Packed
+// reads them), the scale dx and the sum of the levels.
+struct QBlock {
+  words: array<u32, 8>,
+  dx: f32,
+  sum: i32,
+}
+
+// Quantizes a block of 32 finite activations: dx = max|x| / 127, id = 1 / dx (0 when dx is 0),
+// levels round(x · id) (ties to even), every step in f32 and correctly rounded, so that the
+// levels and dx equal the CPU's. A block whose dx would be subnormal (max|x| < 127 · 2^-126) is
+// all zeros.
+fn quantize_block(block: array<vec4f, 8>) -> QBlock {
+  var v = block;
+  var amax = 0.0;
+  for (var i = 0u; i < 8u; i++) {
+    let a = abs(v[i]);
+    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+  }
+  var out = QBlock();
+  out.dx = div_rn(amax, 127.0);
+  let id = select(0.0, div_rn(1.0, out.dx), out.dx > 0.0);
+  for (var i = 0u; i < 8u; i++) {
+    let q = vec4i(round(v[i] * id));
+    let bytes = bitcast<vec4u>(q) & vec4u(0xffu);
+    out.words[i] = bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u);
+    out.sum += q.x + q.y + q.z + q.w;
+  }
+  return out;
+}

@@ -24,29 +24,15 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Byte i (0..11) of the scales of the super-block starting at word `base`.
-fn scale_byte(base: u32, i: u32) -> u32 {
-  return (w[base + 1u + i / 4u] >> (8u * (i % 4u))) & 0xffu;
-}
-
-// Weight (n, k), dequantized: sub-block j = (k % 256) / 32 of its super-block has its 6-bit scale
-// and min (get_scale_min_k4); its level is nibble j % 2 of byte 32 (j / 2) + k % 32 of qs.
+// Weight (n, k), dequantized: sub-block j = (k % 256) / 32 of its super-block has its scale and
+// min (q4k_sub_scales); its level is nibble j % 2 of byte 32 (j / 2) + k % 32 of qs.
 fn weight(n: u32, k: u32) -> f32 {
   let base = p.w_off + n * (p.k / 256u) * 36u + (k / 256u) * 36u;
   let j = (k % 256u) / 32u;
   let i = k % 32u;
-  var sc: u32;
-  var mn: u32;
-  if (j < 4u) {
-    sc = scale_byte(base, j) & 63u;
-    mn = scale_byte(base, j + 4u) & 63u;
-  } else {
-    sc = (scale_byte(base, j + 4u) & 0xfu) | ((scale_byte(base, j - 4u) >> 6u) << 4u);
-    mn = (scale_byte(base, j + 4u) >> 4u) | ((scale_byte(base, j) >> 6u) << 4u);
-  }
+  let s = q4k_sub_scales(w[base], vec3u(w[base + 1u], w[base + 2u], w[base + 3u]), j);
   let q = (w[base + 4u + (j / 2u) * 8u + i / 4u] >> (8u * (i % 4u) + 4u * (j % 2u))) & 15u;
-  let dm = unpack2x16float(w[base]);
-  return (dm.x * f32(sc)) * f32(q) - dm.y * f32(mn);
+  return s.x * f32(q) - s.y;
 }
 
 const TILE: u32 = 64u;

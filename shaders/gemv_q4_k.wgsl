@@ -29,26 +29,6 @@ struct Params {
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
 
-// Byte i (0..11) of the scales of the super-block starting at word `base`.
-fn scale_byte(base: u32, i: u32) -> u32 {
-  return (w[base + 1u + i / 4u] >> (8u * (i % 4u))) & 0xffu;
-}
-
-// (d · sc_j, dmin · m_j) of sub-block j of the super-block at word `base` (get_scale_min_k4).
-fn sub_scales(base: u32, j: u32) -> vec2f {
-  var sc: u32;
-  var mn: u32;
-  if (j < 4u) {
-    sc = scale_byte(base, j) & 63u;
-    mn = scale_byte(base, j + 4u) & 63u;
-  } else {
-    sc = (scale_byte(base, j + 4u) & 0xfu) | ((scale_byte(base, j - 4u) >> 6u) << 4u);
-    mn = (scale_byte(base, j + 4u) >> 4u) | ((scale_byte(base, j) >> 6u) << 4u);
-  }
-  let dm = unpack2x16float(w[base]);
-  return vec2f(dm.x * f32(sc), dm.y * f32(mn));
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
@@ -61,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var j = lane; j < p.k / 32u; j += LANES) {
       let base = wb + (j / 8u) * 36u;
       let sub = j % 8u;
-      let scales = sub_scales(base, sub);
+      let scales = q4k_sub_scales(w[base], vec3u(w[base + 1u], w[base + 2u], w[base + 3u]), sub);
       // Sub-block 2c + h: the nibbles h of bytes 32c .. 32c + 31 of qs (words 4 + 8c ..).
       let q_at = base + 4u + (sub / 2u) * 8u;
       let shift = (sub % 2u) * 4u + vec4u(0u, 8u, 16u, 24u);

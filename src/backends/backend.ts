@@ -92,6 +92,13 @@ export interface KernelSpec {
   readonly bindings: readonly BindingAccess[];
   /** The fields of the `Params` struct in order (all 4-byte scalars). */
   readonly params: readonly ParamType[];
+  /**
+   * WebGPU only: the kernel run instead of `shader` on a device whose WGSL has
+   * `packed_4x8_integer_dot_product` (`GpuFeatures.integerDot`), with the same bindings and
+   * parameters and the C kernel's arithmetic (int8 activations, integer block sums). The CPU
+   * runs `shader`'s C kernel.
+   */
+  readonly integerDot?: ShaderName;
 }
 
 /** Per-dispatch choices: the weight type and WGSL `override` constants. */

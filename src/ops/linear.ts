@@ -2,7 +2,10 @@
  * `linear`: y = x · wᵀ + b with PyTorch's `[out, in]` weight layout, optionally added to y (a
  * residual connection for free). Picks a GEMV kernel for a few rows (decode steps; 4-wide loads
  * when K and the offsets allow) and the tiled GEMM otherwise, each for float (f16/f32) weights or
- * for a quantized layout (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float.
+ * for a quantized layout (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float. A
+ * quantized GEMM runs in integer arithmetic on int8 activations on the CPU, and on WebGPU where
+ * WGSL has `packed_4x8_integer_dot_product` (its `_dp4a` kernel); other WebGPU devices, and the
+ * quantized GEMVs, dequantize the weights and multiply float activations.
  *
  * This module is browser compatible.
  *
@@ -29,16 +32,26 @@ const GEMM: KernelSpec = { shader: "gemm", bindings: BINDINGS, params: PARAMS };
 const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpec }>> = {
   q8_0: {
     gemv: { shader: "gemv_q8_0", bindings: BINDINGS, params: PARAMS },
-    gemm: { shader: "gemm_q8_0", bindings: BINDINGS, params: PARAMS },
+    gemm: {
+      shader: "gemm_q8_0",
+      bindings: BINDINGS,
+      params: PARAMS,
+      integerDot: "gemm_q8_0_dp4a",
+    },
   },
   q4_k: {
     gemv: { shader: "gemv_q4_k", bindings: BINDINGS, params: PARAMS },
-    gemm: { shader: "gemm_q4_k", bindings: BINDINGS, params: PARAMS },
+    gemm: {
+      shader: "gemm_q4_k",
+      bindings: BINDINGS,
+      params: PARAMS,
+      integerDot: "gemm_q4_k_dp4a",
+    },
   },
 };
 
-/** Rows up to which the GEMV kernels beat the tiled GEMM. */
-const GEMV_MAX_ROWS = 4;
+/** Rows up to which `linear` runs a GEMV kernel; more rows run the tiled GEMM. */
+export const GEMV_MAX_ROWS = 4;
 
 /** Options of {@linkcode linear}. */
 export interface LinearOptions {

@@ -1,7 +1,7 @@
 /**
  * Browser entry for kernels_test.ts: creates the backend it is asked for, runs a few kernels on
- * it with the seeded inputs the test recomputes on the CPU, and returns what the backend is and
- * the outputs.
+ * it with the seeded inputs the test recomputes on the CPU (the quantized GEMMs on weights it
+ * quantizes itself), and returns what the backend is and the outputs.
  */
 
 import type { BackendKind } from "../../src/backends/backend.ts";
@@ -9,10 +9,11 @@ import { CpuBackend } from "../../src/backends/cpu/backend.ts";
 import { SingleThread } from "../../src/backends/cpu/runner.ts";
 import { chooseBackend } from "../../src/backends/select.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
-import { type AdapterSummary, Gpu } from "../../src/backends/webgpu/device.ts";
+import { type AdapterSummary, Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import { attention } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
+import { quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 import { browserInputs } from "./kernels_inputs.ts";
 
 /** What the test asks for. */
@@ -21,6 +22,8 @@ export interface KernelsPageInput {
   backend: BackendKind;
   /** CPU threads. */
   threads?: number;
+  /** WebGPU: `false` refuses the integer GEMMs (`GpuOptions.integerDot`). */
+  integerDot?: boolean;
 }
 
 /** What the page found and computed. */
@@ -29,6 +32,8 @@ export interface KernelsPageResult {
   backend: { kind: BackendKind; description: string; reason: string };
   /** WebGPU: the adapter. */
   adapter?: AdapterSummary;
+  /** WebGPU: whether the quantized GEMMs ran in integer arithmetic (`GpuFeatures.integerDot`). */
+  integerDot?: boolean;
   /** Whether the page was cross-origin isolated. */
   crossOriginIsolated: boolean;
   /** CPU: the runner and its threads. */
@@ -38,10 +43,14 @@ export interface KernelsPageResult {
   gemv: number[];
   rmsNorm: number[];
   attention: number[];
+  gemmQ8: number[];
+  gemmQ4: number[];
 }
 
 export default async function (input: KernelsPageInput): Promise<KernelsPageResult> {
-  const { backend, reason } = await chooseBackend(input);
+  const { backend, reason } = input.integerDot === false
+    ? { backend: await requestGpu({ integerDot: false }), reason: "integerDot false" }
+    : await chooseBackend(input);
   const inputs = browserInputs();
   const rec = backend.createRecorder();
   const up = (data: Float32Array, shape: number[]) =>
@@ -70,11 +79,21 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     up(a, [s, width])
   );
   attention(rec, att, q, kk, v, { heads, headDim, kvLen: s, causal: true });
+
+  const quant = inputs.quant;
+  const quantized = (["q8_0", "q4_k"] as const).map((dtype) => {
+    const out = createTensor(backend, [quant.m, quant.n], "f32", `gemm.${dtype}`);
+    const words = toDeviceWords(dtype, quantizeBlocks(dtype, quant.w));
+    const w = uploadTensor(backend, words, [quant.n, quant.k], dtype, dtype);
+    linear(rec, out, up(quant.x, [quant.m, quant.k]), w);
+    return out;
+  });
   rec.submit();
 
   const result: KernelsPageResult = {
     backend: { kind: backend.kind, description: backend.description, reason },
     adapter: backend instanceof Gpu ? backend.adapter : undefined,
+    integerDot: backend instanceof Gpu ? backend.features.integerDot : undefined,
     crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ===
       true,
     runner: backend instanceof CpuBackend
@@ -87,6 +106,8 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     gemv: [...await readF32(backend, gemv)],
     rmsNorm: [...await readF32(backend, normed)],
     attention: [...await readF32(backend, att)],
+    gemmQ8: [...await readF32(backend, quantized[0])],
+    gemmQ4: [...await readF32(backend, quantized[1])],
   };
   backend.destroy();
   return result;

@@ -1,7 +1,9 @@
 /**
  * A few kernels in headless Chromium on each backend a page can have: WebGPU (SwiftShader), the
  * CPU with worker threads (the page cross-origin isolated) and the CPU on the page's own thread
- * (not isolated: no SharedArrayBuffer). Every result is checked against the CPU oracle.
+ * (not isolated: no SharedArrayBuffer). Every result is checked against the CPU oracle; the
+ * quantized GEMMs against the one of the arithmetic the page says it ran (integer where the
+ * backend is the CPU or WebGPU's WGSL has packed_4x8_integer_dot_product, else float).
  */
 
 import { deepStrictEqual, equal, ok } from "node:assert";
@@ -10,6 +12,8 @@ import { browserInputs } from "./kernels_inputs.ts";
 import type { KernelsPageInput, KernelsPageResult } from "./kernels_page.ts";
 import { assertClose } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
+import { checkLinearQuant } from "../reference/quant.ts";
+import { dequantizeDeviceWords, quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 
 const PAGE = new URL("./kernels_page.ts", import.meta.url);
 
@@ -19,8 +23,11 @@ async function runKernels(
   isolated: boolean,
 ): Promise<KernelsPageResult> {
   const result = await runInChromium(PAGE, { input, isolated }) as KernelsPageResult;
-  console.log(`browser backend: ${JSON.stringify(result.backend)}`);
+  console.log(
+    `browser backend: ${JSON.stringify(result.backend)}, integerDot ${result.integerDot}`,
+  );
   equal(result.backend.kind, input.backend);
+  if (input.integerDot === false) equal(result.integerDot, false);
   equal(result.crossOriginIsolated, isolated, "the page's crossOriginIsolated");
   const inputs = browserInputs();
   const { m, n, k } = inputs.linear;
@@ -50,6 +57,13 @@ async function runKernels(
     qStart: 0,
   });
   assertClose(result.attention, expected, { ...tol, label: "attention" });
+  const quant = inputs.quant;
+  const integer = result.backend.kind === "cpu" || result.integerDot === true;
+  for (const [dtype, got] of [["q8_0", result.gemmQ8], ["q4_k", result.gemmQ4]] as const) {
+    const words = toDeviceWords(dtype, quantizeBlocks(dtype, quant.w));
+    const w = { words, values: dequantizeDeviceWords(dtype, words) };
+    checkLinearQuant(got, integer, dtype, quant.x, w, undefined, [quant.m, quant.n, quant.k]);
+  }
   return result;
 }
 
@@ -60,6 +74,15 @@ Deno.test({
   fn: async () => {
     const result = await runKernels({ backend: "webgpu" }, false);
     ok(result.adapter && result.adapter.vendor.length > 0, "the page found a WebGPU adapter");
+  },
+});
+
+Deno.test({
+  name: "the quantized GEMMs also run on WebGPU (SwiftShader) with the integer kernels refused",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await runKernels({ backend: "webgpu", integerDot: false }, false);
   },
 });
 

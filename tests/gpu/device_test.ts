@@ -1,7 +1,7 @@
 import { GpuError } from "../../src/errors.ts";
 import type { KernelSpec } from "../../src/backends/backend.ts";
 import { createTensor, readBytes, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import { requestGpu } from "../../src/backends/webgpu/device.ts";
+import { INTEGER_DOT_FEATURE, requestGpu } from "../../src/backends/webgpu/device.ts";
 import { add } from "../../src/ops/elementwise.ts";
 import { softmax } from "../../src/ops/softmax.ts";
 import { gpuTest } from "../_backends.ts";
@@ -27,6 +27,28 @@ gpuTest(
     ) {
       equal(gpu.device.limits[name], adapter!.limits[name], name);
     }
+  },
+);
+
+gpuTest(
+  "requestGpu() runs the quantized GEMMs' integer kernels where WGSL lists packed_4x8_integer_dot_product, and not when refused",
+  async (gpu) => {
+    const features = (navigator.gpu as { wgslLanguageFeatures?: ReadonlySet<string> })
+      .wgslLanguageFeatures;
+    ok(features?.has(INTEGER_DOT_FEATURE), "Deno 2.9's WGSL (naga 29) lists it on lavapipe");
+    ok(gpu.features.integerDot);
+    const spec: KernelSpec = {
+      shader: "gemm_q8_0",
+      bindings: ["write", "read", "read", "read"],
+      params: Array(9).fill("u32"),
+      integerDot: "gemm_q8_0_dp4a",
+    };
+    equal(gpu.kernels.get(spec).key, "gemm_q8_0_dp4a.f16");
+    const refused = await requestGpu({ integerDot: false });
+    equal(refused.features.integerDot, false);
+    equal(refused.kernels.get(spec).key, "gemm_q8_0.f16");
+    await refused.fence();
+    refused.destroy();
   },
 );
 

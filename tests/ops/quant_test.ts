@@ -1,19 +1,56 @@
 /**
- * The quantized kernels (gemv/gemm for q8_0 and q4_k, embedding_sum_q8_0) on every backend: the
- * CPU's against the oracle of its exact block math (activations quantized the same way, integer
- * block sums, the same scale products; only the summation order of block terms may differ), the
- * WebGPU ones against the dequantized weights times the float activations.
+ * The quantized kernels (gemv/gemm for q8_0 and q4_k, embedding_sum_q8_0) on every backend, each
+ * against the oracle of its own arithmetic: the integer block math of the CPU and of the WebGPU
+ * GEMMs where WGSL has packed_4x8_integer_dot_product (activations quantized the same way, integer
+ * block sums, the same scale products; only the summation order of block terms may differ), and
+ * the dequantized weights times the float activations for the WebGPU GEMVs and for the GEMMs of a
+ * device without the feature (here: one that refuses it, `integerDot: false`).
  */
 
+import { deepStrictEqual, ok } from "node:assert";
 import type { Backend, QuantDtype } from "../../src/backends/backend.ts";
 import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { type Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import { embeddingSum, NO_ROW } from "../../src/ops/embedding.ts";
-import { linear } from "../../src/ops/linear.ts";
+import { GEMV_MAX_ROWS, linear } from "../../src/ops/linear.ts";
 import { dequantizeDeviceWords, quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 import { backendTest, uploadWeights } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
-import { linearQuantCpu } from "../reference/quant.ts";
+import { checkLinearQuant, quantizeActivations } from "../reference/quant.ts";
+
+/** A WebGPU device that refuses the integer GEMMs: the dequantizing kernels everywhere. */
+let floatGpu: Promise<Gpu> | undefined;
+
+/**
+ * Registers a test on every backend and, with `fallback`, also on the WebGPU device without the
+ * integer GEMMs.
+ */
+function quantTest(
+  name: string,
+  fn: (backend: Backend) => Promise<void>,
+  fallback: boolean,
+): void {
+  backendTest(name, fn);
+  if (!fallback) return;
+  Deno.test({
+    name: `${name} [webgpu, integerDot false]`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const gpu = await (floatGpu ??= requestGpu({ integerDot: false }));
+      ok(!gpu.features.integerDot);
+      await fn(gpu);
+      gpu.assertHealthy();
+    },
+  });
+}
+
+/** Whether `linear` of M rows runs the integer block math on this backend. */
+function integerMath(backend: Backend, m: number): boolean {
+  if (backend.kind === "cpu") return true;
+  return (backend as Gpu).features.integerDot && m > GEMV_MAX_ROWS;
+}
 
 /** A random weight quantized to a device layout: its words and the values it stands for. */
 function quantWeight(rng: Rng, dtype: QuantDtype, n: number, k: number) {
@@ -21,7 +58,7 @@ function quantWeight(rng: Rng, dtype: QuantDtype, n: number, k: number) {
   return { words, values: dequantizeDeviceWords(dtype, words) };
 }
 
-/** Checks y against the oracle of the backend's arithmetic. */
+/** Checks y against the oracle of the backend's arithmetic for M rows. */
 function check(
   backend: Backend,
   got: Float32Array,
@@ -29,24 +66,10 @@ function check(
   x: Float32Array,
   w: { words: Uint32Array; values: Float32Array },
   b: Float32Array | undefined,
-  [m, n, k]: readonly number[],
+  shape: readonly [number, number, number],
   base?: Float32Array,
 ): void {
-  if (backend.kind === "webgpu") {
-    const expected = ref.linear(x, w.values, b, m, n, k).map((v, i) => v + (base?.[i] ?? 0));
-    assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
-    return;
-  }
-  const { y, scale } = linearQuantCpu(dtype, x, w.words, b, m, n, k);
-  // Block terms summed in another order: a few float32 roundings of their absolute sum.
-  const blocks = k / 32;
-  for (let i = 0; i < y.length; i++) {
-    const expected = y[i] + (base?.[i] ?? 0);
-    const allowed = (blocks + 8) * 2 ** -24 * (scale[i] + Math.abs(expected)) + 1e-7;
-    if (!(Math.abs(got[i] - expected) <= allowed)) {
-      throw new Error(`output ${i}: ${got[i]} vs ${expected} (allowed ${allowed})`);
-    }
-  }
+  checkLinearQuant(got, integerMath(backend, shape[0]), dtype, x, w, b, shape, base);
 }
 
 // [M, N, K]: decode rows (GEMV, M <= 4) and passes (GEMM), odd N, the model's shapes.
@@ -64,7 +87,7 @@ const SHAPES: [number, number, number][] = [
 for (const dtype of ["q8_0", "q4_k"] as const) {
   for (const [m, n, k] of SHAPES) {
     for (const bias of ["none", "f16", "f32"] as const) {
-      backendTest(
+      quantTest(
         `linear() ${dtype} matches its oracle for M=${m} N=${n} K=${k} bias ${bias}`,
         async (backend) => {
           const rng = new Rng(m * 1000 + n * 10 + k + (dtype === "q8_0" ? 0 : 7));
@@ -85,10 +108,11 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
           rec.submit();
           check(backend, await readF32(backend, y), dtype, x, w, b?.values, [m, n, k]);
         },
+        m > GEMV_MAX_ROWS && bias === "f16",
       );
     }
   }
-  backendTest(
+  quantTest(
     `linear() ${dtype} reads row views of x, w and y, and accumulates`,
     async (backend) => {
       const rng = new Rng(dtype === "q8_0" ? 11 : 12);
@@ -123,8 +147,64 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
         );
       }
     },
+    true,
   );
 }
+
+/**
+ * A q8_0 weight (K, K) whose row n is the unit vector e_n with scale 1: y = x · wᵀ is then each
+ * activation's quantized value xq · dx, exactly (one integer product per output, one term).
+ */
+function unitWeight(k: number): Uint32Array {
+  const pairWords = 17;
+  const words = new Uint32Array(k * (k / 64) * pairWords);
+  for (let n = 0; n < k; n++) {
+    const row = n * (k / 64) * pairWords;
+    for (let pair = 0; pair < k / 64; pair++) words[row + pair * pairWords] = 0x3c003c00;
+    const r = n % 64;
+    words[row + Math.floor(n / 64) * pairWords + 1 + 8 * Math.floor(r / 32) + (r % 32 >> 2)] = 1 <<
+      (8 * (r % 4));
+  }
+  return words;
+}
+
+backendTest(
+  "the integer GEMMs quantize activations exactly as the CPU does (scales, ties, zero blocks)",
+  async (backend) => {
+    const [m, k] = [70, 256];
+    ok(integerMath(backend, m), `${backend.description} lacks packed_4x8_integer_dot_product`);
+    const rng = new Rng(5);
+    const x = new Float32Array(m * k);
+    for (let block = 0; block < x.length / 32; block++) {
+      const at = 32 * block;
+      const kind = block % 8;
+      if (kind === 0) {
+        // max |x| 127 (dx 1, id 1): halves are ties, rounded to even.
+        for (let i = 0; i < 32; i++) x[at + i] = rng.int(254) - 127 + (i % 3 === 0 ? 0.5 : 0);
+        x[at + rng.int(32)] = rng.next() < 0.5 ? 127 : -127;
+      } else if (kind === 1) {
+        // All zeros but one value, or all zeros.
+        if (block % 16 === 1) x[at + rng.int(32)] = rng.normal();
+      } else {
+        // Any scale from 2^-40 to 2^40: dx and 1/dx over many exponents and significands.
+        const scale = 2 ** rng.uniform(-40, 40);
+        for (let i = 0; i < 32; i++) x[at + i] = rng.normal() * scale;
+      }
+    }
+    const y = createTensor(backend, [m, k], "f32", "y");
+    const rec = backend.createRecorder();
+    linear(
+      rec,
+      y,
+      uploadTensor(backend, x, [m, k], "f32", "x"),
+      uploadTensor(backend, unitWeight(k), [k, k], "q8_0", "w"),
+    );
+    rec.submit();
+    const { xq, dx } = quantizeActivations(x, k);
+    const expected = Float32Array.from(xq, (q, i) => q * dx[Math.floor(i / 32)]);
+    deepStrictEqual(await readF32(backend, y), expected);
+  },
+);
 
 // [rows, terms, d, tableRows]: a plain gather and RVQ sums over 8 levels.
 for (const [r, terms, d, tableRows] of [[5, 1, 64, 9], [37, 8, 320, 900]]) {

@@ -1,18 +1,23 @@
 /**
  * CPU oracles of the quantized kernels (src/quant/FORMATS.md §5), from the formats:
  *
- * - the CPU backend's block math, exactly: activations quantized per 32-block the same way
+ * - the integer block math of the CPU backend and of the WebGPU GEMMs with
+ *   packed_4x8_integer_dot_product, exactly: activations quantized per 32-block the same way
  *   (dx = max|x| / 127, xq = nearest-even(x · (1/dx)), float32), integer block sums, and each
  *   block's float term formed with the same products in float32; the terms are summed in float64
- *   and their absolute sum returned, since the kernel adds them in another (lane) order;
- * - the WebGPU kernels: the dequantized weights times the float activations (use `linear` of
+ *   and their absolute sum returned, since the kernels add them in another (lane, tile) order;
+ * - the other WebGPU kernels: the dequantized weights times the float activations (`linear` of
  *   ops.ts with `dequantizeDeviceWords`).
+ *
+ * {@linkcode checkLinearQuant} checks a kernel's output against the one of its arithmetic.
  */
 
 import type { QuantDtype } from "../../src/backends/backend.ts";
 import { fromDeviceWords } from "../../src/quant/device.ts";
 import { scaleMinK4 } from "../../src/quant/q4_k.ts";
 import { f16ToF32 } from "../../src/io/dtype.ts";
+import { assertClose } from "../_helpers.ts";
+import { linear } from "./ops.ts";
 
 const f = Math.fround;
 
@@ -129,4 +134,37 @@ export function linearQuantCpu(
     }
   }
   return { y, scale };
+}
+
+/**
+ * Checks y = x · wᵀ (+ b) (+ base) of a quantized `linear` against the oracle of its arithmetic:
+ * with `integer`, the block math above, allowing only the float32 roundings a different order of
+ * adding the block terms can cause (an activation level one off is far outside); else the
+ * dequantized weights times the float activations.
+ */
+export function checkLinearQuant(
+  got: ArrayLike<number>,
+  integer: boolean,
+  dtype: QuantDtype,
+  x: Float32Array,
+  w: { words: Uint32Array; values: Float32Array },
+  b: Float32Array | undefined,
+  [m, n, k]: readonly [number, number, number],
+  base?: Float32Array,
+): void {
+  if (!integer) {
+    const expected = linear(x, w.values, b, m, n, k).map((v, i) => v + (base?.[i] ?? 0));
+    assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
+    return;
+  }
+  const { y, scale } = linearQuantCpu(dtype, x, w.words, b, m, n, k);
+  // Block terms summed in another order: a few float32 roundings of their absolute sum.
+  const blocks = k / 32;
+  for (let i = 0; i < y.length; i++) {
+    const expected = y[i] + (base?.[i] ?? 0);
+    const allowed = (blocks + 8) * 2 ** -24 * (scale[i] + Math.abs(expected)) + 1e-7;
+    if (!(Math.abs(got[i] - expected) <= allowed)) {
+      throw new Error(`output ${i}: ${got[i]} vs ${expected} (allowed ${allowed})`);
+    }
+  }
 }

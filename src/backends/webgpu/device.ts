@@ -2,8 +2,9 @@
  * WebGPU adapter and device acquisition. {@linkcode requestGpu} raises the device limits to what
  * the adapter offers (Deno and browsers otherwise give the small spec defaults: 128 MiB bindings,
  * 16 KiB workgroup memory), enables `shader-f16`, `timestamp-query` and `subgroups` when offered,
- * and returns a {@linkcode Gpu} that owns the device together with its pipeline, bind-group and
- * buffer caches.
+ * notes whether WGSL has `packed_4x8_integer_dot_product` (the integer quantized GEMMs), and
+ * returns a {@linkcode Gpu} that owns the device together with its pipeline, bind-group and buffer
+ * caches.
  *
  * This module is browser compatible.
  *
@@ -37,6 +38,13 @@ export interface GpuOptions {
    * Activations and accumulators are f32 in every case.
    */
   precision?: Precision;
+  /**
+   * Run the quantized GEMMs in integer arithmetic where WGSL lists
+   * `packed_4x8_integer_dot_product` (default `true`): activations quantized per 32-block to int8
+   * as the CPU backend quantizes them, `dot4I8Packed` block sums (`src/quant/FORMATS.md` §5).
+   * `false` keeps dequantizing the weights into the tile and multiplying float activations.
+   */
+  integerDot?: boolean;
 }
 
 /** The optional features this library uses, as enabled on the device. */
@@ -47,7 +55,16 @@ export interface GpuFeatures {
   timestamps: boolean;
   /** `subgroups`: subgroup reductions. */
   subgroups: boolean;
+  /**
+   * The WGSL language feature `packed_4x8_integer_dot_product`, listed by
+   * `navigator.gpu.wgslLanguageFeatures` and not refused (`GpuOptions.integerDot`): the quantized
+   * GEMMs use `dot4I8Packed` on int8 activations (kernels `gemm_q8_0_dp4a`, `gemm_q4_k_dp4a`).
+   */
+  integerDot: boolean;
 }
+
+/** The WGSL language feature of `dot4I8Packed` (`GpuFeatures.integerDot`). */
+export const INTEGER_DOT_FEATURE = "packed_4x8_integer_dot_product";
 
 /** A description of the adapter, for logs and benchmark reports. */
 export interface AdapterSummary {
@@ -125,8 +142,14 @@ export class Gpu implements Backend {
    * @param device The device.
    * @param adapter The adapter description.
    * @param weightDtype The weight precision kernels use.
+   * @param options `integerDot: false` refuses the integer GEMMs (see {@linkcode GpuOptions}).
    */
-  constructor(device: GPUDevice, adapter: AdapterSummary, weightDtype: "f16" | "f32") {
+  constructor(
+    device: GPUDevice,
+    adapter: AdapterSummary,
+    weightDtype: "f16" | "f32",
+    options: Pick<GpuOptions, "integerDot"> = {},
+  ) {
     this.device = device;
     this.adapter = adapter;
     this.weightDtype = weightDtype;
@@ -134,6 +157,7 @@ export class Gpu implements Backend {
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),
       subgroups: device.features.has("subgroups"),
+      integerDot: options.integerDot !== false && wgslHas(INTEGER_DOT_FEATURE),
     };
     this.kernels = new KernelCache(this);
     this.description = adapter.description || adapter.device || adapter.vendor || "WebGPU adapter";
@@ -292,7 +316,7 @@ export class Gpu implements Backend {
  * Requests an adapter and a device with raised limits and the optional features this library
  * uses, or wraps the device given in `options.device`.
  *
- * @param options Device, adapter preference and weight precision.
+ * @param options Device, adapter preference, weight precision, integer GEMMs.
  * @returns The device and its caches.
  * @throws {GpuError} When WebGPU is missing, no adapter is found, or `precision: "f16"` is asked
  * for on an adapter without `shader-f16`.
@@ -309,7 +333,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   if (options.device) {
     const device = options.device;
     const info = device.adapterInfo;
-    return new Gpu(device, summarize(info), chooseWeightDtype(device.features, precision));
+    return new Gpu(device, summarize(info), chooseWeightDtype(device.features, precision), options);
   }
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) {
@@ -341,7 +365,20 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     requiredFeatures,
     requiredLimits,
   });
-  return new Gpu(device, summarize(adapter.info), chooseWeightDtype(device.features, precision));
+  return new Gpu(
+    device,
+    summarize(adapter.info),
+    chooseWeightDtype(device.features, precision),
+    options,
+  );
+}
+
+/** Whether this runtime's WGSL has a language feature (`navigator.gpu.wgslLanguageFeatures`). */
+function wgslHas(feature: string): boolean {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu as
+    | { wgslLanguageFeatures?: ReadonlySet<string> }
+    | undefined;
+  return gpu?.wgslLanguageFeatures?.has(feature) === true;
 }
 
 function chooseWeightDtype(features: GPUSupportedFeatures, precision: Precision): "f16" | "f32" {

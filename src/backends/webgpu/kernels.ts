@@ -1,9 +1,10 @@
 /**
  * Kernel compilation and the per-device caches of pipelines, layouts and bind groups.
  *
- * A kernel is one WGSL file of `shaders/` (entry point `main`). Its source is assembled as
- * precision header + `_common.wgsl` + the file, and specialised by the weight type `W` and by
- * `override` constants. Every kernel binds its tensors at `@group(0)` (outputs first, then
+ * A kernel is one WGSL file of `shaders/` (entry point `main`). Its source is assembled as the
+ * file's `requires` directives + precision header + `_common.wgsl` + the rest of the file, and
+ * specialised by the weight type `W` and by `override` constants. A spec's `integerDot` kernel
+ * replaces its `shader` on a device with `GpuFeatures.integerDot`. Every kernel binds its tensors at `@group(0)` (outputs first, then
  * inputs) and one uniform `Params` struct at `@group(1) @binding(0)` through a dynamic offset into
  * the recorder's parameter buffer.
  *
@@ -21,7 +22,10 @@ import { type ShaderName, WGSL } from "./_wgsl.ts";
 export interface Kernel {
   /** The spec it was compiled from. */
   readonly spec: KernelSpec;
-  /** The cache key, also the pipeline label: `shader.weights{.name=value}`. */
+  /**
+   * The cache key, also the pipeline label: `shader.weights{.name=value}`, where `shader` is the
+   * WGSL file compiled (`spec.integerDot` where the device runs it).
+   */
   readonly key: string;
   /** The compute pipeline. */
   readonly pipeline: GPUComputePipeline;
@@ -83,7 +87,8 @@ export class KernelCache {
       if (hit) return hit;
     }
     const constants = variant.constants ?? {};
-    const key = kernelKey(spec.shader, weights, constants);
+    const shader = spec.integerDot && this.#gpu.features.integerDot ? spec.integerDot : spec.shader;
+    const key = kernelKey(shader, weights, constants);
     const cached = this.#kernels.get(key);
     if (cached) return cached;
     if (weights === "f16" && !this.#gpu.features.f16) {
@@ -91,7 +96,7 @@ export class KernelCache {
     }
     const device = this.#gpu.device;
     const layout = this.#layout(spec.bindings);
-    const code = kernelSource(spec.shader, weights);
+    const code = kernelSource(shader, weights);
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ label: key, code });
     const pipeline = device.createComputePipeline({
@@ -170,10 +175,18 @@ export class KernelCache {
   }
 }
 
-/** The full WGSL source of a kernel for a weight type: header, shared helpers, kernel file. */
+/** A `requires` directive at the start of a line (WGSL wants directives before declarations). */
+const REQUIRES = /^requires [^;]+;\n/gm;
+
+/**
+ * The full WGSL source of a kernel for a weight type: the kernel file's `requires` directives,
+ * the precision header, the shared helpers, the rest of the kernel file.
+ */
 export function kernelSource(shader: ShaderName, weights: "f16" | "f32"): string {
   const header = weights === "f16" ? "enable f16;\nalias W = f16;\n" : "alias W = f32;\n";
-  return `${header}${WGSL._common}\n${WGSL[shader]}`;
+  const file = WGSL[shader];
+  const requires = file.match(REQUIRES)?.join("") ?? "";
+  return `${requires}${header}${WGSL._common}\n${file.replace(REQUIRES, "")}`;
 }
 
 function kernelKey(
