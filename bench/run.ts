@@ -8,7 +8,8 @@
  * - GEMV/GEMM GB/s and GFLOP/s at the model's shapes, f16 and f32 weights;
  * - AR level 0: frames/s at several output lengths after a 3 s prompt, steady-state step time,
  *   dispatches, submits and readbacks per step, time per kernel (timestamp queries or CPU clock);
- * - NAR levels 1..7 and NAR-len demasking with CFG;
+ * - NAR levels 1..7 and NAR-len demasking with CFG, the time per kernel of one NAR pass and one
+ *   NAR-len step, and the NAR pass's effective GFLOP/s over its linear layers;
  * - batches: AR frames/s at several batch sizes, a paragraph batched vs sentence by sentence;
  * - EnCodec encode/decode and Vocos decode real-time factors;
  * - end to end: a paragraph through `Valle.stream` (real-time factor, time to first audio with the
