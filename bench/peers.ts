@@ -5,7 +5,8 @@
  *   trunk), beside WebGPU on a hardware adapter;
  * - `runCpuPeer`: bench/peers/torch_cpu_peer.py, the VALL-E model in plain PyTorch on the CPU in
  *   its best configuration (f32, OpenBLAS with one thread of its own at load, a preallocated KV
- *   cache), beside the CPU backend.
+ *   cache), beside the CPU backend; with `"int8"`, the same script and measurements with PyTorch's
+ *   dynamic int8 quantization of the linear layers (`pytorch-cpu-int8`).
  *
  * Each returns the peer's own JSON (with its configuration) plus the figures the summary table
  * compares, or `{ unavailable }` with the last line the peer printed on stderr.
@@ -21,7 +22,7 @@ export interface PeerUnavailable {
 
 /** What a peer measured: its JSON as written, and the figures the side-by-side table shows. */
 export interface PeerFigures {
-  /** Which peer: `pytorch-cpu` or `transformers-cuda`. */
+  /** Which peer: `pytorch-cpu`, `pytorch-cpu-int8` or `transformers-cuda`. */
   peer: string;
   /** AR step with a KV cache, median ms. */
   arStepMs?: number;
@@ -114,27 +115,43 @@ function passMs(raw: Record<string, unknown>, kind: string, tokens: number): num
 
 /**
  * PyTorch on the CPU (bench/peers/torch_cpu_peer.py): AR with and without a KV cache at the
- * suite's context, NAR and NAR-len passes over 52 and 1000 tokens.
+ * suite's context, NAR and NAR-len passes over 52 and 1000 tokens. `dtype` `"int8"` runs the same
+ * measurements on the model with dynamically quantized int8 linear layers (torch's quantized
+ * engine: fbgemm where the build has it, else qnnpack; in `raw.config`); a build with neither
+ * gives `{ unavailable }` saying which engines it has.
+ *
+ * @example
+ * ```ts ignore
+ * const f32 = await runCpuPeer(python, "bench/out", settings);
+ * const int8 = await runCpuPeer(python, "bench/out", settings, "int8");
+ * ```
  */
 export async function runCpuPeer(
   python: string,
   outDir: string,
   settings: ValleBenchSettings,
+  dtype: "float32" | "int8" = "float32",
 ): Promise<PeerFigures | PeerUnavailable> {
   const context = settings.promptFrames + settings.phonemes + 6;
+  const int8 = dtype === "int8";
   const raw = await runPeer(
     python,
     "torch_cpu_peer.py",
-    ["--ar-context", String(context), "--nar-tokens", "52,1000"],
-    `${outDir}/peer-cpu.json`,
-    // OpenBLAS reads this when torch loads it: its own threads otherwise fight torch's.
-    { OPENBLAS_NUM_THREADS: "1" },
+    ["--ar-context", String(context), "--nar-tokens", "52,1000", "--dtype", dtype],
+    `${outDir}/${int8 ? "peer-cpu-int8" : "peer-cpu"}.json`,
+    {
+      // OpenBLAS reads this when torch loads it: its own threads otherwise fight torch's.
+      OPENBLAS_NUM_THREADS: "1",
+      // int8's kernels run on torch's threads: OpenMP threads that spin while idle instead of
+      // sleeping made an AR step several times slower on a busy machine (onednn: 7x).
+      ...(int8 ? { OMP_WAIT_POLICY: "PASSIVE" } : {}),
+    },
   );
   if ("unavailable" in raw) return raw as PeerUnavailable;
   const step = raw.kv_cache as { step: { median_ms: number }; steps_per_s: number } | undefined;
   const noCache = raw.no_kv_cache as { step: { median_ms: number } } | undefined;
   return {
-    peer: "pytorch-cpu",
+    peer: int8 ? "pytorch-cpu-int8" : "pytorch-cpu",
     arStepMs: figure(step?.step.median_ms),
     arStepsPerS: figure(step?.steps_per_s),
     arNoCacheStepMs: figure(noCache?.step.median_ms),

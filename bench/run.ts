@@ -16,7 +16,8 @@
  *   default options beside `batchSize: 1`);
  * - peak backend memory of the library's buffers;
  * - the peers when PyTorch is there: bench/peers/transformers_peer.py on CUDA (the same trunk) for
- *   a hardware GPU, bench/peers/torch_cpu_peer.py on the CPU; with our/peer ratios.
+ *   a hardware GPU, bench/peers/torch_cpu_peer.py on the CPU in f32 and with dynamic int8 linear
+ *   layers; with our/peer ratios.
  *
  * Each backend runs a suite sized for it: `gpu` (a hardware adapter), `cpu` (the CPU backend:
  * shorter AR runs, NAR over 1000 rows, few NAR-len steps) or `quick` (a software adapter such as
@@ -152,8 +153,11 @@ const E2E: Record<Suite, EndToEndSettings> = {
 /** The column names of the peers in the side-by-side table. */
 const PEER_COLUMNS: Record<string, string> = {
   cpu: "PyTorch CPU peer",
+  "cpu-int8": "PyTorch CPU peer, int8 (dynamic)",
   cuda: "PyTorch + transformers CUDA peer",
 };
+/** The peers each kind of backend is compared with in the ratios under the table. */
+const PEERS_OF: Record<BackendKind, string[]> = { cpu: ["cpu", "cpu-int8"], webgpu: ["cuda"] };
 
 /** The random full-size weights, written on first use. */
 async function weightFile(name: string, make: () => Uint8Array): Promise<string> {
@@ -329,6 +333,9 @@ if (only.has("peer")) {
   if (results.backends.cpu && !results.backends.cpu.unavailable) {
     log("peer: PyTorch on the CPU");
     results.peers.cpu = await runCpuPeer(python, out, VALLE.cpu);
+    await save();
+    log("peer: PyTorch on the CPU, int8 linear layers (dynamic quantization)");
+    results.peers["cpu-int8"] = await runCpuPeer(python, out, VALLE.cpu, "int8");
   }
   for (const [name, peer] of Object.entries(results.peers)) {
     const shown = "unavailable" in peer
@@ -498,24 +505,31 @@ function summary(): string {
 function ratios(runs: BackendResults[], peers: [string, PeerFigures][]): string {
   const lines: string[] = [];
   for (const b of runs) {
-    const peer = peers.find(([name]) => name === (b.backend.kind === "cpu" ? "cpu" : "cuda"))?.[1];
-    if (!peer || !b.valle) continue;
-    const times = (ours: number | undefined, theirs: number | undefined, what: string) => {
-      if (ours && theirs) {
-        const ratio = theirs / ours;
-        const told = ratio >= 1
-          ? `${ratio.toFixed(2)}× faster than`
-          : `${(1 / ratio).toFixed(2)}× slower than`;
-        lines.push(`- ${column(b)}: ${what} ${told} ${peer.peer}`);
+    for (const [name, peer] of peers) {
+      if (PEERS_OF[b.backend.kind as BackendKind].includes(name) && b.valle) {
+        peerRatios(b, b.valle, peer, lines);
       }
-    };
-    times(b.valle.stepMs, peer.arStepMs, "AR step with KV cache");
-    times(b.valle.stepMs, peer.arNoCacheStepMs, "AR step against upstream's no-cache loop");
-    if (nearThousand(b.valle.narRows)) {
-      times(b.valle.narLevelMs, peer.nar1000Ms, "NAR pass over 1000 rows");
     }
   }
   return lines.length ? `\n\n${lines.join("\n")}` : "";
+}
+
+/** The ratio lines of one backend against one peer. */
+function peerRatios(b: BackendResults, valle: ValleFigures, peer: PeerFigures, lines: string[]) {
+  const times = (ours: number | undefined, theirs: number | undefined, what: string) => {
+    if (ours && theirs) {
+      const ratio = theirs / ours;
+      const told = ratio >= 1
+        ? `${ratio.toFixed(2)}× faster than`
+        : `${(1 / ratio).toFixed(2)}× slower than`;
+      lines.push(`- ${column(b)}: ${what} ${told} ${peer.peer}`);
+    }
+  };
+  times(valle.stepMs, peer.arStepMs, "AR step with KV cache");
+  times(valle.stepMs, peer.arNoCacheStepMs, "AR step against upstream's no-cache loop");
+  if (nearThousand(valle.narRows)) {
+    times(valle.narLevelMs, peer.nar1000Ms, "NAR pass over 1000 rows");
+  }
 }
 
 /** Whether a NAR pass is comparable with the peer's 1000-token one (within 1%). */

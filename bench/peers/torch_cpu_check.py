@@ -33,16 +33,23 @@ def compare(name: str, found, expected, tolerance: float) -> dict:
     return {"name": name, "max_error": error, "tolerance": tolerance, "passed": same_shape and error <= tolerance}
 
 
-def run_check(folder: str) -> list:
-    """Every comparison as {name, max_error, tolerance, passed}."""
+def golden_model(folder: str) -> tuple:
+    """The f32 weights of a golden folder's `model.sft` and their shape."""
     weights, meta = read_safetensors(os.path.join(folder, "model.sft"))
     size = json.loads(meta["config"])["size"]
     heads = size["heads"] if isinstance(size, dict) else {"full": 16, "half": 8, "quarter": 4}[size]
-    model = Valle(weights, config_of(weights, heads))
-    inputs, layout, ar, nar, nar_len = (
-        read_safetensors(os.path.join(folder, f"{name}.safetensors"))[0]
-        for name in ("inputs", "layout", "ar", "nar", "nar_len")
-    )
+    return weights, config_of(weights, heads)
+
+
+def golden_data(folder: str) -> tuple:
+    """The inputs, layout, ar, nar and nar_len tensors of a golden folder."""
+    return tuple(read_safetensors(os.path.join(folder, f"{name}.safetensors"))[0] for name in ("inputs", "layout", "ar", "nar", "nar_len"))
+
+
+def run_check(folder: str) -> list:
+    """Every comparison as {name, max_error, tolerance, passed}."""
+    model = Valle(*golden_model(folder))
+    inputs, layout, ar, nar, nar_len = golden_data(folder)
     phn, lang, prom = inputs["phn"].long(), int(inputs["lang"][0]), inputs["prom"].long()
     target = inputs["resp_target"].long()
 

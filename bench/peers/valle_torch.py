@@ -76,18 +76,22 @@ def weight_shapes(cfg: Config) -> dict:
     return shapes
 
 
-def random_weights(cfg: Config, seed: int = 0) -> dict:
-    """Random f32 weights in the released layout (normal, std 0.02; norms 1), filled in place."""
+def random_weight_items(cfg: Config, seed: int = 0):
+    """(name, tensor) of random f32 weights in the released layout (normal, std 0.02; norms 1), one
+    at a time in `weight_shapes` order (the int8 peer quantizes each linear layer as it comes)."""
     gen = torch.Generator().manual_seed(seed)
-    weights = {}
     for name, shape in weight_shapes(cfg).items():
         t = torch.empty(shape, dtype=torch.float32)
         if "norm" in name:
             t.fill_(1.0)
         else:
             t.normal_(0.0, 0.02, generator=gen)
-        weights[name] = t
-    return weights
+        yield name, t
+
+
+def random_weights(cfg: Config, seed: int = 0) -> dict:
+    """Random f32 weights in the released layout (normal, std 0.02; norms 1), filled in place."""
+    return dict(random_weight_items(cfg, seed))
 
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "U8": np.uint8}
@@ -200,8 +204,7 @@ class Valle:
             p = f"model.layers.{i}."
             h = rms_norm(x, w[p + "input_layernorm.weight"], cfg.eps)
             q, k, v = (
-                F.linear(h, w[p + f"self_attn.{name}_proj.weight"]).view(n, cfg.heads, cfg.head_dim).transpose(0, 1)
-                for name in "qkv"
+                self.linear(h, p + f"self_attn.{name}_proj").view(n, cfg.heads, cfg.head_dim).transpose(0, 1) for name in "qkv"
             )
             q, k = rope(q, cos, sin), rope(k, cos, sin)
             if cache is not None:
@@ -212,17 +215,21 @@ class Valle:
             if mask is not None:
                 scores += mask
             o = torch.matmul(scores.softmax(dim=-1), v).transpose(0, 1).reshape(n, cfg.d_model)
-            x = x + F.linear(o, w[p + "self_attn.o_proj.weight"])
+            x = x + self.linear(o, p + "self_attn.o_proj")
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg.eps)
-            gated = F.gelu(F.linear(h, w[p + "mlp.gate_proj.weight"])) * F.linear(h, w[p + "mlp.up_proj.weight"])
-            x = x + F.linear(gated, w[p + "mlp.down_proj.weight"])
+            gated = F.gelu(self.linear(h, p + "mlp.gate_proj")) * self.linear(h, p + "mlp.up_proj")
+            x = x + self.linear(gated, p + "mlp.down_proj")
         if cache is not None:
             cache.length = past + n
         return rms_norm(x, w["model.norm.weight"], cfg.eps)
 
     def head(self, h, index):
         """Logits of hidden rows `h` through `classifiers.proj.{index}`."""
-        return F.linear(h, self.w[f"classifiers.proj.{index}.weight"], self.w[f"classifiers.proj.{index}.bias"])
+        return self.linear(h, f"classifiers.proj.{index}")
+
+    def linear(self, x, name):
+        """`x` through the linear layer `name`: its `.weight`, and its `.bias` where it has one."""
+        return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
 
 
 def rms_norm(x, weight, eps):
