@@ -64,3 +64,8 @@ KERNEL("gemv_q4_k.f32", linear_q4_k_f32)
 KERNEL("gemm_q4_k.f16", linear_q4_k_f16)
 KERNEL("gemm_q4_k.f32", linear_q4_k_f32)
 KERNEL("embedding_sum_q8_0", embedding_sum_q8_0)
+// Weight quantizers for loading (quantize.c): the layout, then the source's type.
+KERNEL("quantize_q8_0.f16", quantize_q8_0_f16)
+KERNEL("quantize_q8_0.f32", quantize_q8_0_f32)
+KERNEL("quantize_q4_k.f16", quantize_q4_k_f16)
+KERNEL("quantize_q4_k.f32", quantize_q4_k_f32)
