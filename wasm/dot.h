@@ -66,6 +66,15 @@ static inline __attribute__((always_inline)) void dots(const float *x, uint32_t 
   }
 }
 
+// rms_norm of one row: y = x / sqrt(mean(x²) + eps) · w, as (x · inv) · w (the rms_norm kernel,
+// and the fused kernels over quantized weights, which reproduce its output exactly).
+static inline void rms_norm_row(const float *x, uint32_t d, const void *w, int half, float eps, float *y) {
+  float s = 0;
+  for (uint32_t i = 0; i < d; i++) s += x[i] * x[i];
+  const float inv = 1.0f / __builtin_sqrtf(s / (float)d + eps);
+  for (uint32_t i = 0; i < d; i++) y[i] = x[i] * inv * weight_at(w, i, half);
+}
+
 // The RMSNorm input of the fused kernels: h[r, k] = x[r, k] · nw[k] for r < m, and
 // inv[r] = 1 / sqrt(mean_k x[r, k]² + eps). (The kernels scale the dot products by inv[r], as
 // the WGSL kernels do.)

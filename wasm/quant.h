@@ -231,4 +231,79 @@ static inline v128_t q4k_terms(v128_t isum, v128_t dsc, v128_t dmm, v128_t sums,
                                            wasm_f32x4_mul(dmm, sums)));
 }
 
+// --- GEMV (decode rows): each weight row read once, straight from its layout ---------------------
+
+// out[r] = Σ over the 32-blocks of q8_0 weight row w of (float)(Σ q·xq) · (dw · dx) against
+// activation row r0 + r of q, r < R (a constant after inlining). Four blocks (two pairs) per
+// step, then a last pair with empty lanes.
+static inline __attribute__((always_inline)) void gemv_q8_0(const uint32_t *w, const QRows *q, uint32_t r0,
+                                                            const uint32_t R, float *out) {
+  const uint32_t k = q->k, nb = k / QBLOCK, quads = k / 128;
+  v128_t acc[4];
+  for (uint32_t r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0);
+  for (uint32_t s = 0; s < quads; s++) {
+    const uint32_t *p = w + (size_t)s * 2 * Q8_0_PAIR_WORDS;
+    const int8_t *b = (const int8_t *)p;
+    const v128_t dw = q8_pair_scales(p[0], p[Q8_0_PAIR_WORDS]);
+    for (uint32_t r = 0; r < R; r++) {
+      const int16_t *x = act_at(q, r0 + r, (size_t)s * 128);
+      const v128_t dx = wasm_v128_load(q->dx + (size_t)(r0 + r) * nb + 4 * s);
+      const v128_t isum = hadd4_i32(dot_q8_block(b + 4, x), dot_q8_block(b + 36, x + 32),
+                                    dot_q8_block(b + 72, x + 64), dot_q8_block(b + 104, x + 96));
+      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_mul(dw, dx)));
+    }
+  }
+  if (k % 128) {
+    const uint32_t *p = w + (size_t)quads * 2 * Q8_0_PAIR_WORDS;
+    const int8_t *b = (const int8_t *)p;
+    const v128_t dw = q8_pair_scales(p[0], 0), zero = wasm_i32x4_splat(0);
+    for (uint32_t r = 0; r < R; r++) {
+      const int16_t *x = act_at(q, r0 + r, (size_t)quads * 128);
+      const float *dxr = q->dx + (size_t)(r0 + r) * nb + 4 * quads;
+      const v128_t isum = hadd4_i32(dot_q8_block(b + 4, x), dot_q8_block(b + 36, x + 32), zero, zero);
+      const v128_t dx = wasm_f32x4_make(dxr[0], dxr[1], 0, 0);
+      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_mul(dw, dx)));
+    }
+  }
+  for (uint32_t r = 0; r < R; r++) out[r] = hsum(acc[r]);
+}
+
+// out[r] = Σ over the sub-blocks of q4_k weight row w of dx · ((d·sc)·Σ q·xq − (dmin·m)·Σ xq)
+// against activation row r0 + r, r < R.
+static inline __attribute__((always_inline)) void gemv_q4_k(const uint32_t *w, const QRows *q, uint32_t r0,
+                                                            const uint32_t R, float *out) {
+  const uint32_t k = q->k, supers = k / 256, nb = k / QBLOCK;
+  v128_t acc[4];
+  for (uint32_t r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0);
+  for (uint32_t s = 0; s < supers; s++) {
+    const uint32_t *sb = w + (size_t)s * Q4_K_WORDS;
+    const Q4kScales sc = q4k_scales(sb);
+    v128_t l[4][Q4K_CHUNK_VECTORS];
+    for (int ch = 0; ch < 4; ch++) q4k_chunk((const uint8_t *)(sb + 4) + 32 * ch, l[ch]);
+    for (uint32_t r = 0; r < R; r++) {
+      const q4k_act *x = act_at(q, r0 + r, (size_t)s * 256);
+      const size_t at = (size_t)(r0 + r) * nb + (size_t)s * 8;
+      const v128_t lo = q4k_terms(q4k_dot4(x, l[0], l[1]), sc.dsc_lo, sc.dmm_lo, wasm_v128_load(q->sums + at),
+                                  wasm_v128_load(q->dx + at));
+      const v128_t hi = q4k_terms(q4k_dot4(x + 128, l[2], l[3]), sc.dsc_hi, sc.dmm_hi,
+                                  wasm_v128_load(q->sums + at + 4), wasm_v128_load(q->dx + at + 4));
+      acc[r] = wasm_f32x4_add(wasm_f32x4_add(acc[r], lo), hi);
+    }
+  }
+  for (uint32_t r = 0; r < R; r++) out[r] = hsum(acc[r]);
+}
+
+// The dots of weight row w with activation rows [r0, r0 + count), count in 1..4.
+static inline __attribute__((always_inline)) void gemv(const uint32_t *w, const QRows *q, uint32_t r0, uint32_t count,
+                                                       int q4, float *out) {
+#define ROWS(R) (q4 ? gemv_q4_k(w, q, r0, R, out) : gemv_q8_0(w, q, r0, R, out))
+  switch (count) {
+    case 1: ROWS(1); break;
+    case 2: ROWS(2); break;
+    case 3: ROWS(3); break;
+    default: ROWS(4); break;
+  }
+#undef ROWS
+}
+
 #endif
