@@ -33,7 +33,9 @@ void gelu(const Cmd *c, const Thread *t) {
   float *x = F32(c, 0, c->p[1]);
   uint32_t lo, hi;
   share(c->p[0], GRAIN, t, &lo, &hi);
-  for (uint32_t i = lo; i < hi; i++) x[i] = gelu_erf(x[i]);
+  uint32_t i = lo;
+  for (; i + 4 <= hi; i += 4) wasm_v128_store(x + i, gelu_erf_x4(wasm_v128_load(x + i)));
+  for (; i < hi; i++) x[i] = gelu_erf(x[i]);
 }
 
 // gelu_mul: g[i] = gelu_erf(g[i]) · u[i].   p: n, g_off, u_off
@@ -42,7 +44,11 @@ void gelu_mul(const Cmd *c, const Thread *t) {
   const float *u = F32(c, 1, c->p[2]);
   uint32_t lo, hi;
   share(c->p[0], GRAIN, t, &lo, &hi);
-  for (uint32_t i = lo; i < hi; i++) g[i] = gelu_erf(g[i]) * u[i];
+  uint32_t i = lo;
+  for (; i + 4 <= hi; i += 4) {
+    wasm_v128_store(g + i, wasm_f32x4_mul(gelu_erf_x4(wasm_v128_load(g + i)), wasm_v128_load(u + i)));
+  }
+  for (; i < hi; i++) g[i] = gelu_erf(g[i]) * u[i];
 }
 
 // elu: y[i] = x[i] > 0 ? x[i] : exp(x[i]) − 1.   p: n, y_off, x_off

@@ -140,11 +140,19 @@ static inline __attribute__((always_inline)) void gate_up_gelu_q(const Cmd *c, c
   const int gq4 = p->layouts & 1u, uq4 = (p->layouts >> 1) & 1u;
   const uint32_t *wg = U32(c, 3, 0), *wu = U32(c, 4, 0);
   float *out = F32(c, 0, p->out_off);
-  for (uint32_t i = lo; i < hi; i++) {
-    float gate[4], up[4];
-    dots_q(wg + (size_t)i * row_words(d, gq4), &n, m, gq4, gate);
-    dots_q(wu + (size_t)i * row_words(d, uq4), &n, m, uq4, up);
-    for (uint32_t r = 0; r < m; r++) out[(size_t)r * f + i] = gelu_erf(gate[r]) * up[r];
+  for (uint32_t i0 = lo; i0 < hi; i0 += 4) {
+    const uint32_t count = hi - i0 < 4 ? hi - i0 : 4;
+    float g[4][4], u[4][4];
+    for (uint32_t j = 0; j < count; j++) {
+      float gate[4], up[4];
+      dots_q(wg + (size_t)(i0 + j) * row_words(d, gq4), &n, m, gq4, gate);
+      dots_q(wu + (size_t)(i0 + j) * row_words(d, uq4), &n, m, uq4, up);
+      for (uint32_t r = 0; r < m; r++) {
+        g[r][j] = gate[r];
+        u[r][j] = up[r];
+      }
+    }
+    store_gelu_gated(out, f, m, i0, count, g, u);
   }
 }
 

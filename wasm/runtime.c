@@ -210,14 +210,23 @@ v128_t exp_f32x4(v128_t x) {
 
 float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }
 
-float erfc_f32(float x) {
-  float z = __builtin_fabsf(x);
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-               t * (-0.82215223f + t * 0.17087277f))))))));
-  float r = t * exp_f32(-z * z + poly);
-  return x >= 0.0f ? r : 2.0f - r;
+// erfc in four lanes: z = |x|, t = 1 / (1 + z/2), erfc(z) = t · exp(−z² + P(t)), 2 − that for
+// negative x (the Chebyshev fit of shaders/_common.wgsl), the scalar operations lane by lane.
+static v128_t erfc_f32x4(v128_t x) {
+  const v128_t z = wasm_f32x4_abs(x);
+  const v128_t t = wasm_f32x4_div(wasm_f32x4_splat(1.0f),
+                                  wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(wasm_f32x4_splat(0.5f), z)));
+  static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f, 0.09678418f, -0.18628806f,
+                              0.27886807f, -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+  v128_t poly = wasm_f32x4_splat(c[9]);
+  for (int i = 8; i >= 0; i--) poly = wasm_f32x4_add(wasm_f32x4_splat(c[i]), wasm_f32x4_mul(t, poly));
+  const v128_t r = wasm_f32x4_mul(t, exp_f32x4(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_neg(z), z), poly)));
+  return wasm_v128_bitselect(r, wasm_f32x4_sub(wasm_f32x4_splat(2.0f), r), wasm_f32x4_ge(x, wasm_f32x4_splat(0.0f)));
 }
 
-float gelu_erf(float x) { return 0.5f * x * erfc_f32(-x * 0.70710678118654752f); }
+v128_t gelu_erf_x4(v128_t x) {
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x),
+                        erfc_f32x4(wasm_f32x4_mul(wasm_f32x4_neg(x), wasm_f32x4_splat(0.70710678118654752f))));
+}
+
+float gelu_erf(float x) { return wasm_f32x4_extract_lane(gelu_erf_x4(wasm_f32x4_splat(x)), 0); }

@@ -122,9 +122,10 @@ float exp_f32(float x);
 // 4 lanes of exp_f32.
 v128_t exp_f32x4(v128_t x);
 
-// erfc(x) and the exact GELU, the same formulas as shaders/_common.wgsl.
-float erfc_f32(float x);
+// The exact GELU, 0.5 x erfc(−x / √2), with erfc as in shaders/_common.wgsl: one value, or four
+// lanes (the same operations lane by lane, so the same bits).
 float gelu_erf(float x);
+v128_t gelu_erf_x4(v128_t x);
 
 // The stand-in for -infinity of the WGSL kernels (shaders/_common.wgsl).
 #define NEG_BIG (-3.0e38f)
