@@ -50,6 +50,7 @@ import {
   type ValleBenchSettings,
   type ValleFigures,
 } from "./valle.ts";
+import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
 
 const { values } = parseArgs({
   options: {
@@ -134,6 +135,12 @@ const BATCH: Record<Suite, BatchBenchSettings> = {
   },
 };
 const CODEC_SECONDS: Record<Suite, number> = { gpu: 10, cpu: 10, quick: 1 };
+/** The weight dtypes of the VALL-E section (undefined: as the file stores them, f16). */
+const VALLE_DTYPES: Record<Suite, (ValleDtype | undefined)[]> = {
+  gpu: [undefined],
+  cpu: [undefined, "q8", "q4"],
+  quick: [undefined],
+};
 const KERNELS: Record<Suite, { rows: number; iterations: number }> = {
   gpu: { rows: 750, iterations: 200 },
   cpu: { rows: 256, iterations: 20 },
@@ -263,16 +270,21 @@ for (const kind of kinds) {
     sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
     await save();
   }
-  if (only.has("valle")) {
-    log("VALL-E");
+  // The CPU suite also runs the model quantized at load (q8, q4), each its own column.
+  for (const dtype of only.has("valle") ? VALLE_DTYPES[suite] : []) {
+    log(`VALL-E${dtype ? ` (${dtype})` : ""}`);
     const settings = VALLE[suite];
-    const v = await benchValle(backend, await readSafetensors(files.valle), settings);
-    r.valle = v;
-    sections.push(`${heading}: VALL-E\n\n${valleTable(v, settings)}`);
+    const v = await benchValle(backend, await readSafetensors(files.valle), settings, dtype);
+    const description = `${backend.description}${dtype ? `, ${dtype} weights` : ""}`;
+    const run = dtype ? { backend: { ...r.backend, description }, suite } : r;
+    if (dtype) results.backends[`${kind} ${dtype}`] = run;
+    run.valle = v;
+    const title = `### ${column(run)} (${suite} suite)`;
+    sections.push(`${title}: VALL-E\n\n${valleTable(v, settings)}`);
     if (v.arKernels.length) {
       const total = v.arKernels.reduce((n, k) => n + k.totalMs, 0);
       sections.push(
-        `${heading}: time per AR step, by kernel\n\n` + markdownTable(v.arKernels.map((k) => ({
+        `${title}: time per AR step, by kernel\n\n` + markdownTable(v.arKernels.map((k) => ({
           kernel: k.label,
           "dispatches/step": k.count,
           "ms/step": k.totalMs,
@@ -446,7 +458,7 @@ function summary(): string {
   const rows: Record<string, string | number>[] = [];
   const add = (
     metric: string,
-    get: (b: BackendResults) => number | undefined,
+    get: (b: BackendResults) => number | string | undefined,
     peer?: (p: PeerFigures) => number | undefined,
   ) => {
     const row: Record<string, string | number> = { metric };
@@ -454,15 +466,23 @@ function summary(): string {
     for (const [name, p] of peers) row[PEER_COLUMNS[name] ?? name] = peer?.(p) ?? "-";
     rows.push(row);
   };
-  const gemv = (b: BackendResults) =>
+  const gemv = (b: BackendResults, weights = "f16") =>
     b.kernels?.find((k) =>
-      k.kernel === "gemv" && k.weights === "f16" && k["M×N×K"] === "1×4096×1024"
+      k.kernel === "gemv" && k.weights === weights && k["M×N×K"] === "1×4096×1024"
     )
       ?.["GB/s"] as number | undefined;
+  add("VALL-E load (with quantizing: q8, q4), ms", (b) => b.valle?.loadMs);
   add("AR step (steady state), ms", (b) => b.valle?.stepMs, (p) => p.arStepMs);
   add("AR frames/s (steady state)", (b) => b.valle?.stepFramesPerSecond, (p) => p.arStepsPerS);
   add("AR step without KV cache (upstream's loop), ms", () => undefined, (p) => p.arNoCacheStepMs);
-  add("GEMV 1×4096×1024 f16, GB/s", gemv);
+  add("GEMV 1×4096×1024 f16, GB/s", (b) => gemv(b));
+  for (const weights of ["q8_0", "q4_k"]) {
+    add(`GEMV 1×4096×1024 ${weights}, GB/s (share of the probe)`, (b) => {
+      const gbs = gemv(b, weights);
+      const probe = b.backend.kind === "cpu" ? results.readBandwidthGBs : undefined;
+      return gbs && probe ? `${gbs} (${Math.round(100 * gbs / probe)}%)` : undefined;
+    });
+  }
   add(
     "memory read bandwidth (CPU probe), GB/s",
     (b) => b.backend.kind === "cpu" ? results.readBandwidthGBs : undefined,

@@ -3,7 +3,8 @@
  * KV cache; the stop token is ignored so every run has the requested length) at several output
  * lengths, the NAR levels, NAR-len demasking with CFG, dispatches and readbacks per AR step, and
  * the time per kernel (timestamp queries, or the CPU backend's clock) of AR steps, of one NAR pass
- * and of one NAR-len step. Part of `deno task bench`.
+ * and of one NAR-len step, with the weights as the file stores them or quantized at load (q8, q4).
+ * Part of `deno task bench`.
  */
 
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
@@ -16,7 +17,13 @@ import { runNarLen } from "../src/models/valle/nar_len.ts";
 import type { ValleContext } from "../src/models/valle/pass.ts";
 import { resolveSamplerOptions, STREAM } from "../src/models/valle/sampler.ts";
 import { createRunState, destroyRunState } from "../src/models/valle/state.ts";
-import { destroyValleWeights, uploadValleWeights } from "../src/models/valle/weights.ts";
+import {
+  destroyValleWeights,
+  quantizeValleWeights,
+  uploadValleWeights,
+} from "../src/models/valle/weights.ts";
+import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
+import { CpuBackend } from "../src/backends/cpu/backend.ts";
 
 /** What to measure. */
 export interface ValleBenchSettings {
@@ -62,7 +69,7 @@ export interface PassProfile {
 export interface ValleFigures {
   /** Model shape. */
   model: { dModel: number; heads: number; layers: number; weights: string };
-  /** Upload time, ms. */
+  /** Upload time (with quantizing, for q8 and q4), ms. */
   loadMs: number;
   /** Prefill of the prompt and text, plus the first step, ms. */
   prefillMs: number;
@@ -104,14 +111,28 @@ export interface ValleFigures {
   peakBytes: number;
 }
 
-/** Runs the model benchmarks on `backend` with the weights in `st`. */
+/**
+ * Runs the model benchmarks on `backend` with the weights in `st`, stored as `dtype` (default:
+ * as the file stores them; q8 and q4 are quantized at load, by the CPU backend's C quantizers
+ * when `backend` is the CPU one).
+ */
 export async function benchValle(
   backend: Backend,
   st: Safetensors,
   settings: ValleBenchSettings,
+  dtype?: ValleDtype,
 ): Promise<ValleFigures> {
   const loadStart = performance.now();
-  const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype);
+  const quantized = backend instanceof CpuBackend
+    ? await quantizeValleWeights(backend, st, dtype)
+    : undefined;
+  const { config, weights } = uploadValleWeights(
+    backend,
+    st,
+    backend.weightDtype,
+    dtype,
+    quantized,
+  );
   await backend.fence();
   const loadMs = performance.now() - loadStart;
   const longest = Math.max(...settings.arFrames);
@@ -281,7 +302,7 @@ export async function benchValle(
       dModel: config.dModel,
       heads: config.nHeads,
       layers: config.nLayers,
-      weights: backend.weightDtype,
+      weights: dtype ?? backend.weightDtype,
     },
     loadMs: Math.round(loadMs),
     prefillMs: +one.ms.toFixed(1),

@@ -63,8 +63,8 @@ Models (default: the released weights, downloaded once and cached)
       --lora-strength <x>       its strength, -10 to 10 (default 1; 0: the base model)
       --precision <p>           auto | f16 | f32 (default auto)
       --dtype <d>               f32 | f16 | q8 | q4: VALL-E weight storage; q8 (~244 MB) and q4
-                                (~149 MB) quantize at load (default: f16 where available, or
-                                what a .gguf model stores)
+                                (~149 MB) quantize at load (default: q8 on the CPU, f16 on a
+                                GPU, or what a .gguf model stores; the backend line says)
       --backend <b>             auto | webgpu | cpu (default auto: WebGPU on a hardware GPU,
                                 else the CPU); the choice and why is printed
       --threads <n>             CPU threads (default: every core)

@@ -7,17 +7,20 @@
  *
  *   deno task quantize --model ar+nar-len-llama-8.sft --dtype q4 --out valle-q4.gguf
  *
- * Importable: {@linkcode quantizeValle} returns the file's bytes.
+ * The tensors are quantized by the CPU backend's C quantizers (the reference's bytes, on every
+ * core). Importable: {@linkcode quantizeValle} returns the file's bytes.
  */
 
 import { parseArgs } from "node:util";
 import { type GgufTensorData, serializeGguf } from "../src/io/gguf.ts";
-import { GGUF_TYPE } from "../src/quant/device.ts";
+import { createCpuBackend } from "../src/backends/cpu/backend.ts";
+import { fromDeviceWords, GGUF_TYPE } from "../src/quant/device.ts";
 import { readValleFile, type ValleCheckpoint } from "../src/models/valle/checkpoint.ts";
 import {
   checkValleWeights,
   planValleStorage,
   quantizedBlocks,
+  quantizeValleWeights,
 } from "../src/models/valle/weights.ts";
 
 /**
@@ -26,14 +29,26 @@ import {
  * @param st The model (a `.sft`, or a GGUF to quantize again).
  * @param dtype The policy: "q8" or "q4".
  * @param name The model's name in `general.name`.
+ * @param quantized Device words already quantized, by key (`quantizeValleWeights`); the other
+ * tensors are quantized by the TypeScript reference.
  * @returns The GGUF file.
  */
-export function quantizeValle(st: ValleCheckpoint, dtype: "q8" | "q4", name: string): Uint8Array {
+export function quantizeValle(
+  st: ValleCheckpoint,
+  dtype: "q8" | "q4",
+  name: string,
+  quantized?: ReadonlyMap<string, Uint32Array>,
+): Uint8Array {
   const config = checkValleWeights(st);
   const tensors: Record<string, GgufTensorData> = {};
   for (const [key, { shape, layout }] of planValleStorage(st, config, dtype)) {
+    const words = quantized?.get(key);
     tensors[key] = layout
-      ? { type: GGUF_TYPE[layout], shape, bytes: quantizedBlocks(st, key, layout) }
+      ? {
+        type: GGUF_TYPE[layout],
+        shape,
+        bytes: words ? fromDeviceWords(layout, words) : quantizedBlocks(st, key, layout),
+      }
       : { type: "F32", shape, bytes: new Uint8Array(st.toFloat32(key).slice().buffer) };
   }
   const metadata: Record<string, string | number> = {
@@ -60,7 +75,10 @@ if (import.meta.main) {
   }
   const started = performance.now();
   const st = await readValleFile(values.model);
-  const bytes = quantizeValle(st, values.dtype, values.model.split("/").pop()!);
+  const cpu = await createCpuBackend();
+  const quantized = await quantizeValleWeights(cpu, st, values.dtype);
+  cpu.destroy();
+  const bytes = quantizeValle(st, values.dtype, values.model.split("/").pop()!, quantized);
   await Deno.writeFile(values.out, bytes);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(

@@ -66,6 +66,27 @@ static inline __attribute__((always_inline)) void dots(const float *x, uint32_t 
   }
 }
 
+// The GELU-gated outputs of the fused MLP kernels: out[r · f + i0 + j] = gelu(g[r][j]) · u[r][j]
+// for rows r < m and up to four consecutive outputs j < count, one lane each.
+static inline void store_gelu_gated(float *out, uint32_t f, uint32_t m, uint32_t i0, uint32_t count,
+                                    float g[4][4], float u[4][4]) {
+  for (uint32_t r = 0; r < m; r++) {
+    float v[4];
+    for (uint32_t j = count; j < 4; j++) g[r][j] = u[r][j] = 0;
+    wasm_v128_store(v, wasm_f32x4_mul(gelu_erf_f32x4(wasm_v128_load(g[r])), wasm_v128_load(u[r])));
+    for (uint32_t j = 0; j < count; j++) out[(size_t)r * f + i0 + j] = v[j];
+  }
+}
+
+// rms_norm of one row: y = x / sqrt(mean(x²) + eps) · w, as (x · inv) · w (the rms_norm kernel,
+// and the fused kernels over quantized weights, which reproduce its output exactly).
+static inline void rms_norm_row(const float *x, uint32_t d, const void *w, int half, float eps, float *y) {
+  float s = 0;
+  for (uint32_t i = 0; i < d; i++) s += x[i] * x[i];
+  const float inv = 1.0f / __builtin_sqrtf(s / (float)d + eps);
+  for (uint32_t i = 0; i < d; i++) y[i] = x[i] * inv * weight_at(w, i, half);
+}
+
 // The RMSNorm input of the fused kernels: h[r, k] = x[r, k] · nw[k] for r < m, and
 // inv[r] = 1 / sqrt(mean_k x[r, k]² + eps). (The kernels scale the dot products by inv[r], as
 // the WGSL kernels do.)

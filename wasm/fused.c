@@ -101,12 +101,19 @@ static inline __attribute__((always_inline)) void gate_up_gelu(const Cmd *c, con
   uint32_t lo, hi;
   share(f, 16, t, &lo, &hi);
   if (lo >= hi) return;
-  float *h = (float *)t->scratch, inv[4], gate[4], up[4];
+  float *h = (float *)t->scratch, inv[4], gate[4], up[4], g[4][4], u[4][4];
   norm_input(F32(c, 1, p->x_off), m, d, nw, half, p->eps, h, inv);
-  for (uint32_t i = lo; i < hi; i++) {
-    dots(h, m, d, w, (size_t)i * d, half, gate);
-    dots(h, m, d, w, (size_t)(f + i) * d, half, up);
-    for (uint32_t r = 0; r < m; r++) out[(size_t)r * f + i] = gelu_erf(gate[r] * inv[r]) * (up[r] * inv[r]);
+  for (uint32_t i0 = lo; i0 < hi; i0 += 4) {
+    const uint32_t count = hi - i0 < 4 ? hi - i0 : 4;
+    for (uint32_t j = 0; j < count; j++) {
+      dots(h, m, d, w, (size_t)(i0 + j) * d, half, gate);
+      dots(h, m, d, w, (size_t)(f + i0 + j) * d, half, up);
+      for (uint32_t r = 0; r < m; r++) {
+        g[r][j] = gate[r] * inv[r];
+        u[r][j] = up[r] * inv[r];
+      }
+    }
+    store_gelu_gated(out, f, m, i0, count, g, u);
   }
 }
 

@@ -10,14 +10,7 @@ static inline __attribute__((always_inline)) void rms_norm(const Cmd *c, const T
   const void *w = (const void *)(uintptr_t)c->b[2];
   uint32_t lo, hi;
   share(c->p[0], 1, t, &lo, &hi);
-  for (uint32_t r = lo; r < hi; r++) {
-    float *y = F32(c, 0, c->p[4] + r * d);
-    const float *x = F32(c, 1, c->p[3] + r * d);
-    float s = 0;
-    for (uint32_t i = 0; i < d; i++) s += x[i] * x[i];
-    const float inv = 1.0f / __builtin_sqrtf(s / (float)d + eps);
-    for (uint32_t i = 0; i < d; i++) y[i] = x[i] * inv * weight_at(w, i, half);
-  }
+  for (uint32_t r = lo; r < hi; r++) rms_norm_row(F32(c, 1, c->p[3] + r * d), d, w, half, eps, F32(c, 0, c->p[4] + r * d));
 }
 
 void rms_norm_f16(const Cmd *c, const Thread *t) { rms_norm(c, t, 1); }

@@ -4,15 +4,21 @@
 // with the bias f16 or f32 (the `.f16`/`.f32` variants) and w in a layout of FORMATS.md §3.
 //
 // Threads split the weight rows n. Each thread quantizes the activation rows into its scratch
-// memory (quant.h; at most 64 rows at a time, every thread all of them: the rows are tiny next to
-// the weights), then takes each of its weight rows against four activation rows at a time, so a
-// weight block is loaded and widened once per four rows. Every block is an exact integer dot
-// product scaled by the block's scales; four blocks' sums are gathered into one vector, so their
-// float terms are formed one per lane exactly as the oracle forms them.
+// memory once per call (quant.h; up to ROW_BLOCK rows at a time, every thread all of them: the
+// rows are small next to the weights, and no thread waits for another).
 //
-// Written to be read and then made faster (relaxed-dot variants per ISA, a probed choice of the
-// i16 dot, register tiles over several weight rows): the block math is in the two row dots below.
+// - GEMV (at most 4 rows, decode steps: bound by reading the weights): each weight row is read
+//   once, straight from its layout, and dotted with every activation row.
+// - GEMM (more rows: prefill, NAR, NAR-len, compute-bound): PANEL_ROWS weight rows at a time are
+//   unpacked into a panel (levels as the activations are stored, scales as floats), once per
+//   block of activation rows, then each activation row is taken against the whole panel, so its
+//   blocks are loaded once for PANEL_ROWS weight rows.
+//
+// Every block is an exact integer dot product scaled by the block's scales; four blocks' sums are
+// gathered into one vector, so their float terms are formed one per lane exactly as the oracle
+// forms them.
 
+#include "dot.h"
 #include "quant.h"
 
 typedef struct {
@@ -20,127 +26,140 @@ typedef struct {
 } Params;
 
 // Activation rows quantized at once.
-#define ROW_BLOCK 64
+#define ROW_BLOCK 256
 
-// Four 16-byte words of int8 weights widened to i16: w[0..3] cover the 32 weights at `b`.
-static inline void widen32(const uint32_t *b, v128_t *w) {
-  const v128_t v0 = wasm_v128_load(b), v1 = wasm_v128_load(b + 4);
-  w[0] = wasm_i16x8_extend_low_i8x16(v0);
-  w[1] = wasm_i16x8_extend_high_i8x16(v0);
-  w[2] = wasm_i16x8_extend_low_i8x16(v1);
-  w[3] = wasm_i16x8_extend_high_i8x16(v1);
+// --- GEMM: weight rows unpacked into a panel, register tiles of activation × weight rows ---------
+
+// Weight rows per panel: each activation block is loaded once for all of them.
+#define PANEL_ROWS 4
+
+// A panel: PANEL_ROWS weight rows unpacked once per block of activation rows. levels: the
+// weights of row c at c·k in their natural order, as the activations are stored (`wide`: i16,
+// else bytes; Q8_0 int8, Q4_K levels 0..15); s0, s1 per 32-block of row c at c·(k/32): Q8_0 dw
+// (s1 unused), Q4_K d·sc and dmin·m.
+typedef struct {
+  void *levels;
+  float *s0, *s1;
+} Panel;
+
+static inline uint32_t panel_bytes(uint32_t k, int wide) { return PANEL_ROWS * qrow_bytes(k, wide); }
+
+// Stores 16 levels (bytes) at element i of a panel row: as they are, or widened.
+static inline void put16(void *row, size_t i, v128_t v, int wide) {
+  if (!wide) {
+    wasm_v128_store((int8_t *)row + i, v);
+    return;
+  }
+  wasm_v128_store((int16_t *)row + i, wasm_i16x8_extend_low_i8x16(v));
+  wasm_v128_store((int16_t *)row + i + 8, wasm_i16x8_extend_high_i8x16(v));
 }
 
-// out[r] = Σ over the 32-blocks of a q8_0 row of (float)(Σ q·xq) · (dw · dx), rows r < R of q
-// from row r0 (R a constant ≤ 4 after inlining). Two pairs (four blocks) per step, then a last
-// pair with empty lanes.
-static inline __attribute__((always_inline)) void dot_q8_0(const uint32_t *w, const QRows *q, uint32_t r0,
-                                                           const uint32_t R, float *out) {
-  const uint32_t k = q->k, pairs = k / 64, nb = k / QBLOCK;
-  v128_t acc[4];
-  for (uint32_t r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0);
-  for (uint32_t p = 0; p < pairs; p += 2) {
-    const int two = p + 1 < pairs;
-    const uint32_t *w0 = w + (size_t)p * Q8_0_PAIR_WORDS, *w1 = w0 + Q8_0_PAIR_WORDS;
-    v128_t wv[4][4];
-    widen32(w0 + 1, wv[0]);
-    widen32(w0 + 9, wv[1]);
-    if (two) {
-      widen32(w1 + 1, wv[2]);
-      widen32(w1 + 9, wv[3]);
+// Unpacks `rows` (≤ PANEL_ROWS) weight rows at w (row stride row_words words); missing rows are
+// zeros.
+static inline __attribute__((always_inline)) void unpack_panel(const uint32_t *w, size_t row_words, uint32_t rows,
+                                                               uint32_t k, int q4, int wide, Panel pn) {
+  const uint32_t nb = k / QBLOCK;
+  for (uint32_t c = 0; c < PANEL_ROWS; c++) {
+    void *lv = (uint8_t *)pn.levels + (size_t)c * k * (wide ? 2 : 1);
+    float *s0 = pn.s0 + (size_t)c * nb, *s1 = pn.s1 + (size_t)c * nb;
+    if (c >= rows) {
+      __builtin_memset(lv, 0, k * (wide ? 2 : 1));
+      __builtin_memset(s0, 0, nb * 4);
+      __builtin_memset(s1, 0, nb * 4);
+      continue;
     }
-    v128_t dw, unused;
-    halves_to_floats(wasm_i32x4_make((int32_t)w0[0], two ? (int32_t)w1[0] : 0, 0, 0), &dw, &unused);
-    for (uint32_t r = 0; r < R; r++) {
-      const int8_t *xr = q->xq + (size_t)(r0 + r) * k + (size_t)p * 64;
-      const float *dxr = q->dx + (size_t)(r0 + r) * nb + 2 * p;
-      const v128_t zero = wasm_i32x4_splat(0);
-      const v128_t isum = hadd4_i32(dot32_i16(xr, wv[0]), dot32_i16(xr + 32, wv[1]),
-                                    two ? dot32_i16(xr + 64, wv[2]) : zero,
-                                    two ? dot32_i16(xr + 96, wv[3]) : zero);
-      const v128_t dx = two ? wasm_v128_load(dxr) : wasm_f32x4_make(dxr[0], dxr[1], 0, 0);
-      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_mul(dw, dx)));
+    const uint32_t *row = w + (size_t)c * row_words;
+    if (!q4) {
+      for (uint32_t p = 0; p < k / 64; p++) {
+        const uint32_t *pw = row + (size_t)p * Q8_0_PAIR_WORDS;
+        s0[2 * p] = half_to_float((uint16_t)(pw[0] & 0xffff));
+        s0[2 * p + 1] = half_to_float((uint16_t)(pw[0] >> 16));
+        for (int i = 0; i < 64; i += 16) put16(lv, 64 * p + i, wasm_v128_load((const int8_t *)(pw + 1) + i), wide);
+      }
+      continue;
+    }
+    const v128_t low4 = wasm_i8x16_splat(0x0f);
+    for (uint32_t s = 0; s < k / 256; s++) {
+      const uint32_t *sb = row + (size_t)s * Q4_K_WORDS;
+      const Q4kScales sc = q4k_scales(sb);
+      wasm_v128_store(s0 + 8 * s, sc.dsc_lo);
+      wasm_v128_store(s0 + 8 * s + 4, sc.dsc_hi);
+      wasm_v128_store(s1 + 8 * s, sc.dmm_lo);
+      wasm_v128_store(s1 + 8 * s + 4, sc.dmm_hi);
+      for (int ch = 0; ch < 4; ch++) {
+        const uint8_t *qs = (const uint8_t *)(sb + 4) + 32 * ch;
+        const size_t at = 256 * (size_t)s + 64 * ch;
+        for (int h = 0; h < 2; h++) {
+          const v128_t v = wasm_v128_load(qs + 16 * h);
+          put16(lv, at + 16 * h, wasm_v128_and(v, low4), wide);
+          put16(lv, at + 32 + 16 * h, wasm_v128_and(wasm_u16x8_shr(v, 4), low4), wide);
+        }
+      }
     }
   }
-  for (uint32_t r = 0; r < R; r++) out[r] = hsum(acc[r]);
 }
 
-// Sub-block j's 6-bit scale and min from a Q4_K super-block's 12 scale bytes (get_scale_min_k4).
-static inline void scale_min_k4(const uint8_t *s, int j, float *sc, float *m) {
-  if (j < 4) {
-    *sc = (float)(s[j] & 63);
-    *m = (float)(s[j + 4] & 63);
-  } else {
-    *sc = (float)((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4));
-    *m = (float)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-  }
+// Σ over one 32-block of widened levels l and activations x, as 4 lanes.
+static inline v128_t dot_i16_block(const int16_t *l, const int16_t *x) {
+  v128_t s = wasm_i32x4_dot_i16x8(wasm_v128_load(l), wasm_v128_load(x));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_v128_load(l + 8), wasm_v128_load(x + 8)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_v128_load(l + 16), wasm_v128_load(x + 16)));
+  return wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_v128_load(l + 24), wasm_v128_load(x + 24)));
 }
 
-// out[r] = Σ over the sub-blocks of a q4_k row of dx · ((d·sc)·Σ q·xq − (dmin·m)·Σ xq), rows r < R
-// of q from row r0.
-static inline __attribute__((always_inline)) void dot_q4_k(const uint32_t *w, const QRows *q, uint32_t r0,
-                                                           const uint32_t R, float *out) {
-  const uint32_t k = q->k, supers = k / 256, nb = k / QBLOCK;
-  v128_t acc[4];
-  for (uint32_t r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0);
-  const v128_t low4 = wasm_i8x16_splat(0x0f);
-  for (uint32_t s = 0; s < supers; s++) {
-    const uint32_t *sb = w + (size_t)s * Q4_K_WORDS;
-    const uint8_t *bytes = (const uint8_t *)sb;
-    const float d = half_to_float((uint16_t)(sb[0] & 0xffff)), dmin = half_to_float((uint16_t)(sb[0] >> 16));
-    float dsc[8], dmm[8];
-    for (int j = 0; j < 8; j++) {
-      float sc, m;
-      scale_min_k4(bytes + 4, j, &sc, &m);
-      dsc[j] = d * sc;
-      dmm[j] = dmin * m;
-    }
-    v128_t levels[8][2];
-    for (int c = 0; c < 4; c++) {
-      const v128_t v0 = wasm_v128_load(bytes + 16 + 32 * c), v1 = wasm_v128_load(bytes + 32 + 32 * c);
-      levels[2 * c][0] = wasm_v128_and(v0, low4);
-      levels[2 * c][1] = wasm_v128_and(v1, low4);
-      levels[2 * c + 1][0] = wasm_u8x16_shr(v0, 4);
-      levels[2 * c + 1][1] = wasm_u8x16_shr(v1, 4);
-    }
-    const v128_t dsc_lo = wasm_v128_load(dsc), dsc_hi = wasm_v128_load(dsc + 4);
-    const v128_t dmm_lo = wasm_v128_load(dmm), dmm_hi = wasm_v128_load(dmm + 4);
-    for (uint32_t r = 0; r < R; r++) {
-      const int8_t *xr = q->xq + (size_t)(r0 + r) * k + (size_t)s * 256;
-      const size_t at = (size_t)(r0 + r) * nb + (size_t)s * 8;
-      const v128_t is_lo = hadd4_i32(dot32_u4(xr, levels[0][0], levels[0][1]),
-                                     dot32_u4(xr + 32, levels[1][0], levels[1][1]),
-                                     dot32_u4(xr + 64, levels[2][0], levels[2][1]),
-                                     dot32_u4(xr + 96, levels[3][0], levels[3][1]));
-      const v128_t is_hi = hadd4_i32(dot32_u4(xr + 128, levels[4][0], levels[4][1]),
-                                     dot32_u4(xr + 160, levels[5][0], levels[5][1]),
-                                     dot32_u4(xr + 192, levels[6][0], levels[6][1]),
-                                     dot32_u4(xr + 224, levels[7][0], levels[7][1]));
-      const v128_t bs_lo = wasm_f32x4_convert_i32x4(wasm_v128_load(q->sums + at));
-      const v128_t bs_hi = wasm_f32x4_convert_i32x4(wasm_v128_load(q->sums + at + 4));
-      const v128_t t_lo = wasm_f32x4_mul(wasm_v128_load(q->dx + at),
-                                         wasm_f32x4_sub(wasm_f32x4_mul(dsc_lo, wasm_f32x4_convert_i32x4(is_lo)),
-                                                        wasm_f32x4_mul(dmm_lo, bs_lo)));
-      const v128_t t_hi = wasm_f32x4_mul(wasm_v128_load(q->dx + at + 4),
-                                         wasm_f32x4_sub(wasm_f32x4_mul(dsc_hi, wasm_f32x4_convert_i32x4(is_hi)),
-                                                        wasm_f32x4_mul(dmm_hi, bs_hi)));
-      acc[r] = wasm_f32x4_add(wasm_f32x4_add(acc[r], t_lo), t_hi);
-    }
+// Σ over four 32-blocks of panel levels l and activations x, as [s0, s1, s2, s3] (exact): the
+// relaxed dot on bytes (Q4_K's levels, relaxed build), else dot_i16x8 on widened values.
+static inline __attribute__((always_inline)) v128_t panel_dot4(const void *l, const void *x, int wide) {
+#if VALLE_RELAXED
+  if (!wide) {
+    const int8_t *lb = l, *xb = x;
+    v128_t v[4];
+    for (int j = 0; j < 4; j++) v[j] = q4k_bytes_dot(xb + 32 * j, lb + 32 * j);
+    return q4k_reduce4(v[0], v[1], v[2], v[3]);
   }
-  for (uint32_t r = 0; r < R; r++) out[r] = hsum(acc[r]);
+#else
+  (void)wide;
+#endif
+  const int16_t *lw = l, *xw = x;
+  return hadd4_i32(dot_i16_block(lw, xw), dot_i16_block(lw + 32, xw + 32), dot_i16_block(lw + 64, xw + 64),
+                   dot_i16_block(lw + 96, xw + 96));
 }
 
-// The row dots of a weight row against rows [r0, r0 + count) of q, count in 1..4.
-static inline __attribute__((always_inline)) void row_dots(const uint32_t *w, const QRows *q, uint32_t r0,
-                                                           uint32_t count, int q4, float *out) {
-#define ROWS(R) (q4 ? dot_q4_k(w, q, r0, R, out) : dot_q8_0(w, q, r0, R, out))
-  switch (count) {
-    case 1: ROWS(1); break;
-    case 2: ROWS(2); break;
-    case 3: ROWS(3); break;
-    default: ROWS(4); break;
+// out[c] for activation row r against the panel's rows c < PANEL_ROWS, the blocks taken four at
+// a time (a last pair with empty lanes when k % 128 == 64, Q8_0 only).
+static inline __attribute__((always_inline)) void gemm_row(const Panel *pn, const QRows *q, uint32_t r, int q4,
+                                                           float out[PANEL_ROWS]) {
+  const int wide = q4 ? Q4_K_WIDE : Q8_0_WIDE;
+  const uint32_t k = q->k, nb = k / QBLOCK, full = nb & ~3u, size = wide ? 2 : 1;
+  v128_t acc[PANEL_ROWS];
+  for (uint32_t c = 0; c < PANEL_ROWS; c++) acc[c] = wasm_f32x4_splat(0);
+  for (uint32_t g = 0; g < full; g += 4) {
+    const void *x = act_at(q, r, (size_t)g * QBLOCK);
+    const v128_t dx = wasm_v128_load(q->dx + (size_t)r * nb + g);
+    const v128_t sums = wasm_v128_load(q->sums + (size_t)r * nb + g);
+    for (uint32_t c = 0; c < PANEL_ROWS; c++) {
+      const void *l = (const uint8_t *)pn->levels + ((size_t)c * k + (size_t)g * QBLOCK) * size;
+      const v128_t isum = panel_dot4(l, x, wide);
+      const v128_t s0 = wasm_v128_load(pn->s0 + (size_t)c * nb + g);
+      const v128_t t = q4 ? q4k_terms(isum, s0, wasm_v128_load(pn->s1 + (size_t)c * nb + g), sums, dx)
+                          : wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_mul(s0, dx));
+      acc[c] = wasm_f32x4_add(acc[c], t);
+    }
   }
-#undef ROWS
+  if (full < nb) {
+    const v128_t zero = wasm_i32x4_splat(0);
+    const int16_t *x = act_at(q, r, (size_t)full * QBLOCK);
+    const float *dxr = q->dx + (size_t)r * nb + full;
+    const v128_t dx = wasm_f32x4_make(dxr[0], dxr[1], 0, 0);
+    for (uint32_t c = 0; c < PANEL_ROWS; c++) {
+      const int16_t *l = (const int16_t *)pn->levels + (size_t)c * k + (size_t)full * QBLOCK;
+      const float *s0 = pn->s0 + (size_t)c * nb + full;
+      const v128_t isum = hadd4_i32(dot_i16_block(l, x), dot_i16_block(l + 32, x + 32), zero, zero);
+      const v128_t t = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_mul(wasm_f32x4_make(s0[0], s0[1], 0, 0), dx));
+      acc[c] = wasm_f32x4_add(acc[c], t);
+    }
+  }
+  for (uint32_t c = 0; c < PANEL_ROWS; c++) out[c] = hsum(acc[c]);
 }
 
 static inline __attribute__((always_inline)) void linear_quant(const Cmd *c, const Thread *t, int half, int q4) {
@@ -148,26 +167,43 @@ static inline __attribute__((always_inline)) void linear_quant(const Cmd *c, con
   uint32_t lo, hi;
   share(p->n, 16, t, &lo, &hi);
   if (lo >= hi || p->m == 0) return;
-  const uint32_t k = p->k, row_words = q4 ? k / 256 * Q4_K_WORDS : k / 64 * Q8_0_PAIR_WORDS;
+  const uint32_t k = p->k, nb = k / QBLOCK, row_words = q4 ? k / 256 * Q4_K_WORDS : k / 64 * Q8_0_PAIR_WORDS;
   const uint32_t *w = U32(c, 2, p->w_off);
   const float *x = F32(c, 1, p->x_off);
   float *y = F32(c, 0, p->y_off);
   const void *b = (const void *)(uintptr_t)c->b[3];
-  uint32_t block = t->scratch_bytes / qrow_bytes(k);
+  const int gemm = p->m > 4;
+  // Scratch: the panel (GEMM), then the quantized activation rows.
+  const int wide = q4 ? Q4_K_WIDE : Q8_0_WIDE;
+  Panel pn = {0, 0, 0};
+  uint8_t *rows_at = t->scratch;
+  if (gemm) {
+    pn.s0 = (float *)t->scratch;
+    pn.s1 = pn.s0 + PANEL_ROWS * nb;
+    pn.levels = pn.s1 + PANEL_ROWS * nb;
+    rows_at += panel_bytes(k, wide);
+  }
+  uint32_t block = (t->scratch_bytes - (uint32_t)(rows_at - t->scratch)) / qrow_bytes(k, wide);
   if (block > ROW_BLOCK) block = ROW_BLOCK;
   for (uint32_t r0 = 0; r0 < p->m; r0 += block) {
     const uint32_t rows = p->m - r0 < block ? p->m - r0 : block;
-    const QRows q = qrows_at(t->scratch, rows, k);
+    const QRows q = qrows_at(rows_at, rows, k, wide);
     quantize_rows(x + (size_t)r0 * k, rows, q);
-    for (uint32_t n = lo; n < hi; n++) {
-      const uint32_t *wr = w + (size_t)n * row_words;
-      for (uint32_t r = 0; r < rows; r += 4) {
-        const uint32_t count = rows - r < 4 ? rows - r : 4;
+    if (!gemm) {
+      for (uint32_t n = lo; n < hi; n++) {
         float out[4];
-        row_dots(wr, &q, r, count, q4, out);
-        for (uint32_t i = 0; i < count; i++) {
-          linear_store(y, p->n, r0 + r + i, n, out[i], b, p->b_off, p->has_bias, p->accumulate, half);
-        }
+        gemv(w + (size_t)n * row_words, &q, 0, rows, q4, out);
+        for (uint32_t i = 0; i < rows; i++) linear_store(y, p->n, r0 + i, n, out[i], b, p->b_off, p->has_bias, p->accumulate, half);
+      }
+      continue;
+    }
+    for (uint32_t n = lo; n < hi; n += PANEL_ROWS) {
+      const uint32_t cols = hi - n < PANEL_ROWS ? hi - n : PANEL_ROWS;
+      unpack_panel(w + (size_t)n * row_words, row_words, cols, k, q4, wide, pn);
+      for (uint32_t r = 0; r < rows; r++) {
+        float out[PANEL_ROWS];
+        gemm_row(&pn, &q, r, q4, out);
+        for (uint32_t j = 0; j < cols; j++) linear_store(y, p->n, r0 + r, n + j, out[j], b, p->b_off, p->has_bias, p->accumulate, half);
       }
     }
   }

@@ -23,7 +23,7 @@ export interface ComputeChoice {
   backend: BackendChoice;
   /** CPU threads; undefined when the field is empty (the library's default). */
   threads?: number;
-  /** VALL-E weight storage; undefined for the default (f16 where available, or as stored). */
+  /** VALL-E weight storage; undefined for the default (q8 on the CPU, else f16 or as stored). */
   dtype?: ValleDtype;
 }
 

@@ -34,6 +34,8 @@ import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
 import { batchGroups, defaultBatchSize } from "./batch_size.ts";
 import { autoModality } from "./modality.ts";
+import { defaultDtype } from "./dtype.ts";
+import { isGguf } from "../io/gguf.ts";
 import { joinPrompt, toAudioCodes, toModelCodes } from "./codes.ts";
 import {
   type ResolvedSynthesizeOptions,
@@ -82,8 +84,10 @@ export interface ValleOptions {
   precision?: Precision;
   /**
    * VALL-E weight storage: `"f32"`, `"f16"`, or quantized at load, `"q8"` (~244 MB for the
-   * released model) or `"q4"` (~149 MB); see `src/quant/FORMATS.md`. Default: f16 where
-   * available (as `precision`), or what a GGUF `model` stores.
+   * released model) or `"q4"` (~149 MB); see `src/quant/FORMATS.md`. Default: q8 on the CPU
+   * backend (the README's Quantized weights says why), else f16 where available (as `precision`);
+   * what a GGUF `model` stores; float when `precision` is "f16" or "f32". The backend line of
+   * the progress reports names a default q8.
    */
   dtype?: ValleDtype;
   /** Where downloads are cached; `false` to download every time. Default: the platform cache. */
@@ -201,6 +205,7 @@ export class Valle {
     ]);
     options.signal?.throwIfAborted();
     const { backend, owned, reason } = await resolveBackend(options);
+    const weights = defaultDtype(backend, options, isGguf(modelBytes));
     const loaded: { dispose(): Promise<void> }[] = [];
     try {
       report?.({ phase: "load", file: "model" });
@@ -210,7 +215,7 @@ export class Valle {
           source: label(options.model, "model"),
           backend,
           precision: options.precision,
-          dtype: options.dtype,
+          dtype: weights.dtype,
           embeddingRule: options.embeddingRule,
           includeLanguage: options.includeLanguage,
         },
@@ -232,8 +237,9 @@ export class Valle {
       report?.({
         phase: "load",
         file: "backend",
-        backend:
-          `${backend.description}: ${reason}; modality auto → ${auto.modality}: ${auto.reason}`,
+        backend: `${backend.description}: ${reason}; ` +
+          (weights.reason ? `weights ${weights.dtype}: ${weights.reason}; ` : "") +
+          `modality auto → ${auto.modality}: ${auto.reason}`,
       });
       return new Valle(backend, model, encodec, options, owned, auto.modality);
     } catch (e) {

@@ -1,6 +1,12 @@
-import { gateUpGelu, normLinear, qkvRope } from "../../src/ops/fused.ts";
-import { createRopeTable } from "../../src/ops/rope.ts";
-import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
+import assert from "node:assert/strict";
+import type { Backend, QuantDtype, Tensor } from "../../src/backends/backend.ts";
+import { gateUpGelu, normLinear, qkRope, qkvRope } from "../../src/ops/fused.ts";
+import { linear } from "../../src/ops/linear.ts";
+import { geluMul } from "../../src/ops/mlp.ts";
+import { rmsNorm } from "../../src/ops/norm.ts";
+import { createRopeTable, rope } from "../../src/ops/rope.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
+import { quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import { gelu } from "../reference/erf.ts";
@@ -127,6 +133,119 @@ for (const dtype of WEIGHT_DTYPES) {
         const u = ref.linear(h, w.values.subarray(f * d), undefined, m, f, d);
         const expected = g.map((v, i) => gelu(v) * u[i]);
         assertClose(await readF32(backend, out), expected, { atol: 1e-4, rtol: 1e-4 });
+      },
+    );
+  }
+}
+
+// --- Over quantized weights: each fused kernel against the op chain it replaces, on the same
+// backend (the CPU computes the same functions in the same order, so the same bits; WebGPU sums
+// in another order).
+
+/** A random weight quantized to a device layout, uploaded. */
+function quantWeight(backend: Backend, rng: Rng, dtype: QuantDtype, n: number, k: number): Tensor {
+  const words = toDeviceWords(dtype, quantizeBlocks(dtype, rng.normals(n * k, 1 / Math.sqrt(k))));
+  return uploadTensor(backend, words, [n, k], dtype, dtype);
+}
+
+/** Both results equal (CPU) or within 1e-4 (WebGPU). */
+async function expectSame(backend: Backend, got: Tensor, want: Tensor, label: string) {
+  const [a, b] = [await readF32(backend, got), await readF32(backend, want)];
+  if (backend.kind === "cpu") assert.deepEqual(a, b, label);
+  else assertClose(a, b, { atol: 1e-4, rtol: 1e-4, label });
+}
+
+// [rows, d, heads, q/k layouts, v layout]
+const QUANT_DECODE: [number, number, number, QuantDtype, QuantDtype][] = [
+  [1, 1024, 16, "q4_k", "q8_0"],
+  [3, 256, 4, "q8_0", "q8_0"],
+  [2, 512, 8, "q4_k", "q4_k"],
+];
+for (const dtype of WEIGHT_DTYPES) {
+  for (const [m, d, heads, qk, vl] of QUANT_DECODE) {
+    const shape = `M=${m} d=${d} ${qk}/${vl} norm ${dtype}`;
+    backendTest(
+      `qkRope() + normLinear() equal the op chain over quantized weights, ${shape}`,
+      async (backend) => {
+        const rng = new Rng(m * d + heads + 3);
+        const headDim = d / heads;
+        const x = uploadTensor(backend, rng.normals(m * d, 2), [m, d], "f32", "x");
+        const nw = uploadWeights(backend, rng.normals(d), [d], dtype, "nw").tensor;
+        const [wq, wk, wv] = [qk, qk, vl].map((l) => quantWeight(backend, rng, l, d, d));
+        const positions = uploadTensor(
+          backend,
+          Uint32Array.from({ length: m }, (_, i) => 700 + 13 * i),
+          [m],
+          "u32",
+          "pos",
+        );
+        const table = createRopeTable(backend, headDim, 10000, 800);
+        const [capacity, kvRow] = [9, 5];
+        const fused = [[m, d], [capacity, d], [capacity, d]].map((s) =>
+          createTensor(backend, s, "f32", "fused")
+        );
+        const chain = [[m, d], [capacity, d], [capacity, d]].map((s) =>
+          createTensor(backend, s, "f32", "chain")
+        );
+        const h = createTensor(backend, [m, d], "f32", "h");
+        const rec = backend.createRecorder();
+        const eps = EPS;
+        qkRope(rec, fused[0], fused[1], x, nw, wq, wk, { heads, eps, positions, table, kvRow });
+        normLinear(rec, rows(fused[2], kvRow, m), x, nw, wv, { eps });
+        rmsNorm(rec, h, x, nw, eps);
+        linear(rec, chain[0], h, wq);
+        linear(rec, rows(chain[1], kvRow, m), h, wk);
+        linear(rec, rows(chain[2], kvRow, m), h, wv);
+        rope(rec, chain[0], positions, table, { heads, headDim });
+        rope(rec, rows(chain[1], kvRow, m), positions, table, { heads, headDim });
+        rec.submit();
+        for (const [i, name] of ["q", "k", "v"].entries()) {
+          await expectSame(backend, fused[i], chain[i], name);
+        }
+      },
+    );
+
+    const f = 2 * d;
+    backendTest(
+      `gateUpGelu() equals the op chain over quantized weights, ${shape}`,
+      async (backend) => {
+        const rng = new Rng(m + d + 5);
+        const x = uploadTensor(backend, rng.normals(m * d, 2), [m, d], "f32", "x");
+        const nw = uploadWeights(backend, rng.normals(d), [d], dtype, "nw").tensor;
+        const gate = quantWeight(backend, rng, qk, f, d);
+        const up = quantWeight(backend, rng, vl, f, d);
+        const [out, g, u, h] = [[m, f], [m, f], [m, f], [m, d]].map((s) =>
+          createTensor(backend, s, "f32", "t")
+        );
+        const rec = backend.createRecorder();
+        gateUpGelu(rec, out, x, nw, [gate, up], EPS);
+        rmsNorm(rec, h, x, nw, EPS);
+        linear(rec, g, h, gate);
+        linear(rec, u, h, up);
+        geluMul(rec, g, u);
+        rec.submit();
+        await expectSame(backend, out, g, "out");
+      },
+    );
+
+    backendTest(
+      `normLinear() equals the op chain over a quantized weight with a bias, ${shape}`,
+      async (backend) => {
+        const rng = new Rng(m + d + 7);
+        const n = 1025;
+        const x = uploadTensor(backend, rng.normals(m * d, 2), [m, d], "f32", "x");
+        const nw = uploadWeights(backend, rng.normals(d), [d], dtype, "nw").tensor;
+        const b = uploadWeights(backend, rng.normals(n), [n], dtype, "b").tensor;
+        const w = quantWeight(backend, rng, qk, n, d);
+        const y0 = rng.normals(m * n);
+        const [y, chain] = [0, 1].map(() => uploadTensor(backend, y0, [m, n], "f32", "y"));
+        const h = createTensor(backend, [m, d], "f32", "h");
+        const rec = backend.createRecorder();
+        normLinear(rec, y, x, nw, w, { eps: EPS, bias: b, accumulate: true });
+        rmsNorm(rec, h, x, nw, EPS);
+        linear(rec, chain, h, w, b, { accumulate: true });
+        rec.submit();
+        await expectSame(backend, y, chain, "y");
       },
     );
   }

@@ -82,10 +82,14 @@ const SHAPES: [number, number, number][] = [
   [5, 17, 256],
   [70, 130, 512],
   [64, 1025, 256],
+  // More rows than one block of quantized activations holds (the CPU kernel's scratch).
+  [300, 9, 4096],
 ];
+/** Q8_0 only: K % 128 == 64, a last pair of blocks alone (GEMV and GEMM). */
+const Q8_SHAPES: [number, number, number][] = [[2, 9, 320], [37, 21, 320]];
 
 for (const dtype of ["q8_0", "q4_k"] as const) {
-  for (const [m, n, k] of SHAPES) {
+  for (const [m, n, k] of dtype === "q8_0" ? [...SHAPES, ...Q8_SHAPES] : SHAPES) {
     for (const bias of ["none", "f16", "f32"] as const) {
       quantTest(
         `linear() ${dtype} matches its oracle for M=${m} N=${n} K=${k} bias ${bias}`,

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { createCpuBackend } from "../../src/backends/cpu/backend.ts";
+import { f16ToF32, f32ToF16 } from "../../src/io/dtype.ts";
+import { quantizeOnCpu } from "../../src/quant/cpu.ts";
+import { quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 import { dequantizeQ8_0, quantizeQ8_0 } from "../../src/quant/q8_0.ts";
 import { dequantizeQ4K, quantizeQ4K, scaleMinK4 } from "../../src/quant/q4_k.ts";
 import { Rng } from "../_helpers.ts";
@@ -102,3 +106,60 @@ Deno.test("Q4_K: an all-zero super-block dequantizes to zeros", () => {
   const block = quantizeQ4K(new Float32Array(256));
   assert.deepEqual([...dequantizeQ4K(block)], new Array(256).fill(0));
 });
+
+/**
+ * Super-blocks of awkward values, 256 each: zeros, constants of either sign, steps that land on
+ * rounding ties, a lone outlier, values near the f16 range's ends (d subnormal, d near 65504 /
+ * 63), sub-blocks of mixed scales and signs, and plain normals.
+ */
+function awkwardValues(rng: Rng): Float32Array {
+  const blocks: ((i: number) => number)[] = [
+    () => 0,
+    () => 0.75,
+    () => -0.3,
+    (i) => (i % 16) * 0.5,
+    (i) => (i % 16) * 0.5 - 2,
+    (i) => (i % 32) / 127 - 0.5,
+    (i) => i === 77 ? 40 : rng.normal() * 0.01,
+    () => rng.normal() * 1e-6,
+    () => rng.normal() * 2e-9,
+    () => rng.uniform(-60000, 60000),
+    (i) => (i >> 5) % 2 === 0 ? rng.normal() * 3 : rng.normal() * 0.001,
+    (i) => (i >> 5) % 3 === 0 ? -Math.abs(rng.normal()) : (i >> 5) % 3 === 1 ? 0.25 : rng.normal(),
+  ];
+  const out = new Float32Array(256 * (blocks.length + 20));
+  blocks.forEach((fill, b) => {
+    for (let i = 0; i < 256; i++) out[256 * b + i] = fill(i);
+  });
+  for (let i = 256 * blocks.length; i < out.length; i++) out[i] = rng.normal() * 0.05;
+  return out;
+}
+
+for (const relaxedSimd of [true, false]) {
+  Deno.test({
+    name: `the CPU backend's C quantizers give the reference's bytes (${
+      relaxedSimd ? "relaxed SIMD" : "SIMD128"
+    } build, f16 and f32 values)`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const cpu = await createCpuBackend({ threads: 2, relaxedSimd });
+      try {
+        const values = awkwardValues(new Rng(21));
+        const halves = f32ToF16(values);
+        for (const layout of ["q8_0", "q4_k"] as const) {
+          for (const [source, exact] of [[values, values], [halves, f16ToF32(halves)]] as const) {
+            const k = 1024;
+            const got = await quantizeOnCpu(cpu, layout, source, values.length / k, k);
+            const expected = toDeviceWords(layout, quantizeBlocks(layout, exact));
+            assert.deepEqual(got.length, expected.length);
+            const first = got.findIndex((w, i) => w !== expected[i]);
+            assert.deepEqual(first, -1, `${layout} from ${source.constructor.name}: word ${first}`);
+          }
+        }
+      } finally {
+        cpu.destroy();
+      }
+    },
+  });
+}

@@ -1,13 +1,15 @@
 /**
  * `modality: "auto"` weighs the backend: NAR-len on a hardware GPU when the model has it, AR + NAR
  * on the CPU backend and on software adapters (where NAR-len's full passes take seconds), and for
- * models without NAR-len; `Valle` speaks what it resolved to.
+ * models without NAR-len; `Valle` speaks what it resolved to. Likewise the default weight storage:
+ * q8 on the CPU backend, named on the backend line.
  */
 
 import { Gpu } from "../../src/backends/webgpu/device.ts";
 import type { Backend } from "../../src/backends/backend.ts";
 import type { ValleModel } from "../../src/models/valle/model.ts";
 import { autoModality } from "../../src/tts/modality.ts";
+import { defaultDtype } from "../../src/tts/dtype.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { testGpu } from "../_backends.ts";
 import { tinyModels } from "../_tiny_models.ts";
@@ -65,8 +67,22 @@ Deno.test({
     equal(lines.length, 1);
     equal(
       lines[0].replace(/^CPU \(.*?\): /, ""),
-      "asked for; modality auto → ar+nar: NAR-len's full passes are slow on the CPU; ask for " +
-        "nar-len to use it anyway",
+      "asked for; weights q8: the CPU default (decoding reads half the bytes of f16, mean KL " +
+        "~5e-4 from it; dtype f16 keeps the file's weights); modality auto → ar+nar: NAR-len's " +
+        "full passes are slow on the CPU; ask for nar-len to use it anyway",
     );
   },
+});
+
+Deno.test("defaultDtype() quantizes to q8 on the CPU only, and only when nothing else is asked", () => {
+  const cpu = { kind: "cpu" } as Backend;
+  const q8 = defaultDtype(cpu, {}, false);
+  equal(q8.dtype, "q8");
+  equal(typeof q8.reason, "string");
+  deepStrictEqual(defaultDtype(cpu, { precision: "auto" }, false).dtype, "q8");
+  deepStrictEqual(defaultDtype(hardware, {}, false), {});
+  deepStrictEqual(defaultDtype(cpu, {}, true), {}, "a GGUF keeps what it stores");
+  deepStrictEqual(defaultDtype(cpu, { precision: "f32" }, false), {}, "float asked for");
+  deepStrictEqual(defaultDtype(cpu, { dtype: "f16" }, false), { dtype: "f16" });
+  deepStrictEqual(defaultDtype(hardware, { dtype: "q4" }, false), { dtype: "q4" });
 });

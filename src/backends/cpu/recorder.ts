@@ -10,14 +10,16 @@
  */
 
 import { CpuError, OptionError } from "../../errors.ts";
-import type {
-  KernelSpec,
-  KernelVariant,
-  Readback,
-  Recorder,
-  RecorderOptions,
-  Tensor,
-  Workgroups,
+import {
+  isQuantized,
+  type KernelSpec,
+  type KernelVariant,
+  QUANT_LAYOUTS,
+  type Readback,
+  type Recorder,
+  type RecorderOptions,
+  type Tensor,
+  type Workgroups,
 } from "../backend.ts";
 import { byteSize, offsetBytes } from "../tensor.ts";
 import type { CpuBackend } from "./backend.ts";
@@ -225,13 +227,43 @@ export class CpuRecorder implements Recorder {
     words[at + PARAMS + 2] = sink;
   }
 
+  /**
+   * Records the weight quantizer of `wasm/quantize.c`: `dst` (`q8_0` or `q4_k`, [rows, k]) from
+   * the f16 or f32 values of `src` (same shape), the bytes `quantizeBlocks` and `toDeviceWords`
+   * of `src/quant/device.ts` give, the backend's threads splitting the rows. CPU only: no WGSL
+   * kernel could give these bytes (WGSL's float division is not correctly rounded).
+   *
+   * @throws {OptionError} Mismatched shapes or dtypes, or rows that are not whole blocks.
+   */
+  quantize(dst: Tensor, src: Tensor): void {
+    const [rows, k] = dst.shape;
+    if (
+      !isQuantized(dst.dtype) || (src.dtype !== "f16" && src.dtype !== "f32") ||
+      dst.shape.length !== 2 || src.shape.length !== 2 || src.shape[0] !== rows ||
+      src.shape[1] !== k || k % QUANT_LAYOUTS[dst.dtype].weights !== 0
+    ) {
+      throw new OptionError(
+        `Cannot quantize ${src.dtype}[${src.shape}] into ${dst.dtype}[${dst.shape}]: expected the ` +
+          "same [rows, k], f16 or f32 values and rows of whole blocks",
+      );
+    }
+    const to = this.backend.bufferOf(dst, "quantize").addr;
+    const from = this.backend.bufferOf(src, "quantize").addr;
+    const at = this.#builtin(`quantize_${dst.dtype}.${src.dtype}`);
+    const words = this.#words!;
+    words[at + BINDINGS] = to;
+    words[at + BINDINGS + 1] = from;
+    words.set([rows, k, dst.offset, src.offset], at + PARAMS);
+  }
+
   /** Records a clock read into the f64 at `addr`. */
   #stamp(addr: number): void {
     const at = this.#builtin("stamp");
     this.#words![at + PARAMS] = addr;
   }
 
-  #builtin(name: "copy" | "clear" | "stamp" | "read_probe"): number {
+  /** Opens a command of a kernel the host records by name (no KernelSpec). */
+  #builtin(name: string): number {
     const at = this.#next();
     const words = this.#words!;
     words[at] = this.backend.kernels.get(name)!;

@@ -11,11 +11,16 @@
  * @module
  */
 
-import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
+import {
+  isQuantized,
+  type KernelSpec,
+  type Recorder,
+  type Tensor,
+} from "../../backends/backend.ts";
 import { rows } from "../../backends/tensor.ts";
 import { attention } from "../../ops/attention.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
-import { gateUpGelu, qkvRope } from "../../ops/fused.ts";
+import { gateUpGelu, normLinear, qkRope, qkvRope } from "../../ops/fused.ts";
 import { geluMul } from "../../ops/mlp.ts";
 import { rmsNorm } from "../../ops/norm.ts";
 import { linear } from "../../ops/linear.ts";
@@ -137,6 +142,14 @@ export function fusedRows(config: ValleConfig, count: number): boolean {
   return count <= FUSED_MAX_ROWS && config.dModel % 4 === 0 && config.headDim % 2 === 0;
 }
 
+/**
+ * Whether a block's projections fit the fused decode kernels over quantized weights: Q, K, gate
+ * and up quantized (V is a norm + linear of its own, float or quantized).
+ */
+function quantizedDecode(w: ValleLayerWeights): boolean {
+  return [w.qProj, w.kProj, w.gateProj, w.upProj].every((t) => isQuantized(t.dtype));
+}
+
 /** Rows up to which decode passes use the fused kernels (their GEMV limit). */
 const FUSED_MAX_ROWS = 4;
 
@@ -159,7 +172,7 @@ function block(
   const accumulate = { accumulate: true };
 
   if (fusedRows(config, s) && w.qkv && w.gateUp) {
-    // Decode: 5 dispatches per block (float weights; quantized ones take the op chain below).
+    // Decode over float weights: 5 dispatches per block.
     qkvRope(rec, q, state.k[l], state.v[l], x, w.inputLayernorm, w.qkv, {
       heads: config.nHeads,
       eps,
@@ -172,6 +185,21 @@ function block(
     linear(rec, x, att, w.oProj, undefined, accumulate); // x += o_proj(att)
     gateUpGelu(rec, g, x, w.postAttentionLayernorm, w.gateUp, eps);
     linear(rec, x, g, w.downProj, undefined, accumulate); // x += down(gelu(gate) ⊙ up)
+    return;
+  }
+  if (fusedRows(config, s) && quantizedDecode(w)) {
+    // Decode over quantized projections: 6 dispatches per block (V a norm + linear of its own).
+    const options = { heads: config.nHeads, eps, positions: pass.positions, table: state.rope };
+    qkRope(rec, q, state.k[l], x, w.inputLayernorm, w.qProj, w.kProj, {
+      ...options,
+      kvRow: pass.start,
+    });
+    normLinear(rec, rows(state.v[l], pass.start, s), x, w.inputLayernorm, w.vProj, { eps });
+    scatterKv(rec, state, l, pass);
+    attend(rec, config, state, l, pass, q, att);
+    linear(rec, x, att, w.oProj, undefined, accumulate);
+    gateUpGelu(rec, g, x, w.postAttentionLayernorm, [w.gateProj, w.upProj], eps);
+    linear(rec, x, g, w.downProj, undefined, accumulate);
     return;
   }
 

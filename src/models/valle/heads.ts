@@ -8,7 +8,7 @@
  * @module
  */
 
-import { isQuantized, type Recorder, type Tensor } from "../../backends/backend.ts";
+import type { Recorder, Tensor } from "../../backends/backend.ts";
 import { rows } from "../../backends/tensor.ts";
 import { linear } from "../../ops/linear.ts";
 import { rmsNorm } from "../../ops/norm.ts";
@@ -43,7 +43,7 @@ export function readout(
   const x = rows(state.x, from, count);
   const { weight, bias } = model.weights.heads[head];
   const eps = model.config.rmsEps;
-  if (fusedRows(model.config, count) && x.offset % 4 === 0 && !isQuantized(weight.dtype)) {
+  if (fusedRows(model.config, count) && x.offset % 4 === 0) {
     normLinear(rec, out, x, model.weights.norm, weight, { eps, bias });
     return;
   }

@@ -18,6 +18,7 @@ import type { Recorder, Tensor } from "../../backends/backend.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { type BackendSource, resolveBackend } from "../../backends/select.ts";
+import { CpuBackend, createCpuBackend } from "../../backends/cpu/backend.ts";
 import type { Precision } from "../../backends/backend.ts";
 import {
   readSafetensors,
@@ -53,6 +54,7 @@ import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } f
 import { transcribe } from "./stt.ts";
 import {
   destroyValleWeights,
+  quantizeValleWeights,
   uploadValleWeights,
   type ValleWeights,
   valleWeightTensors,
@@ -322,6 +324,7 @@ export class ValleModel {
     st: ValleCheckpoint,
     options: ValleModelOptions,
     ownsBackend: boolean,
+    quantized: ReadonlyMap<string, Uint32Array>,
   ) {
     const { dtype, precision } = options;
     const float = dtype === "f16" || dtype === "f32"
@@ -332,7 +335,7 @@ export class ValleModel {
     if (float === "f16" && !backend.supportsF16) {
       throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
     }
-    const { config, weights } = uploadValleWeights(backend, st, float, dtype);
+    const { config, weights } = uploadValleWeights(backend, st, float, dtype, quantized);
     this.backend = backend;
     this.config = config;
     this.#base = weights;
@@ -375,7 +378,8 @@ export class ValleModel {
     const st = await readValleFile(source, options);
     const { backend, owned } = await resolveBackend(options);
     try {
-      return new ValleModel(backend, st, options, owned);
+      const quantized = await quantizeAtLoad(backend, st, options.dtype);
+      return new ValleModel(backend, st, options, owned, quantized);
     } catch (e) {
       if (owned) backend.destroy();
       throw e;
@@ -935,4 +939,23 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
 
 function isValleLora(source: SafetensorsSource | Safetensors | ValleLora): source is ValleLora {
   return typeof source === "object" && "factors" in source && "replacements" in source;
+}
+
+/**
+ * The tensors that loading `st` as `dtype` quantizes (q8, q4), quantized by the CPU backend's C
+ * quantizers: the model's backend when it is the CPU one, else a CPU backend made for the
+ * purpose (WebGPU loads too: the same bytes as the TypeScript reference, many times faster).
+ */
+async function quantizeAtLoad(
+  backend: Backend,
+  st: ValleCheckpoint,
+  dtype: ValleDtype | undefined,
+): Promise<Map<string, Uint32Array>> {
+  if (dtype !== "q8" && dtype !== "q4") return new Map();
+  const cpu = backend instanceof CpuBackend ? backend : await createCpuBackend();
+  try {
+    return await quantizeValleWeights(cpu, st, dtype);
+  } finally {
+    if (cpu !== backend) cpu.destroy();
+  }
 }

@@ -24,6 +24,8 @@ import {
   writeTensor,
 } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
+import type { CpuBackend } from "../../backends/cpu/backend.ts";
+import { quantizeOnCpu } from "../../quant/cpu.ts";
 import { GGUF_TYPE, quantizeBlocks, toDeviceWords } from "../../quant/device.ts";
 import type { ValleCheckpoint } from "./checkpoint.ts";
 import { deriveValleConfig, type ValleConfig, valleHeads } from "./config.ts";
@@ -363,6 +365,52 @@ export function quantizedBlocks(st: ValleCheckpoint, key: string, layout: QuantD
 }
 
 /**
+ * The device words of every tensor that loading `st` as `dtype` quantizes from float values
+ * (those the file does not already store in their block type), by checkpoint key, quantized by
+ * the CPU backend's C quantizers: the bytes of the TypeScript reference, on the backend's threads.
+ * Give the result to {@linkcode uploadValleWeights}. Two tensors are in flight at a time, so the
+ * memory taken beyond the weights stays that of two float tensors.
+ *
+ * @param cpu The CPU backend that quantizes (the model's own, or one made for loading).
+ * @param st The parsed weight file.
+ * @param dtype `q8` or `q4` (anything else quantizes nothing).
+ * @returns The words by key.
+ * @throws {WeightsError} The problems of the file (as uploadValleWeights reports them).
+ *
+ * @example
+ * ```ts ignore
+ * const words = await quantizeValleWeights(cpu, st, "q4");
+ * const { weights } = uploadValleWeights(cpu, st, "f16", "q4", words);
+ * ```
+ */
+export async function quantizeValleWeights(
+  cpu: CpuBackend,
+  st: ValleCheckpoint,
+  dtype: ValleDtype | undefined,
+): Promise<Map<string, Uint32Array>> {
+  const out = new Map<string, Uint32Array>();
+  if (dtype !== "q8" && dtype !== "q4") return out;
+  const config = checkValleWeights(st);
+  const jobs = [...planValleStorage(st, config, dtype)].filter(([key, { layout }]) =>
+    layout && !(st.info(key).dtype === GGUF_TYPE[layout] && st.blocks)
+  );
+  let running: Promise<void> = Promise.resolve();
+  for (const [key, { shape, layout }] of jobs) {
+    const k = shape[shape.length - 1];
+    // f16 files hand over their bits (widened exactly by the kernel); others float32.
+    const values = st.info(key).dtype === "F16" ? st.toFloat16(key) : st.toFloat32(key);
+    const previous = running;
+    const job = quantizeOnCpu(cpu, layout!, values, values.length / k, k).then((words) => {
+      out.set(key, words);
+    });
+    await previous;
+    running = job;
+  }
+  await running;
+  return out;
+}
+
+/**
  * Checks a weight file and uploads its tensors to the device: float as `float` (f16 when the
  * device has `shader-f16`, f32 otherwise, unless asked), or quantized per `dtype` and the policy of
  * `quant_policy.ts` (`q8`, `q4`). Without a `dtype`, tensors a GGUF stores quantized stay as
@@ -374,6 +422,8 @@ export function quantizedBlocks(st: ValleCheckpoint, key: string, layout: QuantD
  * @param st The parsed weight file.
  * @param float The storage type of float weights on the device.
  * @param dtype Quantize (`q8`, `q4`), dequantize (`f16`, `f32`), or keep as stored (undefined).
+ * @param quantized Device words already quantized, by key ({@linkcode quantizeValleWeights});
+ * the other tensors to quantize are quantized here, by the TypeScript reference.
  * @returns The config and the device tensors.
  * @throws {WeightsError} Missing or mis-shaped tensors, a bad config, f16 overflow, a norm or
  * bias stored quantized.
@@ -388,6 +438,7 @@ export function uploadValleWeights(
   st: ValleCheckpoint,
   float: "f16" | "f32",
   dtype?: ValleDtype,
+  quantized?: ReadonlyMap<string, Uint32Array>,
 ): { config: ValleConfig; weights: ValleWeights } {
   const config = checkValleWeights(st);
   const plan = planValleStorage(st, config, dtype);
@@ -397,7 +448,10 @@ export function uploadValleWeights(
   const converted = new Map<string, Float32Array | Uint16Array | Uint32Array>();
   for (const [key, layout] of layouts) {
     if (layout) {
-      converted.set(key, toDeviceWords(layout, quantizedBlocks(st, key, layout)));
+      converted.set(
+        key,
+        quantized?.get(key) ?? toDeviceWords(layout, quantizedBlocks(st, key, layout)),
+      );
     } else if (float === "f32") {
       converted.set(key, st.toFloat32(key));
     } else {
