@@ -9,6 +9,8 @@
  * - AR level 0: frames/s at several output lengths after a 3 s prompt, steady-state step time,
  *   dispatches, submits and readbacks per step, time per kernel (timestamp queries or CPU clock);
  * - NAR levels 1..7 and NAR-len demasking with CFG;
+ * - both for each weight dtype of --dtypes (default: the backend's float type): f16/f32, and q8/q4
+ *   from a GGUF of the same model layout with random blocks (bench/random_quantized.ts);
  * - batches: AR frames/s at several batch sizes, a paragraph batched vs sentence by sentence;
  * - EnCodec encode/decode and Vocos decode real-time factors;
  * - end to end: a paragraph through `Valle.stream` (real-time factor, time to first audio with the
@@ -24,7 +26,7 @@
  * Writes bench/results/<machine>.json and .md after each section (`complete` is false until the
  * end, so a run stopped by a time limit keeps what it measured).
  *
- *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick]
+ *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick] [--dtypes f16,q8,q4]
  *     [--only kernels,valle,batch,codec,e2e,peer] [--out bench/out]
  *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
  */
@@ -34,6 +36,8 @@ import type { Backend, BackendKind } from "../src/backends/backend.ts";
 import { type CpuBackend, createCpuBackend } from "../src/backends/cpu/backend.ts";
 import { Gpu, requestGpu } from "../src/backends/webgpu/device.ts";
 import { readSafetensors, serializeSafetensors } from "../src/io/safetensors.ts";
+import { readValleFile } from "../src/models/valle/checkpoint.ts";
+import { VALLE_DTYPES, type ValleDtype } from "../src/models/valle/quant_policy.ts";
 import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
 import { type BatchBenchFigures, type BatchBenchSettings, benchBatch } from "./batch.ts";
@@ -42,6 +46,7 @@ import { benchKernels, type KernelRow } from "./kernels.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
 import { backendFacts, environment, markdownTable, slug } from "./_report.ts";
+import { randomQuantizedValle } from "./random_quantized.ts";
 import { benchValle, type ValleBenchSettings, type ValleFigures } from "./valle.ts";
 
 const { values } = parseArgs({
@@ -52,6 +57,7 @@ const { values } = parseArgs({
     only: { type: "string", default: "kernels,valle,batch,codec,e2e,peer" },
     out: { type: "string", default: "bench/out" },
     python: { type: "string" },
+    dtypes: { type: "string" },
   },
 });
 const only = new Set(values.only!.split(","));
@@ -59,6 +65,13 @@ const out = values.out!.replace(/\/$/, "");
 const kinds = values.backends!.split(",") as BackendKind[];
 const threads = values.threads === undefined ? undefined : Number(values.threads);
 const log = (line: string) => console.error(`bench: ${line}`);
+const dtypes = values.dtypes?.split(",") as ValleDtype[] | undefined;
+for (const dtype of dtypes ?? []) {
+  if (!VALLE_DTYPES.includes(dtype)) {
+    console.error(`bench: --dtypes ${values.dtypes}: "${dtype}" is not one of ${VALLE_DTYPES}`);
+    Deno.exit(2);
+  }
+}
 
 /** The suites: what each kind of backend can run in minutes. */
 type Suite = "gpu" | "cpu" | "quick";
@@ -150,12 +163,15 @@ const PEER_COLUMNS: Record<string, string> = {
 };
 
 /** The random full-size weights, written on first use. */
-async function weightFile(name: string, make: () => Uint8Array): Promise<string> {
+async function weightFile(
+  name: string,
+  make: () => Uint8Array | Promise<Uint8Array>,
+): Promise<string> {
   const path = `${out}/${name}`;
   if (!await Deno.stat(path).then(() => true, () => false)) {
     log(`writing ${path}`);
     await Deno.mkdir(out, { recursive: true });
-    await Deno.writeFile(path, make());
+    await Deno.writeFile(path, await make());
   }
   return path;
 }
@@ -170,12 +186,24 @@ const files = {
   vocos: await weightFile("vocos.safetensors", () => serializeSafetensors(randomVocos(encodec()))),
 };
 
+/** The VALL-E file of a dtype: the random `.sft`, or its GGUF with random blocks for q8/q4. */
+function valleFile(dtype: ValleDtype): Promise<string> {
+  if (dtype !== "q8" && dtype !== "q4") return Promise.resolve(files.valle);
+  return weightFile(
+    `valle-full.${dtype}.gguf`,
+    async () => randomQuantizedValle(await readSafetensors(files.valle), dtype),
+  );
+}
+
 /** What one backend measured. */
 interface BackendResults {
   backend: Record<string, unknown>;
   suite: Suite;
   kernels?: KernelRow[];
+  /** VALL-E with float weights (the last float dtype of --dtypes). */
   valle?: ValleFigures;
+  /** VALL-E quantized (random blocks), per dtype of --dtypes. */
+  quantized?: Partial<Record<"q8" | "q4", ValleFigures>>;
   batch?: BatchBenchFigures;
   codec?: CodecRow[];
   e2e?: EndToEndFigures;
@@ -250,27 +278,48 @@ for (const kind of kinds) {
     log("kernels");
     const { rows, iterations } = KERNELS[suite];
     r.kernels = await benchKernels(backend, rows, iterations);
+    if (backend instanceof Gpu && backend.features.integerDot) {
+      // The quantized GEMMs dequantizing into the tile too, on a device that refuses int8.
+      const refused = await requestGpu({ integerDot: false });
+      r.kernels.push(...await benchKernels(refused, rows, iterations, ["q8_0", "q4_k"], [rows]));
+      refused.destroy();
+    }
     sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
     await save();
   }
   if (only.has("valle")) {
-    log("VALL-E");
     const settings = VALLE[suite];
-    const v = await benchValle(backend, await readSafetensors(files.valle), settings);
-    r.valle = v;
-    sections.push(`${heading}: VALL-E\n\n${valleTable(v, settings)}`);
-    if (v.arKernels.length) {
-      const total = v.arKernels.reduce((n, k) => n + k.totalMs, 0);
-      sections.push(
-        `${heading}: time per AR step, by kernel\n\n` + markdownTable(v.arKernels.map((k) => ({
-          kernel: k.label,
-          "dispatches/step": k.count,
-          "ms/step": k.totalMs,
-          share: `${(100 * k.totalMs / total).toFixed(1)}%`,
-        }))),
-      );
+    for (const dtype of dtypes ?? [backend.weightDtype]) {
+      if (dtype === "f16" && !backend.supportsF16) {
+        log(`VALL-E f16: skipped, ${backend.description} has no f16 weights`);
+        continue;
+      }
+      log(`VALL-E ${dtype}`);
+      const st = await readValleFile(await valleFile(dtype));
+      // Each dtype's peak memory its own: the peak restarts from what is held now, then the
+      // backend's overall peak is put back.
+      const peak = backend.memory.peak;
+      backend.memory.peak = backend.memory.current;
+      const v = await benchValle(backend, st, settings, dtype);
+      backend.memory.peak = Math.max(peak, backend.memory.peak);
+      const quantized = dtype === "q8" || dtype === "q4";
+      if (quantized) (r.quantized ??= {})[dtype] = v;
+      else r.valle = v;
+      const title = `${heading}: VALL-E ${dtype}${quantized ? " (random blocks)" : ""}`;
+      sections.push(`${title}\n\n${valleTable(v, settings)}`);
+      if (v.arKernels.length) {
+        const total = v.arKernels.reduce((n, k) => n + k.totalMs, 0);
+        sections.push(
+          `${title}: time per AR step, by kernel\n\n` + markdownTable(v.arKernels.map((k) => ({
+            kernel: k.label,
+            "dispatches/step": k.count,
+            "ms/step": k.totalMs,
+            share: `${(100 * k.totalMs / total).toFixed(1)}%`,
+          }))),
+        );
+      }
+      await save();
     }
-    await save();
   }
   if (only.has("batch")) {
     log("batches");
@@ -438,6 +487,12 @@ function summary(): string {
     (p) => p.nar1000Ms,
   );
   add("NAR-len step (CFG), ms", (b) => b.valle?.narLenStepMs);
+  for (const dtype of ["q8", "q4"] as const) {
+    if (!runs.some((b) => b.quantized?.[dtype])) continue;
+    add(`${dtype}: AR step (steady state), ms`, (b) => b.quantized?.[dtype]?.stepMs);
+    add(`${dtype}: NAR level, one pass, ms`, (b) => b.quantized?.[dtype]?.narLevelMs);
+    add(`${dtype}: NAR-len step (CFG), ms`, (b) => b.quantized?.[dtype]?.narLenStepMs);
+  }
   const tenths = (x: number | undefined) => x === undefined ? undefined : +x.toFixed(1);
   for (const size of [1, 4, 16]) {
     add(

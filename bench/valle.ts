@@ -7,7 +7,8 @@
 
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
 import type { Backend } from "../src/backends/backend.ts";
-import type { Safetensors } from "../src/io/safetensors.ts";
+import type { ValleCheckpoint } from "../src/models/valle/checkpoint.ts";
+import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
 import { decode } from "../src/models/valle/ar.ts";
 import { assembleSequence } from "../src/models/valle/inputs.ts";
 import { runNar } from "../src/models/valle/nar.ts";
@@ -83,14 +84,19 @@ export interface ValleFigures {
   peakBytes: number;
 }
 
-/** Runs the model benchmarks on `backend` with the weights in `st`. */
+/**
+ * Runs the model benchmarks on `backend` with the weights in `st`, stored as `dtype` (default:
+ * float, as the backend stores weights).
+ */
 export async function benchValle(
   backend: Backend,
-  st: Safetensors,
+  st: ValleCheckpoint,
   settings: ValleBenchSettings,
+  dtype?: ValleDtype,
 ): Promise<ValleFigures> {
   const loadStart = performance.now();
-  const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype);
+  const float = dtype === "f32" || dtype === "f16" ? dtype : backend.weightDtype;
+  const { config, weights } = uploadValleWeights(backend, st, float, dtype);
   await backend.fence();
   const loadMs = performance.now() - loadStart;
   const longest = Math.max(...settings.arFrames);
@@ -226,7 +232,7 @@ export async function benchValle(
       dModel: config.dModel,
       heads: config.nHeads,
       layers: config.nLayers,
-      weights: backend.weightDtype,
+      weights: dtype ?? backend.weightDtype,
     },
     loadMs: Math.round(loadMs),
     prefillMs: +one.ms.toFixed(1),

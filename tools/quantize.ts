@@ -7,11 +7,13 @@
  *
  *   deno task quantize --model ar+nar-len-llama-8.sft --dtype q4 --out valle-q4.gguf
  *
- * Importable: {@linkcode quantizeValle} returns the file's bytes.
+ * Importable: {@linkcode quantizeValle} returns the file's bytes (the benchmarks also build a
+ * file of the same layout from random blocks with it: bench/random_quantized.ts).
  */
 
 import { parseArgs } from "node:util";
 import { type GgufTensorData, serializeGguf } from "../src/io/gguf.ts";
+import type { QuantDtype } from "../src/backends/backend.ts";
 import { GGUF_TYPE } from "../src/quant/device.ts";
 import { readValleFile, type ValleCheckpoint } from "../src/models/valle/checkpoint.ts";
 import {
@@ -20,20 +22,30 @@ import {
   quantizedBlocks,
 } from "../src/models/valle/weights.ts";
 
+/** The GGUF blocks of a tensor the policy quantizes, given its key and layout. */
+export type BlockSource = (key: string, layout: QuantDtype) => Uint8Array;
+
 /**
  * A VALL-E checkpoint quantized to a GGUF file.
  *
  * @param st The model (a `.sft`, or a GGUF to quantize again).
  * @param dtype The policy: "q8" or "q4".
  * @param name The model's name in `general.name`.
+ * @param blocks Where the quantized tensors' blocks come from. Default: `st`'s values quantized
+ * (`quantizedBlocks`).
  * @returns The GGUF file.
  */
-export function quantizeValle(st: ValleCheckpoint, dtype: "q8" | "q4", name: string): Uint8Array {
+export function quantizeValle(
+  st: ValleCheckpoint,
+  dtype: "q8" | "q4",
+  name: string,
+  blocks: BlockSource = (key, layout) => quantizedBlocks(st, key, layout),
+): Uint8Array {
   const config = checkValleWeights(st);
   const tensors: Record<string, GgufTensorData> = {};
   for (const [key, { shape, layout }] of planValleStorage(st, config, dtype)) {
     tensors[key] = layout
-      ? { type: GGUF_TYPE[layout], shape, bytes: quantizedBlocks(st, key, layout) }
+      ? { type: GGUF_TYPE[layout], shape, bytes: blocks(key, layout) }
       : { type: "F32", shape, bytes: new Uint8Array(st.toFloat32(key).slice().buffer) };
   }
   const metadata: Record<string, string | number> = {
