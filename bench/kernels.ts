@@ -1,17 +1,19 @@
 /**
  * GEMV and GEMM at the VALL-E model's shapes: µs per call, GB/s (bytes moved) and GFLOP/s, for
- * f16 and f32 weights, and on the CPU backend for the quantized layouts q8_0 and q4_k too. A GEMV
- * (M = 1) cycles through copies of its weight totalling at least 64 MB, so that it reads them
- * from memory as a decode step does, not from the caches. Part of `deno task bench`
- * (bench/run.ts).
+ * f16 and f32 weights and the quantized layouts q8_0 and q4_k (random blocks), with the
+ * activations' arithmetic: f32, or int8 where the kernel quantizes them (the CPU's quantized
+ * kernels, WebGPU's quantized GEMMs with `GpuFeatures.integerDot`). A GEMV (M = 1) cycles through
+ * copies of its weight totalling at least 64 MB, so that it reads them from memory as a decode step
+ * does, not from the caches. Part of `deno task bench` (bench/run.ts).
  */
 
 import { createTensor, uploadTensor } from "../src/backends/tensor.ts";
-import type { Backend, Tensor } from "../src/backends/backend.ts";
-import { CpuBackend } from "../src/backends/cpu/backend.ts";
-import { linear } from "../src/ops/linear.ts";
-import { quantizeOnCpu } from "../src/quant/cpu.ts";
+import type { Backend, QuantDtype, Tensor } from "../src/backends/backend.ts";
+import { Gpu } from "../src/backends/webgpu/device.ts";
+import { GEMV_MAX_ROWS, linear } from "../src/ops/linear.ts";
+import { toDeviceWords } from "../src/quant/device.ts";
 import { timeWork } from "./_report.ts";
+import { randomBlocks } from "./random_quantized.ts";
 
 /** [out, in]: attention projections, MLP gate/up, MLP down, the AR head. */
 const SHAPES: [number, number][] = [[1024, 1024], [4096, 1024], [1024, 4096], [1025, 1024]];
@@ -23,61 +25,75 @@ const STREAM_BYTES = 64e6;
 export interface KernelRow extends Record<string, string | number> {
   kernel: string;
   weights: string;
+  activations: string;
   "M×N×K": string;
   "µs": number;
   "GB/s": number;
   "GFLOP/s": number;
 }
 
-type WeightDtype = "f16" | "f32" | "q8_0" | "q4_k";
+/** A weight type of the kernels timed. */
+export type KernelDtype = "f16" | "f32" | QuantDtype;
 
-/** The words of an [n, k] weight of `dtype` (a smooth pattern; the speed does not depend on it). */
-async function weightData(
-  backend: Backend,
-  dtype: WeightDtype,
+/** The device words of an (n, k) weight of `dtype` (the speed does not depend on the values). */
+function weightData(
+  dtype: KernelDtype,
   n: number,
   k: number,
-): Promise<Float32Array | Uint16Array | Uint32Array> {
+): Uint16Array | Float32Array | Uint32Array {
   if (dtype === "f16") return new Uint16Array(n * k).fill(0x2c00);
-  const values = Float32Array.from({ length: n * k }, (_, i) => 0.05 * Math.sin(i * 0.61));
-  if (dtype === "f32") return values;
-  return await quantizeOnCpu(backend as CpuBackend, dtype, values, n, k);
+  if (dtype === "f32") return new Float32Array(n * k).fill(0.0625);
+  return toDeviceWords(dtype, randomBlocks(dtype, n * k, 0.0625, n + k));
 }
 
-/** Times `linear` at each shape for M = 1 (GEMV) and M = `rows` (GEMM). */
+/**
+ * Times `linear` at each shape for M = 1 (GEMV) and M = `rows` (GEMM).
+ *
+ * @param dtypes The weight types (default: f16 where the backend has it, f32, q8_0, q4_k).
+ * @param counts The M of each product: 1 (GEMV) and `rows` (GEMM) by default.
+ */
 export async function benchKernels(
   backend: Backend,
   rows: number,
   iterations: number,
+  dtypes: readonly KernelDtype[] = [
+    ...backend.supportsF16 ? ["f16" as const] : [],
+    "f32",
+    "q8_0",
+    "q4_k",
+  ],
+  counts: readonly number[] = [1, rows],
 ): Promise<KernelRow[]> {
-  const dtypes: WeightDtype[] = backend.supportsF16 ? ["f16", "f32"] : ["f32"];
-  if (backend instanceof CpuBackend) dtypes.push("q8_0", "q4_k");
   const results: KernelRow[] = [];
   for (const dtype of dtypes) {
+    const quantized = dtype === "q8_0" || dtype === "q4_k";
     for (const [n, k] of SHAPES) {
-      const data = await weightData(backend, dtype, n, k);
-      const copies = Math.ceil(STREAM_BYTES / data.byteLength);
+      const data = weightData(dtype, n, k);
+      const copies = counts.includes(1) ? Math.ceil(STREAM_BYTES / data.byteLength) : 1;
       const ws: Tensor[] = [];
       for (let i = 0; i < copies; i++) ws.push(uploadTensor(backend, data, [n, k], dtype, "w"));
-      for (const m of [1, rows]) {
+      for (const m of counts) {
         const x = uploadTensor(backend, new Float32Array(m * k).fill(1), [m, k], "f32", "x");
         const y = createTensor(backend, [m, n], "f32", "y");
         const rec = backend.createRecorder();
         const count = m === 1
           ? Math.max(iterations, copies)
           : Math.max(2, Math.ceil(iterations / 10));
-        const ms = await timeWork(backend, count, (c) => {
+        const time = await timeWork(backend, count, (c) => {
           for (let i = 0; i < c; i++) linear(rec, y, x, m === 1 ? ws[i % copies] : ws[0]);
           rec.submit();
         });
         const bytes = data.byteLength + 4 * (m * k + m * n);
+        const integer = quantized &&
+          (!(backend instanceof Gpu) || (backend.features.integerDot && m > GEMV_MAX_ROWS));
         results.push({
           kernel: m === 1 ? "gemv" : "gemm",
           weights: dtype,
+          activations: integer ? "int8" : "f32",
           "M×N×K": `${m}×${n}×${k}`,
-          "µs": Math.round(ms * 1000),
-          "GB/s": +(bytes / ms / 1e6).toFixed(2),
-          "GFLOP/s": +((2 * m * n * k) / ms / 1e6).toFixed(2),
+          "µs": Math.round(time * 1000),
+          "GB/s": +(bytes / time / 1e6).toFixed(2),
+          "GFLOP/s": +((2 * m * n * k) / time / 1e6).toFixed(2),
         });
         rec.destroy();
         x.buffer.destroy();

@@ -10,6 +10,8 @@
  *   dispatches, submits and readbacks per step, time per kernel (timestamp queries or CPU clock);
  * - NAR levels 1..7 and NAR-len demasking with CFG, the time per kernel of one NAR pass and one
  *   NAR-len step, and the NAR pass's effective GFLOP/s over its linear layers;
+ * - both for each weight dtype of --dtypes (default: the file's f16, and on the CPU backend q8 and
+ *   q4 too), each its own column; q8/q4 quantized at load as `Valle.load` does;
  * - batches: AR frames/s at several batch sizes, a paragraph batched vs sentence by sentence;
  * - EnCodec encode/decode and Vocos decode real-time factors;
  * - end to end: a paragraph through `Valle.stream` (real-time factor, time to first audio with the
@@ -26,7 +28,7 @@
  * Writes bench/results/<machine>.json and .md after each section (`complete` is false until the
  * end, so a run stopped by a time limit keeps what it measured).
  *
- *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick]
+ *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick] [--dtypes f16,q8,q4]
  *     [--only kernels,valle,batch,codec,e2e,peer] [--out bench/out]
  *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
  */
@@ -36,6 +38,7 @@ import type { Backend, BackendKind } from "../src/backends/backend.ts";
 import { type CpuBackend, createCpuBackend } from "../src/backends/cpu/backend.ts";
 import { Gpu, requestGpu } from "../src/backends/webgpu/device.ts";
 import { readSafetensors, serializeSafetensors } from "../src/io/safetensors.ts";
+import { VALLE_DTYPES, type ValleDtype } from "../src/models/valle/quant_policy.ts";
 import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
 import { type BatchBenchFigures, type BatchBenchSettings, benchBatch } from "./batch.ts";
@@ -50,7 +53,6 @@ import {
   type ValleBenchSettings,
   type ValleFigures,
 } from "./valle.ts";
-import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
 
 const { values } = parseArgs({
   options: {
@@ -60,6 +62,7 @@ const { values } = parseArgs({
     only: { type: "string", default: "kernels,valle,batch,codec,e2e,peer" },
     out: { type: "string", default: "bench/out" },
     python: { type: "string" },
+    dtypes: { type: "string" },
   },
 });
 const only = new Set(values.only!.split(","));
@@ -67,6 +70,13 @@ const out = values.out!.replace(/\/$/, "");
 const kinds = values.backends!.split(",") as BackendKind[];
 const threads = values.threads === undefined ? undefined : Number(values.threads);
 const log = (line: string) => console.error(`bench: ${line}`);
+const dtypes = values.dtypes?.split(",") as ValleDtype[] | undefined;
+for (const dtype of dtypes ?? []) {
+  if (!VALLE_DTYPES.includes(dtype)) {
+    console.error(`bench: --dtypes ${values.dtypes}: "${dtype}" is not one of ${VALLE_DTYPES}`);
+    Deno.exit(2);
+  }
+}
 
 /** The suites: what each kind of backend can run in minutes. */
 type Suite = "gpu" | "cpu" | "quick";
@@ -136,7 +146,7 @@ const BATCH: Record<Suite, BatchBenchSettings> = {
 };
 const CODEC_SECONDS: Record<Suite, number> = { gpu: 10, cpu: 10, quick: 1 };
 /** The weight dtypes of the VALL-E section (undefined: as the file stores them, f16). */
-const VALLE_DTYPES: Record<Suite, (ValleDtype | undefined)[]> = {
+const SUITE_DTYPES: Record<Suite, (ValleDtype | undefined)[]> = {
   gpu: [undefined],
   cpu: [undefined, "q8", "q4"],
   quick: [undefined],
@@ -192,6 +202,7 @@ interface BackendResults {
   backend: Record<string, unknown>;
   suite: Suite;
   kernels?: KernelRow[];
+  /** VALL-E, with the weights of the column (float, or q8/q4 in a column of their own). */
   valle?: ValleFigures;
   batch?: BatchBenchFigures;
   codec?: CodecRow[];
@@ -267,17 +278,37 @@ for (const kind of kinds) {
     log("kernels");
     const { rows, iterations } = KERNELS[suite];
     r.kernels = await benchKernels(backend, rows, iterations);
+    if (backend instanceof Gpu && backend.features.integerDot) {
+      // The quantized GEMMs dequantizing into the tile too, on a device that refuses int8.
+      const refused = await requestGpu({ integerDot: false });
+      r.kernels.push(...await benchKernels(refused, rows, iterations, ["q8_0", "q4_k"], [rows]));
+      refused.destroy();
+    }
     sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
     await save();
   }
-  // The CPU suite also runs the model quantized at load (q8, q4), each its own column.
-  for (const dtype of only.has("valle") ? VALLE_DTYPES[suite] : []) {
+  // The VALL-E section per weight dtype: float in the backend's column, q8 and q4 each in a column
+  // of their own.
+  for (const dtype of only.has("valle") ? dtypes ?? SUITE_DTYPES[suite] : []) {
+    if (dtype === "f16" && !backend.supportsF16) {
+      log(`VALL-E f16: skipped, ${backend.description} has no f16 weights`);
+      continue;
+    }
     log(`VALL-E${dtype ? ` (${dtype})` : ""}`);
     const settings = VALLE[suite];
+    const quantized = dtype === "q8" || dtype === "q4";
+    // Each dtype's peak memory its own: the peak restarts from what is held now, then the
+    // backend's overall peak is put back.
+    const peak = backend.memory.peak;
+    backend.memory.peak = backend.memory.current;
     const v = await benchValle(backend, await readSafetensors(files.valle), settings, dtype);
-    const description = `${backend.description}${dtype ? `, ${dtype} weights` : ""}`;
-    const run = dtype ? { backend: { ...r.backend, description }, suite } : r;
-    if (dtype) results.backends[`${kind} ${dtype}`] = run;
+    const dtypePeak = backend.memory.peak;
+    backend.memory.peak = Math.max(peak, dtypePeak);
+    const description = `${backend.description}${quantized ? `, ${dtype} weights` : ""}`;
+    const run: BackendResults = quantized
+      ? { backend: { ...r.backend, description }, suite, peakBytes: dtypePeak }
+      : r;
+    if (quantized) results.backends[`${kind} ${dtype}`] = run;
     run.valle = v;
     const title = `### ${column(run)} (${suite} suite)`;
     sections.push(`${title}: VALL-E\n\n${valleTable(v, settings)}`);
@@ -296,7 +327,7 @@ for (const kind of kinds) {
       const [what, profile] of [["NAR pass", v.narPass], ["NAR-len step", v.narLenStep]] as const
     ) {
       if (profile) {
-        sections.push(`${heading}: time per ${what}, by kernel\n\n${profileTable(profile)}`);
+        sections.push(`${title}: time per ${what}, by kernel\n\n${profileTable(profile)}`);
       }
     }
     await save();

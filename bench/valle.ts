@@ -9,7 +9,8 @@
 
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
 import type { Backend, Recorder } from "../src/backends/backend.ts";
-import type { Safetensors } from "../src/io/safetensors.ts";
+import type { ValleCheckpoint } from "../src/models/valle/checkpoint.ts";
+import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
 import { decode } from "../src/models/valle/ar.ts";
 import { assembleSequence } from "../src/models/valle/inputs.ts";
 import { runNar } from "../src/models/valle/nar.ts";
@@ -19,11 +20,9 @@ import { resolveSamplerOptions, STREAM } from "../src/models/valle/sampler.ts";
 import { createRunState, destroyRunState } from "../src/models/valle/state.ts";
 import {
   destroyValleWeights,
-  quantizeValleWeights,
+  quantizeAtLoad,
   uploadValleWeights,
 } from "../src/models/valle/weights.ts";
-import type { ValleDtype } from "../src/models/valle/quant_policy.ts";
-import { CpuBackend } from "../src/backends/cpu/backend.ts";
 
 /** What to measure. */
 export interface ValleBenchSettings {
@@ -113,26 +112,19 @@ export interface ValleFigures {
 
 /**
  * Runs the model benchmarks on `backend` with the weights in `st`, stored as `dtype` (default:
- * as the file stores them; q8 and q4 are quantized at load, by the CPU backend's C quantizers
- * when `backend` is the CPU one).
+ * as the file stores them; q8 and q4 are quantized at load by the C quantizers, as `Valle.load`
+ * does, or read as stored from a GGUF).
  */
 export async function benchValle(
   backend: Backend,
-  st: Safetensors,
+  st: ValleCheckpoint,
   settings: ValleBenchSettings,
   dtype?: ValleDtype,
 ): Promise<ValleFigures> {
   const loadStart = performance.now();
-  const quantized = backend instanceof CpuBackend
-    ? await quantizeValleWeights(backend, st, dtype)
-    : undefined;
-  const { config, weights } = uploadValleWeights(
-    backend,
-    st,
-    backend.weightDtype,
-    dtype,
-    quantized,
-  );
+  const float = dtype === "f32" || dtype === "f16" ? dtype : backend.weightDtype;
+  const quantized = await quantizeAtLoad(backend, st, dtype);
+  const { config, weights } = uploadValleWeights(backend, st, float, dtype, quantized);
   await backend.fence();
   const loadMs = performance.now() - loadStart;
   const longest = Math.max(...settings.arFrames);

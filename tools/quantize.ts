@@ -14,6 +14,7 @@
 import { parseArgs } from "node:util";
 import { type GgufTensorData, serializeGguf } from "../src/io/gguf.ts";
 import { createCpuBackend } from "../src/backends/cpu/backend.ts";
+import type { QuantDtype } from "../src/backends/backend.ts";
 import { fromDeviceWords, GGUF_TYPE } from "../src/quant/device.ts";
 import { readValleFile, type ValleCheckpoint } from "../src/models/valle/checkpoint.ts";
 import {
@@ -23,32 +24,30 @@ import {
   quantizeValleWeights,
 } from "../src/models/valle/weights.ts";
 
+/** The GGUF blocks of a tensor the policy quantizes, given its key and layout. */
+export type BlockSource = (key: string, layout: QuantDtype) => Uint8Array;
+
 /**
  * A VALL-E checkpoint quantized to a GGUF file.
  *
  * @param st The model (a `.sft`, or a GGUF to quantize again).
  * @param dtype The policy: "q8" or "q4".
  * @param name The model's name in `general.name`.
- * @param quantized Device words already quantized, by key (`quantizeValleWeights`); the other
- * tensors are quantized by the TypeScript reference.
+ * @param blocks Where the quantized tensors' blocks come from. Default: `st`'s values quantized
+ * (`quantizedBlocks`).
  * @returns The GGUF file.
  */
 export function quantizeValle(
   st: ValleCheckpoint,
   dtype: "q8" | "q4",
   name: string,
-  quantized?: ReadonlyMap<string, Uint32Array>,
+  blocks: BlockSource = (key, layout) => quantizedBlocks(st, key, layout),
 ): Uint8Array {
   const config = checkValleWeights(st);
   const tensors: Record<string, GgufTensorData> = {};
   for (const [key, { shape, layout }] of planValleStorage(st, config, dtype)) {
-    const words = quantized?.get(key);
     tensors[key] = layout
-      ? {
-        type: GGUF_TYPE[layout],
-        shape,
-        bytes: words ? fromDeviceWords(layout, words) : quantizedBlocks(st, key, layout),
-      }
+      ? { type: GGUF_TYPE[layout], shape, bytes: blocks(key, layout) }
       : { type: "F32", shape, bytes: new Uint8Array(st.toFloat32(key).slice().buffer) };
   }
   const metadata: Record<string, string | number> = {
@@ -78,7 +77,10 @@ if (import.meta.main) {
   const cpu = await createCpuBackend();
   const quantized = await quantizeValleWeights(cpu, st, values.dtype);
   cpu.destroy();
-  const bytes = quantizeValle(st, values.dtype, values.model.split("/").pop()!, quantized);
+  const bytes = quantizeValle(st, values.dtype, values.model.split("/").pop()!, (key, layout) => {
+    const words = quantized.get(key);
+    return words ? fromDeviceWords(layout, words) : quantizedBlocks(st, key, layout);
+  });
   await Deno.writeFile(values.out, bytes);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(

@@ -20,7 +20,8 @@ console.error(
     adapter.architecture || "?"
   })` +
     `${adapter.software ? ", software" : ""}; shader-f16 ${features.f16}, ` +
-    `timestamp-query ${features.timestamps}, subgroups ${features.subgroups}`,
+    `timestamp-query ${features.timestamps}, subgroups ${features.subgroups}, ` +
+    `int8 quantized GEMMs ${features.integerDot}`,
 );
 console.log(JSON.stringify({ ...adapter, features, slug: slug(gpu.description) }));
 gpu.destroy();

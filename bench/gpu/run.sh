@@ -7,7 +7,8 @@
 #   2. golden   every golden folder, case by case (correctness on real hardware first)
 #   3. tests    the GPU tests: kernels, device, models, TTS on tiny models
 #   4. bench    the full benchmark suite with full-size random weights (generated first) and the
-#               PyTorch + transformers peer; its results are written after each section
+#               PyTorch + transformers peer, VALL-E with f16, q8 and q4 weights (--dtypes); its
+#               results are written after each section
 #
 # Writes to $OUT (bench/gpu/out when unset): summary.txt (each step: ok, FAILED, TIMEOUT or
 # SKIPPED, its time and outcome), run.log (everything), golden.txt, tests.txt, bench.txt and
@@ -15,10 +16,11 @@
 # and summary.txt is written whatever happens. Exit status 0 when every step passed.
 #
 #   bash bench/gpu/run.sh [--allow-software] [--quick] [--budget SECONDS] [--only golden,tests,bench]
-#     [--bench-only kernels,valle,codec,e2e,peer]
+#     [--bench-only kernels,valle,codec,e2e,peer] [--dtypes f16,q8,q4]
 #
 # --quick runs the bench's quick suite; --only picks steps (the adapter check always runs);
-# --bench-only picks the bench's sections (its own --only).
+# --bench-only picks the bench's sections (its own --only); --dtypes the weight types of its VALL-E
+# section (default f16,q8,q4).
 # VALLE_GPU_CARRIED_LIBS=all uses every carried library even where the machine has its own (to
 # try the carried Vulkan loader on a machine that has one).
 set -uo pipefail
@@ -31,6 +33,7 @@ quick=
 budget=480
 only=golden,tests,bench
 bench_only=()
+dtypes=f16,q8,q4
 while [ $# -gt 0 ]; do
   case $1 in
     --allow-software) allow_software=--allow-software ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --budget) budget=${2:?--budget needs seconds}; shift ;;
     --only) only=${2:?--only needs a list of steps}; shift ;;
     --bench-only) bench_only=(--only "${2:?--bench-only needs a list of sections}"); shift ;;
+    --dtypes) dtypes=${2:?--dtypes needs a list of weight types}; shift ;;
     *) echo "run.sh: unknown option $1 (see the top of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -64,7 +68,7 @@ write_summary() {
     echo "valle GPU run: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "machine: ${gpu_line:-no nvidia-smi}"
     echo "adapter: ${adapter_name:-?}"
-    echo "options: budget ${budget}s${quick:+, quick bench}${allow_software:+, software allowed}, steps adapter,$only${bench_only[1]:+ (bench: ${bench_only[1]})}"
+    echo "options: budget ${budget}s${quick:+, quick bench}${allow_software:+, software allowed}, steps adapter,$only${bench_only[1]:+ (bench: ${bench_only[1]})}, dtypes $dtypes"
     echo "elapsed: $(elapsed)s"
     echo
     local i
@@ -276,7 +280,7 @@ if [[ ,$only, == *,bench,* ]]; then
   touch "$work/bench-start"
   # WebGPU only: the CPU backend's suite and its peer would take minutes the CUDA peer needs.
   step bench "$budget" bench.txt "$deno" run -A --cached-only bench/run.ts --backends webgpu \
-    $quick "${bench_only[@]}"
+    --dtypes "$dtypes" $quick "${bench_only[@]}"
   status=$step_status
   results=()
   for ext in json md; do
@@ -291,10 +295,13 @@ if [[ ,$only, == *,bench,* ]]; then
     # shellcheck disable=SC2016 # JavaScript, not shell
     digest=$("$deno" eval --cached-only '
       const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
-      const v = r.valle ?? {}, p = r.peer ?? {};
+      const p = r.peers?.cuda ?? {};
       const parts = [r.complete ? "complete" : "INCOMPLETE"];
-      if (v.stepMs !== undefined) parts.push(`AR step ${v.stepMs} ms (${v.stepFramesPerSecond} frames/s)`);
-      if (p.ratios) parts.push(`ours/peer KV cache ${p.ratios.oursOverPeerKvCache}`);
+      for (const key of ["webgpu", "webgpu q8", "webgpu q4"]) {
+        const v = r.backends?.[key]?.valle;
+        if (v) parts.push(`AR step ${v.model.weights} ${v.stepMs} ms`);
+      }
+      if (p.arStepMs !== undefined) parts.push(`peer AR step ${p.arStepMs} ms`);
       if (p.unavailable) parts.push(`peer unavailable: ${p.unavailable}`);
       console.log(parts.join(", "));' "bench/results/$slug.json" 2>&1 | tail -1)
   fi

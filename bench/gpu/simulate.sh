@@ -2,8 +2,9 @@
 # Runs bench/gpu/run.sh here the way the device machine will: in a fresh copy of what the device
 # tool sends (tracked and untracked, not ignored, files) plus the carry, with no Deno on PATH or in
 # a cache (both hidden in a private mount namespace), an empty HOME and no network (a network
-# namespace). Needs root and unshare. The arguments go to run.sh; on a machine without a GPU
-# give --allow-software (lavapipe) and a longer --budget.
+# namespace with only loopback up, as the device has: tests serve files on 127.0.0.1). Needs root,
+# unshare and ip. The arguments go to run.sh; on a machine without a GPU give --allow-software
+# (lavapipe) and a longer --budget.
 #
 #   bash bench/gpu/simulate.sh --allow-software --budget 1800
 set -euo pipefail
@@ -27,7 +28,8 @@ for d in "${DENO_DIR:-}" "$HOME/.cache/deno"; do [ -n "$d" ] && [ -d "$d" ] && h
 echo "simulate: copy in $sim/tree; hiding ${hide[*]:-nothing}; no network"
 
 # shellcheck disable=SC2016 # expanded by the inner shell
-inner='IFS=: read -ra dirs <<<"$HIDE"
+inner='ip link set lo up
+IFS=: read -ra dirs <<<"$HIDE"
 for d in "${dirs[@]}"; do mount -t tmpfs none "$d"; done
 if command -v deno >/dev/null; then echo "simulate: deno is still on PATH" >&2; exit 1; fi
 cd "$SIM/tree" && exec bash bench/gpu/run.sh "$@"'

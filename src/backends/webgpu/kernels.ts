@@ -4,9 +4,9 @@
  * A kernel is one WGSL file of `shaders/` (entry point `main`). Its source is assembled as the
  * file's `requires` directives + precision header + `_common.wgsl` + the rest of the file, and
  * specialised by the weight type `W` and by `override` constants. A spec's `integerDot` kernel
- * replaces its `shader` on a device with `GpuFeatures.integerDot`. Every kernel binds its tensors at `@group(0)` (outputs first, then
- * inputs) and one uniform `Params` struct at `@group(1) @binding(0)` through a dynamic offset into
- * the recorder's parameter buffer.
+ * replaces its `shader` on a device with `GpuFeatures.integerDot`. Every kernel binds its tensors
+ * at `@group(0)` (outputs first, then inputs) and one uniform `Params` struct at
+ * `@group(1) @binding(0)` through a dynamic offset into the recorder's parameter buffer.
  *
  * This module is browser compatible.
  *

@@ -18,7 +18,6 @@ import type { Recorder, Tensor } from "../../backends/backend.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { type BackendSource, resolveBackend } from "../../backends/select.ts";
-import { CpuBackend, createCpuBackend } from "../../backends/cpu/backend.ts";
 import type { Precision } from "../../backends/backend.ts";
 import {
   readSafetensors,
@@ -54,7 +53,7 @@ import { createRunState, destroyRunState, ensureCapacity, type ValleRunState } f
 import { transcribe } from "./stt.ts";
 import {
   destroyValleWeights,
-  quantizeValleWeights,
+  quantizeAtLoad,
   uploadValleWeights,
   type ValleWeights,
   valleWeightTensors,
@@ -939,23 +938,4 @@ function codeLevel(codes: Codes, level: number, nAudio: number, action: string):
 
 function isValleLora(source: SafetensorsSource | Safetensors | ValleLora): source is ValleLora {
   return typeof source === "object" && "factors" in source && "replacements" in source;
-}
-
-/**
- * The tensors that loading `st` as `dtype` quantizes (q8, q4), quantized by the CPU backend's C
- * quantizers: the model's backend when it is the CPU one, else a CPU backend made for the
- * purpose (WebGPU loads too: the same bytes as the TypeScript reference, many times faster).
- */
-async function quantizeAtLoad(
-  backend: Backend,
-  st: ValleCheckpoint,
-  dtype: ValleDtype | undefined,
-): Promise<Map<string, Uint32Array>> {
-  if (dtype !== "q8" && dtype !== "q4") return new Map();
-  const cpu = backend instanceof CpuBackend ? backend : await createCpuBackend();
-  try {
-    return await quantizeValleWeights(cpu, st, dtype);
-  } finally {
-    if (cpu !== backend) cpu.destroy();
-  }
 }

@@ -24,7 +24,7 @@ import {
   writeTensor,
 } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
-import type { CpuBackend } from "../../backends/cpu/backend.ts";
+import { CpuBackend, createCpuBackend } from "../../backends/cpu/backend.ts";
 import { quantizeOnCpu } from "../../quant/cpu.ts";
 import { GGUF_TYPE, quantizeBlocks, toDeviceWords } from "../../quant/device.ts";
 import type { ValleCheckpoint } from "./checkpoint.ts";
@@ -408,6 +408,30 @@ export async function quantizeValleWeights(
   }
   await running;
   return out;
+}
+
+/**
+ * The tensors that loading `st` as `dtype` quantizes (q8, q4), quantized by the CPU backend's C
+ * quantizers: the model's backend when it is the CPU one, else a CPU backend made for the
+ * purpose (WebGPU loads too: the same bytes as the TypeScript reference, many times faster).
+ *
+ * @param backend The device the model loads on.
+ * @param st The model file.
+ * @param dtype The precision asked for; nothing is quantized unless q8 or q4.
+ * @returns Device words by key, for {@linkcode uploadValleWeights}.
+ */
+export async function quantizeAtLoad(
+  backend: Backend,
+  st: ValleCheckpoint,
+  dtype: ValleDtype | undefined,
+): Promise<Map<string, Uint32Array>> {
+  if (dtype !== "q8" && dtype !== "q4") return new Map();
+  const cpu = backend instanceof CpuBackend ? backend : await createCpuBackend();
+  try {
+    return await quantizeValleWeights(cpu, st, dtype);
+  } finally {
+    if (cpu !== backend) cpu.destroy();
+  }
 }
 
 /**
