@@ -84,3 +84,18 @@ export async function timeWork(
   await backend.fence();
   return (performance.now() - start) / iterations;
 }
+
+/** Splits a text stream into lines (a subprocess's output as it comes). */
+export function lines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split(/\r?\n|\r/);
+      rest = parts.pop()!;
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}

@@ -13,6 +13,7 @@
  */
 
 import type { ValleBenchSettings } from "./valle.ts";
+import { lines } from "./_report.ts";
 
 /** A peer that did not run, and why. */
 export interface PeerUnavailable {
@@ -85,21 +86,6 @@ async function runPeer(
   const { success } = await child.status;
   if (!success) return { unavailable: last || "failed" };
   return JSON.parse(await Deno.readTextFile(out));
-}
-
-/** Splits a text stream into lines. */
-function lines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest) controller.enqueue(rest);
-    },
-  });
 }
 
 /** A figure from nested JSON, rounded to 3 decimals, or undefined. */

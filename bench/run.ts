@@ -16,6 +16,8 @@
  * - EnCodec encode/decode and Vocos decode real-time factors;
  * - end to end: a paragraph through `Valle.stream` (real-time factor, time to first audio with the
  *   default options beside `batchSize: 1`);
+ * - the default sentence on the CPU: `deno task speak "Once again, excellent work."` as a user
+ *   runs it (a subprocess, only the weight-file flags), then with `--dtype q8` and `--dtype q4`;
  * - peak backend memory of the library's buffers;
  * - the peers when PyTorch is there: bench/peers/transformers_peer.py on CUDA (the same trunk) for
  *   a hardware GPU, bench/peers/torch_cpu_peer.py on the CPU in f32 and with dynamic int8 linear
@@ -29,7 +31,7 @@
  * end, so a run stopped by a time limit keeps what it measured).
  *
  *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick] [--dtypes f16,q8,q4]
- *     [--only kernels,valle,batch,codec,e2e,peer] [--out bench/out]
+ *     [--only kernels,valle,batch,codec,e2e,sentence,peer] [--out bench/out]
  *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
  */
 
@@ -46,6 +48,12 @@ import { benchCodecs, type CodecRow } from "./codec.ts";
 import { benchKernels, type KernelRow } from "./kernels.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
+import {
+  benchDefaultSentence,
+  type DefaultSentenceFigures,
+  defaultSentenceTable,
+  sentenceCell,
+} from "./default_sentence.ts";
 import { backendFacts, environment, markdownTable, slug } from "./_report.ts";
 import {
   benchValle,
@@ -59,7 +67,7 @@ const { values } = parseArgs({
     backends: { type: "string", default: "webgpu,cpu" },
     threads: { type: "string" },
     quick: { type: "boolean", default: false },
-    only: { type: "string", default: "kernels,valle,batch,codec,e2e,peer" },
+    only: { type: "string", default: "kernels,valle,batch,codec,e2e,sentence,peer" },
     out: { type: "string", default: "bench/out" },
     python: { type: "string" },
     dtypes: { type: "string" },
@@ -167,6 +175,13 @@ const E2E: Record<Suite, EndToEndSettings> = {
   quick: { modality: "nar-len", steps: 1, maxSeconds: 0.25, sentences: 2 },
 };
 
+/** The default sentence's runs (`deno task speak`, CPU): each takes a minute or more. */
+const SENTENCE_DTYPES: Record<Suite, string[]> = {
+  gpu: [],
+  cpu: ["default", "f16", "q4"],
+  quick: ["default"],
+};
+
 /** The column names of the peers in the side-by-side table. */
 const PEER_COLUMNS: Record<string, string> = {
   cpu: "PyTorch CPU peer",
@@ -207,6 +222,7 @@ interface BackendResults {
   batch?: BatchBenchFigures;
   codec?: CodecRow[];
   e2e?: EndToEndFigures;
+  sentence?: DefaultSentenceFigures;
   peakBytes?: number;
   unavailable?: string;
 }
@@ -361,6 +377,12 @@ for (const kind of kinds) {
   }
   r.peakBytes = backend.memory.peak;
   backend.destroy();
+  if (kind === "cpu" && only.has("sentence")) {
+    log("default sentence: deno task speak on the CPU");
+    r.sentence = await benchDefaultSentence(files, { dtypes: SENTENCE_DTYPES[suite] });
+    sections.push(`${heading}: default sentence\n\n${defaultSentenceTable(r.sentence)}`);
+    await save();
+  }
 }
 machine ||= "no-backend";
 
@@ -542,6 +564,12 @@ function summary(): string {
   add("end to end RTF (stream, default options)", (b) => b.e2e?.defaultBatch.rtf);
   add("first audio (stream, default options), ms", (b) => b.e2e?.defaultBatch.firstAudioMs);
   add("first audio (stream, batchSize 1), ms", (b) => b.e2e?.batchOne.firstAudioMs);
+  for (const dtype of new Set(runs.flatMap((b) => b.sentence?.runs.map((r) => r.dtype) ?? []))) {
+    add(
+      `default sentence, \`deno task speak\`${dtype === "default" ? "" : ` --dtype ${dtype}`}, s`,
+      (b) => sentenceCell(b.sentence, dtype),
+    );
+  }
   add(
     "peak memory, MiB (peers: process RSS)",
     (b) => b.peakBytes && Math.round(b.peakBytes / 2 ** 20),
