@@ -24,12 +24,27 @@ export const TEST_THREADS = 2;
 
 const shared = new Map<Variant, Promise<Backend>>();
 
+/**
+ * `VALLE_TEST_GPU=baseline`: the WebGPU tests run on a device with the spec's default limits
+ * (128 MiB per binding, 16 KiB of workgroup memory) and no optional feature (no `shader-f16`:
+ * f32 weights), what the weakest WebGPU implementation offers, instead of the adapter's raised
+ * limits and features. `deno task test` runs the kernel and model tests this way too.
+ */
+export const BASELINE_GPU = Deno.env.get("VALLE_TEST_GPU") === "baseline";
+
+/** A device of the spec's defaults: no raised limit, no optional feature. */
+async function baselineGpu(): Promise<Gpu> {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error("VALLE_TEST_GPU=baseline: no WebGPU adapter");
+  return await requestGpu({ device: await adapter.requestDevice({ label: "valle.baseline" }) });
+}
+
 /** The module's shared backend of `kind` (f16 weights where supported). */
 export function testBackend(kind: Variant): Promise<Backend> {
   let backend = shared.get(kind);
   if (!backend) {
     backend = kind === "webgpu"
-      ? requestGpu()
+      ? BASELINE_GPU ? baselineGpu() : requestGpu()
       : createCpuBackend({ threads: TEST_THREADS, relaxedSimd: kind === "cpu" });
     shared.set(kind, backend);
   }
@@ -59,9 +74,14 @@ function register<B extends Backend>(
   });
 }
 
-/** Registers a test once per backend, named "<name> [<kind>]". */
+/**
+ * Registers a test once per backend, named "<name> [<kind>]" (WebGPU only on a
+ * {@linkcode BASELINE_GPU}: the CPU runs are the same as without it).
+ */
 export function backendTest(name: string, fn: (backend: Backend) => Promise<void> | void): void {
-  for (const kind of VARIANTS) register(`${name} [${kind}]`, () => testBackend(kind), fn);
+  for (const kind of BASELINE_GPU ? ["webgpu" as const] : VARIANTS) {
+    register(`${name} [${kind}]`, () => testBackend(kind), fn);
+  }
 }
 
 /** Registers a test of WebGPU itself (devices, pipelines, timestamp queries). */
@@ -69,8 +89,11 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): v
   register(name, testGpu, fn);
 }
 
-/** The weight precisions every kernel test runs: both (lavapipe and the CPU have f16). */
-export const WEIGHT_DTYPES = ["f32", "f16"] as const;
+/**
+ * The weight precisions every kernel test runs: both (lavapipe and the CPU have f16), f32 only on
+ * a {@linkcode BASELINE_GPU}.
+ */
+export const WEIGHT_DTYPES: readonly ("f32" | "f16")[] = BASELINE_GPU ? ["f32"] : ["f32", "f16"];
 
 /**
  * Uploads weights as `dtype`. Returns the tensor and the values the backend actually holds

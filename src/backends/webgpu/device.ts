@@ -82,6 +82,9 @@ export interface AdapterSummary {
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic/i;
 
+/** What a lost device's operations say, with what to do. */
+const LOST_ADVICE = "create the model (or backend) again to continue";
+
 const LIMITS_TO_RAISE = [
   "maxBufferSize",
   "maxStorageBufferBindingSize",
@@ -135,6 +138,8 @@ export class Gpu implements Backend {
   readonly memory: MemoryUsage = { current: 0, peak: 0 };
   #failure?: GpuError;
   #reader?: GpuRecorder;
+  #destroying = false;
+  #lost = false;
 
   /**
    * Wraps a device. Prefer {@linkcode requestGpu}, which negotiates features and limits.
@@ -172,10 +177,14 @@ export class Gpu implements Backend {
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       "valle.readback",
     );
+    // Registered before any other wait on `device.lost`, so a fence racing the loss sees it.
     device.lost.then((info) => {
-      if (info.reason !== "destroyed") {
-        this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${info.message})`);
-      }
+      this.#lost = true;
+      if (this.#destroying) return;
+      const why = info.reason === "destroyed"
+        ? "the device was destroyed by someone else"
+        : info.message || info.reason || "no reason given";
+      this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${why}); ${LOST_ADVICE}`);
     });
     device.addEventListener("uncapturederror", (event) => {
       const message = (event as GPUUncapturedErrorEvent).error.message;
@@ -186,6 +195,41 @@ export class Gpu implements Backend {
   /** Throws the first asynchronous GPU failure (device loss, validation error), if any. */
   assertHealthy(): void {
     if (this.#failure) throw this.#failure;
+    if (this.#destroying) throw new GpuError("Cannot use the GPU: this backend was destroyed");
+  }
+
+  /** The first asynchronous failure (device loss, validation error), if any. */
+  get failure(): GpuError | undefined {
+    return this.#failure;
+  }
+
+  /** Whether the device is lost (destroyed included): nothing more can run on it. */
+  get lost(): boolean {
+    return this.#lost;
+  }
+
+  /**
+   * Maps `buffer` for reading, as `mapAsync` does, but a rejection (device lost or destroyed
+   * meanwhile) becomes the device's {@linkcode GpuError} with its reason instead of a raw
+   * `DOMException`, and a loss during the wait is never missed.
+   *
+   * @param buffer A MAP_READ buffer of this device.
+   * @param bytes Bytes from its start to map.
+   */
+  async mapRead(buffer: GPUBuffer, bytes: number): Promise<void> {
+    try {
+      await Promise.race([
+        buffer.mapAsync(GPUMapMode.READ, 0, bytes),
+        this.device.lost.then(() => Promise.reject(new Error("the device was lost"))),
+      ]);
+    } catch (error) {
+      this.assertHealthy();
+      throw new GpuError(
+        `Cannot read "${buffer.label}" back from the GPU: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    this.assertHealthy();
   }
 
   /**
@@ -288,9 +332,14 @@ export class Gpu implements Backend {
     return new GpuProfiler(this, capacity);
   }
 
-  /** Resolves when the work submitted so far has run (`onSubmittedWorkDone`). */
+  /**
+   * Resolves when the work submitted so far has run (`onSubmittedWorkDone`).
+   *
+   * @throws {GpuError} When the device is lost before or while waiting, or reported an error.
+   */
   async fence(): Promise<void> {
-    await this.device.queue.onSubmittedWorkDone();
+    this.assertHealthy();
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
     this.assertHealthy();
   }
 
@@ -306,6 +355,7 @@ export class Gpu implements Backend {
 
   /** Releases every cached buffer and destroys the device. */
   destroy(): void {
+    this.#destroying = true;
     this.#reader?.destroy();
     this.readbacks.destroy();
     this.device.destroy();
@@ -332,7 +382,8 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const precision = options.precision ?? "auto";
   if (options.device) {
     const device = options.device;
-    const info = device.adapterInfo;
+    // `adapterInfo` is missing on browsers older than Chrome 131 / Firefox 141.
+    const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
     return new Gpu(device, summarize(info), chooseWeightDtype(device.features, precision), options);
   }
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
@@ -344,6 +395,10 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   }
   const adapter = await gpu.requestAdapter({
     powerPreference: options.powerPreference ?? "high-performance",
+  }).catch((error: Error) => {
+    throw new GpuError(`Cannot use the GPU: requestAdapter failed (${error.message})`, {
+      cause: error,
+    });
   });
   if (!adapter) {
     throw new GpuError(
@@ -364,6 +419,12 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     label: "valle",
     requiredFeatures,
     requiredLimits,
+  }).catch((error: Error) => {
+    throw new GpuError(
+      `Cannot use the GPU: adapter "${adapter.info?.description ?? ""}" refused a device ` +
+        `(${error.message})`,
+      { cause: error },
+    );
   });
   return new Gpu(
     device,
@@ -389,15 +450,21 @@ function chooseWeightDtype(features: GPUSupportedFeatures, precision: Precision)
   return precision === "f32" || !f16 ? "f32" : "f16";
 }
 
-function summarize(info: GPUAdapterInfo): AdapterSummary {
-  const description = info.description ?? "";
-  // Browsers flag CPU adapters (isFallbackAdapter); Deno's is always false, so names count too.
-  const fallback = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+/**
+ * What the adapter says about itself (nothing, where `GPUDevice.adapterInfo` is missing). CPU
+ * adapters are flagged by browsers (`isFallbackAdapter`), not by Deno, so names count too: lavapipe
+ * in its description, SwiftShader in its architecture ("swiftshader") or vendor ("google").
+ */
+export function summarize(info: Partial<GPUAdapterInfo> | undefined): AdapterSummary {
+  const { vendor = "", architecture = "", device = "", description = "" } = info ?? {};
+  const fallback =
+    (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true;
   return {
-    vendor: info.vendor ?? "",
-    architecture: info.architecture ?? "",
-    device: info.device ?? "",
+    vendor,
+    architecture,
+    device,
     description,
-    software: fallback || SOFTWARE_ADAPTER.test(`${description} ${info.vendor} ${info.device}`),
+    software: fallback ||
+      SOFTWARE_ADAPTER.test(`${description} ${vendor} ${architecture} ${device}`),
   };
 }

@@ -46,6 +46,13 @@ interface BindGroupNode {
 /** Byte size of one `Params` field; the struct is a run of 4-byte scalars. */
 const PARAM_BYTES = 4;
 
+/**
+ * The size of the `Params` binding every dispatch sees: the largest struct a kernel may declare.
+ * It is not the device's `minUniformBufferOffsetAlignment` (64 on some devices, where `sample`'s
+ * parameters alone take 92 bytes).
+ */
+export const PARAMS_BINDING_BYTES = 256;
+
 /** Compiles kernels once per device and caches layouts, pipelines and bind groups. */
 export class KernelCache {
   #gpu: Gpu;
@@ -80,6 +87,12 @@ export class KernelCache {
    */
   get(spec: KernelSpec, variant: KernelVariant = {}): Kernel {
     const weights = variant.weights ?? this.#gpu.weightDtype;
+    if (KernelCache.paramsSize(spec) > PARAMS_BINDING_BYTES) {
+      throw new GpuError(
+        `Cannot compile kernel "${spec.shader}": its ${spec.params.length} parameters exceed the ` +
+          `${PARAMS_BINDING_BYTES}-byte parameter binding`,
+      );
+    }
     // Fast path of the decode loop: no constants, looked up by spec identity and weight type.
     let bySpec = this.#bySpec.get(spec);
     if (!variant.constants) {

@@ -97,7 +97,7 @@ export class GpuProfiler implements Profiler {
     const pending = this.#pending;
     this.#pending = [];
     for (const { staging, labels } of pending) {
-      await staging.mapAsync(GPUMapMode.READ, 0, 16 * labels.length);
+      await this.#gpu.mapRead(staging, 16 * labels.length);
       const stamps = new BigUint64Array(staging.getMappedRange(0, 16 * labels.length));
       labels.forEach((label, i) => {
         const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);

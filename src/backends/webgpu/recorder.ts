@@ -22,7 +22,7 @@ import type {
 } from "../backend.ts";
 import { byteSize, offsetBytes } from "../tensor.ts";
 import type { Gpu } from "./device.ts";
-import { KernelCache } from "./kernels.ts";
+import { KernelCache, PARAMS_BINDING_BYTES } from "./kernels.ts";
 import { GpuProfiler } from "./profiler.ts";
 
 /** Dispatches per submit unless the recorder is told otherwise. */
@@ -49,10 +49,12 @@ class GpuReadback implements Readback {
     const gpu = this.#recorder.backend;
     gpu.assertHealthy();
     gpu.stats.readbacks++;
-    await Promise.all(
-      this.#copies.map((c) => c.staging.mapAsync(GPUMapMode.READ, 0, c.alignedLength)),
-    );
-    gpu.assertHealthy();
+    try {
+      await Promise.all(this.#copies.map((c) => gpu.mapRead(c.staging, c.alignedLength)));
+    } catch (error) {
+      this.discard();
+      throw error;
+    }
     this.#done = true;
     return this.#copies.map((c) => {
       const out = c.staging.getMappedRange(0, c.alignedLength).slice(c.skip, c.skip + c.length);
@@ -102,7 +104,9 @@ export class GpuRecorder implements Recorder {
     this.#label = options.label ?? "valle.step";
     this.#align = gpu.device.limits.minUniformBufferOffsetAlignment;
     this.#maxGroups = gpu.device.limits.maxComputeWorkgroupsPerDimension;
-    const capacity = (options.capacity ?? DEFAULT_CAPACITY) * this.#align;
+    // `capacity` dispatches at the alignment, the last one's binding reaching past its params.
+    const capacity = ((options.capacity ?? DEFAULT_CAPACITY) - 1) * this.#align +
+      PARAMS_BINDING_BYTES;
     this.#staging = new ArrayBuffer(capacity);
     this.#view = new DataView(this.#staging);
     this.#paramsBuffer = gpu.createGpuBuffer({
@@ -113,7 +117,10 @@ export class GpuRecorder implements Recorder {
     this.#paramsGroup = gpu.device.createBindGroup({
       label: `${this.#label}.params`,
       layout: gpu.kernels.paramsLayout,
-      entries: [{ binding: 0, resource: { buffer: this.#paramsBuffer, size: this.#align } }],
+      entries: [{
+        binding: 0,
+        resource: { buffer: this.#paramsBuffer, size: PARAMS_BINDING_BYTES },
+      }],
     });
     if (options.profiler && !(options.profiler instanceof GpuProfiler)) {
       throw new OptionError("Cannot profile a WebGPU recorder with another backend's profiler");
@@ -158,7 +165,9 @@ export class GpuRecorder implements Recorder {
     for (const b of bindings) buffers.push(this.#gpu.bufferOf(b, kernel.key));
     const group = this.#gpu.kernels.bindGroup(kernel, buffers);
     const size = KernelCache.paramsSize(spec);
-    if (this.#used + size > this.#staging.byteLength || this.#profiler?.full) this.submit();
+    if (this.#used + PARAMS_BINDING_BYTES > this.#staging.byteLength || this.#profiler?.full) {
+      this.submit();
+    }
     const offset = this.#used;
     const types = spec.params;
     for (let i = 0; i < types.length; i++) {
@@ -276,11 +285,16 @@ export class GpuRecorder implements Recorder {
     await this.#gpu.fence();
   }
 
-  /** Frees the parameter buffer. The recorder must not be used afterwards. */
+  /**
+   * Frees the parameter buffer. The recorder must not be used afterwards. Unsubmitted work is an
+   * error, except on a failed or lost device, where it could never run and is dropped.
+   */
   destroy(): void {
-    if (this.#encoder) {
+    if (this.#encoder && this.#gpu.failure === undefined) {
       throw new GpuError("Cannot destroy a recorder with unsubmitted work: call submit() first");
     }
+    this.#endPass();
+    this.#encoder = undefined;
     this.#paramsBuffer.destroy();
   }
 

@@ -29,7 +29,7 @@ import {
   type ValleContext,
   workRows,
 } from "./pass.ts";
-import type { Boundary } from "./progress.ts";
+import { type Boundary, pipelinedFence } from "./progress.ts";
 import { penaltyTable, type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
 import { demaskSchedule } from "./schedule.ts";
 
@@ -238,7 +238,7 @@ export async function runNarBatch(ctx: ValleContext, run: NarBatchRun): Promise<
     });
     rec.submit();
     const done = fence;
-    fence = backend.fence();
+    fence = pipelinedFence(backend);
     if (done) {
       await done;
       run.boundary?.(l - run.fromLevel);
@@ -392,7 +392,7 @@ export async function runNarLenBatch(
     recordStep(k);
     rec.submit();
     const done = fence;
-    fence = backend.fence();
+    fence = pipelinedFence(backend);
     if (done) {
       await done;
       run.boundary?.(k);

@@ -131,7 +131,40 @@ export function forward(
   pass: Pass,
 ): void {
   embeddingSum(rec, rows(state.x, 0, pass.rows), pass.ids, model.weights.embeddings);
-  model.weights.layers.forEach((layer, l) => block(rec, model.config, state, layer, l, pass));
+  const every = layersPerSubmit(model.config, pass.rows);
+  model.weights.layers.forEach((layer, l) => {
+    block(rec, model.config, state, layer, l, pass);
+    if ((l + 1) % every === 0 && l + 1 < model.config.nLayers) rec.submit();
+  });
+}
+
+/**
+ * The most arithmetic one submit of a pass may hold: 50 GFLOP, about 50 ms on a GPU sustaining
+ * 1 TFLOP/s (an integrated one), so that no submit runs long enough to freeze a browser's other
+ * GPU work or to trip a watchdog that loses the device.
+ */
+export const SUBMIT_FLOPS = 50e9;
+
+/**
+ * How many blocks of a pass over `count` rows go in one submit: all of them for decode steps,
+ * one at a time for the longest passes (a 1,000-row NAR pass of the released model does ~34
+ * GFLOP per block), so each submit holds at most {@linkcode SUBMIT_FLOPS} where a block allows.
+ *
+ * @param config The model.
+ * @param count Rows of the pass (all rows of a batch).
+ * @returns Between 1 and `config.nLayers`.
+ *
+ * @example
+ * ```ts ignore
+ * layersPerSubmit(config, 1); // 12: a decode step is one submit
+ * ```
+ */
+export function layersPerSubmit(config: ValleConfig, count: number): number {
+  const { dModel: d, dFf, nLayers } = config;
+  // Projections and MLP (2 FLOPs per weight and row), then scores and weighted sums over at most
+  // `count` keys per row.
+  const perBlock = 2 * count * (4 * d * d + 3 * d * dFf) + 4 * count * count * d;
+  return Math.max(1, Math.min(nLayers, Math.floor(SUBMIT_FLOPS / perBlock)));
 }
 
 /**

@@ -15,7 +15,7 @@
 import { readBytes, writeTensor } from "../../backends/tensor.ts";
 import type { CfgOptions } from "./cfg.ts";
 import { assembleSequence, type GeneratedCodes, type SequenceSpec } from "./inputs.ts";
-import type { Boundary } from "./progress.ts";
+import { type Boundary, pipelinedFence } from "./progress.ts";
 import {
   recordGuidedPass,
   scoreRow,
@@ -109,7 +109,7 @@ export async function runNar(ctx: ValleContext, run: NarRun): Promise<GeneratedC
     rec.submit();
     // Level l is queued behind level l − 1: wait for that one (the GPU keeps working).
     const done = fence;
-    fence = backend.fence();
+    fence = pipelinedFence(backend);
     if (done) {
       await done;
       run.boundary?.(l - run.fromLevel);

@@ -34,7 +34,7 @@ import {
   workRows,
 } from "./pass.ts";
 import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
-import type { Boundary } from "./progress.ts";
+import { type Boundary, pipelinedFence } from "./progress.ts";
 import { demaskSchedule, type DemaskStep } from "./schedule.ts";
 
 const DEMASK_SELECT: KernelSpec = {
@@ -203,7 +203,7 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
       recordStep(schedule[k], k);
       rec.submit();
       const done = fence;
-      fence = backend.fence();
+      fence = pipelinedFence(backend);
       if (done) {
         await done;
         run.boundary?.(k);

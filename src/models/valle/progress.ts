@@ -9,6 +9,23 @@
  * @module
  */
 
+import type { Backend } from "../../backends/backend.ts";
+
+/**
+ * A fence that a loop waits on one iteration later (the GPU works on the next step meanwhile).
+ * It is marked handled at once: when the loop stops before awaiting it (an abort, or the device
+ * lost while the previous fence was awaited), its rejection must not be an unhandled one, which
+ * would end a Deno process; awaiting it still throws.
+ *
+ * @param backend The device.
+ * @returns Its fence for the work submitted so far.
+ */
+export function pipelinedFence(backend: Backend): Promise<void> {
+  const fence = backend.fence();
+  fence.catch(() => {});
+  return fence;
+}
+
 /** The phases of a generation call. */
 export type VallePhase = "duration" | "level0" | "nar";
 

@@ -2,7 +2,8 @@
  * The run state of a VALL-E model (llama2.c's `RunState`): every activation, KV cache, id,
  * logit, token and sampler buffer, allocated once for a capacity of sequence positions. The
  * generation loops only record dispatches over views of these buffers, so nothing is created
- * inside them; {@linkcode ensureCapacity} reallocates (before a loop) when a request needs more.
+ * inside them; {@linkcode ensureCapacity} reallocates (before a loop) when a request needs more,
+ * after {@linkcode checkRunState} has checked the new size against the backend's limits.
  *
  * This module is browser compatible.
  *
@@ -10,6 +11,7 @@
  */
 
 import type { Tensor } from "../../backends/backend.ts";
+import { OptionError } from "../../errors.ts";
 import { createTensor, destroyTensors } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { createRopeTable } from "../../ops/rope.ts";
@@ -76,6 +78,7 @@ export interface ValleRunState {
  * @param config The model config.
  * @param capacity Sequence positions to hold (prompt, phonemes, separators and response).
  * @returns The buffers.
+ * @throws {OptionError} When they would not fit the backend ({@linkcode checkRunState}).
  *
  * @example
  * ```ts ignore
@@ -87,6 +90,7 @@ export function createRunState(
   config: ValleConfig,
   capacity: number,
 ): ValleRunState {
+  checkRunState(backend, config, capacity);
   const { dModel: d, dFf, nLayers, nLevels } = config;
   const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
   const f32 = (shape: number[], label: string) =>
@@ -140,6 +144,69 @@ export function runStateBytes(config: ValleConfig, capacity: number): number {
   return 4 * words * capacity + 4 * config.headDim * capacity;
 }
 
+/** Run-state bytes WebGPU may take: it says nothing of a device's memory, so a fixed budget. */
+export const GPU_RUN_STATE_BUDGET_BYTES = 4 * 2 ** 30;
+
+/** Bytes the CPU backend's 32-bit WebAssembly memory can address. */
+const WASM_MEMORY_BYTES = 2 ** 32;
+
+/** The largest buffer of a run state of `capacity` positions, in bytes, and its name. */
+function largestBuffer(config: ValleConfig, capacity: number): { label: string; bytes: number } {
+  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+  const perPosition = [
+    { label: "logits", words: 2 * vocab },
+    { label: "g", words: config.dFf },
+    { label: "x", words: config.dModel },
+  ];
+  const widest = perPosition.reduce((a, b) => b.words > a.words ? b : a);
+  return { label: `valle.state.${widest.label}`, bytes: 4 * widest.words * capacity };
+}
+
+/**
+ * Checks that a run state of `capacity` positions fits the backend before anything is allocated:
+ * every buffer within the binding limit (`maxStorageBufferBindingSize`/`maxBufferSize` on WebGPU)
+ * and the whole within the memory it may take ({@linkcode GPU_RUN_STATE_BUDGET_BYTES} on WebGPU;
+ * what the CPU backend's 4 GiB WebAssembly memory has left).
+ *
+ * @param backend The device.
+ * @param config The model.
+ * @param capacity Sequence positions asked for (all rows of a batch together).
+ * @param freed Bytes that will be freed first (the run state being replaced).
+ * @throws {OptionError} Naming the buffer or the total, the limit, and the options that lower it.
+ */
+export function checkRunState(
+  backend: Backend,
+  config: ValleConfig,
+  capacity: number,
+  freed = 0,
+): void {
+  const lower =
+    "generate fewer positions at once: a smaller batchSize (rows generated together), " +
+    "a smaller maxSeconds, or a shorter reference clip or text";
+  const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  const largest = largestBuffer(config, capacity);
+  if (largest.bytes > backend.maxBindingBytes) {
+    throw new OptionError(
+      `Cannot hold ${capacity} sequence positions on ${backend.description}: buffer ` +
+        `"${largest.label}" would take ${mb(largest.bytes)}, over the device's limit of ` +
+        `${mb(backend.maxBindingBytes)} per buffer; ${lower}`,
+    );
+  }
+  const total = runStateBytes(config, capacity);
+  const budget = backend.kind === "cpu"
+    ? WASM_MEMORY_BYTES - (backend.memory.current - freed)
+    : GPU_RUN_STATE_BUDGET_BYTES;
+  if (total > budget) {
+    const what = backend.kind === "cpu"
+      ? "what the CPU backend's 4 GiB WebAssembly memory has left beside the weights"
+      : "the run-state budget of WebGPU";
+    throw new OptionError(
+      `Cannot hold ${capacity} sequence positions on ${backend.description}: the run state ` +
+        `would take ${mb(total)}, over ${what} (${mb(budget)}); ${lower}`,
+    );
+  }
+}
+
 /** Frees every buffer of a run state. */
 export function destroyRunState(state: ValleRunState): void {
   destroyTensors(state);
@@ -161,6 +228,16 @@ export function ensureCapacity(
   positions: number,
 ): ValleRunState {
   if (positions <= state.capacity) return state;
+  const freed = runStateBytes(config, state.capacity);
+  // Rounded up to share the state between requests of similar length, unless only the exact
+  // size fits; checked before the old state is freed, so a refusal leaves it usable.
+  let capacity = Math.ceil(positions / 256) * 256;
+  try {
+    checkRunState(backend, config, capacity, freed);
+  } catch {
+    capacity = positions;
+    checkRunState(backend, config, capacity, freed);
+  }
   destroyRunState(state);
-  return createRunState(backend, config, Math.ceil(positions / 256) * 256);
+  return createRunState(backend, config, capacity);
 }
