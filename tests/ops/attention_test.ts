@@ -211,7 +211,8 @@ function spanOracle(
   const out = new Float64Array(s * width);
   for (let i = 0; i < s; i++) {
     const [first, count] = [table[2 * i], table[2 * i + 1]];
-    const part = (a: Float32Array, row: number, n: number) => a.slice(row * width, (row + n) * width);
+    const part = (a: Float32Array, row: number, n: number) =>
+      a.slice(row * width, (row + n) * width);
     const one = ref.attention(part(q, i, 1), part(k, first, count), part(v, first, count), {
       s: 1,
       kvLen: count,
