@@ -4,13 +4,16 @@
  * activations' arithmetic: f32, or int8 where the kernel quantizes them (the CPU's quantized
  * kernels, WebGPU's quantized GEMMs with `GpuFeatures.integerDot`). A GEMV (M = 1) cycles through
  * copies of its weight totalling at least 64 MB, so that it reads them from memory as a decode step
- * does, not from the caches. Part of `deno task bench` (bench/run.ts).
+ * does, not from the caches. Also the bytes a full attention pass moves with a workgroup per query
+ * (the former kernel) and per tile of queries (flash attention). Part of `deno task bench`
+ * (bench/run.ts).
  */
 
 import { createTensor, uploadTensor } from "../src/backends/tensor.ts";
 import type { Backend, QuantDtype, Tensor } from "../src/backends/backend.ts";
 import { Gpu } from "../src/backends/webgpu/device.ts";
 import { GEMV_MAX_ROWS, linear } from "../src/ops/linear.ts";
+import { attentionPassBytes, attentionTileQueries } from "../src/ops/attention.ts";
 import { toDeviceWords } from "../src/quant/device.ts";
 import { timeWork } from "./_report.ts";
 import { randomBlocks } from "./random_quantized.ts";
@@ -103,4 +106,31 @@ export async function benchKernels(
     }
   }
   return results;
+}
+
+/** Bytes one attention pass moves, per query and tiled. */
+export interface AttentionTrafficRow extends Record<string, string | number> {
+  pass: string;
+  "MB, a workgroup per query": number;
+  "MB, tiled": number;
+  "queries per tile": number;
+}
+
+/**
+ * The bytes of a full attention pass of `rows` queries over as many keys at the model's shape
+ * (16 heads of 64), causal and bidirectional, with the former and the tiled kernel
+ * ({@linkcode attentionPassBytes}).
+ */
+export function attentionTraffic(rows: number): AttentionTrafficRow[] {
+  const [heads, headDim] = [16, 64];
+  const tile = attentionTileQueries(headDim);
+  return [true, false].map((causal) => {
+    const shape = { queries: rows, keys: rows, heads, headDim, causal };
+    return {
+      pass: `${rows}×${rows}, ${heads}×${headDim}, ${causal ? "causal" : "bidirectional"}`,
+      "MB, a workgroup per query": +(attentionPassBytes(shape, 1) / 1e6).toFixed(1),
+      "MB, tiled": +(attentionPassBytes(shape, tile) / 1e6).toFixed(1),
+      "queries per tile": tile,
+    };
+  });
 }

@@ -45,7 +45,7 @@ import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
 import { type BatchBenchFigures, type BatchBenchSettings, benchBatch } from "./batch.ts";
 import { benchCodecs, type CodecRow } from "./codec.ts";
-import { benchKernels, type KernelRow } from "./kernels.ts";
+import { attentionTraffic, benchKernels, type KernelRow } from "./kernels.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
 import {
@@ -301,6 +301,8 @@ for (const kind of kinds) {
       refused.destroy();
     }
     sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
+    const traffic = attentionTraffic(rows);
+    sections.push(`${heading}: attention bytes per pass\n\n${markdownTable(traffic)}`);
     await save();
   }
   // The VALL-E section per weight dtype: float in the backend's column, q8 and q4 each in a column

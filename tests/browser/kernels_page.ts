@@ -10,7 +10,7 @@ import { SingleThread } from "../../src/backends/cpu/runner.ts";
 import { chooseBackend } from "../../src/backends/select.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { type AdapterSummary, Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
-import { attention } from "../../src/ops/attention.ts";
+import { attention, attentionPartialsSize } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
 import { quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
@@ -43,6 +43,8 @@ export interface KernelsPageResult {
   gemv: number[];
   rmsNorm: number[];
   attention: number[];
+  /** The same attention with its keys split over workgroups (flash-decoding on WebGPU). */
+  attentionSplit: number[];
   gemmQ8: number[];
   gemmQ4: number[];
 }
@@ -79,6 +81,9 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     up(a, [s, width])
   );
   attention(rec, att, q, kk, v, { heads, headDim, kvLen: s, causal: true });
+  const attSplit = createTensor(backend, [s, width], "f32", "att.split");
+  const partials = createTensor(backend, [attentionPartialsSize(heads, headDim, s)], "f32", "p");
+  attention(rec, attSplit, q, kk, v, { heads, headDim, kvLen: s, causal: true, partials });
 
   const quant = inputs.quant;
   const quantized = (["q8_0", "q4_k"] as const).map((dtype) => {
@@ -106,6 +111,7 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     gemv: [...await readF32(backend, gemv)],
     rmsNorm: [...await readF32(backend, normed)],
     attention: [...await readF32(backend, att)],
+    attentionSplit: [...await readF32(backend, attSplit)],
     gemmQ8: [...await readF32(backend, quantized[0])],
     gemmQ4: [...await readF32(backend, quantized[1])],
   };

@@ -57,6 +57,7 @@ async function runKernels(
     qStart: 0,
   });
   assertClose(result.attention, expected, { ...tol, label: "attention" });
+  assertClose(result.attentionSplit, expected, { ...tol, label: "attention, keys split" });
   const quant = inputs.quant;
   const integer = result.backend.kind === "cpu" || result.integerDot === true;
   for (const [dtype, got] of [["q8_0", result.gemmQ8], ["q4_k", result.gemmQ4]] as const) {

@@ -264,7 +264,12 @@ function scatterKv(rec: Recorder, state: ValleRunState, l: number, pass: Pass): 
   }
 }
 
-/** Attention of the pass's queries over the cache rows up to the pass's end (or their spans). */
+/**
+ * Attention of the pass's queries over the cache rows up to the pass's end (or their spans).
+ * Decode steps (causal passes of a few rows, or a batch's step) split their keys over workgroups
+ * on WebGPU; a batch's prefill rows take the same schedule as the row alone, since both are
+ * causal passes of the same rows.
+ */
 function attend(
   rec: Recorder,
   config: ValleConfig,
@@ -281,5 +286,8 @@ function attend(
     causal: pass.causal,
     qStart: pass.start,
     spans: pass.spans,
+    partials: pass.causal && (pass.kvRows !== undefined || pass.rows <= FUSED_MAX_ROWS)
+      ? state.attentionPartials
+      : undefined,
   });
 }

@@ -14,6 +14,7 @@ import type { Tensor } from "../../backends/backend.ts";
 import { OptionError } from "../../errors.ts";
 import { createTensor, destroyTensors } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
+import { attentionPartialsSize } from "../../ops/attention.ts";
 import { createRopeTable } from "../../ops/rope.ts";
 import type { ValleConfig } from "./config.ts";
 
@@ -69,6 +70,8 @@ export interface ValleRunState {
   readonly rope: Tensor;
   /** Batched calls' per-row tables (10 · capacity) u32: attention spans, KV rows, positions. */
   readonly tables: Tensor;
+  /** Partial results of split decoding (WebGPU decode steps' attention), f32. */
+  readonly attentionPartials: Tensor;
 }
 
 /**
@@ -123,6 +126,10 @@ export function createRunState(
     cfgStats: f32([8], "cfg_stats"),
     rope: createRopeTable(backend, config.headDim, config.ropeTheta, capacity),
     tables: u32([10 * capacity], "tables"),
+    attentionPartials: f32(
+      [attentionPartialsSize(config.nHeads, config.headDim)],
+      "attention_partials",
+    ),
   };
 }
 
@@ -141,7 +148,8 @@ export function runStateBytes(config: ValleConfig, capacity: number): number {
   // positions (both slots); scratch, scores, masked, penalties; batch tables.
   const words = 5 * d + 2 * dFf + 2 * nLayers * d + 3 * vocab + 3 * nLevels + 2 + 2 + 2 + 1 + 1 +
     10;
-  return 4 * words * capacity + 4 * config.headDim * capacity;
+  return 4 * words * capacity + 4 * config.headDim * capacity +
+    4 * attentionPartialsSize(config.nHeads, config.headDim);
 }
 
 /** Run-state bytes WebGPU may take: it says nothing of a device's memory, so a fixed budget. */
