@@ -1,7 +1,8 @@
 import { deepStrictEqual } from "node:assert";
 import { linear } from "../../src/ops/linear.ts";
 import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
+import type { KernelSpec } from "../../src/backends/backend.ts";
+import { backendTest, gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
@@ -170,3 +171,45 @@ backendTest("linear() uses the 4-wide GEMV only at 4-aligned offsets", async (ba
     assertClose(await readF32(backend, y), expected, { atol: 1e-5 });
   }
 });
+
+gpuTest(
+  "the float GEMMs' other tile shapes (overrides WX, WY) give the default's bits",
+  async (gpu) => {
+    // linear() runs 8 × 8 threads; 16 × 8 and 8 × 16 are the other shapes within 16 KiB of
+    // workgroup memory, for devices that want them.
+    const rng = new Rng(9);
+    const [m, n] = [150, 140];
+    for (const dtype of WEIGHT_DTYPES) {
+      for (const k of [40, 37]) {
+        const x = rng.normals(m * k);
+        const w = uploadWeights(gpu, rng.normals(n * k, 0.05), [n, k], dtype, "w");
+        const xt = uploadTensor(gpu, x, [m, k], "f32", "x");
+        const spec: KernelSpec = {
+          shader: k % 4 === 0 ? "gemm_vec4" : "gemm",
+          bindings: ["write", "read", "read", "read"],
+          params: Array(9).fill("u32"),
+        };
+        const results: Float32Array[] = [];
+        for (const [wx, wy] of [[8, 8], [16, 8], [8, 16]]) {
+          const y = createTensor(gpu, [m, n], "f32", "y");
+          const rec = gpu.createRecorder();
+          rec.dispatch(
+            spec,
+            [y, xt, w.tensor, w.tensor],
+            [m, n, k, 0, 0, 0, 0, 0, 0],
+            [Math.ceil(n / (8 * wx)), Math.ceil(m / (8 * wy))],
+            { weights: dtype, constants: { WX: wx, WY: wy } },
+          );
+          rec.submit();
+          results.push(await readF32(gpu, y));
+        }
+        assertClose(results[0], ref.linear(x, w.values, undefined, m, n, k), {
+          atol: 1e-4,
+          rtol: 1e-4,
+        });
+        deepStrictEqual(results[1], results[0]);
+        deepStrictEqual(results[2], results[0]);
+      }
+    }
+  },
+);
