@@ -1,12 +1,12 @@
-// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating) for many rows (prefill, NAR passes, codec convs).
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating) for many rows (prefill,
+// NAR passes, codec layers), for any K and offsets: gemm_vec4.wgsl (which see for the tiling and
+// the row-count-independent rounding) with scalar loads, giving the same bits as it.
 // w is stored [out, in] like PyTorch's Linear. f32 accumulation whatever W is.
 //
-// Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w (N, K) W at w_off | b (N) W at b_off, read only when
-// has_bias != 0.
-// Grid: (ceil(N / 64), ceil(M / 64)). 256 threads share a 64×64 output tile; thread (tx, ty)
-// owns rows ty + 16i and columns tx + 16j (i, j < 4), which keeps workgroup-memory reads free of
-// bank conflicts. K is walked 16 at a time through workgroup memory; out-of-range elements load
-// as zero, so any M, N, K works.
+// Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w (N, K) W at w_off | b (N) W at
+// b_off, read only when has_bias != 0.
+// Tile (override WX, WY) and grid as gemm_vec4.wgsl: (ceil(N / 8 WX), ceil(M / 8 WY)).
+// Out-of-range elements load as zero, so any M, N, K works.
 
 struct Params {
   m: u32,
@@ -26,58 +26,83 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
+// Threads along N and along M; each computes 8 × 8 outputs.
+override WX: u32 = 8u;
+override WY: u32 = 8u;
+const BK: u32 = 16u;
+// Row stride of the tiles, in vec4: BK / 4 plus one of padding.
+const RS: u32 = 5u;
+override XS_LEN: u32 = 8u * WY * RS;
+override WS_LEN: u32 = 8u * WX * RS;
 
-var<workgroup> xs: array<f32, 1024>; // [TK][TILE], k-major
-var<workgroup> ws: array<f32, 1024>; // [TK][TILE], k-major
+var<workgroup> xs: array<vec4f, XS_LEN>; // [BM][RS]
+var<workgroup> ws: array<vec4<W>, WS_LEN>; // [BN][RS]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WX, WY)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
   @builtin(local_invocation_id) lid: vec3u,
   @builtin(local_invocation_index) li: u32,
 ) {
-  let row0 = wg.y * TILE;
-  let col0 = wg.x * TILE;
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      let t = e / TK;
-      let kk = e % TK;
-      let gk = k0 + kk;
-      var xv = 0.0;
-      if (row0 + t < p.m && gk < p.k) {
-        xv = x[p.x_off + (row0 + t) * p.k + gk];
+  let bm = 8u * WY;
+  let bn = 8u * WX;
+  let threads = WX * WY;
+  let row0 = wg.y * bm;
+  let col0 = wg.x * bn;
+  var acc: array<array<f32, 8>, 8>;
+  for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var e = li; e < bm * 4u; e += threads) {
+      let r = e / 4u;
+      let k = k0 + 4u * (e % 4u);
+      var v = vec4f(0.0);
+      if (row0 + r < p.m) {
+        let base = p.x_off + (row0 + r) * p.k + k;
+        for (var t = 0u; t < 4u; t++) {
+          if (k + t < p.k) {
+            v[t] = x[base + t];
+          }
+        }
       }
-      xs[kk * TILE + t] = xv;
-      var wv = 0.0;
-      if (col0 + t < p.n && gk < p.k) {
-        wv = f32(w[p.w_off + (col0 + t) * p.k + gk]);
+      xs[r * RS + e % 4u] = v;
+    }
+    for (var e = li; e < bn * 4u; e += threads) {
+      let c = e / 4u;
+      let k = k0 + 4u * (e % 4u);
+      var v = vec4<W>(0.0);
+      if (col0 + c < p.n) {
+        let base = p.w_off + (col0 + c) * p.k + k;
+        for (var t = 0u; t < 4u; t++) {
+          if (k + t < p.k) {
+            v[t] = w[base + t];
+          }
+        }
       }
-      ws[kk * TILE + t] = wv;
+      ws[c * RS + e % 4u] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = xs[kk * TILE + lid.y + 16u * i];
-        c[i] = ws[kk * TILE + lid.x + 16u * i];
+    for (var q = 0u; q < BK / 4u; q++) {
+      var c: array<vec4f, 8>;
+      for (var j = 0u; j < 8u; j++) {
+        c[j] = vec4f(ws[(lid.x + WX * j) * RS + q]);
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] += a[i] * c[j];
+      for (var i = 0u; i < 8u; i++) {
+        let a = xs[(lid.y + WY * i) * RS + q];
+        for (var j = 0u; j < 8u; j++) {
+          var s = acc[i][j];
+          s += a.x * c[j].x;
+          s += a.y * c[j].y;
+          s += a.z * c[j].z;
+          s += a.w * c[j].w;
+          acc[i][j] = s;
         }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + lid.y + WY * i;
+    for (var j = 0u; j < 8u; j++) {
+      let c = col0 + lid.x + WX * j;
       if (r < p.m && c < p.n) {
         var v = acc[i][j];
         if (p.has_bias != 0u) {

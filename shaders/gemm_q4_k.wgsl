@@ -1,10 +1,12 @@
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating) for many rows, with a
-// q4_k weight (src/quant/FORMATS.md: GGUF Q4_K super-blocks of 256 weights, 36 words): gemm.wgsl
-// with the weight tile dequantized as it is loaded into workgroup memory, w = (d·sc)·q − dmin·m.
+// q4_k weight (src/quant/FORMATS.md: GGUF Q4_K super-blocks of 256 weights, 36 words):
+// gemm_vec4.wgsl with the weight tile dequantized as it is loaded into workgroup memory,
+// w = (d·sc)·q − dmin·m.
 //
-// Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w q4_k, row n at word
-// w_off + n · 9K/64 (K % 256 == 0) | b (N) W at b_off, read only when has_bias != 0.
-// Grid: (ceil(N / 64), ceil(M / 64)); tiles as in gemm.wgsl.
+// Bindings: y (M, N) f32 at y_off | x (M, K/4) vec4f at x_off/4 (x_off % 4 == 0) | w q4_k, row n
+// at word w_off + n · 9K/64 (K % 256 == 0) | b (N) W at b_off, read only when has_bias != 0.
+// Tile: 64 × 64, 8 × 8 threads of 8 × 8 outputs each, as gemm_vec4.wgsl's default (fixed: the
+// grid, (ceil(N / 64), ceil(M / 64)), is also gemm_q4_k_dp4a's).
 
 struct Params {
   m: u32,
@@ -19,29 +21,32 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Weight (n, k), dequantized: sub-block j = (k % 256) / 32 of its super-block has its scale and
-// min (q4k_sub_scales); its level is nibble j % 2 of byte 32 (j / 2) + k % 32 of qs.
-fn weight(n: u32, k: u32) -> f32 {
+// Weights (n, k..k + 3), k % 4 == 0, dequantized: sub-block j = (k % 256) / 32 of their
+// super-block has their scale and min (q4k_sub_scales); their levels are nibble j % 2 of bytes
+// 32 (j / 2) + k % 32 .. + 3 of qs, one word.
+fn weights(n: u32, k: u32) -> vec4f {
   let base = p.w_off + n * (p.k / 256u) * 36u + (k / 256u) * 36u;
   let j = (k % 256u) / 32u;
-  let i = k % 32u;
   let s = q4k_sub_scales(w[base], vec3u(w[base + 1u], w[base + 2u], w[base + 3u]), j);
-  let q = (w[base + 4u + (j / 2u) * 8u + i / 4u] >> (8u * (i % 4u) + 4u * (j % 2u))) & 15u;
-  return s.x * f32(q) - s.y;
+  let word = w[base + 4u + (j / 2u) * 8u + (k % 32u) / 4u] >> (4u * (j % 2u));
+  let q = (vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(15u);
+  return s.x * vec4f(q) - s.y;
 }
 
 const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const BK: u32 = 16u;
+// Row stride of the tiles, in vec4: BK / 4 plus one of padding.
+const RS: u32 = 5u;
 
-var<workgroup> xs: array<f32, 1024>; // [TK][TILE], k-major
-var<workgroup> ws: array<f32, 1024>; // [TK][TILE], k-major
+var<workgroup> xs: array<vec4f, 320>; // [TILE][RS]
+var<workgroup> ws: array<vec4f, 320>; // [TILE][RS], dequantized
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
   @builtin(local_invocation_id) lid: vec3u,
@@ -49,44 +54,50 @@ fn main(
 ) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      let t = e / TK;
-      let kk = e % TK;
-      let gk = k0 + kk;
-      var xv = 0.0;
-      if (row0 + t < p.m && gk < p.k) {
-        xv = x[p.x_off + (row0 + t) * p.k + gk];
+  let kq = p.k / 4u;
+  var acc: array<array<f32, 8>, 8>;
+  for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var e = li; e < TILE * 4u; e += 64u) {
+      let r = e / 4u;
+      let q = k0 / 4u + e % 4u;
+      var v = vec4f(0.0);
+      if (row0 + r < p.m) {
+        v = x[p.x_off / 4u + (row0 + r) * kq + q];
       }
-      xs[kk * TILE + t] = xv;
-      var wv = 0.0;
-      if (col0 + t < p.n && gk < p.k) {
-        wv = weight(col0 + t, gk);
+      xs[r * RS + e % 4u] = v;
+    }
+    for (var e = li; e < TILE * 4u; e += 64u) {
+      let c = e / 4u;
+      var v = vec4f(0.0);
+      if (col0 + c < p.n) {
+        v = weights(col0 + c, k0 + 4u * (e % 4u));
       }
-      ws[kk * TILE + t] = wv;
+      ws[c * RS + e % 4u] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = xs[kk * TILE + lid.y + 16u * i];
-        c[i] = ws[kk * TILE + lid.x + 16u * i];
+    for (var q = 0u; q < BK / 4u; q++) {
+      var c: array<vec4f, 8>;
+      for (var j = 0u; j < 8u; j++) {
+        c[j] = ws[(lid.x + 8u * j) * RS + q];
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] += a[i] * c[j];
+      for (var i = 0u; i < 8u; i++) {
+        let a = xs[(lid.y + 8u * i) * RS + q];
+        for (var j = 0u; j < 8u; j++) {
+          var s = acc[i][j];
+          s += a.x * c[j].x;
+          s += a.y * c[j].y;
+          s += a.z * c[j].z;
+          s += a.w * c[j].w;
+          acc[i][j] = s;
         }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + lid.y + 8u * i;
+    for (var j = 0u; j < 8u; j++) {
+      let c = col0 + lid.x + 8u * j;
       if (r < p.m && c < p.n) {
         var v = acc[i][j];
         if (p.has_bias != 0u) {

@@ -1,10 +1,11 @@
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ b[n]) (+ y[m, n] when accumulating) for many rows, with a
 // q8_0 weight (src/quant/FORMATS.md §3: per 64 weights 17 words, the two f16 scales then 2 × 32
-// int8): gemm.wgsl with the weight tile dequantized as it is loaded into workgroup memory.
+// int8): gemm_vec4.wgsl with the weight tile dequantized as it is loaded into workgroup memory.
 //
-// Bindings: y (M, N) f32 at y_off | x (M, K) f32 at x_off | w q8_0, row n at word
-// w_off + n · 17K/64 (K % 64 == 0) | b (N) W at b_off, read only when has_bias != 0.
-// Grid: (ceil(N / 64), ceil(M / 64)); tiles as in gemm.wgsl.
+// Bindings: y (M, N) f32 at y_off | x (M, K/4) vec4f at x_off/4 (x_off % 4 == 0) | w q8_0, row n
+// at word w_off + n · 17K/64 (K % 64 == 0) | b (N) W at b_off, read only when has_bias != 0.
+// Tile: 64 × 64, 8 × 8 threads of 8 × 8 outputs each, as gemm_vec4.wgsl's default (fixed: the
+// grid, (ceil(N / 64), ceil(M / 64)), is also gemm_q8_0_dp4a's).
 
 struct Params {
   m: u32,
@@ -19,27 +20,31 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Weight (n, k), dequantized: its block's f16 scale times its int8.
-fn weight(n: u32, k: u32) -> f32 {
+// Weights (n, k..k + 3), k % 4 == 0, dequantized: their block's f16 scale times their int8 (one
+// word, sign-extended byte by byte).
+fn weights(n: u32, k: u32) -> vec4f {
   let base = p.w_off + n * (p.k / 64u) * 17u + (k / 64u) * 17u;
   let r = k % 64u;
-  let q = bitcast<i32>(w[base + 1u + r / 4u] << (24u - 8u * (r % 4u))) >> 24u;
+  let word = w[base + 1u + r / 4u];
+  let q = bitcast<vec4i>(vec4u(word << 24u, word << 16u, word << 8u, word)) >> vec4u(24u);
   let s = unpack2x16float(w[base]);
-  return select(s.x, s.y, r >= 32u) * f32(q);
+  return select(s.x, s.y, r >= 32u) * vec4f(q);
 }
 
 const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const BK: u32 = 16u;
+// Row stride of the tiles, in vec4: BK / 4 plus one of padding.
+const RS: u32 = 5u;
 
-var<workgroup> xs: array<f32, 1024>; // [TK][TILE], k-major
-var<workgroup> ws: array<f32, 1024>; // [TK][TILE], k-major
+var<workgroup> xs: array<vec4f, 320>; // [TILE][RS]
+var<workgroup> ws: array<vec4f, 320>; // [TILE][RS], dequantized
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
   @builtin(local_invocation_id) lid: vec3u,
@@ -47,44 +52,50 @@ fn main(
 ) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      let t = e / TK;
-      let kk = e % TK;
-      let gk = k0 + kk;
-      var xv = 0.0;
-      if (row0 + t < p.m && gk < p.k) {
-        xv = x[p.x_off + (row0 + t) * p.k + gk];
+  let kq = p.k / 4u;
+  var acc: array<array<f32, 8>, 8>;
+  for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var e = li; e < TILE * 4u; e += 64u) {
+      let r = e / 4u;
+      let q = k0 / 4u + e % 4u;
+      var v = vec4f(0.0);
+      if (row0 + r < p.m) {
+        v = x[p.x_off / 4u + (row0 + r) * kq + q];
       }
-      xs[kk * TILE + t] = xv;
-      var wv = 0.0;
-      if (col0 + t < p.n && gk < p.k) {
-        wv = weight(col0 + t, gk);
+      xs[r * RS + e % 4u] = v;
+    }
+    for (var e = li; e < TILE * 4u; e += 64u) {
+      let c = e / 4u;
+      var v = vec4f(0.0);
+      if (col0 + c < p.n) {
+        v = weights(col0 + c, k0 + 4u * (e % 4u));
       }
-      ws[kk * TILE + t] = wv;
+      ws[c * RS + e % 4u] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = xs[kk * TILE + lid.y + 16u * i];
-        c[i] = ws[kk * TILE + lid.x + 16u * i];
+    for (var q = 0u; q < BK / 4u; q++) {
+      var c: array<vec4f, 8>;
+      for (var j = 0u; j < 8u; j++) {
+        c[j] = ws[(lid.x + 8u * j) * RS + q];
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] += a[i] * c[j];
+      for (var i = 0u; i < 8u; i++) {
+        let a = xs[(lid.y + 8u * i) * RS + q];
+        for (var j = 0u; j < 8u; j++) {
+          var s = acc[i][j];
+          s += a.x * c[j].x;
+          s += a.y * c[j].y;
+          s += a.z * c[j].z;
+          s += a.w * c[j].w;
+          acc[i][j] = s;
         }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + lid.y + 8u * i;
+    for (var j = 0u; j < 8u; j++) {
+      let c = col0 + lid.x + 8u * j;
       if (r < p.m && c < p.n) {
         var v = acc[i][j];
         if (p.has_bias != 0u) {

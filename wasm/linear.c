@@ -1,6 +1,7 @@
 // linear: y[m, n] = Σ_k x[m, k] · w[n, k] (+ b[n]) (+ y[m, n] when accumulating), the CPU twin of
-// shaders/gemv.wgsl, gemv_vec4.wgsl and gemm.wgsl (same bindings and parameters; one kernel here
-// serves all three). Threads split the weight rows n, so each converts and reads only its own.
+// shaders/gemv.wgsl, gemv_vec4.wgsl, gemm.wgsl and gemm_vec4.wgsl (same bindings and parameters;
+// one kernel here serves all four). Threads split the weight rows n, so each converts and reads
+// only its own.
 //
 // Few rows (decode steps): each weight row is read once and dotted with every row of x (dot.h).
 // Many rows: the GEMM of conv1d.c (packed f32 weight panels, 4 × 8 register tiles).

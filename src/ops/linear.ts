@@ -1,11 +1,12 @@
 /**
  * `linear`: y = x · wᵀ + b with PyTorch's `[out, in]` weight layout, optionally added to y (a
- * residual connection for free). Picks a GEMV kernel for a few rows (decode steps; 4-wide loads
- * when K and the offsets allow) and the tiled GEMM otherwise, each for float (f16/f32) weights or
- * for a quantized layout (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float. A
- * quantized GEMM runs in integer arithmetic on int8 activations on the CPU, and on WebGPU where
- * WGSL has `packed_4x8_integer_dot_product` (its `_dp4a` kernel); other WebGPU devices, and the
- * quantized GEMVs, dequantize the weights and multiply float activations.
+ * residual connection for free). Picks a GEMV kernel for a few rows (decode steps) and the
+ * register-tiled GEMM otherwise (4-wide loads for both when K and the offsets allow; the GEMM's
+ * bits are the same either way), each for float (f16/f32) weights or for a quantized layout
+ * (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float. A quantized GEMM runs in
+ * integer arithmetic on int8 activations on the CPU, and on WebGPU where WGSL has
+ * `packed_4x8_integer_dot_product` (its `_dp4a` kernel); other WebGPU devices, and the quantized
+ * GEMVs, dequantize the weights and multiply float activations.
  *
  * This module is browser compatible.
  *
@@ -28,6 +29,12 @@ const PARAMS = ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"] a
 const GEMV: KernelSpec = { shader: "gemv", bindings: BINDINGS, params: PARAMS };
 const GEMV_VEC4: KernelSpec = { shader: "gemv_vec4", bindings: BINDINGS, params: PARAMS };
 const GEMM: KernelSpec = { shader: "gemm", bindings: BINDINGS, params: PARAMS };
+const GEMM_VEC4: KernelSpec = { shader: "gemm_vec4", bindings: BINDINGS, params: PARAMS };
+/**
+ * The float GEMMs' workgroup (WGSL `override`s): WX × WY threads of 8 × 8 outputs each, a tile of
+ * 8 WY rows × 8 WX columns. 8 × 8 fits every device's defaults (10 KiB of workgroup memory).
+ */
+const GEMM_THREADS = { WX: 8, WY: 8 } as const;
 /** The GEMV and GEMM kernels of each quantized layout. */
 const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpec }>> = {
   q8_0: {
@@ -131,13 +138,18 @@ export function linear(
     }
     return;
   }
+  const vec4 = k % 4 === 0 && x.offset % 4 === 0 && w.offset % 4 === 0;
   if (m > GEMV_MAX_ROWS) {
-    rec.dispatch(GEMM, [y, x, w, bias], params, [Math.ceil(n / 64), Math.ceil(m / 64)], {
-      weights,
-    });
+    const { WX, WY } = GEMM_THREADS;
+    rec.dispatch(
+      vec4 ? GEMM_VEC4 : GEMM,
+      [y, x, w, bias],
+      params,
+      [Math.ceil(n / (8 * WX)), Math.ceil(m / (8 * WY))],
+      { weights, constants: GEMM_THREADS },
+    );
     return;
   }
-  const vec4 = k % 4 === 0 && x.offset % 4 === 0 && w.offset % 4 === 0;
   rec.dispatch(
     vec4 ? GEMV_VEC4 : GEMV,
     [y, x, w, bias],

@@ -1,11 +1,14 @@
+import { deepStrictEqual } from "node:assert";
 import { linear } from "../../src/ops/linear.ts";
 import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
+import type { KernelSpec } from "../../src/backends/backend.ts";
+import { backendTest, gpuTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 
 // [M, N, K]: decode rows (GEMV paths, M <= 4: 4-wide when K % 4 == 0), odd sizes, and the
-// model's shapes.
+// model's shapes. GEMM (M > 4): M and N below, at and past its 64 × 64 tile, K % 16 (its K step)
+// and K % 4 (4-wide loads when 0) each zero and not.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [1, 17, 3],
@@ -18,6 +21,9 @@ const SHAPES: [number, number, number][] = [
   [17, 33, 65],
   [70, 130, 100],
   [64, 1025, 256],
+  [65, 67, 18],
+  [130, 129, 44],
+  [129, 64, 1027],
 ];
 
 for (const dtype of WEIGHT_DTYPES) {
@@ -43,25 +49,87 @@ for (const dtype of WEIGHT_DTYPES) {
   }
 }
 
-backendTest("linear() reads and writes row views at offsets", async (backend) => {
-  const rng = new Rng(7);
-  const [m, n, k] = [3, 10, 12];
-  const x = rng.normals(8 * k);
-  const wv = rng.normals(n * k);
-  const xt = uploadTensor(backend, x, [8, k], "f32", "x");
-  const wt = uploadTensor(backend, wv, [n, k], "f32", "w");
-  const y = createTensor(backend, [9, n], "f32", "y");
-  for (const rowsM of [1, m]) {
-    const rec = backend.createRecorder();
-    rec.clear(y);
-    linear(rec, rows(y, 4, rowsM), rows(xt, 2, rowsM), wt);
-    rec.submit();
-    const got = await readF32(backend, y);
-    const expected = new Float64Array(9 * n);
-    expected.set(ref.linear(x.subarray(2 * k, (2 + rowsM) * k), wv, undefined, rowsM, n, k), 4 * n);
-    assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
+for (const k of [12, 13]) {
+  backendTest(`linear() reads and writes row views at offsets, K=${k}`, async (backend) => {
+    const rng = new Rng(7 + k);
+    const n = 10;
+    const x = rng.normals(80 * k);
+    const wv = rng.normals(n * k);
+    const xt = uploadTensor(backend, x, [80, k], "f32", "x");
+    const wt = uploadTensor(backend, wv, [n, k], "f32", "w");
+    const y = createTensor(backend, [85, n], "f32", "y");
+    // GEMV and GEMM rows; x's rows start at element 2K (4-aligned for K = 12 only).
+    for (const m of [1, 3, 70]) {
+      const rec = backend.createRecorder();
+      rec.clear(y);
+      linear(rec, rows(y, 4, m), rows(xt, 2, m), wt);
+      rec.submit();
+      const got = await readF32(backend, y);
+      const expected = new Float64Array(85 * n);
+      expected.set(ref.linear(x.subarray(2 * k, (2 + m) * k), wv, undefined, m, n, k), 4 * n);
+      assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
+    }
+  });
+}
+
+for (const dtype of WEIGHT_DTYPES) {
+  for (const k of [100, 67]) {
+    backendTest(
+      `linear() GEMM rows in chunks equal the rows together bit for bit, K=${k} ${dtype}`,
+      async (backend) => {
+        // Each output's sum runs over K in one order whatever M is and wherever its row falls in
+        // a tile. Every chunk has more than GEMV_MAX_ROWS rows (the GEMV rounds otherwise), starts
+        // inside a tile or at its start, and some cross tiles; K = 67 puts rows at unaligned
+        // offsets.
+        const rng = new Rng(k);
+        const [m, n] = [150, 70];
+        const w = uploadWeights(backend, rng.normals(n * k, 0.05), [n, k], dtype, "w");
+        const b = uploadWeights(backend, rng.normals(n), [n], dtype, "b");
+        const xt = uploadTensor(backend, rng.normals(m * k), [m, k], "f32", "x");
+        const whole = createTensor(backend, [m, n], "f32", "whole");
+        const chunked = createTensor(backend, [m, n], "f32", "chunked");
+        const rec = backend.createRecorder();
+        linear(rec, whole, xt, w.tensor, b.tensor);
+        for (const [start, count] of [[0, 5], [5, 64], [69, 7], [76, 74]]) {
+          linear(rec, rows(chunked, start, count), rows(xt, start, count), w.tensor, b.tensor);
+        }
+        rec.submit();
+        deepStrictEqual(await readF32(backend, chunked), await readF32(backend, whole));
+      },
+    );
   }
-});
+  backendTest(
+    `linear() GEMM gives the same bits with 4-wide and scalar loads, ${dtype}`,
+    async (backend) => {
+      // K % 4 == 0: x and w at offset 0 take the 4-wide loads, at offset 1 the scalar ones.
+      const rng = new Rng(3);
+      const [m, n, k] = [70, 66, 36];
+      const x = rng.normals(m * k);
+      const wValues = rng.normals(n * k, 0.05);
+      const shifted = (values: Float32Array) => {
+        const out = new Float32Array(values.length + 1);
+        out.set(values, 1);
+        return out;
+      };
+      const xt = uploadTensor(backend, x, [m, k], "f32", "x");
+      const w = uploadWeights(backend, wValues, [n, k], dtype, "w").tensor;
+      const xu = uploadTensor(backend, shifted(x), [m * k + 1], "f32", "x+1");
+      const wu = uploadWeights(backend, shifted(wValues), [n * k + 1], dtype, "w+1").tensor;
+      const aligned = createTensor(backend, [m, n], "f32", "aligned");
+      const unaligned = createTensor(backend, [m, n], "f32", "unaligned");
+      const rec = backend.createRecorder();
+      linear(rec, aligned, xt, w);
+      linear(
+        rec,
+        unaligned,
+        { ...xu, shape: [m, k], offset: 1 },
+        { ...wu, shape: [n, k], offset: 1 },
+      );
+      rec.submit();
+      deepStrictEqual(await readF32(backend, unaligned), await readF32(backend, aligned));
+    },
+  );
+}
 
 for (const [m, n, k] of [[1, 13, 12], [1, 20, 30], [80, 70, 33]]) {
   backendTest(`linear() accumulates into y for M=${m} N=${n} K=${k}`, async (backend) => {
@@ -103,3 +171,45 @@ backendTest("linear() uses the 4-wide GEMV only at 4-aligned offsets", async (ba
     assertClose(await readF32(backend, y), expected, { atol: 1e-5 });
   }
 });
+
+gpuTest(
+  "the float GEMMs' other tile shapes (overrides WX, WY) give the default's bits",
+  async (gpu) => {
+    // linear() runs 8 × 8 threads; 16 × 8 and 8 × 16 are the other shapes within 16 KiB of
+    // workgroup memory, for devices that want them.
+    const rng = new Rng(9);
+    const [m, n] = [150, 140];
+    for (const dtype of WEIGHT_DTYPES) {
+      for (const k of [40, 37]) {
+        const x = rng.normals(m * k);
+        const w = uploadWeights(gpu, rng.normals(n * k, 0.05), [n, k], dtype, "w");
+        const xt = uploadTensor(gpu, x, [m, k], "f32", "x");
+        const spec: KernelSpec = {
+          shader: k % 4 === 0 ? "gemm_vec4" : "gemm",
+          bindings: ["write", "read", "read", "read"],
+          params: Array(9).fill("u32"),
+        };
+        const results: Float32Array[] = [];
+        for (const [wx, wy] of [[8, 8], [16, 8], [8, 16]]) {
+          const y = createTensor(gpu, [m, n], "f32", "y");
+          const rec = gpu.createRecorder();
+          rec.dispatch(
+            spec,
+            [y, xt, w.tensor, w.tensor],
+            [m, n, k, 0, 0, 0, 0, 0, 0],
+            [Math.ceil(n / (8 * wx)), Math.ceil(m / (8 * wy))],
+            { weights: dtype, constants: { WX: wx, WY: wy } },
+          );
+          rec.submit();
+          results.push(await readF32(gpu, y));
+        }
+        assertClose(results[0], ref.linear(x, w.values, undefined, m, n, k), {
+          atol: 1e-4,
+          rtol: 1e-4,
+        });
+        deepStrictEqual(results[1], results[0]);
+        deepStrictEqual(results[2], results[0]);
+      }
+    }
+  },
+);

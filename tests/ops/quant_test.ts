@@ -155,6 +155,30 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
   );
 }
 
+for (const dtype of ["q8_0", "q4_k"] as const) {
+  quantTest(
+    `linear() ${dtype} GEMM rows in chunks equal the rows together bit for bit`,
+    async (backend) => {
+      // Chunks of more than GEMV_MAX_ROWS rows, starting inside a tile or at its start, some
+      // crossing tiles: each output's sum must not depend on M or on where its row falls.
+      const rng = new Rng(dtype === "q8_0" ? 13 : 14);
+      const [m, n, k] = [150, 70, 512];
+      const w = uploadTensor(backend, quantWeight(rng, dtype, n, k).words, [n, k], dtype, "w");
+      const xt = uploadTensor(backend, rng.normals(m * k), [m, k], "f32", "x");
+      const whole = createTensor(backend, [m, n], "f32", "whole");
+      const chunked = createTensor(backend, [m, n], "f32", "chunked");
+      const rec = backend.createRecorder();
+      linear(rec, whole, xt, w);
+      for (const [start, count] of [[0, 5], [5, 64], [69, 7], [76, 74]]) {
+        linear(rec, rows(chunked, start, count), rows(xt, start, count), w);
+      }
+      rec.submit();
+      deepStrictEqual(await readF32(backend, chunked), await readF32(backend, whole));
+    },
+    true,
+  );
+}
+
 /**
  * A q8_0 weight (K, K) whose row n is the unit vector e_n with scale 1: y = x · wᵀ is then each
  * activation's quantized value xq · dx, exactly (one integer product per output, one term).
