@@ -4,12 +4,17 @@
  * and a last line `golden: N passed, M failed, K skipped`. Exit status 1 when anything failed
  * (skipped cases, which the model cannot run and the folder has no values for, do not fail).
  *
- *   deno task golden [--backend webgpu|cpu] <folder> [<folder> …]
+ *   deno task golden [--backend webgpu|cpu] [--allow-ties] <folder> [<folder> …]
  *   deno task golden --dtype q8|q4 [--backend webgpu|cpu] <folder> [<folder> …]
  *
  * With `--dtype` it checks nothing against the originals: it reports how close the VALL-E model
  * quantized that way stays to the same model in f16 (tools/golden/quant.ts), per pass kind and in
  * a seeded synthesis.
+ *
+ * Greedy token sequences are compared step by step on teacher-forced logits: a golden token that
+ * loses by less than the tie tolerance is a tie (listed in the case's detail), a pass on hardware
+ * adapters, a failure on the CPU backend and software adapters unless `--allow-ties`
+ * (tools/golden/ties.ts).
  *
  * Each model family registers a checker in FAMILIES; a folder no family accepts is a failure.
  */
@@ -77,16 +82,21 @@ function formatLine(r: CaseResult): string {
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { backend: { type: "string", default: "webgpu" }, dtype: { type: "string" } },
+    options: {
+      backend: { type: "string", default: "webgpu" },
+      dtype: { type: "string" },
+      "allow-ties": { type: "boolean" },
+    },
     allowPositionals: true,
   });
   const { backend, dtype } = values;
+  const allowTies = values["allow-ties"] ? true : undefined;
   if (
     positionals.length === 0 || (backend !== "webgpu" && backend !== "cpu") ||
     (dtype !== undefined && dtype !== "q8" && dtype !== "q4")
   ) {
     console.error(
-      "usage: deno task golden [--dtype q8|q4] [--backend webgpu|cpu] <folder> [<folder> …]",
+      "usage: deno task golden [--dtype q8|q4] [--backend webgpu|cpu] [--allow-ties] <folder> …",
     );
     Deno.exit(2);
   }
@@ -103,7 +113,7 @@ if (import.meta.main) {
   let failed = 0;
   let skipped = 0;
   for (const folder of folders) {
-    for await (const result of runGoldenFolder(folder, { backend })) {
+    for await (const result of runGoldenFolder(folder, { backend, allowTies })) {
       console.log(formatLine(result));
       if (result.skipped !== undefined) skipped++;
       else if (result.passed) passed++;

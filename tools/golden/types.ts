@@ -6,6 +6,12 @@ import type { BackendKind } from "../../src/backends/backend.ts";
 export interface GoldenOptions {
   /** The backend the cases run on (a new one per folder). Default `"webgpu"`. */
   backend?: BackendKind;
+  /**
+   * Whether a greedy token that loses to another by less than the tie tolerance (a near-tie that
+   * other hardware may flip) passes. Default: per backend (the family decides; valle: not on the
+   * CPU backend and software adapters).
+   */
+  allowTies?: boolean;
 }
 
 /** The outcome of one case (one comparison) of a golden folder. */
