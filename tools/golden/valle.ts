@@ -67,6 +67,8 @@ export interface ValleGoldenOptions {
    * adapters, whose FMA contraction, `exp` and reduction orders differ.
    */
   allowTies?: boolean;
+  /** The tie tolerance of plain logits. Default {@linkcode TOLERANCE}.tie (tests widen it). */
+  tieTolerance?: number;
 }
 
 /** The default of {@linkcode ValleGoldenOptions.allowTies} for a backend. */
@@ -103,6 +105,8 @@ interface Ctx {
   used: Set<string>;
   /** Whether token ties pass ({@linkcode ValleGoldenOptions.allowTies}). */
   allowTies: boolean;
+  /** The tie tolerance of plain logits ({@linkcode ValleGoldenOptions.tieTolerance}). */
+  tie: number;
 }
 
 type Checker = (ctx: Ctx) => AsyncGenerator<CaseResult>;
@@ -181,6 +185,7 @@ export async function* runValleGolden(
             tag,
             used: new Set(),
             allowTies,
+            tie: options.tieTolerance ?? TOLERANCE.tie,
           };
           try {
             yield* checker(ctx);
@@ -425,8 +430,8 @@ function levelGroups(frames: number, levels: number): Int32Array {
 }
 
 /** The tie tolerance of guided logits z = u + (c − u) · w (each of c, u off by the logits one). */
-function guidedTie(strength: number): number {
-  return TOLERANCE.tie * (Math.abs(strength) + Math.abs(1 - strength));
+function guidedTie(ctx: Ctx, strength: number): number {
+  return ctx.tie * (Math.abs(strength) + Math.abs(1 - strength));
 }
 
 /** Names of tensors matching a pattern, with their captures. */
@@ -537,26 +542,27 @@ async function* checkAr(ctx: Ctx): AsyncGenerator<CaseResult> {
     const sampler = samplerOf(settings);
     const out = await ctx.valle.generateAr({ ...cond, maxSteps, sampler });
     const golden = tensor(ctx, `${run}.sampled`);
+    let sampled: CaseResult;
     if (sampler.temperature !== 0) {
       // Sampled: exact (see plainGreedy).
-      yield compare(ctx, `${run}.sampled`, out.sampled, TOLERANCE.exact);
+      sampled = compare(ctx, `${run}.sampled`, out.sampled, TOLERANCE.exact);
     } else {
       const rows = await arForced(ctx, cond, golden, sampler);
-      const sampled = forcedCase(ctx, `${run}.sampled`, rows, out.sampled, TOLERANCE.tie);
-      yield sampled;
-      if (!sameTokens(out.sampled, golden)) {
-        // The free run diverged (at a tie, or the case failed): what follows from its tokens is
-        // another run's; the teacher-forced steps checked the golden one, stop token included.
-        const why = "the free run diverged from the golden tokens";
-        yield follows(ctx, `${run}.stopped_at`, sampled, why);
-        if (ctx.st.has(`${run}.output`)) yield follows(ctx, `${run}.output`, sampled, why);
-        continue;
-      }
+      sampled = forcedCase(ctx, `${run}.sampled`, rows, out.sampled, ctx.tie);
     }
-    const stoppedAt = out.stopped ? out.sampled.length - 1 : -1;
-    yield compare(ctx, `${run}.stopped_at`, [stoppedAt], TOLERANCE.exact);
-    if (ctx.st.has(`${run}.output`)) {
-      yield compare(ctx, `${run}.output`, out.tokens, TOLERANCE.exact);
+    yield sampled;
+    if (sameTokens(out.sampled, golden)) {
+      const stoppedAt = out.stopped ? out.sampled.length - 1 : -1;
+      yield compare(ctx, `${run}.stopped_at`, [stoppedAt], TOLERANCE.exact);
+      if (ctx.st.has(`${run}.output`)) {
+        yield compare(ctx, `${run}.output`, out.tokens, TOLERANCE.exact);
+      }
+    } else {
+      // The free run diverged (at a tie, or the case failed): what follows from its tokens is
+      // another run's; the teacher-forced steps checked the golden one, stop token included.
+      const why = "the free run diverged from the golden tokens";
+      yield follows(ctx, `${run}.stopped_at`, sampled, why);
+      if (ctx.st.has(`${run}.output`)) yield follows(ctx, `${run}.output`, sampled, why);
     }
     const stats = ["stop_logit", "max_logit", "lse"].filter((s) => ctx.st.has(`${run}.${s}`));
     if (stats.length > 0) {
@@ -604,7 +610,7 @@ async function narCodesCase(
   if (!sameTokens(level(out, 0), level(golden, 0))) {
     return fail(`${ctx.file}:${tensorName} ${ctx.tag}`, "level 0 came back changed");
   }
-  const tol = cfg ? guidedTie(cfg.strength) : TOLERANCE.tie;
+  const tol = cfg ? guidedTie(ctx, cfg.strength) : ctx.tie;
   const rows = await narForced(ctx, cond, golden, rule, cfg);
   const cls = classifyTokens(rows.logits, rows.columns, rows.expected, tol);
   const free = checkFreeRun(
@@ -650,7 +656,7 @@ async function* checkNar(ctx: Ctx): AsyncGenerator<CaseResult> {
       const st = rowStats(logits, rows, columns);
       yield compare(ctx, `${p}.logits_rows`, selectRows(logits, columns, which), TOLERANCE.logits);
       const argmax = { logits, columns, expected: tensor(ctx, `${p}.argmax`) };
-      yield forcedCase(ctx, `${p}.argmax`, argmax, undefined, TOLERANCE.tie);
+      yield forcedCase(ctx, `${p}.argmax`, argmax, undefined, ctx.tie);
       yield compare(ctx, `${p}.max`, st.max, TOLERANCE.logits);
       yield compare(ctx, `${p}.lse`, st.lse, TOLERANCE.logits);
     }
@@ -702,7 +708,7 @@ async function* checkLen(ctx: Ctx): AsyncGenerator<CaseResult> {
     digits = compare(ctx, "digits", duration.digits, TOLERANCE.exact);
   } else {
     const rows = { logits: Float32Array.from(all), columns, expected: expected.subarray(1) };
-    digits = forcedCase(ctx, "digits", rows, duration.digits.slice(1), TOLERANCE.tie);
+    digits = forcedCase(ctx, "digits", rows, duration.digits.slice(1), ctx.tie);
   }
   yield digits;
   if (sameTokens(duration.digits, expected)) {
@@ -778,7 +784,7 @@ async function* checkNarLen(ctx: Ctx): AsyncGenerator<CaseResult> {
           TOLERANCE.logits,
         );
       }
-      const tol = name === "cfg" ? guidedTie(guidance.strength) : TOLERANCE.tie;
+      const tol = name === "cfg" ? guidedTie(ctx, guidance.strength) : ctx.tie;
       const argmax = {
         logits: r.logits,
         columns: r.columns,
@@ -1116,9 +1122,9 @@ async function* checkArNarPipeline(
   const stop = ctx.valle.config.nAudio;
   const arTokens = (c: Codes) => [...level(c, 0), ...(c.frames < maxSteps ? [stop] : [])];
   const arRows = await arForced(ctx, cond, arTokens(golden), arSampler);
-  const narTol = cfg ? guidedTie(cfg.strength) : TOLERANCE.tie;
+  const narTol = cfg ? guidedTie(ctx, cfg.strength) : ctx.tie;
   const narRows = await narForced(ctx, cond, golden, undefined, cfg);
-  const arCls = classifyTokens(arRows.logits, arRows.columns, arRows.expected, TOLERANCE.tie);
+  const arCls = classifyTokens(arRows.logits, arRows.columns, arRows.expected, ctx.tie);
   const narCls = classifyTokens(narRows.logits, narRows.columns, narRows.expected, narTol);
   const cls: TokenClassification = {
     rows: arCls.rows + narCls.rows,
@@ -1138,7 +1144,7 @@ async function* checkArNarPipeline(
     arRows.columns,
     arRows.expected,
     arTokens(out.codes),
-    TOLERANCE.tie,
+    ctx.tie,
   );
   if (free.diverged < 0) {
     const nf = checkFreeRun(
@@ -1151,7 +1157,7 @@ async function* checkArNarPipeline(
     );
     free = nf.diverged < 0 ? nf : { ...nf, diverged: nf.diverged + arCls.rows };
   }
-  yield tokenCase(ctx, name, cls, free, Math.max(TOLERANCE.tie, narTol));
+  yield tokenCase(ctx, name, cls, free, Math.max(ctx.tie, narTol));
 }
 
 async function* checkNarLenPipeline(

@@ -7,8 +7,19 @@
 
 import assert from "node:assert/strict";
 import { checkFreeRun, classifyTokens, tokenVerdict } from "../../../tools/golden/ties.ts";
-import { tiesAllowed, TOLERANCE } from "../../../tools/golden/valle.ts";
+import { runValleGolden, tiesAllowed, TOLERANCE } from "../../../tools/golden/valle.ts";
+import type { CaseResult } from "../../../tools/golden/types.ts";
 import type { Backend } from "../../../src/backends/backend.ts";
+import {
+  parseSafetensors,
+  serializeSafetensors,
+  type TensorData,
+} from "../../../src/io/safetensors.ts";
+import { ValleModel } from "../../../src/models/valle/mod.ts";
+import { backendTest } from "../../_backends.ts";
+import { FIXTURES, readFixture } from "../../_helpers.ts";
+
+const FOLDER = new URL("valle-tiny/", FIXTURES);
 
 const TOL = TOLERANCE.tie;
 
@@ -93,4 +104,94 @@ Deno.test("tie classifier: ties are not allowed on the CPU backend and software 
   assert.equal(of({ kind: "cpu" }), false);
   assert.equal(of({ kind: "webgpu", adapter: { software: true } }), false);
   assert.equal(of({ kind: "webgpu", adapter: { software: false } }), true);
+});
+
+/**
+ * valle-tiny's AR file with the stop decision of `greedy` (step 23, a gap of 0.13) given to the
+ * runner-up: through the runner, with the tie tolerance widened past that gap, one tie that the
+ * free run reproduces and the stop step's cases following it; ties not allowed, a failure; the
+ * real tolerance, a clear failure. The tokens before the flip still match, teacher-forced.
+ */
+backendTest("golden runner: a flipped AR stop decision is a tie or a failure", async (backend) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const folder = new URL(`file://${dir}/`);
+    const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
+    for (const f of ["model.sft", "inputs.safetensors"]) {
+      await Deno.copyFile(new URL(f, FOLDER), new URL(f, folder));
+    }
+    const ar = parseSafetensors(await readFixture("valle-tiny/ar.safetensors"));
+    const sampled = ar.toInt32("greedy.sampled");
+    const step = sampled.length - 1;
+    assert.equal(sampled[step], 1024);
+    // The runner-up of the stop step, from our own teacher-forced logits.
+    const valle = await ValleModel.load(new URL("model.sft", FOLDER), {
+      backend,
+      precision: "f32",
+    });
+    const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
+    const [frames, levels] = inputs.info("prom").shape;
+    const { logits, columns } = await valle.logits({
+      phonemes: inputs.toInt32("phn"),
+      language: inputs.toInt32("lang")[0],
+      prompt: { data: inputs.toInt32("prom"), frames, levels },
+      mode: "ar",
+      response: sampled.subarray(0, step),
+      teacherForced: true,
+    });
+    valle.dispose();
+    const row = logits.subarray(step * columns, (step + 1) * columns);
+    let second = 0;
+    for (let c = 0; c < 1024; c++) if (row[c] > row[second]) second = c;
+    const gap = row[1024] - row[second];
+    assert.ok(gap > 0.05 && gap < 0.5, `stop gap ${gap}`);
+    const tensors: Record<string, TensorData> = {};
+    for (const name of ar.names) {
+      const { dtype, shape } = ar.info(name);
+      tensors[name] = { dtype, shape, data: ar.bytes(name) };
+    }
+    const flipped = sampled.slice();
+    flipped[step] = second;
+    tensors["greedy.sampled"] = { dtype: "I32", shape: [flipped.length], data: flipped };
+    await Deno.writeFile(
+      new URL("ar.safetensors", folder),
+      serializeSafetensors(tensors, ar.metadata),
+    );
+    const run = async (options: { allowTies: boolean; tieTolerance?: number }) => {
+      const out = new Map<string, CaseResult>();
+      for await (
+        const r of runValleGolden(folder, manifest, {
+          backend,
+          precisions: ["f32"],
+          files: ["ar.safetensors"],
+          ...options,
+        })
+      ) out.set(r.name.replace(/^ar\.safetensors:| \[f32\]$/g, ""), r);
+      return out;
+    };
+    const tie = await run({ allowTies: true, tieTolerance: 0.5 });
+    const s = tie.get("greedy.sampled")!;
+    assert.equal(s.passed, true, s.detail);
+    assert.match(s.detail!, new RegExp(`^1 tie: \\[${step}\\] 1024 vs ${second} \\(`));
+    assert.match(s.detail!, new RegExp(`free run diverged at \\[${step}\\] 1024 vs ${second}`));
+    assert.ok(Math.abs(s.maxError - gap) < 1e-5);
+    for (const name of ["greedy.stopped_at", "greedy.output"]) {
+      assert.equal(tie.get(name)!.passed, true);
+      assert.match(tie.get(name)!.detail!, /^not compared on its own: the free run diverged/);
+    }
+    assert.deepEqual([...tie.values()].filter((r) => !r.passed).map((r) => r.name), []);
+    const strict = (await run({ allowTies: false, tieTolerance: 0.5 })).get("greedy.sampled")!;
+    assert.equal(strict.passed, false);
+    assert.match(strict.detail!, /^1 tie \(not allowed on this backend\)/);
+    const clear = await run({ allowTies: true });
+    assert.equal(clear.get("greedy.sampled")!.passed, false);
+    assert.match(
+      clear.get("greedy.sampled")!.detail!,
+      new RegExp(`^1 of ${sampled.length} differ clearly: \\[${step}\\] 1024 vs ${second}`),
+    );
+    assert.equal(clear.get("greedy.stopped_at")!.passed, false);
+    assert.equal(clear.get("greedy_pen.sampled")!.passed, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
