@@ -226,7 +226,11 @@ export function tokenVerdict(
       }: ${list(cls.ties)}`,
     );
   }
-  if (free && free.diverged >= 0 && free.detail) parts.push(free.detail);
+  if (free && free.diverged >= 0 && free.detail) {
+    parts.push(
+      free.consistent && !allowTies ? `${free.detail} (not allowed on this backend)` : free.detail,
+    );
+  }
   if (misses.length === 0 && Number.isFinite(cls.closest.margin) && parts.length === 0) {
     parts.push(`closest margin ${fmt(cls.closest.margin)} at [${cls.closest.row}]`);
   }

@@ -18,7 +18,10 @@ export interface GoldenOptions {
 export interface CaseResult {
   /** `<file>:<case>`, e.g. `ar.safetensors:prefix5.logits`. */
   name: string;
-  /** Measured max |ours − reference| (0 for exact comparisons that agree; NaN when not measurable). */
+  /**
+   * Measured max |ours − reference| (0 for exact comparisons that agree; NaN when not measurable).
+   * Greedy token cases: the largest margin by which a golden token lost to our argmax.
+   */
   maxError: number;
   /** The tolerance it is held to (0 for exact comparisons). */
   tolerance: number;

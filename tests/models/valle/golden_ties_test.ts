@@ -72,6 +72,14 @@ Deno.test("tie classifier: steps after a tie are judged teacher-forced, on their
   const strict = tokenVerdict(cls, free, false);
   assert.equal(strict.passed, false);
   assert.match(strict.detail!, /^1 tie \(not allowed on this backend\)/);
+  assert.match(strict.detail!, /the rest checked teacher-forced \(not allowed on this backend\)$/);
+  // A free run that diverged at a tie fails there even when the teacher-forced rows all match.
+  const clean = classifyTokens(fine, 4, [0, 3, 2, 3, 0], TOL);
+  assert.deepEqual([clean.ties.length, clean.failures.length], [0, 0]);
+  const alt = checkFreeRun(fine, 4, [0, 3, 2, 3, 0], [0, 1, 1], TOL);
+  assert.equal(alt.consistent, true);
+  assert.equal(tokenVerdict(clean, alt, false).passed, false);
+  assert.equal(tokenVerdict(clean, alt, true).passed, true);
   // A clear failure fails either way.
   assert.equal(tokenVerdict(classifyTokens(logits, 4, golden, TOL), undefined, true).passed, false);
 });
