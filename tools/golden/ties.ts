@@ -16,6 +16,11 @@
  * logits (both tokens within `tolerance` of the row's best). After it nothing of the free run is
  * compared: the teacher-forced steps cover the rest.
  *
+ * Used for AR runs (with their penalties), NAR argmax rows and greedy levels, duration digits,
+ * NAR-len argmax rows and greedy demasking traces, and the AR + NAR pipeline (tools/golden/valle.ts).
+ * Still exact there: sampled runs (the seeded draw decides, not an argmax) and the NAR-len
+ * pipeline's codes.
+ *
  * Whether ties are allowed is the caller's choice (tools/golden/valle.ts: not on the CPU backend and
  * software adapters, which reproduce the reference's tokens exactly today; allowed and reported on
  * hardware adapters).

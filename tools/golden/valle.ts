@@ -29,6 +29,7 @@ import {
   classifyTokens,
   type FreeRunCheck,
   type TokenClassification,
+  type TokenMiss,
   tokenVerdict,
 } from "./ties.ts";
 
@@ -47,6 +48,8 @@ export const TOLERANCE = {
    * |w| + |1 − w|.
    */
   tie: 2e-4,
+  /** NAR-len mask boundaries: scores (probabilities) this close are a tie. Twice `probability`. */
+  scoreTie: 2e-5,
 } as const;
 
 /** Options of {@linkcode runValleGolden}. */
@@ -755,11 +758,17 @@ async function* checkNarLen(ctx: Ctx): AsyncGenerator<CaseResult> {
     const t = out.trace!;
     yield compare(ctx, `${run}.timesteps`, t.timesteps, TOLERANCE.exact);
     yield compare(ctx, `${run}.n_masked`, t.counts, TOLERANCE.exact);
-    yield compare(ctx, `${run}.masked`, t.masked, TOLERANCE.exact);
-    yield compare(ctx, `${run}.tokens`, t.tokens, TOLERANCE.exact);
-    yield compare(ctx, `${run}.scores`, t.scores, TOLERANCE.probability);
-    yield compare(ctx, `${run}.cfg_factor`, t.cfgFactor, TOLERANCE.probability);
-    yield compare(ctx, `${run}.final`, out.tokens, TOLERANCE.exact);
+    const sampler = samplerOf(e.sampler_kwargs ?? {});
+    if (num(base, "temperature") !== 0 || !plainGreedy({ ...sampler, temperature: 0 })) {
+      // Sampled demasking: exact (see plainGreedy).
+      yield compare(ctx, `${run}.masked`, t.masked, TOLERANCE.exact);
+      yield compare(ctx, `${run}.tokens`, t.tokens, TOLERANCE.exact);
+      yield compare(ctx, `${run}.scores`, t.scores, TOLERANCE.probability);
+      yield compare(ctx, `${run}.cfg_factor`, t.cfgFactor, TOLERANCE.probability);
+      yield compare(ctx, `${run}.final`, out.tokens, TOLERANCE.exact);
+      continue;
+    }
+    yield* narLenRunCases(ctx, run, cond, frames, guidance, out.tokens, t);
   }
   for (const [run, why] of Object.entries((s.skipped_runs ?? {}) as Record<string, unknown>)) {
     yield fail(`${ctx.file}:${run} ${ctx.tag}`, `no reference: the generator skipped it (${why})`);
@@ -798,6 +807,144 @@ async function* checkNarLen(ctx: Ctx): AsyncGenerator<CaseResult> {
     yield compare(ctx, `${p}.std_cfg_unscaled`, [stats.stdGuided], TOLERANCE.logits);
     yield compare(ctx, `${p}.factor`, [stats.factor], TOLERANCE.probability);
   }
+}
+
+/**
+ * A greedy NAR-len demasking run against its golden trace. Step s reads the golden tokens of step
+ * s − 1 with the golden mask of step s (step 0: every frame masked); the golden tokens of its
+ * masked frames are classified on our guided logits of that input (teacher-forced, every step).
+ * The free run's trace must equal the golden one up to its first differing step d, and that
+ * difference must be a tie: a token whose guided logit is within the tie tolerance of the golden
+ * token's, or a mask boundary where the frames masked instead have scores (ours, of step d − 1)
+ * within {@linkcode TOLERANCE}.scoreTie of those the reference masked. The free run's masks,
+ * scores and factors are compared before d only; `final` follows `tokens` after a divergence.
+ * Rows in the detail are step · L + frame.
+ */
+async function* narLenRunCases(
+  ctx: Ctx,
+  run: string,
+  cond: ValleConditioning,
+  frames: number,
+  guidance: { strength: number; rescale: number },
+  final: Int32Array,
+  t: { masked: Uint8Array; tokens: Int32Array; scores: Float32Array; cfgFactor: Float32Array },
+): AsyncGenerator<CaseResult> {
+  const L = frames;
+  const gTokens = tensor(ctx, `${run}.tokens`);
+  const gMasked = tensor(ctx, `${run}.masked`);
+  const steps = gTokens.length / L;
+  const mask = ctx.valle.config.nAudio;
+  const tol = guidedTie(ctx, guidance.strength);
+  // Teacher-forced guided logits of every step; the masked frames' rows are classified.
+  const stepLogits: Float32Array[] = [];
+  const rows: number[] = [];
+  const parts: Float32Array[] = [];
+  const expected: number[] = [];
+  let columns = 0;
+  for (let s = 0; s < steps; s++) {
+    const input = Int32Array.from(
+      { length: L },
+      (_, i) => gMasked[s * L + i] !== 0 || s === 0 ? mask : gTokens[(s - 1) * L + i],
+    );
+    const r = await ctx.valle.logits({ ...cond, mode: "nar-len", response: input, cfg: guidance });
+    columns = r.columns;
+    stepLogits.push(r.logits);
+    for (let i = 0; i < L; i++) {
+      if (input[i] !== mask) continue;
+      rows.push(s * L + i);
+      parts.push(r.logits.subarray(i * columns, (i + 1) * columns));
+      expected.push(gTokens[s * L + i]);
+    }
+  }
+  const logits = new Float32Array(parts.length * columns);
+  parts.forEach((p, k) => logits.set(p, k * columns));
+  const cls = classifyTokens(logits, columns, expected, tol);
+  const relabel = (x: TokenMiss) => ({ ...x, row: rows[x.row] });
+  cls.ties = cls.ties.map(relabel);
+  cls.failures = cls.failures.map(relabel);
+  cls.closest = { ...cls.closest, row: rows[cls.closest.row] ?? -1 };
+  // The free run's first differing step.
+  const rowDiffers = (a: ArrayLike<number>, b: ArrayLike<number>, s: number) => {
+    for (let i = s * L; i < (s + 1) * L; i++) if (a[i] !== b[i]) return true;
+    return false;
+  };
+  let d = -1;
+  for (let s = 0; s < steps && d < 0; s++) {
+    if (rowDiffers(t.masked, gMasked, s) || rowDiffers(t.tokens, gTokens, s)) d = s;
+  }
+  let free: FreeRunCheck = { diverged: -1, consistent: true };
+  if (t.tokens.length !== gTokens.length) {
+    free = {
+      diverged: 0,
+      consistent: false,
+      detail: `free run traced ${t.tokens.length / L} steps`,
+    };
+  } else if (d >= 0 && rowDiffers(t.masked, gMasked, d)) {
+    // A mask boundary: frames the reference masked (A) against those we masked instead (B).
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < L; i++) {
+      const ours = t.masked[d * L + i] !== 0;
+      if (ours !== (gMasked[d * L + i] !== 0)) (ours ? b : a).push(i);
+    }
+    const score = (i: number) => t.scores[(d - 1) * L + i];
+    const gap = d === 0 || a.length === 0 || b.length === 0
+      ? Infinity
+      : Math.max(...a.map(score)) - Math.min(...b.map(score));
+    const tie = gap <= TOLERANCE.scoreTie;
+    free = {
+      diverged: d,
+      consistent: tie,
+      detail: `free run's mask diverged at step ${d} (frames [${b}] instead of [${a}], score gap ${
+        gap.toExponential(2)
+      }${tie ? "): a tie, the rest checked teacher-forced" : ", clear)"}`,
+    };
+  } else if (d >= 0) {
+    const row = (i: number) => stepLogits[d].subarray(i * columns, (i + 1) * columns);
+    const deficit = (r: Float32Array, k: number) =>
+      Math.max(...r) - (k >= 0 && k < r.length ? r[k] : -Infinity);
+    const misses: string[] = [];
+    let consistent = true;
+    for (let i = 0; i < L; i++) {
+      const [ours, want] = [t.tokens[d * L + i], gTokens[d * L + i]];
+      if (ours === want) continue;
+      const margin = Math.max(deficit(row(i), ours), deficit(row(i), want));
+      consistent &&= margin <= tol;
+      misses.push(`frame ${i} ${ours} vs ${want} (${margin.toExponential(2)})`);
+    }
+    free = {
+      diverged: d,
+      consistent,
+      detail: `free run's tokens diverged at step ${d}: ${misses.slice(0, 4).join(", ")}${
+        consistent ? ": a tie, the rest checked teacher-forced" : ""
+      }`,
+    };
+  }
+  const tokens = tokenCase(ctx, `${run}.tokens`, cls, free, tol);
+  yield tokens;
+  // Masks, scores and factors of the free run up to its divergence.
+  const upTo = d < 0 ? steps : d;
+  const partial = (name: string, got: ArrayLike<number>, per: number, tolerance: number) => {
+    const want = tensor(ctx, name);
+    const r = compareValues(
+      `${ctx.file}:${name} ${ctx.tag}`,
+      Array.from(got).slice(0, upTo * per),
+      want.subarray(0, upTo * per),
+      tolerance,
+    );
+    if (d < 0) return r;
+    const note = `steps ${d}.. not compared: the free run diverged (see ${tokens.name})`;
+    return {
+      ...r,
+      passed: r.passed && tokens.passed,
+      detail: r.detail ? `${r.detail}; ${note}` : note,
+    };
+  };
+  yield partial(`${run}.masked`, t.masked, L, TOLERANCE.exact);
+  yield partial(`${run}.scores`, t.scores, L, TOLERANCE.probability);
+  yield partial(`${run}.cfg_factor`, t.cfgFactor, 1, TOLERANCE.probability);
+  if (d < 0) yield compare(ctx, `${run}.final`, final, TOLERANCE.exact);
+  else yield follows(ctx, `${run}.final`, tokens, "the free run diverged from the golden trace");
 }
 
 // ---------------------------------------------------------------------------------------------

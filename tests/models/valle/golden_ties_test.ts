@@ -203,3 +203,94 @@ backendTest("golden runner: a flipped AR stop decision is a tie or a failure", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * valle-tiny's NAR-len `base` run with the token of the last step's one masked frame given to its
+ * runner-up: with the tie tolerance widened, the free run's divergence at that step is a tie, the
+ * masks, scores and factors before it still match, and `final` follows the tokens case; at the
+ * real tolerance it is a clear failure.
+ */
+backendTest("golden runner: a flipped NAR-len token is a tie or a failure", async (backend) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const folder = new URL(`file://${dir}/`);
+    const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", FOLDER)));
+    for (const f of ["model.sft", "inputs.safetensors"]) {
+      await Deno.copyFile(new URL(f, FOLDER), new URL(f, folder));
+    }
+    const nl = parseSafetensors(await readFixture("valle-tiny/nar_len.safetensors"));
+    const L = manifest.files["nar_len.safetensors"].settings.L as number;
+    const tokens = nl.toInt32("base.tokens");
+    const masked = nl.toInt32("base.masked");
+    const last = tokens.length / L - 1;
+    const frame = Array.from(masked.subarray(last * L)).indexOf(1);
+    assert.ok(frame >= 0);
+    // The runner-up of that frame, from our guided logits of the golden input of the last step.
+    const valle = await ValleModel.load(new URL("model.sft", FOLDER), {
+      backend,
+      precision: "f32",
+    });
+    const inputs = parseSafetensors(await readFixture("valle-tiny/inputs.safetensors"));
+    const [frames, levels] = inputs.info("prom").shape;
+    const response = Int32Array.from(
+      { length: L },
+      (_, i) => masked[last * L + i] ? 1024 : tokens[(last - 1) * L + i],
+    );
+    const { logits, columns } = await valle.logits({
+      phonemes: inputs.toInt32("phn"),
+      language: inputs.toInt32("lang")[0],
+      prompt: { data: inputs.toInt32("prom"), frames, levels },
+      mode: "nar-len",
+      response,
+      cfg: { strength: 2.5, rescale: 0.75 },
+    });
+    valle.dispose();
+    const row = logits.subarray(frame * columns, (frame + 1) * columns);
+    const want = tokens[last * L + frame];
+    let second = want === 0 ? 1 : 0;
+    for (let c = 0; c < columns; c++) if (c !== want && row[c] > row[second]) second = c;
+    const tensors: Record<string, TensorData> = {};
+    for (const name of nl.names) {
+      const { dtype, shape } = nl.info(name);
+      tensors[name] = { dtype, shape, data: nl.bytes(name) };
+    }
+    const flipped = tokens.slice();
+    flipped[last * L + frame] = second;
+    tensors["base.tokens"] = { dtype: "I32", shape: [last + 1, L], data: flipped };
+    await Deno.writeFile(
+      new URL("nar_len.safetensors", folder),
+      serializeSafetensors(tensors, nl.metadata),
+    );
+    const run = async (tieTolerance?: number) => {
+      const out = new Map<string, CaseResult>();
+      for await (
+        const r of runValleGolden(folder, manifest, {
+          backend,
+          precisions: ["f32"],
+          files: ["nar_len.safetensors"],
+          allowTies: true,
+          tieTolerance,
+        })
+      ) out.set(r.name.replace(/^nar_len\.safetensors:| \[f32\]$/g, ""), r);
+      return out;
+    };
+    const tie = await run(2);
+    const t = tie.get("base.tokens")!;
+    assert.equal(t.passed, true, t.detail);
+    const at = `\\[${last * L + frame}\\] ${want} vs ${second}`;
+    assert.match(t.detail!, new RegExp(`^1 tie: ${at} \\(`));
+    assert.match(t.detail!, new RegExp(`tokens diverged at step ${last}: frame ${frame} `));
+    for (const name of ["base.masked", "base.scores", "base.cfg_factor"]) {
+      assert.equal(tie.get(name)!.passed, true, tie.get(name)!.detail);
+      assert.match(tie.get(name)!.detail!, new RegExp(`steps ${last}\\.\\. not compared`));
+    }
+    assert.match(tie.get("base.final")!.detail!, /^not compared on its own/);
+    assert.deepEqual([...tie.values()].filter((r) => !r.passed).map((r) => r.name), []);
+    const clear = await run();
+    assert.match(clear.get("base.tokens")!.detail!, new RegExp(`differ clearly: ${at}`));
+    assert.equal(clear.get("base.final")!.passed, false);
+    assert.equal(clear.get("remask.tokens")!.passed, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
