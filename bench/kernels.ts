@@ -9,11 +9,21 @@
  * (bench/run.ts).
  */
 
-import { createTensor, uploadTensor } from "../src/backends/tensor.ts";
+import {
+  createTensor,
+  destroyTensors,
+  rows as tensorRows,
+  uploadTensor,
+} from "../src/backends/tensor.ts";
 import type { Backend, QuantDtype, Tensor } from "../src/backends/backend.ts";
 import { Gpu } from "../src/backends/webgpu/device.ts";
 import { GEMV_MAX_ROWS, linear } from "../src/ops/linear.ts";
-import { attentionPassBytes, attentionTileQueries } from "../src/ops/attention.ts";
+import {
+  attention,
+  attentionPartialsSize,
+  attentionPassBytes,
+  attentionTileQueries,
+} from "../src/ops/attention.ts";
 import { toDeviceWords } from "../src/quant/device.ts";
 import { timeWork } from "./_report.ts";
 import { randomBlocks } from "./random_quantized.ts";
@@ -133,4 +143,68 @@ export function attentionTraffic(rows: number): AttentionTrafficRow[] {
       "queries per tile": tile,
     };
   });
+}
+
+/** One timed attention call. */
+export interface AttentionRow extends Record<string, string | number> {
+  attention: string;
+  "µs": number;
+  "GFLOP/s": number;
+}
+
+/**
+ * Times attention at the model's shape (16 heads of 64): a causal full pass of `rows` queries
+ * over as many keys, and a decode step of one query over `rows` keys (split over workgroups on
+ * WebGPU, as the model runs it). FLOPs: 4 · heads · headDim per query and key seen (scores and
+ * weighted sums).
+ *
+ * @param backend The device.
+ * @param rows Queries and keys of the full pass.
+ * @param iterations Decode steps timed (full passes: a tenth, at least 2).
+ */
+export async function benchAttention(
+  backend: Backend,
+  rows: number,
+  iterations: number,
+): Promise<AttentionRow[]> {
+  const [heads, headDim] = [16, 64];
+  const width = heads * headDim;
+  const fill = (n: number) => Float32Array.from({ length: n * width }, (_, i) => Math.sin(i));
+  const q = uploadTensor(backend, fill(rows), [rows, width], "f32", "q");
+  const k = uploadTensor(backend, fill(rows), [rows, width], "f32", "k");
+  const v = uploadTensor(backend, fill(rows), [rows, width], "f32", "v");
+  const out = createTensor(backend, [rows, width], "f32", "out");
+  const partials = createTensor(backend, [attentionPartialsSize(heads, headDim, 1)], "f32", "p");
+  const rec = backend.createRecorder();
+  const results: AttentionRow[] = [];
+  try {
+    for (
+      const [what, queries] of [[`full pass ${rows}×${rows}, causal`, rows], [
+        `decode step, 1 query × ${rows} keys`,
+        1,
+      ]] as const
+    ) {
+      const count = queries === 1 ? iterations : Math.max(2, Math.ceil(iterations / 10));
+      const options = { heads, headDim, kvLen: rows, causal: true };
+      const qRows = rows === queries ? q : tensorRows(q, rows - 1, 1);
+      const outRows = rows === queries ? out : tensorRows(out, 0, 1);
+      const time = await timeWork(backend, count, (c) => {
+        for (let i = 0; i < c; i++) {
+          attention(rec, outRows, qRows, k, v, queries === 1 ? { ...options, partials } : options);
+        }
+        rec.submit();
+      });
+      // Causal: query i sees kvLen − queries + i + 1 keys.
+      const seen = queries * (rows - queries) + queries * (queries + 1) / 2;
+      results.push({
+        attention: what,
+        "µs": Math.round(time * 1000),
+        "GFLOP/s": +((4 * width * seen) / time / 1e6).toFixed(2),
+      });
+    }
+  } finally {
+    rec.destroy();
+    destroyTensors({ q, k, v, out, partials });
+  }
+  return results;
 }

@@ -45,7 +45,14 @@ import { makeRandomValle } from "../tools/make_valle_model.ts";
 import { randomEncodec, randomVocos } from "../tools/make_random_codecs.ts";
 import { type BatchBenchFigures, type BatchBenchSettings, benchBatch } from "./batch.ts";
 import { benchCodecs, type CodecRow } from "./codec.ts";
-import { attentionTraffic, benchKernels, type KernelRow } from "./kernels.ts";
+import {
+  type AttentionRow,
+  attentionTraffic,
+  benchAttention,
+  benchKernels,
+  type KernelRow,
+} from "./kernels.ts";
+import { type GpuPeak, measureGpuPeak } from "./peak.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
 import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
 import {
@@ -159,6 +166,8 @@ const SUITE_DTYPES: Record<Suite, (ValleDtype | undefined)[]> = {
   cpu: [undefined, "q8", "q4"],
   quick: [undefined],
 };
+/** Queries and keys of the attention timings: a long NAR pass; shorter where it costs minutes. */
+const ATTENTION_ROWS: Record<Suite, number> = { gpu: 1000, cpu: 1000, quick: 128 };
 const KERNELS: Record<Suite, { rows: number; iterations: number }> = {
   gpu: { rows: 750, iterations: 200 },
   cpu: { rows: 256, iterations: 20 },
@@ -217,6 +226,10 @@ interface BackendResults {
   backend: Record<string, unknown>;
   suite: Suite;
   kernels?: KernelRow[];
+  /** Attention timings (full pass, decode step). */
+  attention?: AttentionRow[];
+  /** WebGPU: the measured arithmetic and read peaks. */
+  peak?: GpuPeak;
   /** VALL-E, with the weights of the column (float, or q8/q4 in a column of their own). */
   valle?: ValleFigures;
   batch?: BatchBenchFigures;
@@ -300,7 +313,23 @@ for (const kind of kinds) {
       r.kernels.push(...await benchKernels(refused, rows, iterations, ["q8_0", "q4_k"], [rows]));
       refused.destroy();
     }
+    r.attention = await benchAttention(backend, ATTENTION_ROWS[suite], iterations);
+    if (backend instanceof Gpu) {
+      // Kernels as shares of what the device reaches at all: GEMMs and attention against the
+      // multiply-add probe, GEMVs against the read probe.
+      const peak = r.peak = await measureGpuPeak(backend, suite === "gpu" ? 1 : 1 / 64);
+      for (const row of r.kernels) {
+        row["% of peak"] = row.kernel === "gemv"
+          ? `${Math.round(100 * row["GB/s"] / peak.readGBs)}% (read)`
+          : `${Math.round(100 * row["GFLOP/s"] / peak.fmaGflops)}% (FMA)`;
+      }
+      for (const row of r.attention) {
+        row["% of peak"] = `${Math.round(100 * row["GFLOP/s"] / peak.fmaGflops)}% (FMA)`;
+      }
+      sections.push(`${heading}: measured peaks\n\n${markdownTable([{ ...peak }])}`);
+    }
     sections.push(`${heading}: kernels\n\n${markdownTable(r.kernels)}`);
+    sections.push(`${heading}: attention\n\n${markdownTable(r.attention)}`);
     const traffic = attentionTraffic(rows);
     sections.push(`${heading}: attention bytes per pass\n\n${markdownTable(traffic)}`);
     await save();

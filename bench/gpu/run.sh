@@ -301,6 +301,11 @@ if [[ ,$only, == *,bench,* ]]; then
         const v = r.backends?.[key]?.valle;
         if (v) parts.push(`AR step ${v.model.weights} ${v.stepMs} ms`);
       }
+      const peak = r.backends?.webgpu?.peak;
+      if (peak) parts.push(`peaks ${peak.fmaGflops} GFLOP/s, ${peak.readGBs} GB/s`);
+      for (const row of r.backends?.webgpu?.attention ?? []) {
+        parts.push(`${row.attention} ${row["GFLOP/s"]} GFLOP/s (${row["% of peak"]})`);
+      }
       if (p.arStepMs !== undefined) parts.push(`peer AR step ${p.arStepMs} ms`);
       if (p.unavailable) parts.push(`peer unavailable: ${p.unavailable}`);
       console.log(parts.join(", "));' "bench/results/$slug.json" 2>&1 | tail -1)

@@ -1,7 +1,8 @@
 /**
  * Browser entry for kernels_test.ts: creates the backend it is asked for, runs a few kernels on
  * it with the seeded inputs the test recomputes on the CPU (the quantized GEMMs on weights it
- * quantizes itself), and returns what the backend is and the outputs.
+ * quantizes itself), on WebGPU compiles every other kernel too, and returns what the backend is,
+ * the outputs and the kernels the browser refused.
  */
 
 import type { BackendKind } from "../../src/backends/backend.ts";
@@ -10,6 +11,8 @@ import { SingleThread } from "../../src/backends/cpu/runner.ts";
 import { chooseBackend } from "../../src/backends/select.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { type AdapterSummary, Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
+import { type ShaderName, WGSL } from "../../src/backends/webgpu/_wgsl.ts";
+import { kernelSource } from "../../src/backends/webgpu/kernels.ts";
 import { attention, attentionPartialsSize } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
@@ -47,6 +50,36 @@ export interface KernelsPageResult {
   attentionSplit: number[];
   gemmQ8: number[];
   gemmQ4: number[];
+  /** WebGPU: every kernel of `shaders/` that this browser's WGSL compiler refused, with why. */
+  compileFailures?: string[];
+}
+
+/**
+ * Compiles every kernel (f32, and f16 where the device has it) into a pipeline on `gpu`, as this
+ * browser's WGSL compiler (Tint in Chromium) sees it, and returns the refusals.
+ */
+async function compileEveryKernel(gpu: Gpu): Promise<string[]> {
+  const shaders = (Object.keys(WGSL) as ShaderName[]).filter((name) => name !== "_common");
+  const failures: string[] = [];
+  const weights = gpu.features.f16 ? ["f32", "f16"] as const : ["f32"] as const;
+  await Promise.all(shaders.flatMap((shader) =>
+    weights.map(async (w) => {
+      // The integer-dot GEMMs need WGSL's packed_4x8_integer_dot_product.
+      if (shader.endsWith("_dp4a") && !gpu.features.integerDot) return;
+      const label = `${shader}.${w}`;
+      gpu.device.pushErrorScope("validation");
+      const module = gpu.device.createShaderModule({ label, code: kernelSource(shader, w) });
+      const pipeline = gpu.device.createComputePipelineAsync({
+        label,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      }).then(() => undefined, (e: Error) => e.message);
+      const [refused, error] = await Promise.all([pipeline, gpu.device.popErrorScope()]);
+      const why = error?.message ?? refused;
+      if (why) failures.push(`${label}: ${why.split("\n")[0]}`);
+    })
+  ));
+  return failures.sort();
 }
 
 export default async function (input: KernelsPageInput): Promise<KernelsPageResult> {
@@ -114,6 +147,7 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     attentionSplit: [...await readF32(backend, attSplit)],
     gemmQ8: [...await readF32(backend, quantized[0])],
     gemmQ4: [...await readF32(backend, quantized[1])],
+    compileFailures: backend instanceof Gpu ? await compileEveryKernel(backend) : undefined,
   };
   backend.destroy();
   return result;

@@ -75,6 +75,8 @@ Deno.test({
   fn: async () => {
     const result = await runKernels({ backend: "webgpu" }, false);
     ok(result.adapter && result.adapter.vendor.length > 0, "the page found a WebGPU adapter");
+    // Every kernel compiles with Chromium's WGSL compiler (Tint) too, not only Deno's (naga).
+    deepStrictEqual(result.compileFailures, []);
   },
 });
 

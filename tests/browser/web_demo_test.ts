@@ -11,6 +11,8 @@ import { deepStrictEqual, equal, notDeepStrictEqual, ok } from "node:assert";
 import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { makeTinyLora } from "../_tiny_lora.ts";
 import type { BackendChoice } from "../../src/backends/select.ts";
+import type { Backend } from "../../src/backends/backend.ts";
+import { defaultDtype } from "../../src/tts/dtype.ts";
 import { decodeWav, encodeWav } from "../../src/audio/wav.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { startWebServer } from "../../tools/serve_web.ts";
@@ -239,25 +241,28 @@ Deno.test({
       const host = startModelHost(models);
       const server = await startWebServer({ port: 0 });
       // "Auto" on SwiftShader: the CPU, and the page says why; then the CPU asked for with
-      // other threads, which loads the models again.
+      // other threads, which loads the models again; then the file's f16 weights instead of the
+      // CPU's default q8.
       const page = await synthesizeInPage(`${server.url.href}?${host.query}`, voicePath, [
         { backend: "auto", threads: 3 },
         { backend: "cpu", threads: 2 },
-        { backend: "cpu", threads: 2, dtype: "q8" },
+        { backend: "cpu", threads: 2, dtype: "f16" },
       ]).finally(() => Promise.all([server.shutdown(), host.shutdown()]));
       checkPage(page);
-      const [auto, cpu, q8] = page.runs;
+      const [auto, cpu, f16] = page.runs;
       const threads = (n: number) => `CPU (WebAssembly relaxed SIMD, ${n} threads)`;
       ok(
         auto.backend.startsWith(`Running on ${threads(3)}: the WebGPU adapter is software (`),
         auto.backend,
       );
       ok(auto.phase.endsWith(` s on ${threads(3)}.`), auto.phase);
+      const { reason } = defaultDtype({ kind: "cpu" } as Backend, {}, false);
       equal(
         cpu.backend,
-        `Running on ${threads(2)}: asked for; modality auto → ar+nar: NAR-len's full passes ` +
-          "are slow on the CPU; ask for nar-len to use it anyway.",
+        `Running on ${threads(2)}: asked for; weights q8: ${reason}; modality auto → ar+nar: ` +
+          "NAR-len's full passes are slow on the CPU; ask for nar-len to use it anyway.",
       );
+      ok(!f16.backend.includes("weights q8"), f16.backend);
       ok(cpu.phase.endsWith(` s on ${threads(2)}.`), cpu.phase);
 
       const valle = await Valle.load({ ...tiny, backend: "cpu", threads: 3, cache: false });
@@ -270,16 +275,17 @@ Deno.test({
       // writes the same bytes on 1, 2, 3 and 5 threads), so the page's files are Deno's, byte for
       // byte.
       const wav = speech.toWav();
-      // The weights choice reaches the load: q8 (the tiny model's down projections in Q8_0).
-      const quantized = await Valle.load({ ...tiny, backend: "cpu", dtype: "q8", cache: false });
-      const q8Speech = await quantized.synthesize(TEXT, { ...OPTIONS, reference: voice })
-        .finally(() => quantized.dispose());
-      for (const [run, expected] of [[auto, wav], [cpu, wav], [q8, q8Speech.toWav()]] as const) {
+      // The weights choice reaches the load: f16 instead of the default q8 (the tiny model's down
+      // projections in Q8_0).
+      const float = await Valle.load({ ...tiny, backend: "cpu", dtype: "f16", cache: false });
+      const f16Speech = await float.synthesize(TEXT, { ...OPTIONS, reference: voice })
+        .finally(() => float.dispose());
+      for (const [run, expected] of [[auto, wav], [cpu, wav], [f16, f16Speech.toWav()]] as const) {
         equal(run.wav.length, expected.length, "the page's WAV has Deno's length");
         const first = expected.findIndex((byte, i) => byte !== run.wav[i]);
         equal(first, -1, `the page's WAV differs from Deno's from byte ${first}`);
       }
-      ok(q8.wav.some((byte, i) => byte !== wav[i]), "q8 speaks other samples than f16");
+      ok(f16.wav.some((byte, i) => byte !== wav[i]), "f16 speaks other samples than q8");
     });
   },
 });

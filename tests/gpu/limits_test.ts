@@ -81,6 +81,7 @@ Deno.test("checkRunState() takes the state being replaced off the CPU budget", (
     dFf: 4096,
     nLayers: 12,
     nLevels: 8,
+    nHeads: 16,
     headDim: 64,
     nAudio: 1024,
     nPhn: 256,

@@ -14,7 +14,7 @@ import { type Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import { embeddingSum, NO_ROW } from "../../src/ops/embedding.ts";
 import { GEMV_MAX_ROWS, linear } from "../../src/ops/linear.ts";
 import { dequantizeDeviceWords, quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
-import { backendTest, uploadWeights } from "../_backends.ts";
+import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
 import { checkLinearQuant, quantizeActivations } from "../reference/quant.ts";
@@ -90,7 +90,7 @@ const Q8_SHAPES: [number, number, number][] = [[2, 9, 320], [37, 21, 320]];
 
 for (const dtype of ["q8_0", "q4_k"] as const) {
   for (const [m, n, k] of dtype === "q8_0" ? [...SHAPES, ...Q8_SHAPES] : SHAPES) {
-    for (const bias of ["none", "f16", "f32"] as const) {
+    for (const bias of ["none", ...WEIGHT_DTYPES] as const) {
       quantTest(
         `linear() ${dtype} matches its oracle for M=${m} N=${n} K=${k} bias ${bias}`,
         async (backend) => {
