@@ -124,7 +124,7 @@ export async function benchValle(
   const loadStart = performance.now();
   const float = dtype === "f32" || dtype === "f16" ? dtype : backend.weightDtype;
   const quantized = await quantizeAtLoad(backend, st, dtype);
-  const { config, weights } = uploadValleWeights(backend, st, float, dtype, quantized);
+  const { config, weights } = await uploadValleWeights(backend, st, float, dtype, quantized);
   await backend.fence();
   const loadMs = performance.now() - loadStart;
   const longest = Math.max(...settings.arFrames);
