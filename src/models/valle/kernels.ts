@@ -9,7 +9,14 @@
  * @module
  */
 
-import type { OpKernel } from "../../ops/_kernels.ts";
+import {
+  type Backend,
+  isQuantized,
+  type KernelUse,
+  type QuantDtype,
+  type Tensor,
+} from "../../backends/backend.ts";
+import { kernelUses, type OpKernel } from "../../ops/_kernels.ts";
 import { ATTENTION_KERNELS } from "../../ops/attention.ts";
 import { EMBEDDING_KERNELS } from "../../ops/embedding.ts";
 import { FUSED_KERNELS } from "../../ops/fused.ts";
@@ -38,3 +45,21 @@ export const VALLE_KERNELS: readonly OpKernel[] = [
   ...DEMASK_KERNELS,
   ...SAMPLE_KERNELS,
 ];
+
+/**
+ * The kernel variants a VALL-E model over `tensors` may dispatch on `backend`: every kernel of
+ * {@linkcode VALLE_KERNELS} for the backend's weight type and the float types of the tensors,
+ * the quantized ones for the tensors' layouts.
+ *
+ * @param backend The device.
+ * @param tensors The model's weight tensors.
+ */
+export function valleKernelUses(backend: Backend, tensors: Iterable<Tensor>): KernelUse[] {
+  const floats = new Set<"f16" | "f32">([backend.weightDtype]);
+  const quants = new Set<QuantDtype>();
+  for (const { dtype } of tensors) {
+    if (isQuantized(dtype)) quants.add(dtype);
+    else if (dtype === "f16" || dtype === "f32") floats.add(dtype);
+  }
+  return kernelUses(VALLE_KERNELS, { floats, quants });
+}

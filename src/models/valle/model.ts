@@ -14,15 +14,8 @@
 import { Lifetime } from "../_lifetime.ts";
 import { checkRanges } from "../../_options.ts";
 import { GpuError, OptionError } from "../../errors.ts";
-import {
-  isQuantized,
-  type KernelUse,
-  type QuantDtype,
-  type Recorder,
-  type Tensor,
-} from "../../backends/backend.ts";
-import { kernelUses } from "../../ops/_kernels.ts";
-import { VALLE_KERNELS } from "./kernels.ts";
+import type { KernelUse, Recorder, Tensor } from "../../backends/backend.ts";
+import { valleKernelUses } from "./kernels.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { type BackendSource, resolveBackend } from "../../backends/select.ts";
@@ -397,13 +390,7 @@ export class ValleModel {
    * for {@linkcode Backend.warm}.
    */
   kernels(): KernelUse[] {
-    const floats = new Set<"f16" | "f32">([this.backend.weightDtype]);
-    const quants = new Set<QuantDtype>();
-    for (const { dtype } of this.#tensors.values()) {
-      if (isQuantized(dtype)) quants.add(dtype);
-      else if (dtype === "f16" || dtype === "f32") floats.add(dtype);
-    }
-    return kernelUses(VALLE_KERNELS, { floats, quants });
+    return valleKernelUses(this.backend, this.#tensors.values());
   }
 
   /**
