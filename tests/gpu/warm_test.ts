@@ -10,6 +10,8 @@ import type { KernelSpec } from "../../src/backends/backend.ts";
 import { type Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import type { SynthesisProgress } from "../../src/tts/options.ts";
 import { Valle } from "../../src/tts/valle.ts";
+import { ValleModel } from "../../src/models/valle/model.ts";
+import { makeRandomValle } from "../../tools/make_valle_model.ts";
 import { BASELINE_GPU } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
 import { deepStrictEqual, equal, ok, rejects } from "node:assert";
@@ -67,6 +69,55 @@ Deno.test({
     }
   },
 });
+
+for (const dtype of ["q8", "q4"] as const) {
+  Deno.test({
+    name: `after ValleModel.warm, a ${dtype} model generates (AR+NAR, NAR-len with CFG, batches) ` +
+      "compiling no kernel at dispatch",
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const gpu = await freshGpu();
+      try {
+        // The smallest width whose projections take Q4_K (rows of 256).
+        const bytes = makeRandomValle({
+          dim: 256,
+          heads: 4,
+          layers: 2,
+          levels: 4,
+          audioTokens: 64,
+        });
+        const model = await ValleModel.load(bytes, { backend: gpu, dtype });
+        const steps: number[] = [];
+        await model.warm((done) => steps.push(done));
+        equal(gpu.kernels.compiles.sync, 0);
+        equal(steps.at(-1), gpu.kernels.compiles.async);
+        const prompt = {
+          data: Array.from({ length: 12 * 4 }, (_, i) => (i * 7) % 64),
+          frames: 12,
+          levels: 4,
+        };
+        const cond = { phonemes: [1, 40, 41, 42, 2], language: 1, prompt };
+        await model.generate({ ...cond, modality: "ar+nar", ar: { maxSteps: 6, seed: 1 } });
+        await model.generate({
+          ...cond,
+          modality: "nar-len",
+          maxFrames: 8,
+          narLen: { steps: 2, seed: 1, cfg: { strength: 2, rescale: 0.75 } },
+        });
+        await model.generateBatch({
+          rows: [{ ...cond, seed: 1 }, { ...cond, seed: 2 }],
+          modality: "ar+nar",
+          ar: { maxSteps: 6 },
+        });
+        equal(gpu.kernels.compiles.sync, 0, "every kernel generation dispatched was warmed");
+        await model.dispose();
+      } finally {
+        gpu.destroy();
+      }
+    },
+  });
+}
 
 Deno.test({
   name: "a kernel that fails to compile while warming is a GpuError naming it",
