@@ -556,6 +556,11 @@ function summary(): string {
     )
       ?.["GB/s"] as number | undefined;
   add("VALL-E load (with quantizing: q8, q4), ms", (b) => b.valle?.loadMs);
+  add("VALL-E kernel compile at load (warm), ms", (b) => b.valle?.compileMs);
+  add(
+    "VALL-E load: peak JS memory added (heap + external), MB",
+    (b) => b.valle && +(b.valle.loadPeakJsBytes / 1e6).toFixed(1),
+  );
   add("AR step (steady state), ms", (b) => b.valle?.stepMs, (p) => p.arStepMs);
   add("AR frames/s (steady state)", (b) => b.valle?.stepFramesPerSecond, (p) => p.arStepsPerS);
   add("AR step without KV cache (upstream's loop), ms", () => undefined, (p) => p.arNoCacheStepMs);

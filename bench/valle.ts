@@ -22,7 +22,9 @@ import {
   destroyValleWeights,
   quantizeAtLoad,
   uploadValleWeights,
+  valleWeightTensors,
 } from "../src/models/valle/weights.ts";
+import { valleKernelUses } from "../src/models/valle/kernels.ts";
 
 /** What to measure. */
 export interface ValleBenchSettings {
@@ -70,6 +72,14 @@ export interface ValleFigures {
   model: { dModel: number; heads: number; layers: number; weights: string };
   /** Upload time (with quantizing, for q8 and q4), ms. */
   loadMs: number;
+  /** Compiling every kernel the model may dispatch (`Backend.warm`, concurrent), ms. */
+  compileMs: number;
+  /**
+   * JavaScript memory the load added at its peak: V8 heap plus external memory (array buffers:
+   * converted tensors, staging), sampled at every write to the device, bytes over the level
+   * before the load.
+   */
+  loadPeakJsBytes: number;
   /** Prefill of the prompt and text, plus the first step, ms. */
   prefillMs: number;
   /** Steady-state AR step, ms (from the longest run minus a one-step run). */
@@ -121,12 +131,17 @@ export async function benchValle(
   settings: ValleBenchSettings,
   dtype?: ValleDtype,
 ): Promise<ValleFigures> {
+  const heap = new JsMemoryPeak(backend);
   const loadStart = performance.now();
   const float = dtype === "f32" || dtype === "f16" ? dtype : backend.weightDtype;
   const quantized = await quantizeAtLoad(backend, st, dtype);
-  const { config, weights } = uploadValleWeights(backend, st, float, dtype, quantized);
+  const { config, weights } = await uploadValleWeights(backend, st, float, dtype, quantized);
   await backend.fence();
   const loadMs = performance.now() - loadStart;
+  const loadPeakJsBytes = heap.stop();
+  const compileStart = performance.now();
+  await backend.warm(valleKernelUses(backend, valleWeightTensors(config, weights).values()));
+  const compileMs = performance.now() - compileStart;
   const longest = Math.max(...settings.arFrames);
   const capacity = settings.phonemes + settings.promptFrames + Math.max(longest, settings.frames) +
     16;
@@ -297,6 +312,8 @@ export async function benchValle(
       weights: dtype ?? backend.weightDtype,
     },
     loadMs: Math.round(loadMs),
+    compileMs: Math.round(compileMs),
+    loadPeakJsBytes,
     prefillMs: +one.ms.toFixed(1),
     stepMs: +stepMs.toFixed(3),
     stepFramesPerSecond: +(1000 / stepMs).toFixed(1),
@@ -315,4 +332,40 @@ export async function benchValle(
     narLenStep,
     peakBytes,
   };
+}
+
+/**
+ * The peak of JavaScript memory (V8 heap + external) over its level at construction, sampled
+ * after every write to `backend` (when a converted tensor is alive) and every millisecond the
+ * event loop is free, until `stop`.
+ */
+class JsMemoryPeak {
+  #base = jsBytes();
+  #peak = this.#base;
+  #timer: ReturnType<typeof setInterval>;
+  #restore: () => void;
+
+  constructor(backend: Backend) {
+    const write = backend.write;
+    const sample = () => (this.#peak = Math.max(this.#peak, jsBytes()));
+    backend.write = (t, data) => {
+      write.call(backend, t, data);
+      sample();
+    };
+    this.#restore = () => (backend.write = write);
+    this.#timer = setInterval(sample, 1);
+  }
+
+  /** Stops sampling; the peak over the starting level, bytes. */
+  stop(): number {
+    clearInterval(this.#timer);
+    this.#restore();
+    this.#peak = Math.max(this.#peak, jsBytes());
+    return Math.max(0, this.#peak - this.#base);
+  }
+}
+
+function jsBytes(): number {
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
 }

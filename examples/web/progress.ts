@@ -46,6 +46,11 @@ export function progressDescriber(): (progress: SynthesisProgress) => ProgressVi
       case "load":
         if (p.file === "backend") return { text: `Starting ${p.backend}…` };
         return { text: `Loading the ${p.file ?? "model"}…` };
+      case "compile":
+        return {
+          text: `Preparing the GPU kernels${p.steps ? ` (${p.step ?? 0} of ${p.steps})` : ""}…`,
+          fraction: p.steps ? (p.step ?? 0) / p.steps : undefined,
+        };
       case "phonemize":
         return { text: "Converting the text to phonemes…" };
       case "encode-prompt":

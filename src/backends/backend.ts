@@ -109,6 +109,14 @@ export interface KernelVariant {
   constants?: Readonly<Record<string, number>>;
 }
 
+/** One kernel variant a model may dispatch, compiled ahead by {@linkcode Backend.warm}. */
+export interface KernelUse {
+  /** The kernel. */
+  readonly spec: KernelSpec;
+  /** Its weight type and constants, as the dispatch will give them. */
+  readonly variant?: KernelVariant;
+}
+
 /** Workgroup counts of a dispatch (WebGPU's grid; CPU kernels derive their work from params). */
 export type Workgroups = readonly [number, number?, number?];
 
@@ -255,6 +263,19 @@ export interface Backend {
    * before work submitted later.
    */
   write(t: Tensor, data: ArrayBufferView): void;
+  /**
+   * Compiles kernels ahead of their first dispatch, all at once and without blocking (WebGPU:
+   * `createComputePipelineAsync`), so that a model's first run compiles nothing; the CPU's are
+   * built in, so it does nothing there. Compiled kernels are skipped.
+   *
+   * @param kernels The kernel variants to compile.
+   * @param onProgress Called as compiles finish, with the number done and the total.
+   * @throws {GpuError} A kernel that fails to compile, named.
+   */
+  warm(
+    kernels: readonly KernelUse[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void>;
   /** Reads tensors after the work submitted so far (one wait for all). */
   read(tensors: readonly Tensor[]): Promise<ArrayBuffer[]>;
   /** A recorder for this backend. */

@@ -34,6 +34,7 @@ export * from "./cpu/runner.ts";
 export * from "./cpu/recorder.ts";
 export * from "./cpu/profiler.ts";
 export * from "../ops/_grid.ts";
+export * from "../ops/_kernels.ts";
 export * from "../ops/linear.ts";
 export * from "../ops/lora.ts";
 export * from "../ops/norm.ts";

@@ -155,6 +155,39 @@ export function writeTensor(
   backend.write(t, data);
 }
 
+/** Bytes written between two pauses of an {@linkcode UploadPacer}. */
+export const UPLOAD_YIELD_BYTES = 64 << 20;
+
+/**
+ * Paces a long upload: after every {@linkcode UPLOAD_YIELD_BYTES} written it yields to the event
+ * loop once, so that a browser tab loading a model stays responsive.
+ *
+ * @example
+ * ```ts ignore
+ * const pacer = new UploadPacer();
+ * for (const [t, data] of tensors) {
+ *   writeTensor(backend, t, data);
+ *   await pacer.wrote(data.byteLength);
+ * }
+ * ```
+ */
+export class UploadPacer {
+  #since = 0;
+
+  /**
+   * Counts bytes written; resolves at once, or after a pause when enough were written since the
+   * last one.
+   *
+   * @param bytes Bytes just written.
+   */
+  async wrote(bytes: number): Promise<void> {
+    this.#since += bytes;
+    if (this.#since < UPLOAD_YIELD_BYTES) return;
+    this.#since = 0;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
 /**
  * Reads several tensors after the work submitted so far, with one wait.
  *

@@ -12,6 +12,7 @@ import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { numel } from "../backends/tensor.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const ELU: KernelSpec = {
   shader: "elu",
@@ -19,6 +20,9 @@ const ELU: KernelSpec = {
   params: ["u32", "u32", "u32"],
 };
 const GELU: KernelSpec = { shader: "gelu", bindings: ["write"], params: ["u32", "u32"] };
+
+/** The kernels the activations may dispatch, for warming at load (`kernelUses`). */
+export const ACTIVATION_KERNELS: readonly OpKernel[] = [{ spec: ELU }, { spec: GELU }];
 
 /**
  * Records y = ELU(x) with alpha 1 (x if x > 0, else exp(x) − 1).

@@ -18,6 +18,7 @@
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const ATTENTION: KernelSpec = {
   shader: "attention",
@@ -56,6 +57,11 @@ const ATTENTION_COMBINE: KernelSpec = {
   bindings: ["write", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32"], // heads, head_dim, splits, part_off, o_off, o_stride
 };
+
+/** The kernels `attention` may dispatch, for warming at load (`kernelUses`). */
+export const ATTENTION_KERNELS: readonly OpKernel[] = [{ spec: ATTENTION }, {
+  spec: ATTENTION_SPLIT,
+}, { spec: ATTENTION_COMBINE }];
 
 /**
  * Chunks split decoding cuts each query's keys into, one workgroup each: a decode step over 16

@@ -18,6 +18,7 @@
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { grid1d } from "./_grid.ts";
+import type { OpKernel } from "./_kernels.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const CONV1D: KernelSpec = {
@@ -47,6 +48,15 @@ const CONV1D: KernelSpec = {
 
 /** Layers with at most this many output channels use conv1d.wgsl's row-per-thread schedule. */
 const NARROW = 4;
+
+/**
+ * The kernels `conv1d` may dispatch, for warming at load (`kernelUses`): one per output tile
+ * width `NT` (0 for the narrow kernel of `NARROW` outputs or fewer).
+ */
+export const CONV1D_KERNELS: readonly OpKernel[] = [0, 16, 32, 64].map((nt) => ({
+  spec: CONV1D,
+  constants: { NT: nt },
+}));
 
 const FLAG_ELU = 1;
 const FLAG_ACCUMULATE = 2;

@@ -11,12 +11,16 @@ import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const DEPTHWISE_CONV1D: KernelSpec = {
   shader: "depthwise_conv1d",
   bindings: ["write", "read", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `depthwiseConv1d` may dispatch, for warming at load (`kernelUses`). */
+export const DEPTHWISE_CONV1D_KERNELS: readonly OpKernel[] = [{ spec: DEPTHWISE_CONV1D }];
 
 /**
  * Records y[t, c] = b[c] + Σ_j w[c, j] · x[t + j − pad, c] (zeros outside the input), the

@@ -11,10 +11,14 @@ import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { numel } from "../backends/tensor.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, weightType } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const PARAMS = ["u32", "u32", "u32", "u32"] as const;
 const ADD: KernelSpec = { shader: "add", bindings: ["write", "read"], params: PARAMS };
 const MUL: KernelSpec = { shader: "mul", bindings: ["write", "read"], params: PARAMS };
+
+/** The kernels the elementwise ops may dispatch, for warming at load (`kernelUses`). */
+export const ELEMENTWISE_KERNELS: readonly OpKernel[] = [{ spec: ADD }, { spec: MUL }];
 
 function broadcast(op: string, x: Tensor, y: Tensor): [number, number] {
   const n = numel(x.shape);

@@ -9,6 +9,7 @@
 
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
+import type { OpKernel } from "./_kernels.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const BINDINGS = ["write", "read", "read"] as const;
@@ -19,6 +20,12 @@ const EMBEDDING_SUM_Q8_0: KernelSpec = {
   bindings: BINDINGS,
   params: PARAMS,
 };
+
+/** The kernels `embeddingSum` may dispatch, for warming at load (`kernelUses`). */
+export const EMBEDDING_KERNELS: readonly OpKernel[] = [
+  { spec: EMBEDDING_SUM },
+  { spec: EMBEDDING_SUM_Q8_0, quant: ["q8_0"] },
+];
 
 /** The id that marks an empty term in {@linkcode embeddingSum}. */
 export const NO_ROW = 0xffffffff;

@@ -28,6 +28,7 @@ import {
   type Recorder,
   type Tensor,
 } from "../backends/backend.ts";
+import type { OpKernel } from "./_kernels.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const NORM_LINEAR: KernelSpec = {
@@ -60,6 +61,17 @@ const GATE_UP_GELU_Q: KernelSpec = {
   bindings: ["write", "read", "read", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "f32", "u32"],
 };
+
+/** The kernels the fused decode ops may dispatch, for warming at load (`kernelUses`). */
+export const FUSED_KERNELS: readonly OpKernel[] = [
+  { spec: NORM_LINEAR },
+  { spec: QKV_ROPE },
+  { spec: GATE_UP_GELU },
+  ...[NORM_LINEAR_Q, QK_ROPE_Q, GATE_UP_GELU_Q].map((spec) => ({
+    spec,
+    quant: ["q8_0", "q4_k"] as const,
+  })),
+];
 
 /**
  * The layout code of a quantized projection of rows of `k` (0 q8_0, 1 q4_k; the kernels' layout

@@ -14,6 +14,7 @@ import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const SPECTRUM: KernelSpec = {
   shader: "istft_spectrum",
@@ -26,6 +27,9 @@ const OVERLAP_ADD: KernelSpec = {
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `istft` may dispatch, for warming at load (`kernelUses`). */
+export const ISTFT_KERNELS: readonly OpKernel[] = [{ spec: SPECTRUM }, { spec: OVERLAP_ADD }];
 
 /**
  * Records, in place on rows [log-magnitude (nb) | phase (nb)], the spectrum

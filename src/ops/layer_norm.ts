@@ -11,12 +11,16 @@
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { numel } from "../backends/tensor.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const LAYER_NORM: KernelSpec = {
   shader: "layer_norm",
   bindings: ["write", "read", "read", "read"],
   params: ["u32", "u32", "f32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `layerNorm` may dispatch, for warming at load (`kernelUses`). */
+export const LAYER_NORM_KERNELS: readonly OpKernel[] = [{ spec: LAYER_NORM }];
 
 /**
  * Records y = (x − mean) / sqrt(var + eps) · w + b per row (biased variance).

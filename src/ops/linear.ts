@@ -22,6 +22,7 @@ import {
   type Recorder,
   type Tensor,
 } from "../backends/backend.ts";
+import type { OpKernel } from "./_kernels.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 
 const BINDINGS = ["write", "read", "read", "read"] as const;
@@ -59,6 +60,18 @@ const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpe
 
 /** Rows up to which `linear` runs a GEMV kernel; more rows run the tiled GEMM. */
 export const GEMV_MAX_ROWS = 4;
+
+/** The kernels `linear` may dispatch, for warming at load (`kernelUses`). */
+export const LINEAR_KERNELS: readonly OpKernel[] = [
+  { spec: GEMV },
+  { spec: GEMV_VEC4 },
+  { spec: GEMM, constants: GEMM_THREADS },
+  { spec: GEMM_VEC4, constants: GEMM_THREADS },
+  ...(Object.keys(QUANTIZED) as QuantDtype[]).flatMap((q) => [
+    { spec: QUANTIZED[q].gemv, quant: [q] },
+    { spec: QUANTIZED[q].gemm, quant: [q] },
+  ]),
+];
 
 /** Options of {@linkcode linear}. */
 export interface LinearOptions {

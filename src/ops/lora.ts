@@ -13,12 +13,16 @@ import { numel } from "../backends/tensor.ts";
 import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 import { grid1d } from "./_grid.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const LORA_MERGE: KernelSpec = {
   shader: "lora_merge",
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "f32", "f32"],
 };
+
+/** The kernels the LoRA merge may dispatch, for warming at load (`kernelUses`). */
+export const LORA_KERNELS: readonly OpKernel[] = [{ spec: LORA_MERGE }];
 
 /**
  * Records w += scale · (B · A), the product read in w's element order: B (rows, rank) · A (rank,

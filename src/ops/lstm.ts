@@ -11,12 +11,16 @@
 
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const LSTM_STEP: KernelSpec = {
   shader: "lstm_step",
   bindings: ["write", "write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels the LSTM may dispatch, for warming at load (`kernelUses`). */
+export const LSTM_KERNELS: readonly OpKernel[] = [{ spec: LSTM_STEP }];
 
 /** Hidden units per workgroup of the step kernel. */
 const UNITS = 8;

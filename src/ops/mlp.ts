@@ -12,12 +12,16 @@ import { numel } from "../backends/tensor.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 import { linear } from "./linear.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const GELU_MUL: KernelSpec = {
   shader: "gelu_mul",
   bindings: ["write", "read"],
   params: ["u32", "u32", "u32"],
 };
+
+/** The kernels the MLP (besides `linear`'s) may dispatch, for warming at load (`kernelUses`). */
+export const MLP_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL }];
 
 /**
  * Records g = gelu(g) ⊙ u in place, GELU in its exact erf form.

@@ -8,12 +8,16 @@
 
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const RMS_NORM: KernelSpec = {
   shader: "rms_norm",
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "f32", "u32", "u32"],
 };
+
+/** The kernels `rmsNorm` may dispatch, for warming at load (`kernelUses`). */
+export const NORM_KERNELS: readonly OpKernel[] = [{ spec: RMS_NORM }];
 
 /**
  * Records y = RMSNorm(x) · w over the last dimension.

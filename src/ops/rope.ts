@@ -17,12 +17,16 @@ import type { Backend } from "../backends/backend.ts";
 import { grid1d } from "./_grid.ts";
 import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const ROPE: KernelSpec = {
   shader: "rope",
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `rope` may dispatch, for warming at load (`kernelUses`). */
+export const ROPE_KERNELS: readonly OpKernel[] = [{ spec: ROPE }];
 
 /**
  * The float32 (cos, sin) pairs PyTorch's LLaMA rotary embedding uses, as a flat array

@@ -12,12 +12,16 @@
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const RVQ_ENCODE: KernelSpec = {
   shader: "rvq_encode",
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels the RVQ encoder may dispatch, for warming at load (`kernelUses`). */
+export const RVQ_KERNELS: readonly OpKernel[] = [{ spec: RVQ_ENCODE }];
 
 /** The largest codeword dimension the kernel holds in workgroup memory. */
 const MAX_DIM = 1024;

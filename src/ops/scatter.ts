@@ -11,12 +11,16 @@ import { OptionError } from "../errors.ts";
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { grid1d } from "./_grid.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const SCATTER_ROWS: KernelSpec = {
   shader: "scatter_rows",
   bindings: ["write", "read"],
   params: ["u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `scatterRows` may dispatch, for warming at load (`kernelUses`). */
+export const SCATTER_KERNELS: readonly OpKernel[] = [{ spec: SCATTER_ROWS }];
 
 /**
  * Records `dst[table[i]] = src[i]` for every row i of `src`, where `dst` and `src` are views of

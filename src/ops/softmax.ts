@@ -8,6 +8,7 @@
 
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { expectDtype, expectShape } from "./_check.ts";
+import type { OpKernel } from "./_kernels.ts";
 
 const SOFTMAX: KernelSpec = {
   shader: "softmax",
@@ -19,6 +20,9 @@ const ARGMAX: KernelSpec = {
   bindings: ["write", "read"],
   params: ["u32", "u32", "u32", "u32"],
 };
+
+/** The kernels `softmax` and `argmax` may dispatch, for warming at load (`kernelUses`). */
+export const SOFTMAX_KERNELS: readonly OpKernel[] = [{ spec: SOFTMAX }, { spec: ARGMAX }];
 
 /**
  * Records x[r] = softmax(x[r]) in place for every row.

@@ -20,6 +20,7 @@ import type { AudioInput } from "./reference.ts";
 export type SynthesisPhase =
   | "download"
   | "load"
+  | "compile"
   | "phonemize"
   | "encode-prompt"
   | "duration"
@@ -35,7 +36,10 @@ export interface SynthesisProgress {
   piece?: number;
   /** Pieces in the text. */
   pieces?: number;
-  /** Steps done in this phase (AR frames, demasking steps, NAR levels, bytes downloaded). */
+  /**
+   * Steps done in this phase (AR frames, demasking steps, NAR levels, bytes downloaded, GPU
+   * kernels compiled).
+   */
   step?: number;
   /** Steps in this phase, when known. */
   steps?: number;

@@ -233,6 +233,12 @@ export class Valle {
       });
       loaded.push(encodec);
       checkPairing(model, encodec, label(options.model, "model"));
+      // Every kernel a synthesis dispatches, compiled now and concurrently, not one by one at
+      // the first dispatches (WebGPU; nothing to do on the CPU).
+      await backend.warm(
+        [...model.kernels(), ...encodec.kernels()],
+        (step, steps) => report?.({ phase: "compile", step, steps }),
+      );
       const auto = autoModality(backend, model);
       report?.({
         phase: "load",
@@ -690,6 +696,14 @@ export class Valle {
             `a bandwidth of ${this.model.config.nLevels} codebooks (the model's RVQ levels)`,
           found: `bandwidths of ${perBandwidth.join(", ")} codebooks`,
         }]);
+      }
+      try {
+        await vocos.warm((step, steps) =>
+          report?.({ phase: "compile", file: "vocoder", step, steps })
+        );
+      } catch (e) {
+        await vocos.dispose();
+        throw e;
       }
       return vocos;
     })();

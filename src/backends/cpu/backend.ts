@@ -17,6 +17,7 @@ import type {
   Backend,
   BackendStats,
   DeviceBuffer,
+  KernelUse,
   MemoryUsage,
   RecorderOptions,
   Tensor,
@@ -163,6 +164,14 @@ export class CpuBackend implements Backend {
     rec.submit();
     rec.destroy();
     this.release(staging);
+  }
+
+  /** Nothing to compile: the CPU's kernels are built into its WebAssembly module. */
+  warm(
+    _kernels: readonly KernelUse[],
+    _onProgress?: (done: number, total: number) => void,
+  ): Promise<void> {
+    return Promise.resolve();
   }
 
   async read(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {

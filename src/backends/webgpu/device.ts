@@ -15,6 +15,7 @@ import { GpuError, OptionError } from "../../errors.ts";
 import type {
   Backend,
   BackendStats,
+  KernelUse,
   MemoryUsage,
   Precision,
   RecorderOptions,
@@ -25,6 +26,12 @@ import { alignSize, BufferPool, TENSOR_USAGE } from "./buffers.ts";
 import { KernelCache } from "./kernels.ts";
 import { GpuProfiler } from "./profiler.ts";
 import { GpuRecorder } from "./recorder.ts";
+
+/**
+ * The most bytes one `queue.writeBuffer` carries: larger writes go in chunks, so that a browser
+ * (which copies each write into staging memory of its own) never holds a whole large tensor twice.
+ */
+export const WRITE_CHUNK_BYTES = 16 << 20;
 
 /** Options for {@linkcode requestGpu}. */
 export interface GpuOptions {
@@ -303,7 +310,27 @@ export class Gpu implements Backend {
       copy.set(bytes);
       bytes = copy;
     }
-    this.device.queue.writeBuffer(buffer, offset, bytes);
+    // In chunks: a browser copies each write whole into its own staging memory.
+    for (let at = 0; at < bytes.byteLength; at += WRITE_CHUNK_BYTES) {
+      const size = Math.min(WRITE_CHUNK_BYTES, bytes.byteLength - at);
+      this.device.queue.writeBuffer(buffer, offset + at, bytes, at, size);
+    }
+  }
+
+  /**
+   * Compiles kernels ahead of their first dispatch with `createComputePipelineAsync`, all at
+   * once (see {@linkcode KernelCache.warm}).
+   *
+   * @param kernels The kernel variants a model will dispatch.
+   * @param onProgress Called as compiles finish, with the number done and the total.
+   * @throws {GpuError} A kernel that fails to compile, named.
+   */
+  async warm(
+    kernels: readonly KernelUse[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void> {
+    this.assertHealthy();
+    await this.kernels.warm(kernels, onProgress);
   }
 
   /**

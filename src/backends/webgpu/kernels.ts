@@ -14,7 +14,7 @@
  */
 
 import { GpuError } from "../../errors.ts";
-import type { BindingAccess, KernelSpec, KernelVariant } from "../backend.ts";
+import type { BindingAccess, KernelSpec, KernelUse, KernelVariant } from "../backend.ts";
 import type { Gpu } from "./device.ts";
 import { type ShaderName, WGSL } from "./_wgsl.ts";
 
@@ -60,6 +60,11 @@ export class KernelCache {
   #bySpec = new WeakMap<KernelSpec, Partial<Record<"f16" | "f32", Kernel>>>();
   #layouts = new Map<string, GPUBindGroupLayout>();
   #bindGroups = new WeakMap<GPUBindGroupLayout, BindGroupNode>();
+  /**
+   * Pipelines compiled so far: `sync` by `get` at a dispatch (the recording thread waits for the
+   * compiler), `async` ahead of time by `warm`.
+   */
+  readonly compiles: { sync: number; async: number } = { sync: 0, async: 0 };
   /** The `@group(1)` layout shared by every kernel: one uniform with a dynamic offset. */
   readonly paramsLayout: GPUBindGroupLayout;
 
@@ -87,55 +92,69 @@ export class KernelCache {
    */
   get(spec: KernelSpec, variant: KernelVariant = {}): Kernel {
     const weights = variant.weights ?? this.#gpu.weightDtype;
-    if (KernelCache.paramsSize(spec) > PARAMS_BINDING_BYTES) {
-      throw new GpuError(
-        `Cannot compile kernel "${spec.shader}": its ${spec.params.length} parameters exceed the ` +
-          `${PARAMS_BINDING_BYTES}-byte parameter binding`,
-      );
-    }
     // Fast path of the decode loop: no constants, looked up by spec identity and weight type.
-    let bySpec = this.#bySpec.get(spec);
     if (!variant.constants) {
-      const hit = bySpec?.[weights];
+      const hit = this.#bySpec.get(spec)?.[weights];
       if (hit) return hit;
     }
-    const constants = variant.constants ?? {};
-    const shader = spec.integerDot && this.#gpu.features.integerDot ? spec.integerDot : spec.shader;
-    const key = kernelKey(shader, weights, constants);
-    const cached = this.#kernels.get(key);
-    if (cached) return cached;
-    if (weights === "f16" && !this.#gpu.features.f16) {
-      throw new GpuError(`Cannot compile kernel "${key}": the device lacks "shader-f16"`);
-    }
+    const plan = this.#plan(spec, variant);
+    const cached = this.#kernels.get(plan.key);
+    if (cached) return this.#remember(spec, cached, variant, plan.weights);
     const device = this.#gpu.device;
-    const layout = this.#layout(spec.bindings);
-    const code = kernelSource(shader, weights);
     device.pushErrorScope("validation");
-    const module = device.createShaderModule({ label: key, code });
-    const pipeline = device.createComputePipeline({
-      label: key,
-      layout: device.createPipelineLayout({
-        label: key,
-        bindGroupLayouts: [layout, this.paramsLayout],
-      }),
-      compute: { module, entryPoint: "main", constants },
-    });
+    const { module, descriptor, layout } = this.#compileInputs(plan);
+    const pipeline = device.createComputePipeline(descriptor);
+    this.compiles.sync++;
     device.popErrorScope().then(async (error) => {
       if (!error) return;
-      const info = await module.getCompilationInfo();
-      const messages = info.messages.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`);
-      this.#gpu.fail(
-        new GpuError(`Cannot compile kernel "${key}": ${error.message}\n${messages.join("\n")}`),
-      );
+      this.#gpu.fail(await compileError(plan.key, error.message, module));
     });
-    const kernel: Kernel = { spec, key, pipeline, layout };
-    this.#kernels.set(key, kernel);
-    if (!variant.constants) {
-      bySpec ??= {};
-      bySpec[weights] = kernel;
-      this.#bySpec.set(spec, bySpec);
+    const kernel: Kernel = { spec, key: plan.key, pipeline, layout };
+    this.#kernels.set(plan.key, kernel);
+    return this.#remember(spec, kernel, variant, plan.weights);
+  }
+
+  /**
+   * Compiles kernels ahead of their first {@linkcode KernelCache.get}, concurrently, with
+   * `createComputePipelineAsync` (no stall of the thread that records). Kernels already compiled,
+   * or listed twice, are compiled once.
+   *
+   * @param uses The kernels and variants.
+   * @param onProgress Called as each compile finishes, with the number done and the total.
+   * @throws {GpuError} The first kernel that fails to compile, named, with the compiler's messages.
+   */
+  async warm(
+    uses: readonly KernelUse[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void> {
+    const plans = new Map<string, { spec: KernelSpec; plan: KernelPlan }>();
+    for (const { spec, variant = {} } of uses) {
+      const plan = this.#plan(spec, variant);
+      if (!this.#kernels.has(plan.key) && !plans.has(plan.key)) plans.set(plan.key, { spec, plan });
     }
-    return kernel;
+    let done = 0;
+    const device = this.#gpu.device;
+    onProgress?.(0, plans.size);
+    await Promise.all([...plans.values()].map(async ({ spec, plan }) => {
+      // Each compile is bracketed by its own error scope (synchronously, before any await), so
+      // that an error, whether a rejection or a scope's, names its kernel; none goes uncaptured.
+      device.pushErrorScope("validation");
+      const { module, descriptor, layout } = this.#compileInputs(plan);
+      const compiling = device.createComputePipelineAsync(descriptor);
+      const scope = device.popErrorScope();
+      let pipeline: GPUComputePipeline;
+      try {
+        pipeline = await compiling;
+      } catch (error) {
+        await scope.catch(() => {});
+        throw await compileError(plan.key, (error as Error).message, module);
+      }
+      const error = await scope;
+      if (error) throw await compileError(plan.key, error.message, module);
+      this.compiles.async++;
+      this.#kernels.set(plan.key, { spec, key: plan.key, pipeline, layout });
+      onProgress?.(++done, plans.size);
+    }));
   }
 
   /**
@@ -170,6 +189,60 @@ export class KernelCache {
     return spec.params.length * PARAM_BYTES;
   }
 
+  /** The key, source and layout of a kernel variant; throws where it cannot compile here. */
+  #plan(spec: KernelSpec, variant: KernelVariant): KernelPlan {
+    const weights = variant.weights ?? this.#gpu.weightDtype;
+    const constants = variant.constants ?? {};
+    const shader = spec.integerDot && this.#gpu.features.integerDot ? spec.integerDot : spec.shader;
+    const key = kernelKey(shader, weights, constants);
+    if (KernelCache.paramsSize(spec) > PARAMS_BINDING_BYTES) {
+      throw new GpuError(
+        `Cannot compile kernel "${key}": its ${spec.params.length} parameters exceed the ` +
+          `${PARAMS_BINDING_BYTES}-byte parameter binding`,
+      );
+    }
+    if (weights === "f16" && !this.#gpu.features.f16) {
+      throw new GpuError(`Cannot compile kernel "${key}": the device lacks "shader-f16"`);
+    }
+    return { key, shader, weights, constants, bindings: spec.bindings };
+  }
+
+  /** The shader module and pipeline descriptor of a plan, and its `@group(0)` layout. */
+  #compileInputs(plan: KernelPlan): {
+    module: GPUShaderModule;
+    descriptor: GPUComputePipelineDescriptor;
+    layout: GPUBindGroupLayout;
+  } {
+    const device = this.#gpu.device;
+    const layout = this.#layout(plan.bindings);
+    const code = kernelSource(plan.shader, plan.weights);
+    const module = device.createShaderModule({ label: plan.key, code });
+    const descriptor = {
+      label: plan.key,
+      layout: device.createPipelineLayout({
+        label: plan.key,
+        bindGroupLayouts: [layout, this.paramsLayout],
+      }),
+      compute: { module, entryPoint: "main", constants: plan.constants },
+    };
+    return { module, descriptor, layout };
+  }
+
+  /** Files a kernel without constants under its spec, for the fast path of `get`. */
+  #remember(
+    spec: KernelSpec,
+    kernel: Kernel,
+    variant: KernelVariant,
+    weights: "f16" | "f32",
+  ): Kernel {
+    if (!variant.constants) {
+      const bySpec = this.#bySpec.get(spec) ?? {};
+      bySpec[weights] = kernel;
+      this.#bySpec.set(spec, bySpec);
+    }
+    return kernel;
+  }
+
   #layout(bindings: readonly BindingAccess[]): GPUBindGroupLayout {
     const signature = bindings.map((b) => (b === "write" ? "w" : "r")).join("");
     let layout = this.#layouts.get(signature);
@@ -186,6 +259,26 @@ export class KernelCache {
     }
     return layout;
   }
+}
+
+/** What compiling one kernel variant needs. */
+interface KernelPlan {
+  key: string;
+  shader: ShaderName;
+  weights: "f16" | "f32";
+  constants: Readonly<Record<string, number>>;
+  bindings: readonly BindingAccess[];
+}
+
+/** A kernel's compile failure as a GpuError with the compiler's messages. */
+async function compileError(
+  key: string,
+  message: string,
+  module: GPUShaderModule,
+): Promise<GpuError> {
+  const info = await module.getCompilationInfo();
+  const messages = info.messages.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`);
+  return new GpuError(`Cannot compile kernel "${key}": ${message}\n${messages.join("\n")}`);
 }
 
 /** A `requires` directive at the start of a line (WGSL wants directives before declarations). */

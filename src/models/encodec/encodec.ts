@@ -17,6 +17,14 @@
 
 import { OptionError, ValleError } from "../../errors.ts";
 import { checkFiniteSamples } from "../../audio/finite.ts";
+import type { KernelUse } from "../../backends/backend.ts";
+import { kernelUses, type OpKernel } from "../../ops/_kernels.ts";
+import { ACTIVATION_KERNELS } from "../../ops/activation.ts";
+import { CONV1D_KERNELS } from "../../ops/conv1d.ts";
+import { ELEMENTWISE_KERNELS } from "../../ops/elementwise.ts";
+import { EMBEDDING_KERNELS } from "../../ops/embedding.ts";
+import { LSTM_KERNELS } from "../../ops/lstm.ts";
+import { RVQ_KERNELS } from "../../ops/rvq.ts";
 import type { Profiler, Recorder, Tensor } from "../../backends/backend.ts";
 import {
   createTensor,
@@ -119,6 +127,16 @@ interface Plan {
   causal: boolean;
 }
 
+/** The kernels Encodec may dispatch (encoding and decoding), for warming at load. */
+const ENCODEC_KERNELS: readonly OpKernel[] = [
+  ...ACTIVATION_KERNELS,
+  ...CONV1D_KERNELS,
+  ...ELEMENTWISE_KERNELS,
+  ...EMBEDDING_KERNELS,
+  ...LSTM_KERNELS,
+  ...RVQ_KERNELS,
+];
+
 /**
  * EnCodec on the GPU.
  *
@@ -144,6 +162,8 @@ export class Encodec {
   #decoder: Plan;
   #rec: Recorder;
   #life = new Lifetime("EnCodec model");
+  /** The float type of its weights. */
+  #float: "f16" | "f32";
 
   private constructor(
     backend: Backend,
@@ -155,6 +175,7 @@ export class Encodec {
     this.#rec = backend.createRecorder({ label: "encodec", profiler: options.profiler });
     this.config = config;
     this.#weights = weights;
+    this.#float = options.weights ?? "f32";
     this.#ws = new Workspace(backend);
     const hop = config.hopLength;
     const far = 1 << 20;
@@ -219,6 +240,26 @@ export class Encodec {
     const config = parseEncodecConfig(options.config);
     const loaded = loadEncodecWeights(backend, source, config, options.weights ?? "f32");
     return new Encodec(backend, config, loaded, options);
+  }
+
+  /**
+   * The kernel variants this model may dispatch, for {@linkcode Backend.warm}.
+   */
+  kernels(): KernelUse[] {
+    const floats = [this.backend.weightDtype, "f32", this.#float] as const;
+    return kernelUses(ENCODEC_KERNELS, { floats, quants: [] });
+  }
+
+  /**
+   * Compiles every kernel the model may dispatch ahead of its first call (WebGPU; nothing to do
+   * on the CPU).
+   *
+   * @param onProgress Called as compiles finish, with the number done and the total.
+   * @throws {GpuError} A kernel that fails to compile, named.
+   */
+  async warm(onProgress?: (done: number, total: number) => void): Promise<void> {
+    this.#life.check();
+    await this.backend.warm(this.kernels(), onProgress);
   }
 
   /**

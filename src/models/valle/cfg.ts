@@ -15,6 +15,7 @@ import { createTensor, numel, readBytes, uploadTensor } from "../../backends/ten
 import type { Backend } from "../../backends/backend.ts";
 import { grid1d } from "../../ops/_grid.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
+import type { OpKernel } from "../../ops/_kernels.ts";
 
 const CFG_STATS: KernelSpec = {
   shader: "cfg_stats",
@@ -27,6 +28,9 @@ const CFG_APPLY: KernelSpec = {
   bindings: ["write", "read", "read"],
   params: ["u32", "u32", "u32", "f32"],
 };
+
+/** The kernels classifier-free guidance may dispatch, for warming at load (`kernelUses`). */
+export const CFG_KERNELS: readonly OpKernel[] = [{ spec: CFG_STATS }, { spec: CFG_APPLY }];
 
 /** Guidance settings. */
 export interface CfgOptions {

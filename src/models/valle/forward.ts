@@ -31,6 +31,7 @@ import type { ValleConfig } from "./config.ts";
 import type { OutputFeed } from "./inputs.ts";
 import type { ValleRunState } from "./state.ts";
 import type { ValleLayerWeights, ValleWeights } from "./weights.ts";
+import type { OpKernel } from "../../ops/_kernels.ts";
 
 /** What a pass needs from the model: its config and GPU weights. */
 export interface ValleModelParts {
@@ -69,6 +70,9 @@ const FEED_IDS: KernelSpec = {
   bindings: ["write", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels the forward pass itself (besides its ops') may dispatch, for warming at load (`kernelUses`). */
+export const FEED_KERNELS: readonly OpKernel[] = [{ spec: FEED_IDS }];
 
 /**
  * Records the writing of embedding ids for `frames` consecutive rows from tokens on the GPU

@@ -14,7 +14,8 @@
 import { Lifetime } from "../_lifetime.ts";
 import { checkRanges } from "../../_options.ts";
 import { GpuError, OptionError } from "../../errors.ts";
-import type { Recorder, Tensor } from "../../backends/backend.ts";
+import type { KernelUse, Recorder, Tensor } from "../../backends/backend.ts";
+import { valleKernelUses } from "./kernels.ts";
 import { readBytes, rows, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { type BackendSource, resolveBackend } from "../../backends/select.ts";
@@ -25,7 +26,7 @@ import {
   Safetensors,
   type SafetensorsSource,
 } from "../../io/safetensors.ts";
-import { readValleFile, type ValleCheckpoint, type ValleFileInput } from "./checkpoint.ts";
+import { readValleFile, type ValleFileInput } from "./checkpoint.ts";
 import { checkDtype, type ValleDtype } from "./quant_policy.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { decode } from "./ar.ts";
@@ -320,21 +321,10 @@ export class ValleModel {
 
   private constructor(
     backend: Backend,
-    st: ValleCheckpoint,
+    { config, weights }: { config: ValleConfig; weights: ValleWeights },
     options: ValleModelOptions,
     ownsBackend: boolean,
-    quantized: ReadonlyMap<string, Uint32Array>,
   ) {
-    const { dtype, precision } = options;
-    const float = dtype === "f16" || dtype === "f32"
-      ? dtype
-      : precision === "f32" || precision === "f16"
-      ? precision
-      : backend.weightDtype;
-    if (float === "f16" && !backend.supportsF16) {
-      throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
-    }
-    const { config, weights } = uploadValleWeights(backend, st, float, dtype, quantized);
     this.backend = backend;
     this.config = config;
     this.#base = weights;
@@ -378,11 +368,41 @@ export class ValleModel {
     const { backend, owned } = await resolveBackend(options);
     try {
       const quantized = await quantizeAtLoad(backend, st, options.dtype);
-      return new ValleModel(backend, st, options, owned, quantized);
+      const { dtype, precision } = options;
+      const float = dtype === "f16" || dtype === "f32"
+        ? dtype
+        : precision === "f32" || precision === "f16"
+        ? precision
+        : backend.weightDtype;
+      if (float === "f16" && !backend.supportsF16) {
+        throw new GpuError(`Cannot load f16 weights: ${backend.description} lacks "shader-f16"`);
+      }
+      const uploaded = await uploadValleWeights(backend, st, float, dtype, quantized);
+      return new ValleModel(backend, uploaded, options, owned);
     } catch (e) {
       if (owned) backend.destroy();
       throw e;
     }
+  }
+
+  /**
+   * The kernel variants this model may dispatch (for its weight types and quantized layouts),
+   * for {@linkcode Backend.warm}.
+   */
+  kernels(): KernelUse[] {
+    return valleKernelUses(this.backend, this.#tensors.values());
+  }
+
+  /**
+   * Compiles every kernel the model may dispatch, ahead of the first generation (WebGPU; the
+   * CPU has nothing to compile).
+   *
+   * @param onProgress Called as compiles finish, with the number done and the total.
+   * @throws {GpuError} A kernel that fails to compile, named.
+   */
+  async warm(onProgress?: (done: number, total: number) => void): Promise<void> {
+    this.#life.check();
+    await this.backend.warm(this.kernels(), onProgress);
   }
 
   /**

@@ -36,6 +36,7 @@ import {
 import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
 import { type Boundary, pipelinedFence } from "./progress.ts";
 import { demaskSchedule, type DemaskStep } from "./schedule.ts";
+import type { OpKernel } from "../../ops/_kernels.ts";
 
 const DEMASK_SELECT: KernelSpec = {
   shader: "demask_select",
@@ -48,6 +49,11 @@ const DEMASK_UPDATE: KernelSpec = {
   bindings: ["write", "write", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32"],
 };
+
+/** The kernels NAR-len demasking may dispatch, for warming at load (`kernelUses`). */
+export const DEMASK_KERNELS: readonly OpKernel[] = [{ spec: DEMASK_SELECT }, {
+  spec: DEMASK_UPDATE,
+}];
 
 /** One NAR-len demasking run. */
 export interface NarLenRun {

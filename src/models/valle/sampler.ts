@@ -27,6 +27,7 @@ import type { KernelSpec, Recorder, Tensor } from "../../backends/backend.ts";
 import { createTensor, readBytes, rows, uploadTensor, writeTensor } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { expectDtype, expectShape } from "../../ops/_check.ts";
+import type { OpKernel } from "../../ops/_kernels.ts";
 
 /**
  * Random stream ids: draws hash (seed, stream, counter, row), the counter being the step (AR,
@@ -162,6 +163,9 @@ const SAMPLE: KernelSpec = {
     "u32", // score_off
   ],
 };
+
+/** The kernels the sampler may dispatch, for warming at load (`kernelUses`). */
+export const SAMPLE_KERNELS: readonly OpKernel[] = [{ spec: SAMPLE }];
 
 /** The buffers of one sampler call. */
 export interface SampleIo {

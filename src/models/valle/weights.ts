@@ -20,7 +20,7 @@ import {
   destroyTensors,
   reshape,
   rows,
-  uploadTensor,
+  UploadPacer,
   writeTensor,
 } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
@@ -454,47 +454,55 @@ export async function quantizeAtLoad(
  *
  * @example
  * ```ts ignore
- * const { config, weights } = uploadValleWeights(backend, st, backend.weightDtype, "q8");
+ * const { config, weights } = await uploadValleWeights(backend, st, backend.weightDtype, "q8");
  * ```
  */
-export function uploadValleWeights(
+export async function uploadValleWeights(
   backend: Backend,
   st: ValleCheckpoint,
   float: "f16" | "f32",
   dtype?: ValleDtype,
   quantized?: ReadonlyMap<string, Uint32Array>,
-): { config: ValleConfig; weights: ValleWeights } {
+): Promise<{ config: ValleConfig; weights: ValleWeights }> {
   const config = checkValleWeights(st);
   const plan = planValleStorage(st, config, dtype);
   const layouts = new Map([...plan].map(([key, { layout }]) => [key, layout]));
-  // Convert everything first, so that an f16 overflow is reported before anything is uploaded.
+  // Checked first, so that an f16 overflow is reported before anything is uploaded; tensor by
+  // tensor, keeping nothing (the upload converts again), so no second copy of the file is held.
   const problems: WeightProblem[] = [];
-  const converted = new Map<string, Float32Array | Uint16Array | Uint32Array>();
   for (const [key, layout] of layouts) {
-    if (layout) {
-      converted.set(
-        key,
-        quantized?.get(key) ?? toDeviceWords(layout, quantizedBlocks(st, key, layout)),
-      );
-    } else if (float === "f32") {
-      converted.set(key, st.toFloat32(key));
-    } else {
-      const bits = st.toFloat16(key);
-      const stored = st.info(key).dtype;
-      if (stored !== "F16" && bits.some((b) => (b & 0x7c00) === 0x7c00)) {
-        problems.push({
-          tensor: key,
-          expected: "values within the f16 range (±65504)",
-          found: `larger values in ${stored}; load with precision "f32"`,
-        });
-      }
-      converted.set(key, bits);
+    const stored = st.info(key).dtype;
+    if (layout || float === "f32" || stored === "F16") continue;
+    if (st.toFloat16(key).some((b) => (b & 0x7c00) === 0x7c00)) {
+      problems.push({
+        tensor: key,
+        expected: "values within the f16 range (±65504)",
+        found: `larger values in ${stored}; load with precision "f32"`,
+      });
     }
   }
   if (problems.length > 0) throw new WeightsError(st.source, problems);
+  // One tensor converted at a time, written (in chunks) and dropped; a pause every few writes
+  // lets a browser tab breathe.
+  const pacer = new UploadPacer();
+  const convert = (key: string): Float32Array | Uint16Array | Uint32Array => {
+    const layout = layouts.get(key);
+    if (layout) {
+      return quantized?.get(key) ?? toDeviceWords(layout, quantizedBlocks(st, key, layout));
+    }
+    return float === "f32" ? st.toFloat32(key) : st.toFloat16(key);
+  };
+  const put = async (t: Tensor, key: string): Promise<void> => {
+    const data = convert(key);
+    writeTensor(backend, t, data);
+    await pacer.wrote(data.byteLength);
+  };
   const typeOf = (key: string) => layouts.get(key) ?? float;
-  const upload = ({ key, shape }: Entry): Tensor =>
-    uploadTensor(backend, converted.get(key)!, shape, typeOf(key), key);
+  const upload = async ({ key, shape }: Entry): Promise<Tensor> => {
+    const t = createTensor(backend, shape, typeOf(key), key);
+    await put(t, key);
+    return t;
+  };
 
   // The stacked embedding table: its tables' rows one after another (whole rows either way).
   const d = config.dModel;
@@ -505,47 +513,55 @@ export function uploadValleWeights(
   let at = 0;
   for (const { entry } of tables) {
     const count = entry.shape.length === 1 ? 1 : entry.shape[0];
-    writeTensor(backend, rows(embeddings, at, count), converted.get(entry.key)!);
+    await put(rows(embeddings, at, count), entry.key);
     at += count;
   }
   // Float projections that read the same input are stacked in one buffer each, so that the fused
   // decode kernels read them in one dispatch; the per-projection fields are views.
-  const stack = (label: string, parts: Entry[]): Tensor[] | undefined => {
+  const stack = async (label: string, parts: Entry[]): Promise<Tensor[] | undefined> => {
     if (parts.some((part) => layouts.get(part.key))) return undefined;
     const [count, cols] = parts[0].shape;
     const stacked = createTensor(backend, [count * parts.length, cols], float, label);
     const views = parts.map((_, i) => rows(stacked, i * count, count));
-    views.forEach((view, i) => writeTensor(backend, view, converted.get(parts[i].key)!));
+    for (let i = 0; i < parts.length; i++) await put(views[i], parts[i].key);
     return [stacked, ...views];
+  };
+  const uploadAll = async (entries: Entry[]): Promise<Tensor[]> => {
+    const out: Tensor[] = [];
+    for (const e of entries) out.push(await upload(e));
+    return out;
   };
   const layers: ValleLayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const entry = (field: LayerTensor) => LAYER_TEMPLATE[field](l, config);
     const attention = [entry("qProj"), entry("kProj"), entry("vProj")];
     const mlp = [entry("gateProj"), entry("upProj")];
-    const [qkv, qProj, kProj, vProj] = stack(`model.layers.${l}.self_attn.qkv`, attention) ??
-      [undefined, ...attention.map(upload)];
-    const [gateUp, gateProj, upProj] = stack(`model.layers.${l}.mlp.gate_up`, mlp) ??
-      [undefined, ...mlp.map(upload)];
+    const [qkv, qProj, kProj, vProj] = await stack(`model.layers.${l}.self_attn.qkv`, attention) ??
+      [undefined, ...await uploadAll(attention)];
+    const [gateUp, gateProj, upProj] = await stack(`model.layers.${l}.mlp.gate_up`, mlp) ??
+      [undefined, ...await uploadAll(mlp)];
     layers.push({
-      inputLayernorm: upload(entry("inputLayernorm")),
+      inputLayernorm: await upload(entry("inputLayernorm")),
       qProj: qProj!,
       kProj: kProj!,
       vProj: vProj!,
-      oProj: upload(entry("oProj")),
-      postAttentionLayernorm: upload(entry("postAttentionLayernorm")),
+      oProj: await upload(entry("oProj")),
+      postAttentionLayernorm: await upload(entry("postAttentionLayernorm")),
       gateProj: gateProj!,
       upProj: upProj!,
-      downProj: upload(entry("downProj")),
+      downProj: await upload(entry("downProj")),
       qkv,
       gateUp,
     });
   }
-  const heads = headEntries(config).map((h) => ({
-    weight: upload(h.weight),
-    bias: h.bias ? upload(h.bias) : undefined,
-  }));
-  const norm = upload({ key: "model.norm.weight", shape: [d] });
+  const heads: ValleHeadWeights[] = [];
+  for (const h of headEntries(config)) {
+    heads.push({
+      weight: await upload(h.weight),
+      bias: h.bias ? await upload(h.bias) : undefined,
+    });
+  }
+  const norm = await upload({ key: "model.norm.weight", shape: [d] });
   return { config, weights: { embeddings, layout, layers, norm, heads } };
 }
 

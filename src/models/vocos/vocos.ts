@@ -17,6 +17,16 @@
  */
 
 import { OptionError } from "../../errors.ts";
+import type { KernelUse } from "../../backends/backend.ts";
+import { kernelUses, type OpKernel } from "../../ops/_kernels.ts";
+import { ACTIVATION_KERNELS } from "../../ops/activation.ts";
+import { CONV1D_KERNELS } from "../../ops/conv1d.ts";
+import { DEPTHWISE_CONV1D_KERNELS } from "../../ops/depthwise_conv1d.ts";
+import { ELEMENTWISE_KERNELS } from "../../ops/elementwise.ts";
+import { EMBEDDING_KERNELS } from "../../ops/embedding.ts";
+import { ISTFT_KERNELS } from "../../ops/istft.ts";
+import { LAYER_NORM_KERNELS } from "../../ops/layer_norm.ts";
+import { LINEAR_KERNELS } from "../../ops/linear.ts";
 import type { Profiler, Recorder, Tensor } from "../../backends/backend.ts";
 import { destroyTensors, readBytes, rows } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
@@ -90,6 +100,18 @@ export interface VocosDecodeOptions {
   onStage?: (stage: VocosStage, values: Float32Array, shape: readonly number[]) => void;
 }
 
+/** The kernels Vocos may dispatch (encoding and decoding), for warming at load. */
+const VOCOS_KERNELS: readonly OpKernel[] = [
+  ...ACTIVATION_KERNELS,
+  ...CONV1D_KERNELS,
+  ...DEPTHWISE_CONV1D_KERNELS,
+  ...ELEMENTWISE_KERNELS,
+  ...EMBEDDING_KERNELS,
+  ...ISTFT_KERNELS,
+  ...LAYER_NORM_KERNELS,
+  ...LINEAR_KERNELS,
+];
+
 /**
  * Vocos on the GPU.
  *
@@ -116,6 +138,8 @@ export class Vocos {
   #context: number;
   #rec: Recorder;
   #life = new Lifetime("Vocos model");
+  /** The float type of its weights. */
+  #float: "f16" | "f32";
 
   private constructor(
     backend: Backend,
@@ -127,6 +151,7 @@ export class Vocos {
     this.config = config;
     this.codebooks = loaded.codebooks;
     this.#weights = loaded.weights;
+    this.#float = options.weights ?? "f32";
     this.#ws = new Workspace(backend);
     this.#rec = backend.createRecorder({ label: "vocos.decode", profiler: options.profiler });
     const { nFft, hopLength: hop } = config;
@@ -172,6 +197,26 @@ export class Vocos {
       encodec: options.encodec,
     });
     return new Vocos(backend, config, loaded, options);
+  }
+
+  /**
+   * The kernel variants this model may dispatch, for {@linkcode Backend.warm}.
+   */
+  kernels(): KernelUse[] {
+    const floats = [this.backend.weightDtype, "f32", this.#float] as const;
+    return kernelUses(VOCOS_KERNELS, { floats, quants: [] });
+  }
+
+  /**
+   * Compiles every kernel the model may dispatch ahead of its first call (WebGPU; nothing to do
+   * on the CPU).
+   *
+   * @param onProgress Called as compiles finish, with the number done and the total.
+   * @throws {GpuError} A kernel that fails to compile, named.
+   */
+  async warm(onProgress?: (done: number, total: number) => void): Promise<void> {
+    this.#life.check();
+    await this.backend.warm(this.kernels(), onProgress);
   }
 
   /**

@@ -44,7 +44,7 @@ async function cachedRun(
   sampler: SamplerOptions,
   seed: number,
 ): Promise<Int32Array> {
-  const { config, weights } = uploadValleWeights(
+  const { config, weights } = await uploadValleWeights(
     backend,
     parseSafetensors(BYTES),
     backend.weightDtype,
