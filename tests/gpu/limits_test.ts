@@ -132,3 +132,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "an allocation the GPU cannot make becomes a GpuError naming the buffer",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await requestGpu();
+    try {
+      // lavapipe does not run out of memory on demand: the device reports it in the scope.
+      const pop = gpu.device.popErrorScope.bind(gpu.device);
+      gpu.device.popErrorScope = async () => {
+        await pop();
+        return new GPUOutOfMemoryError("simulated");
+      };
+      gpu.createBuffer(1024, "valle.state.logits");
+      gpu.device.popErrorScope = pop;
+      await assert.rejects(gpu.fence(), {
+        name: "GpuError",
+        message: 'Cannot allocate "valle.state.logits" (0.0 MiB): the GPU is out of memory ' +
+          "(simulated); lower batchSize or maxSeconds, or close what else uses the GPU",
+      });
+    } finally {
+      gpu.destroy();
+    }
+  },
+});

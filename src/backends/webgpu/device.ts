@@ -252,7 +252,21 @@ export class Gpu implements Backend {
    * it is destroyed. Every buffer of the library is made here.
    */
   createGpuBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    // An allocation the device cannot make is reported later, in this scope: it becomes the
+    // failure the next submit, fence or read throws, naming the buffer, rather than an unnamed
+    // validation error about an invalid buffer.
+    this.device.pushErrorScope("out-of-memory");
     const buffer = this.device.createBuffer(descriptor);
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        this.#failure ??= new GpuError(
+          `Cannot allocate "${descriptor.label ?? "buffer"}" (${
+            (descriptor.size / 2 ** 20).toFixed(1)
+          } MiB): the GPU is out of memory (${error.message}); lower batchSize or maxSeconds, ` +
+            "or close what else uses the GPU",
+        );
+      }
+    }, () => {});
     const memory = this.memory;
     memory.current += buffer.size;
     memory.peak = Math.max(memory.peak, memory.current);
