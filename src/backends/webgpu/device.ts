@@ -147,6 +147,8 @@ export class Gpu implements Backend {
   #reader?: GpuRecorder;
   #destroying = false;
   #lost = false;
+  /** Rejections of the waits in progress ({@linkcode Gpu.#whileAlive}), called on loss. */
+  #waiters = new Set<(error: Error) => void>();
 
   /**
    * Wraps a device. Prefer {@linkcode requestGpu}, which negotiates features and limits.
@@ -184,14 +186,18 @@ export class Gpu implements Backend {
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       "valle.readback",
     );
-    // Registered before any other wait on `device.lost`, so a fence racing the loss sees it.
+    // On loss: the failure is recorded first, then every wait in progress (fences, reads) is
+    // released, so each throws it.
     device.lost.then((info) => {
       this.#lost = true;
-      if (this.#destroying) return;
-      const why = info.reason === "destroyed"
-        ? "the device was destroyed by someone else"
-        : info.message || info.reason || "no reason given";
-      this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${why}); ${LOST_ADVICE}`);
+      if (!this.#destroying) {
+        const why = info.reason === "destroyed"
+          ? "the device was destroyed by someone else"
+          : info.message || info.reason || "no reason given";
+        this.#failure ??= new GpuError(`Cannot use the GPU: device lost (${why}); ${LOST_ADVICE}`);
+      }
+      for (const reject of this.#waiters) reject(new Error("the device was lost"));
+      this.#waiters.clear();
     });
     device.addEventListener("uncapturederror", (event) => {
       const message = (event as GPUUncapturedErrorEvent).error.message;
@@ -225,10 +231,7 @@ export class Gpu implements Backend {
    */
   async mapRead(buffer: GPUBuffer, bytes: number): Promise<void> {
     try {
-      await Promise.race([
-        buffer.mapAsync(GPUMapMode.READ, 0, bytes),
-        this.device.lost.then(() => Promise.reject(new Error("the device was lost"))),
-      ]);
+      await this.#whileAlive(buffer.mapAsync(GPUMapMode.READ, 0, bytes));
     } catch (error) {
       this.assertHealthy();
       throw new GpuError(
@@ -380,8 +383,27 @@ export class Gpu implements Backend {
    */
   async fence(): Promise<void> {
     this.assertHealthy();
-    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
+    await this.#whileAlive(this.device.queue.onSubmittedWorkDone()).catch(() => {});
     this.assertHealthy();
+  }
+
+  /**
+   * `work`, or a rejection as soon as the device is lost, whichever comes first. Each wait is
+   * registered only while it lasts (racing `device.lost` itself would leave a reaction on it per
+   * wait for the device's lifetime).
+   */
+  #whileAlive<T>(work: Promise<T>): Promise<T> {
+    if (this.#lost) return Promise.reject(new Error("the device was lost"));
+    return new Promise<T>((resolve, reject) => {
+      this.#waiters.add(reject);
+      work.then((value) => {
+        this.#waiters.delete(reject);
+        resolve(value);
+      }, (error) => {
+        this.#waiters.delete(reject);
+        reject(error);
+      });
+    });
   }
 
   /** The GPU buffer of a tensor, or a typed error naming the op and the foreign buffer. */
