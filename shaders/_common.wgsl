@@ -52,6 +52,13 @@ fn kahan_add(acc: vec2f, x: f32) -> vec2f {
   return vec2f(t, (t - acc.x) - y);
 }
 
+// The four int8 of a word (little-endian bytes), as floats (Q8_0 levels).
+fn i8x4(word: u32) -> vec4f {
+  let v = vec4i(bitcast<i32>(word << 24u), bitcast<i32>(word << 16u), bitcast<i32>(word << 8u),
+    bitcast<i32>(word));
+  return vec4f(v >> vec4u(24u));
+}
+
 // (d · sc_j, dmin · m_j) of sub-block j (0..7) of a Q4_K super-block (src/quant/FORMATS.md §1,
 // get_scale_min_k4), from the block's word 0 (d and dmin, f16) and words 1..3 (the twelve 6-bit
 // scale and min bytes). Both products are exact in f32 (11-bit times 6-bit significands).

@@ -40,33 +40,6 @@ fn word(which: u32, i: u32) -> u32 {
   return wu[i];
 }
 
-// The four int8 of a word (little-endian bytes), as floats.
-fn i8x4(word: u32) -> vec4f {
-  let v = vec4i(bitcast<i32>(word << 24u), bitcast<i32>(word << 16u), bitcast<i32>(word << 8u),
-    bitcast<i32>(word));
-  return vec4f(v >> vec4u(24u));
-}
-
-// Byte i (0..11) of the scales of the Q4_K super-block at word `base` of weight `which`.
-fn scale_byte(which: u32, base: u32, i: u32) -> u32 {
-  return (word(which, base + 1u + i / 4u) >> (8u * (i % 4u))) & 0xffu;
-}
-
-// (d · sc_j, dmin · m_j) of sub-block j of that super-block (get_scale_min_k4).
-fn sub_scales(which: u32, base: u32, j: u32) -> vec2f {
-  var sc: u32;
-  var mn: u32;
-  if (j < 4u) {
-    sc = scale_byte(which, base, j) & 63u;
-    mn = scale_byte(which, base, j + 4u) & 63u;
-  } else {
-    sc = (scale_byte(which, base, j + 4u) & 0xfu) | ((scale_byte(which, base, j - 4u) >> 6u) << 4u);
-    mn = (scale_byte(which, base, j + 4u) >> 4u) | ((scale_byte(which, base, j) >> 6u) << 4u);
-  }
-  let dm = unpack2x16float(word(which, base));
-  return vec2f(dm.x * f32(sc), dm.y * f32(mn));
-}
-
 // This lane's part of the dot of weight row `row` (layout q4_k when `q4`, else q8_0; rows of k
 // weights from word 0) of weight `which` with the normed input row x[xb ..] · nw (without 1/rms):
 // the lanes take every LANES-th pair of Q8_0 blocks or Q4_K sub-block, as gemv_q8_0.wgsl and
@@ -94,7 +67,11 @@ fn row_dot(which: u32, q4: bool, row: u32, xb: u32, k: u32, lane: u32) -> f32 {
   for (var j = lane; j < k / 32u; j += LANES) {
     let base = wb + (j / 8u) * 36u;
     let sub = j % 8u;
-    let scales = sub_scales(which, base, sub);
+    let scales = q4k_sub_scales(
+      word(which, base),
+      vec3u(word(which, base + 1u), word(which, base + 2u), word(which, base + 3u)),
+      sub,
+    );
     // Sub-block 2c + h: the nibbles h of bytes 32c .. 32c + 31 of qs (words 4 + 8c ..).
     let q_at = base + 4u + (sub / 2u) * 8u;
     let shift = (sub % 2u) * 4u + vec4u(0u, 8u, 16u, 24u);

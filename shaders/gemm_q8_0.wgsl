@@ -26,14 +26,12 @@ struct Params {
 @group(1) @binding(0) var<uniform> p: Params;
 
 // Weights (n, k..k + 3), k % 4 == 0, dequantized: their block's f16 scale times their int8 (one
-// word, sign-extended byte by byte).
+// word, i8x4).
 fn weights(n: u32, k: u32) -> vec4f {
   let base = p.w_off + n * (p.k / 64u) * 17u + (k / 64u) * 17u;
   let r = k % 64u;
-  let word = w[base + 1u + r / 4u];
-  let q = bitcast<vec4i>(vec4u(word << 24u, word << 16u, word << 8u, word)) >> vec4u(24u);
   let s = unpack2x16float(w[base]);
-  return select(s.x, s.y, r >= 32u) * vec4f(q);
+  return select(s.x, s.y, r >= 32u) * i8x4(w[base + 1u + r / 4u]);
 }
 
 const TILE: u32 = 64u;

@@ -28,13 +28,6 @@ struct Params {
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
 
-// The four int8 of a word (little-endian bytes), as floats.
-fn i8x4(word: u32) -> vec4f {
-  let v = vec4i(bitcast<i32>(word << 24u), bitcast<i32>(word << 16u), bitcast<i32>(word << 8u),
-    bitcast<i32>(word));
-  return vec4f(v >> vec4u(24u));
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
