@@ -12,7 +12,7 @@
 
 import type { Backend } from "../backends/backend.ts";
 import type { ValleConfig } from "../models/valle/config.ts";
-import { runStateBytes } from "../models/valle/state.ts";
+import { largestRunStateBuffer, runStateBytes } from "../models/valle/state.ts";
 
 /** Run-state bytes a default batch may take. */
 export const BATCH_BUDGET_BYTES = 2 ** 30;
@@ -40,10 +40,8 @@ export const MAX_DEFAULT_BATCH = 4;
  */
 export function defaultBatchSize(backend: Backend, config: ValleConfig, positions: number): number {
   const byBudget = Math.floor(BATCH_BUDGET_BYTES / runStateBytes(config, positions + 1));
-  // The widest buffers per position: the MLP activations and the two logits rows.
-  const widest = 4 *
-    Math.max(config.dFf, 2 * Math.max(config.nAudio + 1, config.nPhn, config.nLen));
-  const byBinding = Math.floor(backend.maxBindingBytes / (widest * (positions + 1)));
+  const widest = largestRunStateBuffer(config, positions + 1).bytes;
+  const byBinding = Math.floor(backend.maxBindingBytes / widest);
   return Math.max(1, Math.min(MAX_DEFAULT_BATCH, byBudget, byBinding));
 }
 

@@ -95,7 +95,7 @@ export function createRunState(
 ): ValleRunState {
   checkRunState(backend, config, capacity);
   const { dModel: d, dFf, nLayers, nLevels } = config;
-  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+  const vocab = logitColumns(config);
   const f32 = (shape: number[], label: string) =>
     createTensor(backend, shape, "f32", `valle.state.${label}`);
   const u32 = (shape: number[], label: string) =>
@@ -143,7 +143,7 @@ export function createRunState(
  */
 export function runStateBytes(config: ValleConfig, capacity: number): number {
   const { dModel: d, dFf, nLayers, nLevels } = config;
-  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+  const vocab = logitColumns(config);
   // x, h, q, att, o; g, u; K and V per layer; logits (2 rows) and null logits; tokens, ids,
   // positions (both slots); scratch, scores, masked, penalties; batch tables.
   const words = 5 * d + 2 * dFf + 2 * nLayers * d + 3 * vocab + 3 * nLevels + 2 + 2 + 2 + 1 + 1 +
@@ -158,9 +158,25 @@ export const GPU_RUN_STATE_BUDGET_BYTES = 4 * 2 ** 30;
 /** Bytes the CPU backend's 32-bit WebAssembly memory can address. */
 const WASM_MEMORY_BYTES = 2 ** 32;
 
-/** The largest buffer of a run state of `capacity` positions, in bytes, and its name. */
-function largestBuffer(config: ValleConfig, capacity: number): { label: string; bytes: number } {
-  const vocab = Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+/** Columns of the logit buffers: the widest head. */
+function logitColumns(config: ValleConfig): number {
+  return Math.max(config.nAudio + 1, config.nPhn, config.nLen);
+}
+
+/**
+ * The largest buffer of a run state of `capacity` positions, in bytes, and its name (what the
+ * binding limit bounds).
+ *
+ * @example
+ * ```ts ignore
+ * const rows = Math.floor(backend.maxBindingBytes / largestRunStateBuffer(config, positions).bytes);
+ * ```
+ */
+export function largestRunStateBuffer(
+  config: ValleConfig,
+  capacity: number,
+): { label: string; bytes: number } {
+  const vocab = logitColumns(config);
   const perPosition = [
     { label: "logits", words: 2 * vocab },
     { label: "g", words: config.dFf },
@@ -192,7 +208,7 @@ export function checkRunState(
     "generate fewer positions at once: a smaller batchSize (rows generated together), " +
     "a smaller maxSeconds, or a shorter reference clip or text";
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-  const largest = largestBuffer(config, capacity);
+  const largest = largestRunStateBuffer(config, capacity);
   if (largest.bytes > backend.maxBindingBytes) {
     throw new OptionError(
       `Cannot hold ${capacity} sequence positions on ${backend.description}: buffer ` +
