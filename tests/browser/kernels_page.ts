@@ -11,7 +11,7 @@ import { SingleThread } from "../../src/backends/cpu/runner.ts";
 import { chooseBackend } from "../../src/backends/select.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { type AdapterSummary, Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
-import { type ShaderName, WGSL } from "../../src/backends/webgpu/_wgsl.ts";
+import { compilePipeline, KERNEL_NAMES } from "../_compile.ts";
 import { kernelSource } from "../../src/backends/webgpu/kernels.ts";
 import { attention, attentionPartialsSize } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
@@ -59,27 +59,16 @@ export interface KernelsPageResult {
  * browser's WGSL compiler (Tint in Chromium) sees it, and returns the refusals.
  */
 async function compileEveryKernel(gpu: Gpu): Promise<string[]> {
-  const shaders = (Object.keys(WGSL) as ShaderName[]).filter((name) => name !== "_common");
-  const failures: string[] = [];
   const weights = gpu.features.f16 ? ["f32", "f16"] as const : ["f32"] as const;
-  await Promise.all(shaders.flatMap((shader) =>
+  const failures = await Promise.all(KERNEL_NAMES.flatMap((shader) =>
     weights.map(async (w) => {
       // The integer-dot GEMMs need WGSL's packed_4x8_integer_dot_product.
-      if (shader.endsWith("_dp4a") && !gpu.features.integerDot) return;
-      const label = `${shader}.${w}`;
-      gpu.device.pushErrorScope("validation");
-      const module = gpu.device.createShaderModule({ label, code: kernelSource(shader, w) });
-      const pipeline = gpu.device.createComputePipelineAsync({
-        label,
-        layout: "auto",
-        compute: { module, entryPoint: "main" },
-      }).then(() => undefined, (e: Error) => e.message);
-      const [refused, error] = await Promise.all([pipeline, gpu.device.popErrorScope()]);
-      const why = error?.message ?? refused;
-      if (why) failures.push(`${label}: ${why.split("\n")[0]}`);
+      if (shader.endsWith("_dp4a") && !gpu.features.integerDot) return undefined;
+      const why = await compilePipeline(gpu.device, `${shader}.${w}`, kernelSource(shader, w));
+      return why && `${shader}.${w}: ${why}`;
     })
   ));
-  return failures.sort();
+  return failures.filter((f) => f !== undefined).sort();
 }
 
 export default async function (input: KernelsPageInput): Promise<KernelsPageResult> {

@@ -10,9 +10,7 @@
 import assert from "node:assert/strict";
 import { type ShaderName, WGSL } from "../../src/backends/webgpu/_wgsl.ts";
 import { kernelSource, PARAMS_BINDING_BYTES } from "../../src/backends/webgpu/kernels.ts";
-
-/** The kernels: every file but the shared functions. */
-const SHADERS = (Object.keys(WGSL) as ShaderName[]).filter((name) => name !== "_common");
+import { compilePipeline, KERNEL_NAMES as SHADERS } from "../_compile.ts";
 
 Deno.test({
   name: "every kernel compiles into a pipeline within the WebGPU default limits, in f32",
@@ -23,17 +21,7 @@ Deno.test({
     assert.ok(adapter, "a WebGPU adapter (lavapipe: mesa-vulkan-drivers)");
     const device = await adapter.requestDevice({ label: "valle.static" });
     try {
-      const compile = async (label: string, code: string) => {
-        device.pushErrorScope("validation");
-        const module = device.createShaderModule({ label, code });
-        const pipeline = device.createComputePipelineAsync({
-          label,
-          layout: "auto",
-          compute: { module, entryPoint: "main" },
-        }).catch((e: Error) => e);
-        const [result, error] = await Promise.all([pipeline, device.popErrorScope()]);
-        return error?.message ?? (result instanceof Error ? result.message : undefined);
-      };
+      const compile = (label: string, code: string) => compilePipeline(device, label, code);
       // The control: a kernel over a limit is refused, so the check below is a real one. (Deno
       // 2.9's wgpu does not check workgroup memory at pipeline creation: the next test does.)
       const over = await compile(
@@ -44,7 +32,7 @@ Deno.test({
       const failures: string[] = [];
       await Promise.all(SHADERS.map(async (shader) => {
         const problem = await compile(shader, kernelSource(shader, "f32"));
-        if (problem) failures.push(`${shader}: ${problem.split("\n")[0]}`);
+        if (problem) failures.push(`${shader}: ${problem}`);
       }));
       assert.deepEqual(failures, [], failures.join("\n"));
     } finally {
