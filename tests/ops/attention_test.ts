@@ -143,43 +143,12 @@ backendTest(
 backendTest(
   "attention() with spans gives each packed row exactly its attention alone",
   async (backend) => {
-    const rng = new Rng(23);
     const [heads, headDim] = [2, 16];
     const width = heads * headDim;
     const lengths = [5, 300, 1, 37]; // more than one 256-key chunk, and a single key
-    const total = lengths.reduce((a, b) => a + b, 0);
-    const q = rng.normals(total * width);
-    const k = rng.normals(total * width);
-    const v = rng.normals(total * width);
-    const qT = uploadTensor(backend, q, [total, width], "f32", "q");
-    const kT = uploadTensor(backend, k, [total, width], "f32", "k");
-    const vT = uploadTensor(backend, v, [total, width], "f32", "v");
     for (const causal of [false, true]) {
-      const table = new Uint32Array(2 * total);
+      const { q, k, v, got } = await packedVsAlone(backend, 23, lengths, heads, headDim, causal);
       let at = 0;
-      for (const n of lengths) {
-        for (let i = 0; i < n; i++) table.set([at, causal ? i + 1 : n], 2 * (at + i));
-        at += n;
-      }
-      const spans = uploadTensor(backend, table, [total, 2], "u32", "spans");
-      const packed = createTensor(backend, [total, width], "f32", "packed");
-      const alone = createTensor(backend, [total, width], "f32", "alone");
-      const rec = backend.createRecorder();
-      attention(rec, packed, qT, kT, vT, { heads, headDim, kvLen: total, causal, spans });
-      at = 0;
-      for (const n of lengths) {
-        attention(rec, rows(alone, at, n), rows(qT, at, n), rows(kT, at, n), rows(vT, at, n), {
-          heads,
-          headDim,
-          kvLen: n,
-          causal,
-        });
-        at += n;
-      }
-      rec.submit();
-      const got = await readF32(backend, packed);
-      deepStrictEqual(got, await readF32(backend, alone));
-      at = 0;
       for (const n of lengths) {
         const part = (a: Float32Array) => a.slice(at * width, (at + n) * width);
         const expected = ref.attention(part(q), part(k), part(v), {
@@ -196,6 +165,55 @@ backendTest(
     }
   },
 );
+
+/**
+ * Rows of `lengths` queries and keys (seeded normals) attended packed, through a span table, and
+ * each alone: asserts the two equal bit for bit, and returns the inputs, the table and the packed
+ * output for the caller's oracle.
+ */
+async function packedVsAlone(
+  backend: Backend,
+  seed: number,
+  lengths: readonly number[],
+  heads: number,
+  headDim: number,
+  causal: boolean,
+) {
+  const rng = new Rng(seed);
+  const width = heads * headDim;
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const q = rng.normals(total * width);
+  const k = rng.normals(total * width);
+  const v = rng.normals(total * width);
+  const qT = uploadTensor(backend, q, [total, width], "f32", "q");
+  const kT = uploadTensor(backend, k, [total, width], "f32", "k");
+  const vT = uploadTensor(backend, v, [total, width], "f32", "v");
+  const table = new Uint32Array(2 * total);
+  let at = 0;
+  for (const n of lengths) {
+    for (let i = 0; i < n; i++) table.set([at, causal ? i + 1 : n], 2 * (at + i));
+    at += n;
+  }
+  const spans = uploadTensor(backend, table, [total, 2], "u32", "spans");
+  const packed = createTensor(backend, [total, width], "f32", "packed");
+  const alone = createTensor(backend, [total, width], "f32", "alone");
+  const rec = backend.createRecorder();
+  attention(rec, packed, qT, kT, vT, { heads, headDim, kvLen: total, causal, spans });
+  at = 0;
+  for (const n of lengths) {
+    attention(rec, rows(alone, at, n), rows(qT, at, n), rows(kT, at, n), rows(vT, at, n), {
+      heads,
+      headDim,
+      kvLen: n,
+      causal,
+    });
+    at += n;
+  }
+  rec.submit();
+  const got = await readF32(backend, packed);
+  deepStrictEqual(got, await readF32(backend, alone));
+  return { q, k, v, table, got };
+}
 
 /** float64 attention of each query over its own span of keys `[first, first + count)`. */
 function spanOracle(
@@ -230,43 +248,18 @@ for (const headDim of [16, 64, 128, 256]) {
   backendTest(
     `attention() with spans: query tiles across span boundaries, spans of one key, headDim ${headDim}`,
     async (backend) => {
-      const rng = new Rng(headDim);
       const heads = 2;
-      const width = heads * headDim;
       // Tiles of 64, 32 or 16 queries start inside rows; rows of 1 key; 266 queries in all.
       const lengths = [70, 1, 1, 60, 3, 130, 1];
-      const total = lengths.reduce((a, b) => a + b, 0);
-      const q = rng.normals(total * width);
-      const k = rng.normals(total * width);
-      const v = rng.normals(total * width);
-      const qT = uploadTensor(backend, q, [total, width], "f32", "q");
-      const kT = uploadTensor(backend, k, [total, width], "f32", "k");
-      const vT = uploadTensor(backend, v, [total, width], "f32", "v");
       for (const causal of [false, true]) {
-        const table = new Uint32Array(2 * total);
-        let at = 0;
-        for (const n of lengths) {
-          for (let i = 0; i < n; i++) table.set([at, causal ? i + 1 : n], 2 * (at + i));
-          at += n;
-        }
-        const spans = uploadTensor(backend, table, [total, 2], "u32", "spans");
-        const packed = createTensor(backend, [total, width], "f32", "packed");
-        const alone = createTensor(backend, [total, width], "f32", "alone");
-        const rec = backend.createRecorder();
-        attention(rec, packed, qT, kT, vT, { heads, headDim, kvLen: total, causal, spans });
-        at = 0;
-        for (const n of lengths) {
-          attention(rec, rows(alone, at, n), rows(qT, at, n), rows(kT, at, n), rows(vT, at, n), {
-            heads,
-            headDim,
-            kvLen: n,
-            causal,
-          });
-          at += n;
-        }
-        rec.submit();
-        const got = await readF32(backend, packed);
-        deepStrictEqual(got, await readF32(backend, alone));
+        const { q, k, v, table, got } = await packedVsAlone(
+          backend,
+          headDim,
+          lengths,
+          heads,
+          headDim,
+          causal,
+        );
         assertClose(got, spanOracle(q, k, v, table, heads, headDim), { atol: 2e-5, rtol: 1e-4 });
       }
     },
