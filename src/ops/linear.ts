@@ -5,8 +5,9 @@
  * bits are the same either way), each for float (f16/f32) weights or for a quantized layout
  * (`q8_0`, `q4_k`: `src/quant/FORMATS.md`), whose bias stays float. A quantized GEMM runs in
  * integer arithmetic on int8 activations on the CPU, and on WebGPU where WGSL has
- * `packed_4x8_integer_dot_product` (its `_dp4a` kernel); other WebGPU devices, and the quantized
- * GEMVs, dequantize the weights and multiply float activations.
+ * `packed_4x8_integer_dot_product` (its `_dp4a` kernels, GEMV and GEMM alike, so a decode step
+ * rounds as a pass does); other WebGPU devices dequantize the weights and multiply float
+ * activations.
  *
  * This module is browser compatible.
  *
@@ -39,7 +40,12 @@ const GEMM_THREADS = { WX: 8, WY: 8 } as const;
 /** The GEMV and GEMM kernels of each quantized layout. */
 const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpec }>> = {
   q8_0: {
-    gemv: { shader: "gemv_q8_0", bindings: BINDINGS, params: PARAMS },
+    gemv: {
+      shader: "gemv_q8_0",
+      bindings: BINDINGS,
+      params: PARAMS,
+      integerDot: "gemv_q8_0_dp4a",
+    },
     gemm: {
       shader: "gemm_q8_0",
       bindings: BINDINGS,
@@ -48,7 +54,12 @@ const QUANTIZED: Readonly<Record<QuantDtype, { gemv: KernelSpec; gemm: KernelSpe
     },
   },
   q4_k: {
-    gemv: { shader: "gemv_q4_k", bindings: BINDINGS, params: PARAMS },
+    gemv: {
+      shader: "gemv_q4_k",
+      bindings: BINDINGS,
+      params: PARAMS,
+      integerDot: "gemv_q4_k_dp4a",
+    },
     gemm: {
       shader: "gemm_q4_k",
       bindings: BINDINGS,

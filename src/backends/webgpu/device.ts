@@ -65,7 +65,8 @@ export interface GpuFeatures {
   /**
    * The WGSL language feature `packed_4x8_integer_dot_product`, listed by
    * `navigator.gpu.wgslLanguageFeatures` and not refused (`GpuOptions.integerDot`): the quantized
-   * GEMMs use `dot4I8Packed` on int8 activations (kernels `gemm_q8_0_dp4a`, `gemm_q4_k_dp4a`).
+   * GEMVs and GEMMs use `dot4I8Packed` on int8 activations (kernels `gemv_q8_0_dp4a`,
+   * `gemm_q8_0_dp4a`, `gemv_q4_k_dp4a`, `gemm_q4_k_dp4a`).
    */
   integerDot: boolean;
 }
