@@ -56,6 +56,12 @@ KERNEL("istft_overlap_add", istft_overlap_add)
 // LoRA adapters (lora.c).
 KERNEL("lora_merge.f16", lora_merge_f16)
 KERNEL("lora_merge.f32", lora_merge_f32)
+// Training (matmul.c, cross_entropy.c, adamw.c).
+KERNEL("matmul", matmul)
+KERNEL("cross_entropy", cross_entropy)
+KERNEL("adamw", adamw)
+KERNEL("sum_squares", sum_squares)
+KERNEL("clip_factor", clip_factor)
 // Quantized weights (quant.c, embedding.c): the weight type is the layout; .f16/.f32 is the bias.
 KERNEL("gemv_q8_0.f16", linear_q8_0_f16)
 KERNEL("gemv_q8_0.f32", linear_q8_0_f32)

@@ -182,6 +182,32 @@ v128_t exp_f32x4(v128_t x) { return exp_f32x4_inline(x); }
 
 float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }
 
+float log_f32(float x) {
+  const uint32_t u = bits_from_f32(x);
+  float e = (float)((int32_t)((u >> 23) & 0xff) - 126);
+  float f = f32_from_bits((u & 0x007fffffu) | 0x3f000000u); // [0.5, 1)
+  if (f < 0.707106781186547524f) {
+    e -= 1.0f;
+    f = f + f - 1.0f;
+  } else {
+    f = f - 1.0f;
+  }
+  const float z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  y += -2.12194440e-4f * e;
+  y += -0.5f * z;
+  return f + y + 0.693359375f * e;
+}
+
 float erfc_f32(float x) { return wasm_f32x4_extract_lane(erfc_f32x4(wasm_f32x4_splat(x)), 0); }
 
 float gelu_erf(float x) { return wasm_f32x4_extract_lane(gelu_erf_f32x4(wasm_f32x4_splat(x)), 0); }

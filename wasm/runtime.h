@@ -154,6 +154,10 @@ static inline __attribute__((always_inline)) v128_t exp_f32x4_inline(v128_t x) {
   return wasm_v128_andnot(y, under);
 }
 
+// ln(x) in f32 to about 1 ulp for positive normal x (Cephes logf): x = 2^e · f with f in
+// [√½, √2), ln f = (f − 1) − (f − 1)²/2 + (f − 1)³ P(f − 1), and e · ln2 added in two parts.
+float log_f32(float x);
+
 // erfc(x) and the exact GELU, the same formulas as shaders/_common.wgsl.
 float erfc_f32(float x);
 float gelu_erf(float x);
