@@ -38,6 +38,7 @@ export * from "../ops/_kernels.ts";
 export * from "../ops/linear.ts";
 export * from "../ops/lora.ts";
 export * from "../ops/norm.ts";
+export * from "../ops/norm_backward.ts";
 export * from "../ops/rope.ts";
 export * from "../ops/attention.ts";
 export * from "../ops/mlp.ts";
