@@ -39,6 +39,8 @@ KERNEL("feed_ids", feed_ids)
 KERNEL("softmax", softmax)
 KERNEL("argmax", argmax)
 KERNEL("attention", attention)
+KERNEL("attention_backward_dq", attention_backward_dq)
+KERNEL("attention_backward_dkv", attention_backward_dkv)
 KERNEL("scatter_rows", scatter_rows)
 // Samplers and guidance (sample.c, cfg.c, demask.c).
 KERNEL("sample", sample)

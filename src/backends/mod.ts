@@ -41,6 +41,7 @@ export * from "../ops/norm.ts";
 export * from "../ops/norm_backward.ts";
 export * from "../ops/rope.ts";
 export * from "../ops/attention.ts";
+export * from "../ops/attention_backward.ts";
 export * from "../ops/mlp.ts";
 export * from "../ops/embedding.ts";
 export * from "../ops/softmax.ts";
