@@ -1,6 +1,7 @@
 // Rotary position embedding with the rotate-half (NeoX / Hugging Face) pairing, in place:
 // for j < half = head_dim / 2, (x_j, x_{j+half}) ← (x_j c − x_{j+half} s, x_{j+half} c + x_j s)
-// with c, s = cos, sin of angle_j(pos[t]). The angles' cos/sin come from a table built on the CPU
+// with c, s = cos, sin of angle_j(pos[t]); with `inverse`, s = −sin: the rotation by −angle,
+// which is also the gradient of the rotation (its transpose). The angles' cos/sin come from a table built on the CPU
 // (see ops/rope.ts): WGSL's sin/cos are only guaranteed to 2^-11 and positions reach thousands.
 //
 // Bindings: x (S rows of `heads` heads of head_dim) f32 at x_off, row stride row_stride | pos (S) u32
@@ -15,6 +16,7 @@ struct Params {
   x_off: u32,
   pos_off: u32,
   row_stride: u32,
+  inverse: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
@@ -32,7 +34,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let j = id % half;
   let h = (id / half) % p.heads;
   let t = id / (half * p.heads);
-  let cs = table[pos[p.pos_off + t] * half + j];
+  var cs = table[pos[p.pos_off + t] * half + j];
+  if (p.inverse != 0u) {
+    cs.y = -cs.y;
+  }
   let base = p.x_off + t * p.row_stride + h * p.head_dim + j;
   let a = x[base];
   let b = x[base + half];

@@ -1,5 +1,6 @@
-// Elementwise kernels, CPU twins of shaders/add.wgsl, mul.wgsl, gelu.wgsl, gelu_mul.wgsl and
-// elu.wgsl: the same bindings and parameters, threads splitting the elements.
+// Elementwise kernels, CPU twins of shaders/add.wgsl, mul.wgsl, gelu.wgsl, gelu_mul.wgsl,
+// gelu_mul_backward.wgsl and elu.wgsl: the same bindings and parameters, threads splitting the
+// elements.
 
 #include "dot.h"
 
@@ -49,6 +50,37 @@ void gelu_mul(const Cmd *c, const Thread *t) {
     wasm_v128_store(g + i, wasm_f32x4_mul(gelu_erf_f32x4(wasm_v128_load(g + i)), wasm_v128_load(u + i)));
   }
   for (; i < hi; i++) g[i] = gelu_erf(g[i]) * u[i];
+}
+
+// gelu(z) and its derivative Φ(z) + z φ(z), four lanes.
+static inline __attribute__((always_inline)) void gelu_slope(v128_t z, v128_t *gelu, v128_t *slope) {
+  const v128_t cdf = wasm_f32x4_mul(wasm_f32x4_const_splat(0.5f),
+                                    erfc_f32x4(wasm_f32x4_mul(z, wasm_f32x4_const_splat(-0.70710678118654752f))));
+  const v128_t e = exp_f32x4_inline(wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_const_splat(-0.5f), z), z));
+  const v128_t pdf = wasm_f32x4_mul(e, wasm_f32x4_const_splat(0.39894228040143268f)); // 1 / sqrt(2π)
+  *gelu = wasm_f32x4_mul(z, cdf);
+  *slope = wasm_f32x4_add(cdf, wasm_f32x4_mul(z, pdf));
+}
+
+// gelu_mul_backward: dg[i] = dm[i] · u[i] · gelu'(g[i]), du[i] = dm[i] · gelu(g[i]); each
+// element read before it is written (an output may be an input). The tail runs as a padded vector.
+// p: n, dg_off, du_off, dm_off, g_off, u_off
+void gelu_mul_backward(const Cmd *c, const Thread *t) {
+  float *dg = F32(c, 0, c->p[1]), *du = F32(c, 1, c->p[2]);
+  const float *dm = F32(c, 2, c->p[3]), *g = F32(c, 3, c->p[4]), *u = F32(c, 4, c->p[5]);
+  uint32_t lo, hi;
+  share(c->p[0], GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i += 4) {
+    const uint32_t n = hi - i < 4 ? hi - i : 4;
+    float d[4] = {0}, z[4] = {0}, uu[4] = {0}, odg[4], odu[4];
+    for (uint32_t e = 0; e < n; e++) d[e] = dm[i + e], z[e] = g[i + e], uu[e] = u[i + e];
+    v128_t gelu, slope;
+    gelu_slope(wasm_v128_load(z), &gelu, &slope);
+    const v128_t dv = wasm_v128_load(d);
+    wasm_v128_store(odg, wasm_f32x4_mul(wasm_f32x4_mul(dv, wasm_v128_load(uu)), slope));
+    wasm_v128_store(odu, wasm_f32x4_mul(dv, gelu));
+    for (uint32_t e = 0; e < n; e++) dg[i + e] = odg[e], du[i + e] = odu[e];
+  }
 }
 
 // elu: y[i] = x[i] > 0 ? x[i] : exp(x[i]) − 1.   p: n, y_off, x_off

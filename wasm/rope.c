@@ -1,11 +1,13 @@
 // rope: rotate-half rotary embedding in place, the CPU twin of shaders/rope.wgsl: for j < half,
 // (x_j, x_{j+half}) ← (x_j c − x_{j+half} s, x_{j+half} c + x_j s), c, s from the table at the
-// row's position. p: s, heads, head_dim, x_off, pos_off, row_stride
+// row's position (with `inverse`, −s: the rotation by −angle, the gradient of the rotation).
+// p: s, heads, head_dim, x_off, pos_off, row_stride, inverse
 
 #include "runtime.h"
 
 void rope(const Cmd *c, const Thread *t) {
   const uint32_t heads = c->p[1], hd = c->p[2], pairs = hd / 2, stride = c->p[5];
+  const float sign = c->p[6] ? -1.0f : 1.0f;
   const uint32_t *pos = U32(c, 1, c->p[4]);
   const float *table = F32(c, 2, 0);
   uint32_t lo, hi;
@@ -16,8 +18,9 @@ void rope(const Cmd *c, const Thread *t) {
       float *x = F32(c, 0, c->p[3] + r * stride + h * hd);
       for (uint32_t j = 0; j < pairs; j++) {
         float a = x[j], b = x[j + pairs];
-        x[j] = a * cs[2 * j] - b * cs[2 * j + 1];
-        x[j + pairs] = b * cs[2 * j] + a * cs[2 * j + 1];
+        const float co = cs[2 * j], si = sign * cs[2 * j + 1];
+        x[j] = a * co - b * si;
+        x[j + pairs] = b * co + a * si;
       }
     }
   }

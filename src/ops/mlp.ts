@@ -1,6 +1,6 @@
 /**
  * The gated MLP of LLaMA blocks with VALL-E's exact (erf) GELU:
- * out = down(gelu(gate(x)) ⊙ up(x)).
+ * out = down(gelu(gate(x)) ⊙ up(x)), and the gradient of its activation for training.
  *
  * This module is browser compatible.
  *
@@ -10,6 +10,7 @@
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
 import { numel } from "../backends/tensor.ts";
 import { grid1d } from "./_grid.ts";
+import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape, weightType } from "./_check.ts";
 import { linear } from "./linear.ts";
 import type { OpKernel } from "./_kernels.ts";
@@ -20,8 +21,18 @@ const GELU_MUL: KernelSpec = {
   params: ["u32", "u32", "u32"],
 };
 
+const GELU_MUL_BACKWARD: KernelSpec = {
+  shader: "gelu_mul_backward",
+  // All read_write, so that an output may alias an input (see geluMulBackward).
+  bindings: ["write", "write", "write", "write", "write"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
 /** The kernels the MLP (besides `linear`'s) may dispatch, for warming at load (`kernelUses`). */
 export const MLP_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL }];
+
+/** The kernels of the MLP's backward pass (besides `linear`'s), for warming (`kernelUses`). */
+export const MLP_BACKWARD_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL_BACKWARD }];
 
 /**
  * Records g = gelu(g) ⊙ u in place, GELU in its exact erf form.
@@ -40,6 +51,59 @@ export function geluMul(rec: Recorder, g: Tensor, u: Tensor): void {
     GELU_MUL,
     [g, u],
     [n, g.offset, u.offset],
+    grid1d(Math.ceil(n / 256)),
+  );
+}
+
+/**
+ * Records the gradient of m = gelu(g) ⊙ u (what {@linkcode geluMul} leaves in `g`), exact erf
+ * GELU: dg = dm ⊙ u ⊙ gelu'(g) and du = dm ⊙ gelu(g), gelu'(z) = Φ(z) + z φ(z).
+ *
+ * An output may be the very elements of an input (`dg` over `dm`, `du` over `u`, ...): each
+ * element is read before it is written. Tensors sharing a buffer otherwise must not overlap.
+ *
+ * @param rec The recorder.
+ * @param dg Gradient of the gate projection's output, f32, written.
+ * @param du Gradient of the up projection's output, f32 (the shape of `dg`), written.
+ * @param dm Gradient of m, f32 (the shape of `dg`).
+ * @param g The gate projection's output before {@linkcode geluMul}, f32 (the shape of `dg`).
+ * @param u The up projection's output, f32 (the shape of `dg`).
+ * @throws {OptionError} A tensor of another shape or type, or partly overlapping another.
+ *
+ * @example
+ * ```ts ignore
+ * geluMulBackward(rec, dm, du, dm, gate, up); // dg written over dm
+ * ```
+ */
+export function geluMulBackward(
+  rec: Recorder,
+  dg: Tensor,
+  du: Tensor,
+  dm: Tensor,
+  g: Tensor,
+  u: Tensor,
+): void {
+  const op = "geluMulBackward";
+  const tensors = [["dg", dg], ["du", du], ["dm", dm], ["g", g], ["u", u]] as const;
+  const n = numel(dg.shape);
+  for (const [name, t] of tensors) {
+    expectDtype(op, name, t, "f32");
+    expectShape(op, name, t, dg.shape);
+  }
+  for (const [i, [a, ta]] of tensors.entries()) {
+    for (const [b, tb] of tensors.slice(i + 1)) {
+      const overlap = Math.abs(ta.offset - tb.offset) < n;
+      if (ta.buffer === tb.buffer && overlap && ta.offset !== tb.offset) {
+        throw new OptionError(
+          `Cannot record ${op}: ${a} (offset ${ta.offset}) and ${b} (offset ${tb.offset}) overlap in part`,
+        );
+      }
+    }
+  }
+  rec.dispatch(
+    GELU_MUL_BACKWARD,
+    [dg, du, dm, g, u],
+    [n, dg.offset, du.offset, dm.offset, g.offset, u.offset],
     grid1d(Math.ceil(n / 256)),
   );
 }

@@ -22,7 +22,7 @@ import type { OpKernel } from "./_kernels.ts";
 const ROPE: KernelSpec = {
   shader: "rope",
   bindings: ["write", "read", "read"],
-  params: ["u32", "u32", "u32", "u32", "u32", "u32"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32"],
 };
 
 /** The kernels `rope` may dispatch, for warming at load (`kernelUses`). */
@@ -84,10 +84,16 @@ export interface RopeOptions {
   headDim: number;
   /** The column where the first head starts inside a row (e.g. `dModel` for K in a fused QKV row). Default 0. */
   column?: number;
+  /**
+   * Rotate by −angle instead: undoes the rotation, and is its gradient (a rotation's transpose
+   * is its inverse), for the backward pass. Default false.
+   */
+  inverse?: boolean;
 }
 
 /**
- * Rotates, in place, `heads` heads of each row of `x` by the angle of that row's position.
+ * Rotates, in place, `heads` heads of each row of `x` by the angle of that row's position (or by
+ * its negative, `inverse`: the gradient of the rotation).
  *
  * @param rec The recorder.
  * @param x Rows (S, rowWidth), f32; rotated in place.
@@ -98,6 +104,7 @@ export interface RopeOptions {
  * @example
  * ```ts ignore
  * rope(rec, q, positions, table, { heads: 16, headDim: 64 });
+ * rope(rec, dq, positions, table, { heads: 16, headDim: 64, inverse: true }); // backward
  * ```
  */
 export function rope(
@@ -108,7 +115,7 @@ export function rope(
   options: RopeOptions,
 ): void {
   const op = "rope";
-  const { heads, headDim, column = 0 } = options;
+  const { heads, headDim, column = 0, inverse = false } = options;
   const [s, width] = x.shape;
   expectShape(op, "x", x, [-1, -1]);
   expectShape(op, "positions", positions, [s]);
@@ -120,7 +127,7 @@ export function rope(
       `Cannot record rope: ${heads} heads of ${headDim} from column ${column} do not fit rows of ${width}`,
     );
   }
-  const params = [s, heads, headDim, x.offset + column, positions.offset, width];
+  const params = [s, heads, headDim, x.offset + column, positions.offset, width, inverse ? 1 : 0];
   rec.dispatch(
     ROPE,
     [x, positions, table],

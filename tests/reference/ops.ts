@@ -45,14 +45,21 @@ export function rmsNorm(
 /**
  * Rotate-half RoPE on rows of `width` elements holding `heads` heads from `column`. The angle is
  * rounded to float32 as PyTorch's LLaMA computes it (f32 inv_freq times f32 position); the rest
- * is float64.
+ * is float64. `inverse` rotates by −angle (the rotation's gradient).
  */
 export function rope(
   x: ArrayLike<number>,
   positions: ArrayLike<number>,
-  opts: { heads: number; headDim: number; width: number; column?: number; theta?: number },
+  opts: {
+    heads: number;
+    headDim: number;
+    width: number;
+    column?: number;
+    theta?: number;
+    inverse?: boolean;
+  },
 ): Float64Array {
-  const { heads, headDim, width, column = 0, theta = 10000 } = opts;
+  const { heads, headDim, width, column = 0, theta = 10000, inverse = false } = opts;
   const y = Float64Array.from(x);
   const half = headDim / 2;
   for (let s = 0; s < positions.length; s++) {
@@ -60,7 +67,7 @@ export function rope(
       const base = s * width + column + h * headDim;
       for (let j = 0; j < half; j++) {
         const invFreq = Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / headDim)));
-        const angle = Math.fround(positions[s] * invFreq);
+        const angle = (inverse ? -1 : 1) * Math.fround(positions[s] * invFreq);
         const a = x[base + j];
         const b = x[base + j + half];
         y[base + j] = a * Math.cos(angle) - b * Math.sin(angle);

@@ -1,0 +1,178 @@
+// Attention backward, the CPU twins of shaders/attention_backward_dq.wgsl and
+// attention_backward_dkv.wgsl (same bindings and parameters; see them for the math and the
+// scratch layout). Work items are (head, block of BLOCK rows), taken by the threads in turn. A
+// block walks the hull of its rows' ranges in tiles of TILE rows, copied out of the strided rows
+// into scratch (the second operand of every dot product of the tile, contiguous); each row then
+// takes only its own rows of the tile. Dot products run four dimensions at a time: head_dim is a
+// multiple of 4.
+
+#include "runtime.h"
+
+#define BLOCK 32
+#define TILE 64
+#define MAX_HEAD_DIM 256
+
+typedef struct {
+  uint32_t s, heads, head_dim;
+  float scale;
+  uint32_t q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off, do_stride;
+  uint32_t o_off, o_stride, dq_off, dq_stride, spans_off, scratch_off;
+} DqParams;
+
+typedef struct {
+  uint32_t s, heads, head_dim;
+  float scale;
+  uint32_t q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off, do_stride;
+  uint32_t dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off;
+} DkvParams;
+
+static inline float dot(const float *a, const float *b, uint32_t n) {
+  v128_t s = wasm_f32x4_splat(0);
+  for (uint32_t d = 0; d < n; d += 4) s = MADD(wasm_v128_load(a + d), wasm_v128_load(b + d), s);
+  return hsum(s);
+}
+
+// y[d] = y[d] · a + w · x[d].
+static inline void scale_add(float *y, float a, float w, const float *x, uint32_t n) {
+  const v128_t av = wasm_f32x4_splat(a), wv = wasm_f32x4_splat(w);
+  for (uint32_t d = 0; d < n; d += 4) {
+    wasm_v128_store(y + d, MADD(wv, wasm_v128_load(x + d), wasm_f32x4_mul(wasm_v128_load(y + d), av)));
+  }
+}
+
+// Rows [r0, r0 + n) of head h of a strided tensor, packed: out[r · hd + d], times `scale`.
+static void pack(const float *x, uint32_t stride, uint32_t h, uint32_t hd, uint32_t r0, uint32_t n,
+                 float scale, float *out) {
+  for (uint32_t r = 0; r < n; r++) {
+    const float *row = x + (size_t)(r0 + r) * stride + h * hd;
+    for (uint32_t d = 0; d < hd; d++) out[r * hd + d] = row[d] * scale;
+  }
+}
+
+// The hull [*first, *end) of the nonempty ranges (first, count) of rows [r0, r0 + n) of a table.
+static void hull(const uint32_t *table, uint32_t r0, uint32_t n, uint32_t *first, uint32_t *end) {
+  uint32_t lo = 0xffffffffu, hi = 0;
+  for (uint32_t r = r0; r < r0 + n; r++) {
+    if (table[2 * r + 1] == 0) continue;
+    lo = table[2 * r] < lo ? table[2 * r] : lo;
+    hi = table[2 * r] + table[2 * r + 1] > hi ? table[2 * r] + table[2 * r + 1] : hi;
+  }
+  *first = lo < hi ? lo : hi;
+  *end = hi;
+}
+
+// attention_backward_dq: dq, and each row's (L, D) and key range in scratch.
+// p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
+//    do_stride, o_off, o_stride, dq_off, dq_stride, spans_off, scratch_off
+void attention_backward_dq(const Cmd *c, const Thread *t) {
+  const DqParams *p = (const DqParams *)c->p;
+  const uint32_t hd = p->head_dim, blocks = (p->s + BLOCK - 1) / BLOCK;
+  const uint32_t *spans = U32(c, 7, p->spans_off);
+  uint32_t *scratch = U32(c, 1, p->scratch_off);
+  float *qs = (float *)t->scratch, *dos = qs + BLOCK * MAX_HEAD_DIM, *acc = dos + BLOCK * MAX_HEAD_DIM;
+  float *kt = acc + BLOCK * MAX_HEAD_DIM, *vt = kt + TILE * MAX_HEAD_DIM;
+  float m[BLOCK], l[BLOCK], drow[BLOCK], sc[TILE], dp[TILE];
+  for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
+    const uint32_t h = item / blocks, i0 = (item % blocks) * BLOCK;
+    const uint32_t count = p->s - i0 < BLOCK ? p->s - i0 : BLOCK;
+    pack(F32(c, 2, p->q_off), p->q_stride, h, hd, i0, count, p->scale, qs);
+    pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, count, 1.0f, dos);
+    for (uint32_t i = 0; i < count; i++) {
+      const float *o = F32(c, 6, p->o_off) + (size_t)(i0 + i) * p->o_stride + h * hd;
+      drow[i] = dot(dos + i * hd, o, hd);
+      m[i] = NEG_BIG;
+      l[i] = 0;
+      for (uint32_t d = 0; d < hd; d++) acc[i * hd + d] = 0;
+    }
+    uint32_t first, end;
+    hull(spans, i0, count, &first, &end);
+    for (uint32_t j0 = first; j0 < end; j0 += TILE) {
+      const uint32_t n = end - j0 < TILE ? end - j0 : TILE;
+      pack(F32(c, 3, p->k_off), p->k_stride, h, hd, j0, n, 1.0f, kt);
+      pack(F32(c, 4, p->v_off), p->v_stride, h, hd, j0, n, 1.0f, vt);
+      for (uint32_t i = 0; i < count; i++) {
+        const uint32_t a = spans[2 * (i0 + i)], b = a + spans[2 * (i0 + i) + 1];
+        const uint32_t lo = a > j0 ? (a - j0 < n ? a - j0 : n) : 0;
+        const uint32_t hi = b > j0 + lo ? (b - j0 < n ? b - j0 : n) : lo;
+        if (hi <= lo) continue;
+        float mx = m[i];
+        for (uint32_t j = lo; j < hi; j++) {
+          sc[j] = dot(qs + i * hd, kt + j * hd, hd);
+          dp[j] = dot(dos + i * hd, vt + j * hd, hd);
+          mx = sc[j] > mx ? sc[j] : mx;
+        }
+        float alpha = exp_f32(m[i] - mx);
+        l[i] *= alpha;
+        for (uint32_t j = lo; j < hi; j++) {
+          const float pj = exp_f32(sc[j] - mx);
+          l[i] += pj;
+          scale_add(acc + i * hd, alpha, pj * (dp[j] - drow[i]), kt + j * hd, hd);
+          alpha = 1;
+        }
+        m[i] = mx;
+      }
+    }
+    for (uint32_t i = 0; i < count; i++) {
+      const uint32_t row = i0 + i;
+      float *dq = F32(c, 0, p->dq_off) + (size_t)row * p->dq_stride + h * hd;
+      const float inv = l[i] > 0 ? p->scale / l[i] : 0;
+      for (uint32_t d = 0; d < hd; d++) dq[d] = acc[i * hd + d] * inv;
+      uint32_t *stats = scratch + 3 * (row * p->heads + h);
+      stats[0] = bits_from_f32(m[i]);
+      stats[1] = bits_from_f32(l[i]);
+      stats[2] = bits_from_f32(drow[i]);
+      if (h == 0) {
+        uint32_t *range = scratch + 3 * p->s * p->heads + 2 * row;
+        range[0] = spans[2 * row];
+        range[1] = spans[2 * row] + spans[2 * row + 1];
+      }
+    }
+  }
+}
+
+// attention_backward_dkv: dk and dv from the rows' (L, D) and key ranges in scratch.
+// p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
+//    do_stride, dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off
+void attention_backward_dkv(const Cmd *c, const Thread *t) {
+  const DkvParams *p = (const DkvParams *)c->p;
+  const uint32_t hd = p->head_dim, blocks = (p->s + BLOCK - 1) / BLOCK;
+  const uint32_t *kq = U32(c, 7, p->kq_off), *scratch = U32(c, 6, p->scratch_off);
+  const uint32_t *ranges = scratch + 3 * p->s * p->heads;
+  float *qt = (float *)t->scratch, *dt = qt + TILE * MAX_HEAD_DIM;
+  float *kb = dt + TILE * MAX_HEAD_DIM, *vb = kb + BLOCK * MAX_HEAD_DIM;
+  float *dk = vb + BLOCK * MAX_HEAD_DIM, *dv = dk + BLOCK * MAX_HEAD_DIM;
+  for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
+    const uint32_t h = item / blocks, j0 = (item % blocks) * BLOCK;
+    const uint32_t count = p->s - j0 < BLOCK ? p->s - j0 : BLOCK;
+    pack(F32(c, 3, p->k_off), p->k_stride, h, hd, j0, count, 1.0f, kb);
+    pack(F32(c, 4, p->v_off), p->v_stride, h, hd, j0, count, 1.0f, vb);
+    for (uint32_t d = 0; d < count * hd; d++) dk[d] = dv[d] = 0;
+    uint32_t first, end;
+    hull(kq, j0, count, &first, &end);
+    for (uint32_t i0 = first; i0 < end; i0 += TILE) {
+      const uint32_t n = end - i0 < TILE ? end - i0 : TILE;
+      pack(F32(c, 2, p->q_off), p->q_stride, h, hd, i0, n, p->scale, qt);
+      pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, n, 1.0f, dt);
+      for (uint32_t jj = 0; jj < count; jj++) {
+        const uint32_t j = j0 + jj, a = kq[2 * j], b = a + kq[2 * j + 1];
+        if (b <= i0 || a >= i0 + n) continue;
+        const uint32_t lo = a > i0 ? a - i0 : 0, hi = b - i0 < n ? b - i0 : n;
+        for (uint32_t i = lo; i < hi; i++) {
+          const uint32_t row = i0 + i;
+          if (j < ranges[2 * row] || j >= ranges[2 * row + 1]) continue;
+          const uint32_t *stats = scratch + 3 * (row * p->heads + h);
+          const float mi = f32_from_bits(stats[0]), inv = 1.0f / f32_from_bits(stats[1]);
+          const float pij = exp_f32(dot(kb + jj * hd, qt + i * hd, hd) - mi) * inv;
+          const float ds = pij * (dot(vb + jj * hd, dt + i * hd, hd) - f32_from_bits(stats[2]));
+          scale_add(dv + jj * hd, 1, pij, dt + i * hd, hd);
+          scale_add(dk + jj * hd, 1, ds, qt + i * hd, hd);
+        }
+      }
+    }
+    for (uint32_t jj = 0; jj < count; jj++) {
+      float *dkr = F32(c, 0, p->dk_off) + (size_t)(j0 + jj) * p->dk_stride + h * hd;
+      float *dvr = F32(c, 1, p->dv_off) + (size_t)(j0 + jj) * p->dv_stride + h * hd;
+      for (uint32_t d = 0; d < hd; d++) dkr[d] = dk[jj * hd + d], dvr[d] = dv[jj * hd + d];
+    }
+  }
+}
