@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 UPSTREAM_COMMIT = "73833ee56d163998d295b25f88bd295d27ed8768"
+DEC2024_COMMIT = "cd4a5f427ca80a41c37fe2517a5b89459efea9b8"  # source of AudioEmbedding.forward for rule (b)
 
 SEED = 20261207
 MODEL_NAME = "ar+nar-len"
@@ -213,6 +214,9 @@ def stage(args):
     from vall_e.train import train_feeder
     from vall_e.export import extract_lora
 
+    if args.rule == "dec2024":
+        swap_in_dec2024_embedding(base, Path(args.work) / "base_dec2024.py")
+
     case = torch.load(Path(args.work) / "case.pt")
     items = case["items"]
     dtype = torch.float64 if args.stage == "f64" else torch.float32
@@ -324,7 +328,7 @@ def stage(args):
     result["steps"] = steps
     result["decisions"] = rnd.log
 
-    if args.stage == "f32":
+    if args.stage == "f32" and args.rule == "head":
         result["alone"] = items_alone(torch, engine, train_feeder, items, batch, params, lkeys, ce_log, ar_nar)
         result["ar_logits_in_process"] = ar_logits(torch, module, items[0])
         # upstream's export expects the LoRA's checkpoint folder to exist already (a training run has saved
@@ -370,6 +374,22 @@ def items_alone(torch, engine, train_feeder, items, batch, params, lkeys, ce_log
     return dict(items=out, batch=together)
 
 
+def swap_in_dec2024_embedding(base, old_base_file):
+    """Rule (b) of training-spec section 4.2: replaces HEAD's AudioEmbedding.forward by the one of upstream
+    commit cd4a5f4 (read from that commit's vall_e/models/base.py at run time, as the inference golden did),
+    which sums levels 0..quant_level-1 instead of 0..quant_level; the call sites stay HEAD's."""
+    import ast
+
+    src = old_base_file.read_text()
+    tree = ast.parse(src)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "AudioEmbedding")
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    module = ast.Module(body=[fn], type_ignores=[])
+    namespace = {}
+    exec(compile(module, f"{old_base_file}:AudioEmbedding.forward", "exec"), base.__dict__, namespace)
+    base.AudioEmbedding.forward = namespace["forward"]
+
+
 def make_true_f64(torch, llama):
     """For the float64 reference only: upstream's RMSNorm and RoPE compute in float32 even when the module is
     float64 (spec section 14.3); these dtype-preserving versions make the reference float64 throughout."""
@@ -410,9 +430,9 @@ def ar_logits(torch, module, item):
 # orchestrator
 
 
-def run_stage(upstream, work, stage_name):
-    result = Path(work) / f"result-{stage_name}.pt"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", stage_name, "--work", str(work),
+def run_stage(upstream, work, stage_name, rule="head"):
+    result = Path(work) / f"result-{stage_name}-{rule}.pt"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", stage_name, "--rule", rule, "--work", str(work),
            "--result", str(result), upstream]
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     env.pop("VALLE_YAML", None)
@@ -432,7 +452,10 @@ def main():
     ap.add_argument("upstream", help="path of an e-c-k-e-r/vall-e checkout at " + UPSTREAM_COMMIT)
     ap.add_argument("--model", default=str(ROOT / "tests" / "fixtures" / "valle-tiny" / "model.sft"))
     ap.add_argument("--out", default=str(ROOT / "tests" / "fixtures" / "train-golden"))
+    ap.add_argument("--dec2024-base", help="vall_e/models/base.py of upstream commit " + DEC2024_COMMIT +
+                    " for the rule (b) case; default: `git show` from the checkout if it has that history")
     ap.add_argument("--stage", choices=["f32", "f64", "loadback"], help=argparse.SUPPRESS)
+    ap.add_argument("--rule", choices=["head", "dec2024"], default="head", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -455,7 +478,22 @@ def main():
         r64 = run_stage(args.upstream, work, "f64")
         back = run_stage(args.upstream, work, "loadback")
         lora_sft = (work / "ckpt" / LORA_FULL_NAME / "lora.sft").read_bytes()
-        out.write(Path(args.out), case, r32, r64, back, lora_sft, yaml_text())
+        dec = None
+        old = dec2024_source(args)
+        if old is None:
+            print("rule (b) case skipped: no cd4a5f4 base.py (pass --dec2024-base)", file=sys.stderr)
+        else:
+            (work / "base_dec2024.py").write_text(old)
+            dec = (run_stage(args.upstream, work, "f32", "dec2024"), run_stage(args.upstream, work, "f64", "dec2024"))
+        out.write(Path(args.out), case, r32, r64, back, lora_sft, yaml_text(), dec)
+
+
+def dec2024_source(args):
+    if args.dec2024_base:
+        return Path(args.dec2024_base).read_text()
+    proc = subprocess.run(["git", "-C", args.upstream, "show", f"{DEC2024_COMMIT}:vall_e/models/base.py"],
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
 
 
 if __name__ == "__main__":

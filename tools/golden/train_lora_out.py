@@ -20,7 +20,26 @@ def _i32(x):
     return torch.as_tensor(x).detach().to(torch.int32).contiguous()
 
 
-def write(out: Path, case, r32, r64, back, lora_sft: bytes, yaml_text: str):
+def _noise(keys, ra, rb):
+    noise = {}
+    for k, (a, b) in enumerate(zip(ra["steps"], rb["steps"])):
+        st = f"step{k + 1}"
+        noise[f"{st}.loss"] = abs(a["stats"]["loss.nll"] - b["stats"]["loss.nll"])
+        noise[f"{st}.loss_items"] = max(abs(float(x) - float(y)) for x, y in zip(a["ce"], b["ce"]))
+        noise[f"{st}.grad_norm"] = abs(float(a["norm"]) - float(b["norm"]))
+        noise[f"{st}.grads_max_abs"] = max(float((a["grads"][q].double() - b["grads"][q]).abs().max()) for q in keys)
+        noise[f"{st}.grads_max_abs_value"] = max(float(b["grads"][q].abs().max()) for q in keys)
+        noise[f"{st}.grads_max_rel_l2_per_tensor"] = max(
+            float(((a["grads"][q].double() - b["grads"][q]).norm() / b["grads"][q].norm())) for q in keys)
+        noise[f"{st}.grads_min_abs_value"] = min(float(b["grads"][q].abs().min()) for q in keys)
+        noise[f"{st}.lora_after_max_abs"] = max(
+            float((a["lora_after"][q].double() - b["lora_after"][q]).abs().max()) for q in keys)
+    noise["f64_run_acc_equal"] = all(
+        abs(float(x) - float(y)) < 1e-12 for a, b in zip(ra["steps"], rb["steps"]) for x, y in zip(a["acc"], b["acc"]))
+    return noise
+
+
+def write(out: Path, case, r32, r64, back, lora_sft: bytes, yaml_text: str, dec=None):
     out.mkdir(parents=True, exist_ok=True)
     items = case["items"]
     keys = T.lora_keys()
@@ -71,22 +90,34 @@ def write(out: Path, case, r32, r64, back, lora_sft: bytes, yaml_text: str):
     (out / "lora.sft").write_bytes(lora_sft)
 
     # ---------------------------------------------------------------- noise floor f32 vs f64
-    noise = {}
-    for k, (a, b) in enumerate(zip(r32["steps"], r64["steps"])):
-        st = f"step{k + 1}"
-        noise[f"{st}.loss"] = abs(a["stats"]["loss.nll"] - b["stats"]["loss.nll"])
-        noise[f"{st}.loss_items"] = max(abs(float(x) - float(y)) for x, y in zip(a["ce"], b["ce"]))
-        noise[f"{st}.grad_norm"] = abs(float(a["norm"]) - float(b["norm"]))
-        gd = max(float((a["grads"][q].double() - b["grads"][q]).abs().max()) for q in keys)
-        gmax = max(float(b["grads"][q].abs().max()) for q in keys)
-        rel = max(float(((a["grads"][q].double() - b["grads"][q]).norm() / b["grads"][q].norm())) for q in keys)
-        noise[f"{st}.grads_max_abs"] = gd
-        noise[f"{st}.grads_max_abs_value"] = gmax
-        noise[f"{st}.grads_max_rel_l2_per_tensor"] = rel
-        noise[f"{st}.grads_min_abs_value"] = min(float(b["grads"][q].abs().min()) for q in keys)
-        noise[f"{st}.lora_after_max_abs"] = max(float((a["lora_after"][q].double() - b["lora_after"][q]).abs().max()) for q in keys)
-    noise["f64_run_acc_equal"] = all(
-        abs(float(x) - float(y)) < 1e-12 for a, b in zip(r32["steps"], r64["steps"]) for x, y in zip(a["acc"], b["acc"]))
+    noise = _noise(keys, r32, r64)
+
+    # ---------------------------------------------------------------- rule (b) case
+    dec_info = None
+    if dec is not None:
+        d32, d64 = dec
+        f = "dec2024.safetensors"
+        t = {}
+        ds = d32["steps"]
+        put(f, t, "loss", _f32([s["stats"]["loss.nll"] for s in ds]), "[3] rule (b): batch loss of step k")
+        put(f, t, "loss_items", _f32(torch.stack([torch.stack(s["ce"]) for s in ds])), "[3, 5] rule (b): per-item cross entropy")
+        put(f, t, "acc", _f32([s["stats"]["stats.acc"] for s in ds]), "[3] rule (b): top-10 accuracy")
+        put(f, t, "acc_items", _f32(torch.stack([torch.stack(s["acc"]) for s in ds])), "[3, 5] rule (b): per-item top-10 accuracy")
+        put(f, t, "grad_norm", _f32([float(s["norm"]) for s in ds]), "[3] rule (b): pre-clip LoRA gradient norm")
+        for q in keys:
+            put(f, t, f"{q}.grad", _f32(ds[0]["grads"][q]), "rule (b): step-1 gradient (pre-clip) at lora_init")
+        for k in range(T.STEPS):
+            for q in keys:
+                put(f, t, f"step{k + 1}.{q}", _f32(ds[k]["lora_after"][q]), f"rule (b): LoRA after step {k + 1}")
+        write_safetensors(t, str(out / f), {"about": "rule (b) (Dec-2024 embedding sums, AudioEmbedding.forward of "
+                                                     + T.DEC2024_COMMIT + "), same batch, init and settings"})
+        dec_info = {
+            "source": "AudioEmbedding.forward of " + T.DEC2024_COMMIT + " swapped into HEAD",
+            "grad_norm_pre_clip": [float(s["norm"]) for s in ds],
+            "stats_per_step": [s["stats"] for s in ds],
+            "f32_vs_f64": _noise(keys, d32, d64),
+            "step1_loss_items_minus_head": [float(x) - float(y) for x, y in zip(ds[0]["ce"], steps[0]["ce"])],
+        }
 
     # ---------------------------------------------------------------- batch of 5 vs each item alone
     al = r32["alone"]
@@ -139,10 +170,11 @@ def write(out: Path, case, r32, r64, back, lora_sft: bytes, yaml_text: str):
         "stats_per_step": [s["stats"] for s in steps],
         "f32_vs_f64": noise,
         "batch_vs_alone": batch_vs_alone,
+        "dec2024": dec_info,
         "adam_first_step_sensitivity": adam,
         "export": exported,
         "files": files,
         "tensors": {f: {k: {"shape": v[0], "dtype": v[1], "doc": v[2]} for k, v in d.items()} for f, d in docs.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(json.dumps({"noise": noise, "alone": batch_vs_alone, "adam": adam, "export": {k: v for k, v in exported.items() if k != "keys"}, "files": files}, indent=1))
+    print(json.dumps({"dec2024": dec_info, "noise": noise, "alone": batch_vs_alone, "adam": adam, "export": {k: v for k, v in exported.items() if k != "keys"}, "files": files}, indent=1))
