@@ -1,6 +1,6 @@
 """Training golden for LoRA fine-tuning: runs UPSTREAM's own training step on the tiny model.
 
-    /usr/bin/python3 tools/golden/train_lora.py /path/to/vall-e-checkout
+    /usr/bin/python3 tools/golden/train_lora.py /path/to/vall-e-checkout [--dec2024-base FILE]
 
 The checkout is e-c-k-e-r/vall-e at 73833ee56d163998d295b25f88bd295d27ed8768 (nothing of it is copied here;
 it is imported from that path). Needs Debian's python3-torch (1.13) and python3-numpy; everything that cannot
@@ -18,14 +18,21 @@ replaced by a script (levels, masking decision, timestep, CFG draws), the NAR-le
 `_dropout_mask` returns the recorded mask, and every LoRA dropout is replaced by identity (model.dropout 0).
 LoRA A and B start from seeded random values (not B = 0, so that dL/dA is not zero).
 
+A second case repeats the steps with the Dec-2024 embedding-sum rule (b): upstream's AudioEmbedding.forward of
+commit cd4a5f4 (from the checkout's git history, or the file given with --dec2024-base) swapped into HEAD.
+Each case also runs in float64 to measure the noise floor.
+
 Outputs go to tests/fixtures/train-golden/ (see its README.md).
 """
+
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the tools
 
 import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -478,13 +485,12 @@ def main():
         r64 = run_stage(args.upstream, work, "f64")
         back = run_stage(args.upstream, work, "loadback")
         lora_sft = (work / "ckpt" / LORA_FULL_NAME / "lora.sft").read_bytes()
-        dec = None
         old = dec2024_source(args)
         if old is None:
-            print("rule (b) case skipped: no cd4a5f4 base.py (pass --dec2024-base)", file=sys.stderr)
-        else:
-            (work / "base_dec2024.py").write_text(old)
-            dec = (run_stage(args.upstream, work, "f32", "dec2024"), run_stage(args.upstream, work, "f64", "dec2024"))
+            raise SystemExit("the rule (b) case needs vall_e/models/base.py of " + DEC2024_COMMIT +
+                             ": pass --dec2024-base FILE or a checkout with that history")
+        (work / "base_dec2024.py").write_text(old)
+        dec = (run_stage(args.upstream, work, "f32", "dec2024"), run_stage(args.upstream, work, "f64", "dec2024"))
         out.write(Path(args.out), case, r32, r64, back, lora_sft, yaml_text(), dec)
 
 
