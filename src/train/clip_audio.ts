@@ -29,7 +29,7 @@ export interface ClipAudio {
 export interface ReadClipAudioOptions {
   /** The codec's sample rate (24000). */
   sampleRate: number;
-  /** The clip's name in messages. Default: the path or URL, else "clip". */
+  /** The clip's name in messages where the audio has no path or URL. Default "clip". */
   label?: string;
   /** Aborts reading. */
   signal?: AbortSignal;
@@ -70,7 +70,7 @@ export async function readClipAudio(
       : { sampleRate: input.sampleRate, channels: [input.samples] };
     sha256 = await sha256Hex(sampleBytes(audio));
   } else {
-    label = options.label ?? sourceName(input, label);
+    label = sourceName(input, label);
     const bytes = await readAllBytes(input, { label, kind: "WAV", signal });
     sha256 = await sha256Hex(bytes);
     const wav = decodeWav(bytes, label);

@@ -169,8 +169,14 @@ export async function prepareUtterances(
         language: language as LanguageChoice,
         split: "none",
         phonemizer: o.phonemizer,
-        maxTokens: o.maxTokens,
+        maxTokens: Number.MAX_SAFE_INTEGER, // checked below, with advice that fits training
       }));
+      if (piece.tokens.length > o.maxTokens) {
+        throw new BadClip(
+          `the transcript has ${piece.tokens.length} phoneme tokens, expected at most ` +
+            `${o.maxTokens} (maxTokens); cut the clip and its transcript into shorter ones`,
+        );
+      }
       if (piece.languageId >= nLangs) {
         throw new BadClip(
           `its language ${piece.language} (id ${piece.languageId}) is not one of the model's ` +
@@ -185,18 +191,18 @@ export async function prepareUtterances(
       }));
       const frames = Math.ceil(audio.samples.length / hopLength);
       checkAudio(audio.samples, frames, frameRate, o);
-      const key = codesCacheKey(
+      const key = cache && codesCacheKey(
         o.codecId ?? await (codecId ??= codecFingerprint(codec, levels)),
         levels,
         audio.sha256,
       );
-      let codes = cache && (await readCachedCodes(cache, key, levels))?.codes;
+      let codes = cache && key && (await readCachedCodes(cache, key, levels))?.codes;
       if (!codes) {
         o.signal?.throwIfAborted();
         const encoded = await codec.encode(audio.samples, sampleRate, { nQ: levels });
         codes = Int16Array.from(toModelCodes(encoded, levels).data);
         if (codes.every((c) => c === 0)) throw new BadClip("its codes are all zero");
-        if (cache) await writeCachedCodes(cache, key, codes, name);
+        if (cache && key) await writeCachedCodes(cache, key, codes, name);
       }
       utterances.push({
         name,
