@@ -89,17 +89,24 @@ async function probe(codec: TrainingCodec, levels: number): Promise<string> {
  * @param codecId The codec's fingerprint (or a name the caller chose for the codec).
  * @param levels Codebooks the codes use.
  * @param audioSha256 The SHA-256 of the clip's audio.
- * @returns A relative key such as `train-codes/<codec>/q8/<sha>.i16`.
+ * @returns A relative key such as `train-codes/v1/<codec>/q8/<sha>.i16`.
  *
  * @example
  * ```ts
  * import { codesCacheKey } from "./codes_cache.ts";
- * console.assert(codesCacheKey("abc", 8, "0f").startsWith("train-codes/abc/q8/"));
+ * console.assert(codesCacheKey("abc", 8, "0f") === "train-codes/v1/abc/q8/0f.i16");
  * ```
  */
 export function codesCacheKey(codecId: string, levels: number, audioSha256: string): string {
-  return `train-codes/${codecId.replace(/[^\w.-]/g, "_")}/q${levels}/${audioSha256}.i16`;
+  const codec = codecId.replace(/[^\w.-]/g, "_");
+  return `train-codes/${PREPARATION}/${codec}/q${levels}/${audioSha256}.i16`;
 }
+
+/**
+ * The version of how a clip's audio becomes the codec's input (the downmix, the resampler): a
+ * change there must not reuse entries made before it.
+ */
+const PREPARATION = "v1";
 
 /**
  * Reads one clip's codes from the cache; an entry that does not verify is deleted.

@@ -123,7 +123,7 @@ test("the second run reads the codes from the cache and does not encode", async 
   deepStrictEqual(fromDisk, first);
   // The key names the codec by its fingerprint, or by a caller's name for it.
   const id = await codecFingerprint(fresh.encodec, 8);
-  ok([...cache.entries.keys()].every((k) => k.startsWith(`train-codes/${id}/q8/`)));
+  ok([...cache.entries.keys()].every((k) => k.startsWith(`train-codes/v1/${id}/q8/`)));
   const named = await countingModel();
   await prepareUtterances(named, clips, { ...ipa, cache: disk, codecId: "encodec-tiny" });
   equal(named.calls, 2, "another codec name: encoded, no probe");
