@@ -20,7 +20,12 @@ import { DataError, type DataProblem, FormatError, OptionError } from "../errors
 import { defaultCache, type FileCache } from "../io/cache.ts";
 import { LANGUAGES } from "../text/languages.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
-import { DEFAULT_MAX_TOKENS, type LanguageChoice, prepareText } from "../text/prepare.ts";
+import {
+  DEFAULT_MAX_TOKENS,
+  type LanguageChoice,
+  prepareText,
+  type TextPiece,
+} from "../text/prepare.ts";
 import { toModelCodes } from "../tts/codes.ts";
 import { readClipAudio } from "./clip_audio.ts";
 import {
@@ -143,11 +148,14 @@ export async function prepareUtterances(
         `"auto" or one of ${Object.keys(LANGUAGES).join(", ")}`,
     );
   }
-  const codec = model.encodec;
-  const { nLevels: levels, nLangs } = model.model.config;
-  const { sampleRate, hopLength, frameRate } = codec.config;
   const cache = o.cache === false ? undefined : o.cache ?? defaultCache();
-  let codecId: Promise<string> | undefined;
+  const encoder: Encoder = {
+    model,
+    options: o,
+    cache,
+    // Taken once per codec object (codecFingerprint remembers it).
+    codecId: () => o.codecId ?? codecFingerprint(model.encodec, levels(model)),
+  };
   const utterances: Utterance[] = [];
   const skipped: DataProblem[] = [];
   const seen = new Set<string>();
@@ -161,49 +169,8 @@ export async function prepareUtterances(
         throw new BadClip(`another clip of speaker ${JSON.stringify(speaker)} has this name`);
       }
       seen.add(id);
-      if (typeof clip.text !== "string" || !clip.text.trim()) {
-        throw new BadClip("the transcript is empty");
-      }
-      const language = clip.language ?? o.language;
-      const [piece] = await refuseErrors(prepareText(clip.text, {
-        language: language as LanguageChoice,
-        split: "none",
-        phonemizer: o.phonemizer,
-        maxTokens: Number.MAX_SAFE_INTEGER, // checked below, with advice that fits training
-      }));
-      if (piece.tokens.length > o.maxTokens) {
-        throw new BadClip(
-          `the transcript has ${piece.tokens.length} phoneme tokens, expected at most ` +
-            `${o.maxTokens} (maxTokens); cut the clip and its transcript into shorter ones`,
-        );
-      }
-      if (piece.languageId >= nLangs) {
-        throw new BadClip(
-          `its language ${piece.language} (id ${piece.languageId}) is not one of the model's ` +
-            `${nLangs} languages (${Object.keys(LANGUAGES).slice(0, nLangs).join(", ")})`,
-        );
-      }
-      const audio = await refuseErrors(readClipAudio(clip.audio, {
-        sampleRate,
-        label: name,
-        signal: o.signal,
-        onWarning: o.onWarning,
-      }));
-      const frames = Math.ceil(audio.samples.length / hopLength);
-      checkAudio(audio.samples, frames, frameRate, o);
-      const key = cache && codesCacheKey(
-        o.codecId ?? await (codecId ??= codecFingerprint(codec, levels)),
-        levels,
-        audio.sha256,
-      );
-      let codes = cache && key && (await readCachedCodes(cache, key, levels))?.codes;
-      if (!codes) {
-        o.signal?.throwIfAborted();
-        const encoded = await codec.encode(audio.samples, sampleRate, { nQ: levels });
-        codes = Int16Array.from(toModelCodes(encoded, levels).data);
-        if (codes.every((c) => c === 0)) throw new BadClip("its codes are all zero");
-        if (cache && key) await writeCachedCodes(cache, key, codes, name);
-      }
+      const piece = await transcript(clip, model, o);
+      const codes = await encode(clip, name, encoder);
       utterances.push({
         name,
         speaker,
@@ -213,8 +180,8 @@ export async function prepareUtterances(
         ipa: piece.phonemes,
         phonemes: Uint16Array.from(piece.tokens),
         codes,
-        frames: codes.length / levels,
-        levels,
+        frames: codes.length / levels(model),
+        levels: levels(model),
       });
     } catch (e) {
       if (!(e instanceof BadClip)) throw e;
@@ -226,6 +193,74 @@ export async function prepareUtterances(
     throw new DataError("prepare training data", skipped);
   }
   return { utterances, skipped };
+}
+
+/** The model's RVQ levels. */
+function levels(model: TrainingModel): number {
+  return model.model.config.nLevels;
+}
+
+/** A clip's transcript, phonemized and tokenized, or why it cannot be used. */
+async function transcript(
+  clip: TrainingClip,
+  model: TrainingModel,
+  o: typeof DEFAULTS & PrepareUtterancesOptions,
+): Promise<TextPiece> {
+  if (typeof clip.text !== "string" || !clip.text.trim()) {
+    throw new BadClip("the transcript is empty");
+  }
+  const [piece] = await refuseErrors(prepareText(clip.text, {
+    language: (clip.language ?? o.language) as LanguageChoice,
+    split: "none",
+    phonemizer: o.phonemizer,
+    maxTokens: Number.MAX_SAFE_INTEGER, // checked below, with advice that fits training
+  }));
+  if (piece.tokens.length > o.maxTokens) {
+    throw new BadClip(
+      `the transcript has ${piece.tokens.length} phoneme tokens, expected at most ` +
+        `${o.maxTokens} (maxTokens); cut the clip and its transcript into shorter ones`,
+    );
+  }
+  const { nLangs } = model.model.config;
+  if (piece.languageId >= nLangs) {
+    throw new BadClip(
+      `its language ${piece.language} (id ${piece.languageId}) is not one of the model's ` +
+        `${nLangs} languages (${Object.keys(LANGUAGES).slice(0, nLangs).join(", ")})`,
+    );
+  }
+  return piece;
+}
+
+/** What encoding needs: the model, the options, the cache and the codec's name in it. */
+interface Encoder {
+  model: TrainingModel;
+  options: typeof DEFAULTS & PrepareUtterancesOptions;
+  cache: FileCache | undefined;
+  codecId: () => Promise<string> | string;
+}
+
+/** A clip's codes, frame-major: from the cache, else encoded (and cached); or why not. */
+async function encode(clip: TrainingClip, name: string, encoder: Encoder): Promise<Int16Array> {
+  const { model, options: o, cache } = encoder;
+  const codec = model.encodec;
+  const { sampleRate, hopLength, frameRate } = codec.config;
+  const nQ = levels(model);
+  const audio = await refuseErrors(readClipAudio(clip.audio, {
+    sampleRate,
+    label: name,
+    signal: o.signal,
+    onWarning: o.onWarning,
+  }));
+  checkAudio(audio.samples, Math.ceil(audio.samples.length / hopLength), frameRate, o);
+  const key = cache && codesCacheKey(await encoder.codecId(), nQ, audio.sha256);
+  const cached = cache && key && await readCachedCodes(cache, key, nQ);
+  if (cached) return cached.codes;
+  o.signal?.throwIfAborted();
+  const encoded = await codec.encode(audio.samples, sampleRate, { nQ });
+  const codes = Int16Array.from(toModelCodes(encoded, nQ).data);
+  if (codes.every((c) => c === 0)) throw new BadClip("its codes are all zero");
+  if (cache && key) await writeCachedCodes(cache, key, codes, name);
+  return codes;
 }
 
 /** A clip's fault (unreadable audio, text the front end refuses) as a {@linkcode BadClip}. */
