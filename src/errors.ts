@@ -222,3 +222,40 @@ export class DownloadError extends ValleError {
  * ```
  */
 export class CpuError extends ValleError {}
+
+/** One training clip (or manifest line) that cannot be used, and why. */
+export interface DataProblem {
+  /** The clip's name, or the file and line (`manifest.jsonl:3`) it came from. */
+  name: string;
+  /** What is wrong, e.g. "the audio is silent (peak −92 dBFS)". */
+  reason: string;
+}
+
+/**
+ * Training data was refused: clips that are silent, too short or too long, without transcript,
+ * in a language the model lacks or undecodable, or a data folder with missing files or bad
+ * manifest lines. Lists every problem at once, each naming the clip.
+ *
+ * @example
+ * ```ts
+ * import { DataError } from "@valle/core";
+ * const e = new DataError("prepare training data", [{ name: "a", reason: "the transcript is empty" }]);
+ * console.assert(e.problems[0].name === "a");
+ * ```
+ */
+export class DataError extends ValleError {
+  /** Every problem found. */
+  readonly problems: readonly DataProblem[];
+
+  /**
+   * Creates an error listing every problem, one per line.
+   *
+   * @param action What failed, as the message's start: `Cannot ${action}: …`.
+   * @param problems Every problem found, each naming its clip.
+   */
+  constructor(action: string, problems: readonly DataProblem[]) {
+    const lines = problems.map((p) => `  ${p.name}: ${p.reason}`);
+    super(`Cannot ${action}: ${problems.length} problem(s)\n${lines.join("\n")}`);
+    this.problems = problems;
+  }
+}

@@ -121,14 +121,32 @@ export function toMono(
         `[${channels.map((c) => c.length)}], expected at least one, all of the same length`,
     );
   }
-  let mono = channels[0];
-  if (channels.length > 2) {
-    mono = new Float32Array(channels[0].length);
-    for (let i = 0; i < mono.length; i++) {
-      let sum = 0;
-      for (const c of channels) sum += c[i];
-      mono[i] = sum / channels.length;
-    }
-  }
+  const mono = channels.length > 2 ? averageChannels(channels) : channels[0];
   return resample(mono, sampleRate, targetRate);
+}
+
+/**
+ * The mean of equal-length channels, sample by sample (EnCodec's `convert_audio` downmix, and
+ * upstream's training preprocessing, which averages every multichannel file); one channel is
+ * returned as it is.
+ *
+ * @param channels One array per channel, equal lengths (at least one).
+ * @returns The mono samples.
+ *
+ * @example
+ * ```ts
+ * import { averageChannels } from "./resample.ts";
+ * const mono = averageChannels([new Float32Array([1, 1]), new Float32Array([0, 0])]);
+ * console.assert(mono[0] === 0.5);
+ * ```
+ */
+export function averageChannels(channels: readonly Float32Array[]): Float32Array {
+  if (channels.length === 1) return channels[0];
+  const mono = new Float32Array(channels[0].length);
+  for (let i = 0; i < mono.length; i++) {
+    let sum = 0;
+    for (const c of channels) sum += c[i];
+    mono[i] = sum / channels.length;
+  }
+  return mono;
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { mulberry32 } from "../_random.ts";
 import type { Language } from "./languages.ts";
 
 const N_TRIALS = 7;
@@ -119,17 +120,6 @@ function extractNgrams(text: string, { probabilities, cjk }: Model): string[] {
   return grams;
 }
 
-/** mulberry32: a small seeded generator, so detection is deterministic. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Detects which of the model's languages `text` is written in, as upstream's `"auto"` does with
  * `langdetect.detect`, but only among `en ja de fr zh ko` (text in another language gets the
@@ -150,7 +140,7 @@ export async function detectLanguage(text: string): Promise<Language> {
   const m = await (model ??= loadModel());
   const grams = extractNgrams(text, m);
   if (!grams.length) return "en";
-  const next = random(0);
+  const next = mulberry32(0);
   const total = new Float64Array(m.languages.length);
   for (let trial = 0; trial < N_TRIALS; trial++) {
     const prob = new Float64Array(m.languages.length).fill(1 / m.languages.length);
