@@ -12,10 +12,10 @@
  * @module
  */
 
-import { OptionError } from "../errors.ts";
+import { LoraError, OptionError, type WeightProblem } from "../errors.ts";
 import type { ValleConfig } from "../models/valle/config.ts";
 import { f32ToF16 } from "../io/_f16.ts";
-import { serializeSafetensors } from "../io/safetensors.ts";
+import { type Safetensors, serializeSafetensors } from "../io/safetensors.ts";
 
 /** The projections a LoRA adapts, as upstream names them. */
 export type LoraModule = "q_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj";
@@ -187,4 +187,43 @@ export function exportLora(
     path: null,
   };
   return serializeSafetensors(tensors, { config: JSON.stringify(config) });
+}
+
+/**
+ * Reads a LoRA in upstream's layout (a `lora.sft`, or a checkpoint's tensors) into a flat vector,
+ * e.g. to resume training or to start from a given LoRA.
+ *
+ * @param layout The layout to fill.
+ * @param st The file.
+ * @param prefix Put before every key (a checkpoint's tensors under a name). Default none.
+ * @returns The flat parameter vector.
+ * @throws {LoraError} Every missing factor, and every factor of another shape, at once.
+ *
+ * @example
+ * ```ts ignore
+ * const values = readLora(layout, await readSafetensors("voice.sft"));
+ * ```
+ */
+export function readLora(layout: LoraLayout, st: Safetensors, prefix = ""): Float32Array {
+  const values = new Float32Array(layout.size);
+  const problems: WeightProblem[] = [];
+  const read = (name: string, at: number, shape: [number, number]) => {
+    const key = prefix + name;
+    if (!st.has(key)) {
+      problems.push({ tensor: key, expected: `[${shape}]`, found: "missing" });
+      return;
+    }
+    const found = st.info(key).shape;
+    if (found.length !== 2 || found[0] !== shape[0] || found[1] !== shape[1]) {
+      problems.push({ tensor: key, expected: `[${shape}]`, found: `[${found}]` });
+      return;
+    }
+    values.set(st.toFloat32(key), at);
+  };
+  for (const s of layout.slots) {
+    read(`${s.key}.lora_A`, s.a, [layout.rank, s.inFeatures]);
+    read(`${s.key}.lora_B`, s.b, [s.outFeatures, layout.rank]);
+  }
+  if (problems.length > 0) throw new LoraError(st.source, problems);
+  return values;
 }
