@@ -2,9 +2,9 @@
 // attention_backward_dkv.wgsl (same bindings and parameters; see them for the math and the
 // scratch layout). Work items are (head, block of BLOCK rows), taken by the threads in turn. A
 // block walks the hull of its rows' ranges in tiles of TILE rows, copied out of the strided rows
-// into scratch (the second operand of every dot product of the tile, contiguous); each row then
-// takes only its own rows of the tile. Dot products run four dimensions at a time: head_dim is a
-// multiple of 4.
+// into scratch (contiguous); each row then takes only its own rows of the tile: their dot
+// products four rows at a time, then its accumulator updated over all of them at once, held in
+// registers. Vectors of four dimensions: head_dim is a multiple of 4.
 
 #include "runtime.h"
 
@@ -26,17 +26,43 @@ typedef struct {
   uint32_t dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off;
 } DkvParams;
 
-static inline float dot(const float *a, const float *b, uint32_t n) {
-  v128_t s = wasm_f32x4_splat(0);
-  for (uint32_t d = 0; d < n; d += 4) s = MADD(wasm_v128_load(a + d), wasm_v128_load(b + d), s);
-  return hsum(s);
+// out[j] = a · b_j for the n rows b_j = b + j·hd, four rows at a time sharing the loads of a.
+static void dots(const float *a, const float *b, uint32_t hd, uint32_t n, float *out) {
+  uint32_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    v128_t s[4];
+    for (uint32_t r = 0; r < 4; r++) s[r] = wasm_f32x4_splat(0);
+    for (uint32_t d = 0; d < hd; d += 4) {
+      const v128_t x = wasm_v128_load(a + d);
+      for (uint32_t r = 0; r < 4; r++) s[r] = MADD(x, wasm_v128_load(b + (j + r) * hd + d), s[r]);
+    }
+    for (uint32_t r = 0; r < 4; r++) out[j + r] = hsum(s[r]);
+  }
+  for (; j < n; j++) {
+    v128_t s = wasm_f32x4_splat(0);
+    for (uint32_t d = 0; d < hd; d += 4) s = MADD(wasm_v128_load(a + d), wasm_v128_load(b + j * hd + d), s);
+    out[j] = hsum(s);
+  }
 }
 
-// y[d] = y[d] · a + w · x[d].
-static inline void scale_add(float *y, float a, float w, const float *x, uint32_t n) {
-  const v128_t av = wasm_f32x4_splat(a), wv = wasm_f32x4_splat(w);
-  for (uint32_t d = 0; d < n; d += 4) {
-    wasm_v128_store(y + d, MADD(wv, wasm_v128_load(x + d), wasm_f32x4_mul(wasm_v128_load(y + d), av)));
+// y = y · scale + Σ_j w[j] · x_j over the n rows x_j = x + j·hd: y walked 16 dimensions at a time
+// (then 4), held in registers over the rows.
+static void accumulate(float *y, float scale, const float *w, const float *x, uint32_t hd, uint32_t n) {
+  const v128_t sv = wasm_f32x4_splat(scale);
+  uint32_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    v128_t acc[4];
+    for (uint32_t c = 0; c < 4; c++) acc[c] = wasm_f32x4_mul(wasm_v128_load(y + d + 4 * c), sv);
+    for (uint32_t j = 0; j < n; j++) {
+      const v128_t wj = wasm_f32x4_splat(w[j]);
+      for (uint32_t c = 0; c < 4; c++) acc[c] = MADD(wj, wasm_v128_load(x + j * hd + d + 4 * c), acc[c]);
+    }
+    for (uint32_t c = 0; c < 4; c++) wasm_v128_store(y + d + 4 * c, acc[c]);
+  }
+  for (; d < hd; d += 4) {
+    v128_t acc = wasm_f32x4_mul(wasm_v128_load(y + d), sv);
+    for (uint32_t j = 0; j < n; j++) acc = MADD(wasm_f32x4_splat(w[j]), wasm_v128_load(x + j * hd + d), acc);
+    wasm_v128_store(y + d, acc);
   }
 }
 
@@ -61,7 +87,7 @@ static void hull(const uint32_t *table, uint32_t r0, uint32_t n, uint32_t *first
   *end = hi;
 }
 
-// attention_backward_dq: dq, and each row's (L, D) and key range in scratch.
+// attention_backward_dq: dq, and each row's (m, l, D) and key range in scratch.
 // p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
 //    do_stride, o_off, o_stride, dq_off, dq_stride, spans_off, scratch_off
 void attention_backward_dq(const Cmd *c, const Thread *t) {
@@ -79,7 +105,7 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
     pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, count, 1.0f, dos);
     for (uint32_t i = 0; i < count; i++) {
       const float *o = F32(c, 6, p->o_off) + (size_t)(i0 + i) * p->o_stride + h * hd;
-      drow[i] = dot(dos + i * hd, o, hd);
+      dots(dos + i * hd, o, hd, 1, &drow[i]);
       m[i] = NEG_BIG;
       l[i] = 0;
       for (uint32_t d = 0; d < hd; d++) acc[i * hd + d] = 0;
@@ -95,20 +121,18 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
         const uint32_t lo = a > j0 ? (a - j0 < n ? a - j0 : n) : 0;
         const uint32_t hi = b > j0 + lo ? (b - j0 < n ? b - j0 : n) : lo;
         if (hi <= lo) continue;
+        dots(qs + i * hd, kt + lo * hd, hd, hi - lo, sc);
+        dots(dos + i * hd, vt + lo * hd, hd, hi - lo, dp);
         float mx = m[i];
-        for (uint32_t j = lo; j < hi; j++) {
-          sc[j] = dot(qs + i * hd, kt + j * hd, hd);
-          dp[j] = dot(dos + i * hd, vt + j * hd, hd);
-          mx = sc[j] > mx ? sc[j] : mx;
-        }
-        float alpha = exp_f32(m[i] - mx);
+        for (uint32_t j = 0; j < hi - lo; j++) mx = sc[j] > mx ? sc[j] : mx;
+        const float alpha = exp_f32(m[i] - mx);
         l[i] *= alpha;
-        for (uint32_t j = lo; j < hi; j++) {
+        for (uint32_t j = 0; j < hi - lo; j++) {
           const float pj = exp_f32(sc[j] - mx);
           l[i] += pj;
-          scale_add(acc + i * hd, alpha, pj * (dp[j] - drow[i]), kt + j * hd, hd);
-          alpha = 1;
+          sc[j] = pj * (dp[j] - drow[i]);
         }
+        accumulate(acc + i * hd, alpha, sc, kt + lo * hd, hd, hi - lo);
         m[i] = mx;
       }
     }
@@ -130,7 +154,7 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
   }
 }
 
-// attention_backward_dkv: dk and dv from the rows' (L, D) and key ranges in scratch.
+// attention_backward_dkv: dk and dv from the rows' (m, l, D) and key ranges in scratch.
 // p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
 //    do_stride, dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off
 void attention_backward_dkv(const Cmd *c, const Thread *t) {
@@ -141,6 +165,7 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
   float *qt = (float *)t->scratch, *dt = qt + TILE * MAX_HEAD_DIM;
   float *kb = dt + TILE * MAX_HEAD_DIM, *vb = kb + BLOCK * MAX_HEAD_DIM;
   float *dk = vb + BLOCK * MAX_HEAD_DIM, *dv = dk + BLOCK * MAX_HEAD_DIM;
+  float sc[TILE], dp[TILE];
   for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
     const uint32_t h = item / blocks, j0 = (item % blocks) * BLOCK;
     const uint32_t count = p->s - j0 < BLOCK ? p->s - j0 : BLOCK;
@@ -157,16 +182,22 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
         const uint32_t j = j0 + jj, a = kq[2 * j], b = a + kq[2 * j + 1];
         if (b <= i0 || a >= i0 + n) continue;
         const uint32_t lo = a > i0 ? a - i0 : 0, hi = b - i0 < n ? b - i0 : n;
+        // This key's queries of the tile: their scores and dP, then P and dS (0 for a query
+        // whose own span misses the key).
+        dots(kb + jj * hd, qt + lo * hd, hd, hi - lo, sc);
+        dots(vb + jj * hd, dt + lo * hd, hd, hi - lo, dp);
         for (uint32_t i = lo; i < hi; i++) {
           const uint32_t row = i0 + i;
-          if (j < ranges[2 * row] || j >= ranges[2 * row + 1]) continue;
           const uint32_t *stats = scratch + 3 * (row * p->heads + h);
-          const float mi = f32_from_bits(stats[0]), inv = 1.0f / f32_from_bits(stats[1]);
-          const float pij = exp_f32(dot(kb + jj * hd, qt + i * hd, hd) - mi) * inv;
-          const float ds = pij * (dot(vb + jj * hd, dt + i * hd, hd) - f32_from_bits(stats[2]));
-          scale_add(dv + jj * hd, 1, pij, dt + i * hd, hd);
-          scale_add(dk + jj * hd, 1, ds, qt + i * hd, hd);
+          float pij = 0;
+          if (j >= ranges[2 * row] && j < ranges[2 * row + 1]) {
+            pij = exp_f32(sc[i - lo] - f32_from_bits(stats[0])) / f32_from_bits(stats[1]);
+          }
+          sc[i - lo] = pij;
+          dp[i - lo] = pij * (dp[i - lo] - f32_from_bits(stats[2]));
         }
+        accumulate(dv + jj * hd, 1, sc, dt + lo * hd, hd, hi - lo);
+        accumulate(dk + jj * hd, 1, dp, qt + lo * hd, hd, hi - lo);
       }
     }
     for (uint32_t jj = 0; jj < count; jj++) {
