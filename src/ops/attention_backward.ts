@@ -16,7 +16,7 @@
 
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, ParamType, Recorder, Tensor } from "../backends/backend.ts";
-import { expectDtype, expectShape } from "./_check.ts";
+import { expectDtype, expectSeparate, expectShape } from "./_check.ts";
 import type { OpKernel } from "./_kernels.ts";
 
 /**
@@ -107,8 +107,8 @@ export interface AttentionGrads {
  * The sequence is self-attention over its S rows (queries and keys alike), masked per row by
  * `spans`. A row whose span is empty gets dq = 0.
  *
- * The gradients are written (not added), into buffers other than the inputs' (`dk` and `dv` may
- * share one, e.g. a fused dqkv); q, k and v may be columns of one buffer.
+ * The gradients are written (not added), into buffers other than the inputs' and the scratch's
+ * (`dq`, `dk` and `dv` may share one, e.g. a fused dqkv); q, k and v may be columns of one buffer.
  *
  * @param rec The recorder.
  * @param grads dq, dk and dv.
@@ -120,7 +120,8 @@ export interface AttentionGrads {
  * @param scratch f32, at least {@linkcode attentionBackwardScratchSize}`(S, heads)` elements,
  * overwritten.
  * @param options Heads, spans and their transpose, columns.
- * @throws {OptionError} A tensor of the wrong shape or type, or heads that do not fit its rows.
+ * @throws {OptionError} A tensor of the wrong shape or type, heads that do not fit its rows, or
+ * an output sharing a buffer with an input.
  *
  * @example
  * ```ts ignore
@@ -186,9 +187,18 @@ export function attentionBackward(
       `Cannot record ${op}: scratch of ${scratch.shape[0]} elements cannot hold ${size}`,
     );
   }
+  const inputs = [["q", q], ["k", k], ["v", v], ["dOut", dOut]] as const;
+  expectSeparate(op, [["dq", dq], ["scratch", scratch]], [...inputs, ["out", out], [
+    "spans",
+    spans,
+  ]]);
+  expectSeparate(op, [["dk", dk], ["dv", dv]], [...inputs, ["scratch", scratch], [
+    "keyQueries",
+    keyQueries,
+  ]]);
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const at = (t: Tensor, column: number) => [t.offset + column, t.shape[1]];
-  const inputs = [
+  const words = [
     s,
     heads,
     headDim,
@@ -201,13 +211,13 @@ export function attentionBackward(
   rec.dispatch(
     ATTENTION_BACKWARD_DQ,
     [dq, scratch, q, k, v, dOut, out, spans],
-    [...inputs, ...at(out, 0), ...at(dq, qColumn), spans.offset, scratch.offset],
+    [...words, ...at(out, 0), ...at(dq, qColumn), spans.offset, scratch.offset],
     [Math.ceil(s / tileRows(headDim)), heads],
   );
   rec.dispatch(
     ATTENTION_BACKWARD_DKV,
     [dk, dv, q, k, v, dOut, scratch, keyQueries],
-    [...inputs, ...at(dk, kColumn), ...at(dv, vColumn), keyQueries.offset, scratch.offset],
+    [...words, ...at(dk, kColumn), ...at(dv, vColumn), keyQueries.offset, scratch.offset],
     [Math.ceil(s / tileRows(headDim)), heads],
   );
 }

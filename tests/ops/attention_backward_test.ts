@@ -153,7 +153,7 @@ backendTest(
 );
 
 backendTest(
-  "attentionBackward() refuses an odd head size, a small scratch, a misfit table",
+  "attentionBackward() refuses an odd head size, a small scratch, a misfit table, an output over an input",
   (b) => {
     const [s, heads] = [4, 2];
     const t = (shape: number[], dtype: "f32" | "u32" = "f32") =>
@@ -177,6 +177,7 @@ backendTest(
     throws(() => call(8, size - 1), /scratch of 31 elements cannot hold 32/);
     throws(() => call(8, size, t([s, 2])), /spans is f32, expected u32/);
     throws(() => call(12, size), /q rows of 16 cannot hold 2×12 from column 0/);
+    throws(() => call(8, size), /dq shares a buffer with q, which it reads/);
   },
 );
 
