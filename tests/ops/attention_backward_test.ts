@@ -1,8 +1,9 @@
-import { throws } from "node:assert";
+import { deepStrictEqual, throws } from "node:assert";
 import type { Backend } from "../../src/backends/backend.ts";
 import {
   attentionBackward,
   attentionBackwardScratchSize,
+  packedAttentionTables,
 } from "../../src/ops/attention_backward.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { backendTest } from "../_backends.ts";
@@ -13,23 +14,16 @@ import * as ref from "../reference/backward.ts";
 type Item = readonly [rows: number, causal: boolean];
 
 /**
- * The span table of packed `items` (row i: first key, key count) and its transpose (key j: first
- * query, query count), exact or, with `wide`, each key's whole item (the kernels must then drop
- * the queries whose own span misses the key).
+ * The tables of packed `items`; with `wide`, each key's queries are its whole item (the kernels
+ * must then drop the queries whose own span misses the key).
  */
 function tables(items: readonly Item[], wide = false) {
-  const total = items.reduce((a, [n]) => a + n, 0);
-  const spans = new Uint32Array(2 * total);
-  const keyQueries = new Uint32Array(2 * total);
-  let at = 0;
-  for (const [n, causal] of items) {
-    for (let r = 0; r < n; r++) {
-      spans.set([at, causal ? r + 1 : n], 2 * (at + r));
-      keyQueries.set(causal && !wide ? [at + r, n - r] : [at, n], 2 * (at + r));
-    }
-    at += n;
-  }
-  return { total, spans, keyQueries };
+  const packed = packedAttentionTables(items.map(([rows, causal]) => ({ rows, causal })));
+  const total = packed.spans.length / 2;
+  const keyQueries = wide
+    ? packedAttentionTables(items.map(([rows]) => ({ rows, causal: false }))).keyQueries
+    : packed.keyQueries;
+  return { total, spans: packed.spans, keyQueries };
 }
 
 // f32 dot products and exponentials against float64: the forward's tolerance.
@@ -180,6 +174,16 @@ backendTest(
     throws(() => call(8, size), /dq shares a buffer with q, which it reads/);
   },
 );
+
+Deno.test("packedAttentionTables() gives causal and bidirectional items their rows, both ways", () => {
+  const { spans, keyQueries } = packedAttentionTables([
+    { rows: 3, causal: true },
+    { rows: 2, causal: false },
+    { rows: 1, causal: true },
+  ]);
+  deepStrictEqual([...spans], [0, 1, 0, 2, 0, 3, 3, 2, 3, 2, 5, 1]);
+  deepStrictEqual([...keyQueries], [0, 3, 1, 2, 2, 1, 3, 2, 3, 2, 5, 1]);
+});
 
 Deno.test("attentionBackward's oracle agrees with finite differences of its forward", () => {
   const [heads, headDim, scale, h] = [2, 4, 0.7, 1e-6];
