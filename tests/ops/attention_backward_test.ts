@@ -1,5 +1,6 @@
 import { deepStrictEqual, throws } from "node:assert";
 import type { Backend } from "../../src/backends/backend.ts";
+import { attention } from "../../src/ops/attention.ts";
 import {
   attentionBackward,
   attentionBackwardScratchSize,
@@ -93,6 +94,59 @@ backendTest(
 backendTest(
   "attentionBackward() drops the queries of a wide keyQueries range whose span misses the key",
   (b) => check(b, PACKED, 2, 16, { wide: true, seed: 7 }),
+);
+
+backendTest(
+  "attentionBackward() takes the output of the forward attention() over the same spans",
+  async (b) => {
+    const [heads, headDim] = [2, 32];
+    const width = heads * headDim;
+    const { total: s, spans, keyQueries } = tables(PACKED);
+    const rng = new Rng(31);
+    const [q, k, v, dOut] = [0, 0, 0, 0].map(() => rng.normals(s * width));
+    const expected = ref.attentionBackward(
+      q,
+      k,
+      v,
+      dOut,
+      spans,
+      heads,
+      headDim,
+      1 / Math.sqrt(headDim),
+    );
+    const up = (x: Float32Array, label: string) => uploadTensor(b, x, [s, width], "f32", label);
+    const [qT, kT, vT] = [up(q, "q"), up(k, "k"), up(v, "v")];
+    const spansT = uploadTensor(b, spans, [s, 2], "u32", "spans");
+    const out = createTensor(b, [s, width], "f32", "out");
+    const grads = {
+      dq: createTensor(b, [s, width], "f32", "dq"),
+      dk: createTensor(b, [s, width], "f32", "dk"),
+      dv: createTensor(b, [s, width], "f32", "dv"),
+    };
+    const rec = b.createRecorder();
+    attention(rec, out, qT, kT, vT, { heads, headDim, kvLen: s, causal: false, spans: spansT });
+    attentionBackward(
+      rec,
+      grads,
+      up(dOut, "dOut"),
+      qT,
+      kT,
+      vT,
+      out,
+      createTensor(b, [attentionBackwardScratchSize(s, heads)], "f32", "scratch"),
+      {
+        heads,
+        headDim,
+        spans: spansT,
+        keyQueries: uploadTensor(b, keyQueries, [s, 2], "u32", "kq"),
+      },
+    );
+    rec.submit();
+    assertClose(await readF32(b, out), expected.out, { ...TOLERANCE, label: "out" });
+    for (const name of ["dq", "dk", "dv"] as const) {
+      assertClose(await readF32(b, grads[name]), expected[name], { ...TOLERANCE, label: name });
+    }
+  },
 );
 
 backendTest("attentionBackward() with a given scale and one item of one row", async (b) => {
