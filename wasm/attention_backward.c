@@ -66,6 +66,11 @@ static void accumulate(float *y, float scale, const float *w, const float *x, ui
   }
 }
 
+// Lanes 0 .. n − 1 set (all four when n >= 4).
+static inline v128_t lanes_below(uint32_t n) {
+  return wasm_u32x4_lt(wasm_u32x4_make(0, 1, 2, 3), wasm_u32x4_splat(n));
+}
+
 // Rows [r0, r0 + n) of head h of a strided tensor, packed: out[r · hd + d], times `scale`.
 static void pack(const float *x, uint32_t stride, uint32_t h, uint32_t hd, uint32_t r0, uint32_t n,
                  float scale, float *out) {
@@ -97,7 +102,8 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
   uint32_t *scratch = U32(c, 1, p->scratch_off);
   float *qs = (float *)t->scratch, *dos = qs + BLOCK * MAX_HEAD_DIM, *acc = dos + BLOCK * MAX_HEAD_DIM;
   float *kt = acc + BLOCK * MAX_HEAD_DIM, *vt = kt + TILE * MAX_HEAD_DIM;
-  float m[BLOCK], l[BLOCK], drow[BLOCK], sc[TILE], dp[TILE];
+  // Scores and dP of a query's keys of a tile (room for a last partial vector).
+  float m[BLOCK], l[BLOCK], drow[BLOCK], sc[TILE + 3] = {0}, dp[TILE + 3] = {0};
   for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
     const uint32_t h = item / blocks, i0 = (item % blocks) * BLOCK;
     const uint32_t count = p->s - i0 < BLOCK ? p->s - i0 : BLOCK;
@@ -123,16 +129,20 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
         if (hi <= lo) continue;
         dots(qs + i * hd, kt + lo * hd, hd, hi - lo, sc);
         dots(dos + i * hd, vt + lo * hd, hd, hi - lo, dp);
+        const uint32_t own = hi - lo;
         float mx = m[i];
-        for (uint32_t j = 0; j < hi - lo; j++) mx = sc[j] > mx ? sc[j] : mx;
+        for (uint32_t j = 0; j < own; j++) mx = sc[j] > mx ? sc[j] : mx;
         const float alpha = exp_f32(m[i] - mx);
-        l[i] *= alpha;
-        for (uint32_t j = 0; j < hi - lo; j++) {
-          const float pj = exp_f32(sc[j] - mx);
-          l[i] += pj;
-          sc[j] = pj * (dp[j] - drow[i]);
+        // The weights P · (dP − D) unnormalized, four at a time (lanes past `own` give 0).
+        v128_t sum = wasm_f32x4_splat(0);
+        for (uint32_t j = 0; j < own; j += 4) {
+          const v128_t e = wasm_v128_and(exp_f32x4_inline(wasm_f32x4_sub(wasm_v128_load(sc + j), wasm_f32x4_splat(mx))),
+                                         lanes_below(own - j));
+          sum = wasm_f32x4_add(sum, e);
+          wasm_v128_store(sc + j, wasm_f32x4_mul(e, wasm_f32x4_sub(wasm_v128_load(dp + j), wasm_f32x4_splat(drow[i]))));
         }
-        accumulate(acc + i * hd, alpha, sc, kt + lo * hd, hd, hi - lo);
+        l[i] = l[i] * alpha + hsum(sum);
+        accumulate(acc + i * hd, alpha, sc, kt + lo * hd, hd, own);
         m[i] = mx;
       }
     }
@@ -165,7 +175,10 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
   float *qt = (float *)t->scratch, *dt = qt + TILE * MAX_HEAD_DIM;
   float *kb = dt + TILE * MAX_HEAD_DIM, *vb = kb + BLOCK * MAX_HEAD_DIM;
   float *dk = vb + BLOCK * MAX_HEAD_DIM, *dv = dk + BLOCK * MAX_HEAD_DIM;
-  float sc[TILE], dp[TILE];
+  // A key's scores and dP over a tile's rows; the rows' statistics and key ranges (room for a last
+  // partial vector).
+  float sc[TILE + 3] = {0}, dp[TILE + 3] = {0}, m_t[TILE + 3], inv_t[TILE + 3], d_t[TILE + 3];
+  uint32_t first_t[TILE + 3], end_t[TILE + 3];
   for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
     const uint32_t h = item / blocks, j0 = (item % blocks) * BLOCK;
     const uint32_t count = p->s - j0 < BLOCK ? p->s - j0 : BLOCK;
@@ -178,6 +191,15 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
       const uint32_t n = end - i0 < TILE ? end - i0 : TILE;
       pack(F32(c, 2, p->q_off), p->q_stride, h, hd, i0, n, p->scale, qt);
       pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, n, 1.0f, dt);
+      // The tile's rows' m, 1 / l, D and key ranges (empty past the tile).
+      for (uint32_t i = 0; i < TILE + 3; i++) {
+        const uint32_t *stats = scratch + 3 * ((i0 + i) * p->heads + h), *range = ranges + 2 * (i0 + i);
+        m_t[i] = i < n ? f32_from_bits(stats[0]) : 0;
+        inv_t[i] = i < n ? 1.0f / f32_from_bits(stats[1]) : 0;
+        d_t[i] = i < n ? f32_from_bits(stats[2]) : 0;
+        first_t[i] = i < n ? range[0] : 0;
+        end_t[i] = i < n ? range[1] : 0;
+      }
       for (uint32_t jj = 0; jj < count; jj++) {
         const uint32_t j = j0 + jj, a = kq[2 * j], b = a + kq[2 * j + 1];
         if (b <= i0 || a >= i0 + n) continue;
@@ -186,15 +208,14 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
         // whose own span misses the key).
         dots(kb + jj * hd, qt + lo * hd, hd, hi - lo, sc);
         dots(vb + jj * hd, dt + lo * hd, hd, hi - lo, dp);
-        for (uint32_t i = lo; i < hi; i++) {
-          const uint32_t row = i0 + i;
-          const uint32_t *stats = scratch + 3 * (row * p->heads + h);
-          float pij = 0;
-          if (j >= ranges[2 * row] && j < ranges[2 * row + 1]) {
-            pij = exp_f32(sc[i - lo] - f32_from_bits(stats[0])) / f32_from_bits(stats[1]);
-          }
-          sc[i - lo] = pij;
-          dp[i - lo] = pij * (dp[i - lo] - f32_from_bits(stats[2]));
+        const v128_t jv = wasm_u32x4_splat(j);
+        for (uint32_t i = lo; i < hi; i += 4) {
+          const v128_t own = wasm_v128_and(wasm_u32x4_ge(jv, wasm_v128_load(first_t + i)),
+                                           wasm_u32x4_lt(jv, wasm_v128_load(end_t + i)));
+          const v128_t x = wasm_f32x4_sub(wasm_v128_load(sc + i - lo), wasm_v128_load(m_t + i));
+          const v128_t pij = wasm_v128_and(wasm_f32x4_mul(exp_f32x4_inline(x), wasm_v128_load(inv_t + i)), own);
+          wasm_v128_store(sc + i - lo, pij);
+          wasm_v128_store(dp + i - lo, wasm_f32x4_mul(pij, wasm_f32x4_sub(wasm_v128_load(dp + i - lo), wasm_v128_load(d_t + i))));
         }
         accumulate(dv + jj * hd, 1, sc, dt + lo * hd, hd, hi - lo);
         accumulate(dk + jj * hd, 1, dp, qt + lo * hd, hd, hi - lo);
