@@ -127,9 +127,9 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
         const uint32_t lo = a > j0 ? (a - j0 < n ? a - j0 : n) : 0;
         const uint32_t hi = b > j0 + lo ? (b - j0 < n ? b - j0 : n) : lo;
         if (hi <= lo) continue;
-        dots(qs + i * hd, kt + lo * hd, hd, hi - lo, sc);
-        dots(dos + i * hd, vt + lo * hd, hd, hi - lo, dp);
         const uint32_t own = hi - lo;
+        dots(qs + i * hd, kt + lo * hd, hd, own, sc);
+        dots(dos + i * hd, vt + lo * hd, hd, own, dp);
         float mx = m[i];
         for (uint32_t j = 0; j < own; j++) mx = sc[j] > mx ? sc[j] : mx;
         const float alpha = exp_f32(m[i] - mx);
