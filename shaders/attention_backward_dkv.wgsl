@@ -7,10 +7,10 @@
 //   dv_j = Σ_i P_ij dO_i,  dk_j = scale · Σ_i dS_ij q_i.
 //
 // Threads: LANES = ceil(head_dim / 32) per key, each owning 32 dimensions of it (8 vec4s of k, v
-// and of the two accumulators), so a tile holds TK = 64 / LANES keys. Query tiles of QT = min(8,
-// 256 / (head_dim / 4)) queries (scaled q and dO as vec4s, with their m, 1 / l, D and key ranges) are
-// staged in workgroup memory; the tile walks the hull of its keys' query ranges, each key taking
-// only its own queries. Lanes' partial dot products meet in workgroup memory.
+// and of the two accumulators), so a tile holds TK = 64 / LANES keys. Query tiles of
+// QT = min(8, 256 / (head_dim / 4)) queries (scaled q and dO as vec4s, with their m, 1 / l, D and
+// key ranges) are staged in workgroup memory; the tile walks the hull of its keys' query ranges,
+// each key taking only its own queries. Lanes' partial dot products meet in workgroup memory.
 //
 // Bindings: dk, dv (S, ·) f32 | q, k, v, dout (S, ·) f32 | scratch u32 words as
 // attention_backward_dq leaves them from scratch_off | key_queries (S, 2) u32 from kq_off. Head h

@@ -2,9 +2,9 @@
 // attention_backward_dkv.wgsl (same bindings and parameters; see them for the math and the
 // scratch layout). Work items are (head, block of BLOCK rows), taken by the threads in turn. A
 // block walks the hull of its rows' ranges in tiles of TILE rows, copied out of the strided rows
-// into scratch (the second operand of every dot product of the tile, contiguous); each row then
-// takes only its own rows of the tile. Dot products run four dimensions at a time: head_dim is a
-// multiple of 4.
+// into scratch (contiguous); each row then takes only its own rows of the tile: their dot
+// products four rows at a time, then its accumulator updated over all of them at once, held in
+// registers. Vectors of four dimensions: head_dim is a multiple of 4.
 
 #include "runtime.h"
 
@@ -26,18 +26,49 @@ typedef struct {
   uint32_t dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off;
 } DkvParams;
 
-static inline float dot(const float *a, const float *b, uint32_t n) {
-  v128_t s = wasm_f32x4_splat(0);
-  for (uint32_t d = 0; d < n; d += 4) s = MADD(wasm_v128_load(a + d), wasm_v128_load(b + d), s);
-  return hsum(s);
+// out[j] = a · b_j for the n rows b_j = b + j·hd, four rows at a time sharing the loads of a.
+static void dots(const float *a, const float *b, uint32_t hd, uint32_t n, float *out) {
+  uint32_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    v128_t s[4];
+    for (uint32_t r = 0; r < 4; r++) s[r] = wasm_f32x4_splat(0);
+    for (uint32_t d = 0; d < hd; d += 4) {
+      const v128_t x = wasm_v128_load(a + d);
+      for (uint32_t r = 0; r < 4; r++) s[r] = MADD(x, wasm_v128_load(b + (j + r) * hd + d), s[r]);
+    }
+    for (uint32_t r = 0; r < 4; r++) out[j + r] = hsum(s[r]);
+  }
+  for (; j < n; j++) {
+    v128_t s = wasm_f32x4_splat(0);
+    for (uint32_t d = 0; d < hd; d += 4) s = MADD(wasm_v128_load(a + d), wasm_v128_load(b + j * hd + d), s);
+    out[j] = hsum(s);
+  }
 }
 
-// y[d] = y[d] · a + w · x[d].
-static inline void scale_add(float *y, float a, float w, const float *x, uint32_t n) {
-  const v128_t av = wasm_f32x4_splat(a), wv = wasm_f32x4_splat(w);
-  for (uint32_t d = 0; d < n; d += 4) {
-    wasm_v128_store(y + d, MADD(wv, wasm_v128_load(x + d), wasm_f32x4_mul(wasm_v128_load(y + d), av)));
+// y = y · scale + Σ_j w[j] · x_j over the n rows x_j = x + j·hd: y walked 16 dimensions at a time
+// (then 4), held in registers over the rows.
+static void accumulate(float *y, float scale, const float *w, const float *x, uint32_t hd, uint32_t n) {
+  const v128_t sv = wasm_f32x4_splat(scale);
+  uint32_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    v128_t acc[4];
+    for (uint32_t c = 0; c < 4; c++) acc[c] = wasm_f32x4_mul(wasm_v128_load(y + d + 4 * c), sv);
+    for (uint32_t j = 0; j < n; j++) {
+      const v128_t wj = wasm_f32x4_splat(w[j]);
+      for (uint32_t c = 0; c < 4; c++) acc[c] = MADD(wj, wasm_v128_load(x + j * hd + d + 4 * c), acc[c]);
+    }
+    for (uint32_t c = 0; c < 4; c++) wasm_v128_store(y + d + 4 * c, acc[c]);
   }
+  for (; d < hd; d += 4) {
+    v128_t acc = wasm_f32x4_mul(wasm_v128_load(y + d), sv);
+    for (uint32_t j = 0; j < n; j++) acc = MADD(wasm_f32x4_splat(w[j]), wasm_v128_load(x + j * hd + d), acc);
+    wasm_v128_store(y + d, acc);
+  }
+}
+
+// Lanes 0 .. n − 1 set (all four when n >= 4).
+static inline v128_t lanes_below(uint32_t n) {
+  return wasm_u32x4_lt(wasm_u32x4_make(0, 1, 2, 3), wasm_u32x4_splat(n));
 }
 
 // Rows [r0, r0 + n) of head h of a strided tensor, packed: out[r · hd + d], times `scale`.
@@ -61,7 +92,7 @@ static void hull(const uint32_t *table, uint32_t r0, uint32_t n, uint32_t *first
   *end = hi;
 }
 
-// attention_backward_dq: dq, and each row's (L, D) and key range in scratch.
+// attention_backward_dq: dq, and each row's (m, l, D) and key range in scratch.
 // p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
 //    do_stride, o_off, o_stride, dq_off, dq_stride, spans_off, scratch_off
 void attention_backward_dq(const Cmd *c, const Thread *t) {
@@ -71,7 +102,8 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
   uint32_t *scratch = U32(c, 1, p->scratch_off);
   float *qs = (float *)t->scratch, *dos = qs + BLOCK * MAX_HEAD_DIM, *acc = dos + BLOCK * MAX_HEAD_DIM;
   float *kt = acc + BLOCK * MAX_HEAD_DIM, *vt = kt + TILE * MAX_HEAD_DIM;
-  float m[BLOCK], l[BLOCK], drow[BLOCK], sc[TILE], dp[TILE];
+  // Scores and dP of a query's keys of a tile (room for a last partial vector).
+  float m[BLOCK], l[BLOCK], drow[BLOCK], sc[TILE + 3] = {0}, dp[TILE + 3] = {0};
   for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
     const uint32_t h = item / blocks, i0 = (item % blocks) * BLOCK;
     const uint32_t count = p->s - i0 < BLOCK ? p->s - i0 : BLOCK;
@@ -79,7 +111,7 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
     pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, count, 1.0f, dos);
     for (uint32_t i = 0; i < count; i++) {
       const float *o = F32(c, 6, p->o_off) + (size_t)(i0 + i) * p->o_stride + h * hd;
-      drow[i] = dot(dos + i * hd, o, hd);
+      dots(dos + i * hd, o, hd, 1, &drow[i]);
       m[i] = NEG_BIG;
       l[i] = 0;
       for (uint32_t d = 0; d < hd; d++) acc[i * hd + d] = 0;
@@ -95,20 +127,22 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
         const uint32_t lo = a > j0 ? (a - j0 < n ? a - j0 : n) : 0;
         const uint32_t hi = b > j0 + lo ? (b - j0 < n ? b - j0 : n) : lo;
         if (hi <= lo) continue;
+        const uint32_t own = hi - lo;
+        dots(qs + i * hd, kt + lo * hd, hd, own, sc);
+        dots(dos + i * hd, vt + lo * hd, hd, own, dp);
         float mx = m[i];
-        for (uint32_t j = lo; j < hi; j++) {
-          sc[j] = dot(qs + i * hd, kt + j * hd, hd);
-          dp[j] = dot(dos + i * hd, vt + j * hd, hd);
-          mx = sc[j] > mx ? sc[j] : mx;
+        for (uint32_t j = 0; j < own; j++) mx = sc[j] > mx ? sc[j] : mx;
+        const float alpha = exp_f32(m[i] - mx);
+        // The weights P · (dP − D) unnormalized, four at a time (lanes past `own` give 0).
+        v128_t sum = wasm_f32x4_splat(0);
+        for (uint32_t j = 0; j < own; j += 4) {
+          const v128_t e = wasm_v128_and(exp_f32x4_inline(wasm_f32x4_sub(wasm_v128_load(sc + j), wasm_f32x4_splat(mx))),
+                                         lanes_below(own - j));
+          sum = wasm_f32x4_add(sum, e);
+          wasm_v128_store(sc + j, wasm_f32x4_mul(e, wasm_f32x4_sub(wasm_v128_load(dp + j), wasm_f32x4_splat(drow[i]))));
         }
-        float alpha = exp_f32(m[i] - mx);
-        l[i] *= alpha;
-        for (uint32_t j = lo; j < hi; j++) {
-          const float pj = exp_f32(sc[j] - mx);
-          l[i] += pj;
-          scale_add(acc + i * hd, alpha, pj * (dp[j] - drow[i]), kt + j * hd, hd);
-          alpha = 1;
-        }
+        l[i] = l[i] * alpha + hsum(sum);
+        accumulate(acc + i * hd, alpha, sc, kt + lo * hd, hd, own);
         m[i] = mx;
       }
     }
@@ -130,7 +164,7 @@ void attention_backward_dq(const Cmd *c, const Thread *t) {
   }
 }
 
-// attention_backward_dkv: dk and dv from the rows' (L, D) and key ranges in scratch.
+// attention_backward_dkv: dk and dv from the rows' (m, l, D) and key ranges in scratch.
 // p: s, heads, head_dim, scale, q_off, q_stride, k_off, k_stride, v_off, v_stride, do_off,
 //    do_stride, dk_off, dk_stride, dv_off, dv_stride, kq_off, scratch_off
 void attention_backward_dkv(const Cmd *c, const Thread *t) {
@@ -141,6 +175,10 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
   float *qt = (float *)t->scratch, *dt = qt + TILE * MAX_HEAD_DIM;
   float *kb = dt + TILE * MAX_HEAD_DIM, *vb = kb + BLOCK * MAX_HEAD_DIM;
   float *dk = vb + BLOCK * MAX_HEAD_DIM, *dv = dk + BLOCK * MAX_HEAD_DIM;
+  // A key's scores and dP over a tile's rows; the rows' statistics and key ranges (room for a last
+  // partial vector).
+  float sc[TILE + 3] = {0}, dp[TILE + 3] = {0}, m_t[TILE + 3], inv_t[TILE + 3], d_t[TILE + 3];
+  uint32_t first_t[TILE + 3], end_t[TILE + 3];
   for (uint32_t item = t->id; item < p->heads * blocks; item += t->count) {
     const uint32_t h = item / blocks, j0 = (item % blocks) * BLOCK;
     const uint32_t count = p->s - j0 < BLOCK ? p->s - j0 : BLOCK;
@@ -153,20 +191,34 @@ void attention_backward_dkv(const Cmd *c, const Thread *t) {
       const uint32_t n = end - i0 < TILE ? end - i0 : TILE;
       pack(F32(c, 2, p->q_off), p->q_stride, h, hd, i0, n, p->scale, qt);
       pack(F32(c, 5, p->do_off), p->do_stride, h, hd, i0, n, 1.0f, dt);
+      // The tile's rows' m, 1 / l, D and key ranges (empty past the tile).
+      for (uint32_t i = 0; i < TILE + 3; i++) {
+        const uint32_t *stats = scratch + 3 * ((i0 + i) * p->heads + h), *range = ranges + 2 * (i0 + i);
+        m_t[i] = i < n ? f32_from_bits(stats[0]) : 0;
+        inv_t[i] = i < n ? 1.0f / f32_from_bits(stats[1]) : 0;
+        d_t[i] = i < n ? f32_from_bits(stats[2]) : 0;
+        first_t[i] = i < n ? range[0] : 0;
+        end_t[i] = i < n ? range[1] : 0;
+      }
       for (uint32_t jj = 0; jj < count; jj++) {
         const uint32_t j = j0 + jj, a = kq[2 * j], b = a + kq[2 * j + 1];
         if (b <= i0 || a >= i0 + n) continue;
         const uint32_t lo = a > i0 ? a - i0 : 0, hi = b - i0 < n ? b - i0 : n;
-        for (uint32_t i = lo; i < hi; i++) {
-          const uint32_t row = i0 + i;
-          if (j < ranges[2 * row] || j >= ranges[2 * row + 1]) continue;
-          const uint32_t *stats = scratch + 3 * (row * p->heads + h);
-          const float mi = f32_from_bits(stats[0]), inv = 1.0f / f32_from_bits(stats[1]);
-          const float pij = exp_f32(dot(kb + jj * hd, qt + i * hd, hd) - mi) * inv;
-          const float ds = pij * (dot(vb + jj * hd, dt + i * hd, hd) - f32_from_bits(stats[2]));
-          scale_add(dv + jj * hd, 1, pij, dt + i * hd, hd);
-          scale_add(dk + jj * hd, 1, ds, qt + i * hd, hd);
+        // This key's queries of the tile: their scores and dP, then P and dS (0 for a query
+        // whose own span misses the key).
+        dots(kb + jj * hd, qt + lo * hd, hd, hi - lo, sc);
+        dots(vb + jj * hd, dt + lo * hd, hd, hi - lo, dp);
+        const v128_t jv = wasm_u32x4_splat(j);
+        for (uint32_t i = lo; i < hi; i += 4) {
+          const v128_t own = wasm_v128_and(wasm_u32x4_ge(jv, wasm_v128_load(first_t + i)),
+                                           wasm_u32x4_lt(jv, wasm_v128_load(end_t + i)));
+          const v128_t x = wasm_f32x4_sub(wasm_v128_load(sc + i - lo), wasm_v128_load(m_t + i));
+          const v128_t pij = wasm_v128_and(wasm_f32x4_mul(exp_f32x4_inline(x), wasm_v128_load(inv_t + i)), own);
+          wasm_v128_store(sc + i - lo, pij);
+          wasm_v128_store(dp + i - lo, wasm_f32x4_mul(pij, wasm_f32x4_sub(wasm_v128_load(dp + i - lo), wasm_v128_load(d_t + i))));
         }
+        accumulate(dv + jj * hd, 1, sc, dt + lo * hd, hd, hi - lo);
+        accumulate(dk + jj * hd, 1, dp, qt + lo * hd, hd, hi - lo);
       }
     }
     for (uint32_t jj = 0; jj < count; jj++) {

@@ -39,3 +39,26 @@ export function weightType(op: string, name: string, t: Tensor): "f16" | "f32" {
   expectDtype(op, name, t, "f16", "f32");
   return t.dtype as "f16" | "f32";
 }
+
+/**
+ * Throws if a tensor that a dispatch writes shares its buffer with one that it only reads: on
+ * WebGPU a buffer bound both writable and read-only in one dispatch is a usage conflict.
+ *
+ * @param written The written tensors, by name.
+ * @param read The read tensors, by name.
+ */
+export function expectSeparate(
+  op: string,
+  written: readonly (readonly [string, Tensor])[],
+  read: readonly (readonly [string, Tensor])[],
+): void {
+  for (const [w, tw] of written) {
+    for (const [r, tr] of read) {
+      if (tw.buffer === tr.buffer) {
+        throw new OptionError(
+          `Cannot record ${op}: ${w} shares a buffer with ${r}, which it reads`,
+        );
+      }
+    }
+  }
+}

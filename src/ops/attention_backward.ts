@@ -16,7 +16,7 @@
 
 import { OptionError } from "../errors.ts";
 import type { KernelSpec, ParamType, Recorder, Tensor } from "../backends/backend.ts";
-import { expectDtype, expectShape } from "./_check.ts";
+import { expectDtype, expectSeparate, expectShape } from "./_check.ts";
 import type { OpKernel } from "./_kernels.ts";
 
 /**
@@ -61,6 +61,49 @@ export function attentionBackwardScratchSize(s: number, heads: number): number {
   return s * (3 * heads + 2);
 }
 
+/** An item of a packed training sequence: its rows, and whether its attention is causal. */
+export interface PackedItem {
+  /** Rows of the item (its queries and keys). */
+  rows: number;
+  /** Causal (row r sees the item's rows up to r) or bidirectional (the whole item). */
+  causal: boolean;
+}
+
+/**
+ * The tables of a sequence of packed items, side by side in order: `spans` for
+ * `attention` and {@linkcode attentionBackward} (row i: first key, key count) and `keyQueries`
+ * for the latter (key j: first query, query count), two words per row.
+ *
+ * @param items The items in order.
+ * @returns The two tables, (S, 2) each.
+ *
+ * @example
+ * ```ts
+ * import { packedAttentionTables } from "@valle/core/backends";
+ * const { spans, keyQueries } = packedAttentionTables([
+ *   { rows: 2, causal: true },
+ *   { rows: 1, causal: false },
+ * ]);
+ * console.assert(spans.join() === "0,1,0,2,2,1" && keyQueries.join() === "0,2,1,1,2,1");
+ * ```
+ */
+export function packedAttentionTables(
+  items: readonly PackedItem[],
+): { spans: Uint32Array; keyQueries: Uint32Array } {
+  const total = items.reduce((sum, item) => sum + item.rows, 0);
+  const spans = new Uint32Array(2 * total);
+  const keyQueries = new Uint32Array(2 * total);
+  let at = 0;
+  for (const { rows, causal } of items) {
+    for (let r = 0; r < rows; r++) {
+      spans.set([at, causal ? r + 1 : rows], 2 * (at + r));
+      keyQueries.set(causal ? [at + r, rows - r] : [at, rows], 2 * (at + r));
+    }
+    at += rows;
+  }
+  return { spans, keyQueries };
+}
+
 /** Shape and masking of an {@linkcode attentionBackward} call. */
 export interface AttentionBackwardOptions {
   /** Number of heads. */
@@ -78,7 +121,7 @@ export interface AttentionBackwardOptions {
    * (S, 2) u32, the transpose of `spans`: key row j may be seen by query rows `[keyQueries[j][0],
    * keyQueries[j][0] + keyQueries[j][1])`, each of which counts only if its own span holds j (so
    * a range may be wider than the queries that see the key, never narrower). For an item of rows
-   * `[a, a + n)`: `[a, n]` bidirectional, `[j, a + n − j]` causal.
+   * `[a, a + n)`: `[a, n]` bidirectional, `[j, a + n − j]` causal ({@linkcode packedAttentionTables}).
    */
   keyQueries: Tensor;
   /** Column where the first head starts in rows of `q` and `dq`. Default 0. */
@@ -107,8 +150,8 @@ export interface AttentionGrads {
  * The sequence is self-attention over its S rows (queries and keys alike), masked per row by
  * `spans`. A row whose span is empty gets dq = 0.
  *
- * The gradients are written (not added), into buffers other than the inputs' (`dk` and `dv` may
- * share one, e.g. a fused dqkv); q, k and v may be columns of one buffer.
+ * The gradients are written (not added), into buffers other than the inputs' and the scratch's
+ * (`dq`, `dk` and `dv` may share one, e.g. a fused dqkv); q, k and v may be columns of one buffer.
  *
  * @param rec The recorder.
  * @param grads dq, dk and dv.
@@ -120,7 +163,8 @@ export interface AttentionGrads {
  * @param scratch f32, at least {@linkcode attentionBackwardScratchSize}`(S, heads)` elements,
  * overwritten.
  * @param options Heads, spans and their transpose, columns.
- * @throws {OptionError} A tensor of the wrong shape or type, or heads that do not fit its rows.
+ * @throws {OptionError} A tensor of the wrong shape or type, heads that do not fit its rows, or
+ * an output sharing a buffer with an input.
  *
  * @example
  * ```ts ignore
@@ -186,9 +230,18 @@ export function attentionBackward(
       `Cannot record ${op}: scratch of ${scratch.shape[0]} elements cannot hold ${size}`,
     );
   }
+  const inputs = [["q", q], ["k", k], ["v", v], ["dOut", dOut]] as const;
+  expectSeparate(op, [["dq", dq], ["scratch", scratch]], [...inputs, ["out", out], [
+    "spans",
+    spans,
+  ]]);
+  expectSeparate(op, [["dk", dk], ["dv", dv]], [...inputs, ["scratch", scratch], [
+    "keyQueries",
+    keyQueries,
+  ]]);
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const at = (t: Tensor, column: number) => [t.offset + column, t.shape[1]];
-  const inputs = [
+  const words = [
     s,
     heads,
     headDim,
@@ -201,13 +254,13 @@ export function attentionBackward(
   rec.dispatch(
     ATTENTION_BACKWARD_DQ,
     [dq, scratch, q, k, v, dOut, out, spans],
-    [...inputs, ...at(out, 0), ...at(dq, qColumn), spans.offset, scratch.offset],
+    [...words, ...at(out, 0), ...at(dq, qColumn), spans.offset, scratch.offset],
     [Math.ceil(s / tileRows(headDim)), heads],
   );
   rec.dispatch(
     ATTENTION_BACKWARD_DKV,
     [dk, dv, q, k, v, dOut, scratch, keyQueries],
-    [...inputs, ...at(dk, kColumn), ...at(dv, vColumn), keyQueries.offset, scratch.offset],
+    [...words, ...at(dk, kColumn), ...at(dv, vColumn), keyQueries.offset, scratch.offset],
     [Math.ceil(s / tileRows(headDim)), heads],
   );
 }

@@ -7,7 +7,7 @@
  */
 
 import type { KernelSpec, Recorder, Tensor } from "../backends/backend.ts";
-import { expectDtype, expectShape, weightType } from "./_check.ts";
+import { expectDtype, expectSeparate, expectShape, weightType } from "./_check.ts";
 import type { OpKernel } from "./_kernels.ts";
 
 const RMS_NORM_BACKWARD: KernelSpec = {
@@ -61,6 +61,7 @@ export function rmsNormBackward(
   for (const [name, t] of [["x", x], ["dy", dy], ["dx", dx]] as const) {
     expectDtype(op, name, t, "f32");
   }
+  expectSeparate(op, [["dx", dx]], [["dy", dy], ["x", x], ["w", w]]);
   const params = [
     rows,
     d,

@@ -1,8 +1,10 @@
-import { throws } from "node:assert";
+import { deepStrictEqual, throws } from "node:assert";
 import type { Backend } from "../../src/backends/backend.ts";
+import { attention } from "../../src/ops/attention.ts";
 import {
   attentionBackward,
   attentionBackwardScratchSize,
+  packedAttentionTables,
 } from "../../src/ops/attention_backward.ts";
 import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
 import { backendTest } from "../_backends.ts";
@@ -13,23 +15,16 @@ import * as ref from "../reference/backward.ts";
 type Item = readonly [rows: number, causal: boolean];
 
 /**
- * The span table of packed `items` (row i: first key, key count) and its transpose (key j: first
- * query, query count), exact or, with `wide`, each key's whole item (the kernels must then drop
- * the queries whose own span misses the key).
+ * The tables of packed `items`; with `wide`, each key's queries are its whole item (the kernels
+ * must then drop the queries whose own span misses the key).
  */
 function tables(items: readonly Item[], wide = false) {
-  const total = items.reduce((a, [n]) => a + n, 0);
-  const spans = new Uint32Array(2 * total);
-  const keyQueries = new Uint32Array(2 * total);
-  let at = 0;
-  for (const [n, causal] of items) {
-    for (let r = 0; r < n; r++) {
-      spans.set([at, causal ? r + 1 : n], 2 * (at + r));
-      keyQueries.set(causal && !wide ? [at + r, n - r] : [at, n], 2 * (at + r));
-    }
-    at += n;
-  }
-  return { total, spans, keyQueries };
+  const packed = packedAttentionTables(items.map(([rows, causal]) => ({ rows, causal })));
+  const total = packed.spans.length / 2;
+  const keyQueries = wide
+    ? packedAttentionTables(items.map(([rows]) => ({ rows, causal: false }))).keyQueries
+    : packed.keyQueries;
+  return { total, spans: packed.spans, keyQueries };
 }
 
 // f32 dot products and exponentials against float64: the forward's tolerance.
@@ -101,6 +96,59 @@ backendTest(
   (b) => check(b, PACKED, 2, 16, { wide: true, seed: 7 }),
 );
 
+backendTest(
+  "attentionBackward() takes the output of the forward attention() over the same spans",
+  async (b) => {
+    const [heads, headDim] = [2, 32];
+    const width = heads * headDim;
+    const { total: s, spans, keyQueries } = tables(PACKED);
+    const rng = new Rng(31);
+    const [q, k, v, dOut] = [0, 0, 0, 0].map(() => rng.normals(s * width));
+    const expected = ref.attentionBackward(
+      q,
+      k,
+      v,
+      dOut,
+      spans,
+      heads,
+      headDim,
+      1 / Math.sqrt(headDim),
+    );
+    const up = (x: Float32Array, label: string) => uploadTensor(b, x, [s, width], "f32", label);
+    const [qT, kT, vT] = [up(q, "q"), up(k, "k"), up(v, "v")];
+    const spansT = uploadTensor(b, spans, [s, 2], "u32", "spans");
+    const out = createTensor(b, [s, width], "f32", "out");
+    const grads = {
+      dq: createTensor(b, [s, width], "f32", "dq"),
+      dk: createTensor(b, [s, width], "f32", "dk"),
+      dv: createTensor(b, [s, width], "f32", "dv"),
+    };
+    const rec = b.createRecorder();
+    attention(rec, out, qT, kT, vT, { heads, headDim, kvLen: s, causal: false, spans: spansT });
+    attentionBackward(
+      rec,
+      grads,
+      up(dOut, "dOut"),
+      qT,
+      kT,
+      vT,
+      out,
+      createTensor(b, [attentionBackwardScratchSize(s, heads)], "f32", "scratch"),
+      {
+        heads,
+        headDim,
+        spans: spansT,
+        keyQueries: uploadTensor(b, keyQueries, [s, 2], "u32", "kq"),
+      },
+    );
+    rec.submit();
+    assertClose(await readF32(b, out), expected.out, { ...TOLERANCE, label: "out" });
+    for (const name of ["dq", "dk", "dv"] as const) {
+      assertClose(await readF32(b, grads[name]), expected[name], { ...TOLERANCE, label: name });
+    }
+  },
+);
+
 backendTest("attentionBackward() with a given scale and one item of one row", async (b) => {
   await check(b, [[1, false]], 3, 8, { scale: 0.3 });
   await check(b, [[9, true]], 1, 8, { scale: 2 });
@@ -153,7 +201,7 @@ backendTest(
 );
 
 backendTest(
-  "attentionBackward() refuses an odd head size, a small scratch, a misfit table",
+  "attentionBackward() refuses an odd head size, a small scratch, a misfit table, an output over an input",
   (b) => {
     const [s, heads] = [4, 2];
     const t = (shape: number[], dtype: "f32" | "u32" = "f32") =>
@@ -177,8 +225,19 @@ backendTest(
     throws(() => call(8, size - 1), /scratch of 31 elements cannot hold 32/);
     throws(() => call(8, size, t([s, 2])), /spans is f32, expected u32/);
     throws(() => call(12, size), /q rows of 16 cannot hold 2×12 from column 0/);
+    throws(() => call(8, size), /dq shares a buffer with q, which it reads/);
   },
 );
+
+Deno.test("packedAttentionTables() gives causal and bidirectional items their rows, both ways", () => {
+  const { spans, keyQueries } = packedAttentionTables([
+    { rows: 3, causal: true },
+    { rows: 2, causal: false },
+    { rows: 1, causal: true },
+  ]);
+  deepStrictEqual([...spans], [0, 1, 0, 2, 0, 3, 3, 2, 3, 2, 5, 1]);
+  deepStrictEqual([...keyQueries], [0, 3, 1, 2, 2, 1, 3, 2, 3, 2, 5, 1]);
+});
 
 Deno.test("attentionBackward's oracle agrees with finite differences of its forward", () => {
   const [heads, headDim, scale, h] = [2, 4, 0.7, 1e-6];

@@ -65,5 +65,10 @@ backendTest("rmsNormBackward() names a misfit tensor", (backend) => {
     () => rmsNormBackward(rec, t([2, 8]), t([2, 9]), t([2, 8]), t([8]), 1e-6),
     /Cannot record rmsNormBackward: dy has shape \[2,9\], expected \[2, 8\]/,
   );
+  const x = t([2, 8]);
+  throws(
+    () => rmsNormBackward(rec, x, t([2, 8]), x, t([8]), 1e-6),
+    /Cannot record rmsNormBackward: dx shares a buffer with x, which it reads/,
+  );
   rec.destroy();
 });

@@ -288,6 +288,20 @@ export interface LoraOptions extends ReadSafetensorsOptions {
   strength?: number;
 }
 
+/** The model as loaded, given to {@linkcode ValleModel.withBase}'s call. */
+export interface ValleBase {
+  /** The device. */
+  readonly backend: Backend;
+  /** Hyper-parameters. */
+  readonly config: ValleConfig;
+  /** The weights, without a LoRA. */
+  readonly weights: ValleWeights;
+  /** The NAR summation rule of the model's passes. */
+  readonly rule: EmbeddingRule;
+  /** Whether its sequences carry the language segment. */
+  readonly includeLanguage: boolean;
+}
+
 /**
  * A VALL-E v1 model on the GPU.
  *
@@ -416,6 +430,34 @@ export class ValleModel {
   /** The LoRA merged into the weights now (source, rank, alpha, strength, bytes held), or null. */
   get lora(): ActiveLora | null {
     return this.#lora.active;
+  }
+
+  /**
+   * Runs `fn` as one call of the model (calls made meanwhile wait for it) with the model as
+   * loaded: its device, config, weights without a LoRA, and the sequence options its passes use.
+   * LoRA training (`src/train/`) runs through it, so that no `setLora` or disposal changes the
+   * weights under a run.
+   *
+   * @param fn The call.
+   * @throws {OptionError} A LoRA is active (remove it with `setLora(null)` first).
+   * @throws {GpuError} The model was disposed.
+   */
+  withBase<T>(fn: (base: ValleBase) => Promise<T>): Promise<T> {
+    return this.#life.run(() => {
+      if (this.#lora.active) {
+        throw new OptionError(
+          `Cannot run on the base model: the LoRA "${this.#lora.active.source}" is active; ` +
+            `remove it with setLora(null) first`,
+        );
+      }
+      return fn({
+        backend: this.backend,
+        config: this.config,
+        weights: this.#base,
+        rule: this.#rule,
+        includeLanguage: this.#includeLanguage,
+      });
+    });
   }
 
   /**
