@@ -41,8 +41,8 @@ const T: u32 = 64u;
 const BK: u32 = 16u;
 const RS: u32 = 5u;
 
-var<workgroup> as_: array<vec4f, 320>; // [BM][RS]: row i, k along the vec4s
-var<workgroup> bs: array<vec4f, 320>; // [BN][RS]: column j, k along the vec4s
+var<workgroup> at: array<vec4f, 320>; // [BM][RS]: row i, k along the vec4s
+var<workgroup> bt: array<vec4f, 320>; // [BN][RS]: column j, k along the vec4s
 
 // Float element i of b (f32 or f16 words).
 fn b_float(i: u32) -> f32 {
@@ -99,7 +99,7 @@ fn main(
       if (row0 + i < p.m && k0 + kk < p.k) {
         v = a[p.a_off + select((row0 + i) * p.k + k0 + kk, (k0 + kk) * p.m + row0 + i, p.trans_a != 0u)];
       }
-      as_[i * RS + kk / 4u][kk % 4u] = v;
+      at[i * RS + kk / 4u][kk % 4u] = v;
     }
     for (var e = li; e < T * BK / 4u; e += 64u) {
       let kk = e / (T / 4u);
@@ -109,17 +109,17 @@ fn main(
         v = b_quad(k0 + kk, col0 + j);
       }
       for (var t = 0u; t < 4u; t++) {
-        bs[(j + t) * RS + kk / 4u][kk % 4u] = v[t];
+        bt[(j + t) * RS + kk / 4u][kk % 4u] = v[t];
       }
     }
     workgroupBarrier();
     for (var q = 0u; q < BK / 4u; q++) {
       var cb: array<vec4f, 8>;
       for (var j = 0u; j < 8u; j++) {
-        cb[j] = bs[(lid.x + 8u * j) * RS + q];
+        cb[j] = bt[(lid.x + 8u * j) * RS + q];
       }
       for (var i = 0u; i < 8u; i++) {
-        let av = as_[(lid.y + 8u * i) * RS + q];
+        let av = at[(lid.y + 8u * i) * RS + q];
         for (var j = 0u; j < 8u; j++) {
           var s = acc[i][j];
           s += av.x * cb[j].x;
