@@ -9,9 +9,9 @@
 // b_off (q8_0, q4_k: row r at word b_off + r · (words per row)).
 // b_type: 0 f32, 1 f16, 2 q8_0 (N % 64 == 0), 3 q4_k (N % 256 == 0).
 // Tile: gemm_vec4.wgsl's default: 8 × 8 threads of 8 × 8 outputs, BM = BN = 64, BK = 16, the
-// tiles padded to RS = 5 vec4 a row. Operands are loaded element by element (4 columns of b at a
-// time) along the direction they are contiguous in memory, and b is converted to f32 (dequantized)
-// as it goes into the tile.
+// tiles padded to RS = 5 vec4 a row. Operands are loaded along the direction they are contiguous
+// in memory (a: element by element; b: 4 columns of a row at a time, or 4 k of a column of bᵀ),
+// and b is converted to f32 (dequantized) as it goes into the tile.
 // Grid: (ceil(N / 64), ceil(M / 64)).
 //
 // Row-count-independent rounding: every output's sum runs over k = 0, 1, ..., K − 1 in order (then
@@ -41,8 +41,8 @@ const T: u32 = 64u;
 const BK: u32 = 16u;
 const RS: u32 = 5u;
 
-var<workgroup> as_: array<vec4f, 320>; // [BM][RS]: row i, k along the vec4s
-var<workgroup> bs: array<vec4f, 320>; // [BN][RS]: column j, k along the vec4s
+var<workgroup> at: array<vec4f, 320>; // [BM][RS]: row i, k along the vec4s
+var<workgroup> bt: array<vec4f, 320>; // [BN][RS]: column j, k along the vec4s
 
 // Float element i of b (f32 or f16 words).
 fn b_float(i: u32) -> f32 {
@@ -53,7 +53,7 @@ fn b_float(i: u32) -> f32 {
   return select(h.x, h.y, (i & 1u) == 1u);
 }
 
-// op(b)[r, j .. j + 3] (j % 4 == 0, r < K), zero past N.
+// op(b)[r, j .. j + 3] of an untransposed b (j % 4 == 0, r < K), zero past N.
 fn b_quad(r: u32, j: u32) -> vec4f {
   if (p.b_type == 2u) {
     let base = p.b_off + r * (p.n / 64u) * 17u + (j / 64u) * 17u;
@@ -71,7 +71,7 @@ fn b_quad(r: u32, j: u32) -> vec4f {
   var v = vec4f(0.0);
   for (var t = 0u; t < 4u; t++) {
     if (j + t < p.n) {
-      v[t] = b_float(p.b_off + select(r * p.n + j + t, (j + t) * p.k + r, p.trans_b != 0u));
+      v[t] = b_float(p.b_off + r * p.n + j + t);
     }
   }
   return v;
@@ -99,27 +99,42 @@ fn main(
       if (row0 + i < p.m && k0 + kk < p.k) {
         v = a[p.a_off + select((row0 + i) * p.k + k0 + kk, (k0 + kk) * p.m + row0 + i, p.trans_a != 0u)];
       }
-      as_[i * RS + kk / 4u][kk % 4u] = v;
+      at[i * RS + kk / 4u][kk % 4u] = v;
     }
-    for (var e = li; e < T * BK / 4u; e += 64u) {
-      let kk = e / (T / 4u);
-      let j = 4u * (e % (T / 4u));
-      var v = vec4f(0.0);
-      if (k0 + kk < p.k && col0 + j < p.n) {
-        v = b_quad(k0 + kk, col0 + j);
+    if (p.trans_b != 0u) {
+      // bᵀ (float b): 4 consecutive k of a column are contiguous in b, one vec4 of the tile.
+      for (var e = li; e < T * 4u; e += 64u) {
+        let j = e / 4u;
+        let kk = k0 + 4u * (e % 4u);
+        var v = vec4f(0.0);
+        for (var t = 0u; t < 4u; t++) {
+          if (col0 + j < p.n && kk + t < p.k) {
+            v[t] = b_float(p.b_off + (col0 + j) * p.k + kk + t);
+          }
+        }
+        bt[j * RS + e % 4u] = v;
       }
-      for (var t = 0u; t < 4u; t++) {
-        bs[(j + t) * RS + kk / 4u][kk % 4u] = v[t];
+    } else {
+      for (var e = li; e < T * BK / 4u; e += 64u) {
+        let kk = e / (T / 4u);
+        let j = 4u * (e % (T / 4u));
+        var v = vec4f(0.0);
+        if (k0 + kk < p.k && col0 + j < p.n) {
+          v = b_quad(k0 + kk, col0 + j);
+        }
+        for (var t = 0u; t < 4u; t++) {
+          bt[(j + t) * RS + kk / 4u][kk % 4u] = v[t];
+        }
       }
     }
     workgroupBarrier();
     for (var q = 0u; q < BK / 4u; q++) {
       var cb: array<vec4f, 8>;
       for (var j = 0u; j < 8u; j++) {
-        cb[j] = bs[(lid.x + 8u * j) * RS + q];
+        cb[j] = bt[(lid.x + 8u * j) * RS + q];
       }
       for (var i = 0u; i < 8u; i++) {
-        let av = as_[(lid.y + 8u * i) * RS + q];
+        let av = at[(lid.y + 8u * i) * RS + q];
         for (var j = 0u; j < 8u; j++) {
           var s = acc[i][j];
           s += av.x * cb[j].x;

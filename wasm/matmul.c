@@ -24,7 +24,7 @@ enum { B_F32, B_F16, B_Q8_0, B_Q4_K };
 
 #define MR 4
 #define NR 8
-#define MC 256
+#define MC 512
 #define KC 2048
 
 // Panel row kk: op(b)[r, j0 .. j0 + nv − 1] into d[0 .. NR − 1], zeros past nv.
@@ -44,14 +44,21 @@ static void pack_row(const Params *p, const void *b, uint32_t r, uint32_t j0, ui
     const uint32_t *sb = (const uint32_t *)b + p->b_off + (size_t)r * (p->n / 256) * Q4_K_WORDS +
                          (size_t)(j0 / 256) * Q4_K_WORDS;
     const uint32_t sub = (j0 % 256) / 32;
-    float dsc[8], dmm[8];
-    const Q4kScales sc = q4k_scales(sb);
-    wasm_v128_store(dsc, sc.dsc_lo);
-    wasm_v128_store(dsc + 4, sc.dsc_hi);
-    wasm_v128_store(dmm, sc.dmm_lo);
-    wasm_v128_store(dmm + 4, sc.dmm_hi);
+    // get_scale_min_k4 of sub-block `sub` from the words of bytes 4..15 (shaders/_common.wgsl's
+    // q4k_sub_scales).
+    uint32_t sc, mn;
+    if (sub < 4) {
+      sc = (sb[1] >> (8 * sub)) & 63;
+      mn = (sb[2] >> (8 * sub)) & 63;
+    } else {
+      const uint32_t i = 8 * (sub - 4);
+      sc = ((sb[3] >> i) & 0xf) | (((sb[1] >> (i + 6)) & 3) << 4);
+      mn = ((sb[3] >> (i + 4)) & 0xf) | (((sb[2] >> (i + 6)) & 3) << 4);
+    }
+    const float dsc = half_to_float((uint16_t)(sb[0] & 0xffff)) * (float)sc;
+    const float dmm = half_to_float((uint16_t)(sb[0] >> 16)) * (float)mn;
     const uint8_t *qs = (const uint8_t *)(sb + 4) + 32 * (sub / 2) + j0 % 32;
-    for (uint32_t j = 0; j < NR; j++) d[j] = dsc[sub] * (float)((qs[j] >> (4 * (sub % 2))) & 15) - dmm[sub];
+    for (uint32_t j = 0; j < NR; j++) d[j] = dsc * (float)((qs[j] >> (4 * (sub % 2))) & 15) - dmm;
     return;
   }
   const int half = p->b_type == B_F16;

@@ -16,8 +16,8 @@ const MATMUL: KernelSpec = {
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "u32"],
 };
 
-/** The kernel list of the GEMM, for warming at load (`kernelUses`). */
-export const MATMUL_KERNEL: readonly OpKernel[] = [{ spec: MATMUL }];
+/** The kernels `matmul` (and `linearBackward`) may dispatch, for warming at load (`kernelUses`). */
+export const MATMUL_KERNELS: readonly OpKernel[] = [{ spec: MATMUL }];
 
 /** The kernel's codes for the type of b. */
 const B_TYPES = { f32: 0, f16: 1, q8_0: 2, q4_k: 3 } as const;

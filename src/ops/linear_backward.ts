@@ -13,10 +13,10 @@ import { isQuantized, QUANT_LAYOUTS, type Recorder, type Tensor } from "../backe
 import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape } from "./_check.ts";
 import type { OpKernel } from "./_kernels.ts";
-import { MATMUL_KERNEL, recordMatmul } from "./_matmul.ts";
+import { MATMUL_KERNELS, recordMatmul } from "./_matmul.ts";
 
 /** The kernels `linearBackward` may dispatch, for warming at load (`kernelUses`). */
-export const LINEAR_BACKWARD_KERNELS: readonly OpKernel[] = MATMUL_KERNEL;
+export const LINEAR_BACKWARD_KERNELS: readonly OpKernel[] = MATMUL_KERNELS;
 
 /**
  * Records dx (+)= dy · w: dy (M, N) f32, w (N, K) as `linear` takes it (f16 or f32, or q8_0 / q4_k

@@ -13,11 +13,9 @@
 import type { Recorder, Tensor } from "../backends/backend.ts";
 import { OptionError } from "../errors.ts";
 import { expectDtype, expectShape } from "./_check.ts";
-import type { OpKernel } from "./_kernels.ts";
-import { MATMUL_KERNEL, recordMatmul } from "./_matmul.ts";
+import { recordMatmul } from "./_matmul.ts";
 
-/** The kernels `matmul` may dispatch, for warming at load (`kernelUses`). */
-export const MATMUL_KERNELS: readonly OpKernel[] = MATMUL_KERNEL;
+export { MATMUL_KERNELS } from "./_matmul.ts";
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {

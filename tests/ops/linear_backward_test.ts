@@ -66,21 +66,22 @@ for (const dtype of [...WEIGHT_DTYPES, "q8_0", "q4_k"] as const) {
   }
 }
 
-for (const dtype of ["f32", "q8_0", "q4_k"] as const) {
+for (const dtype of [...WEIGHT_DTYPES, "q8_0", "q4_k"] as const) {
   backendTest(`linearBackward() reads views of dy, w and dx, ${dtype}`, async (backend) => {
-    // Rows 2..2+N of a larger weight (a word offset for the quantized ones), rows of dy and dx.
+    // Rows 1..1+N of a larger weight (a word offset for the quantized ones, an odd element offset
+    // for the float ones: K = 37), rows of dy and dx.
     const rng = new Rng(21);
-    const [m, n, k] = [6, 5, 256];
+    const [m, n, k] = [6, 5, dtype === "q8_0" || dtype === "q4_k" ? 256 : 37];
     const dy = rng.normals(10 * n);
     const w = weight(backend, rng, dtype, [n + 4, k]);
     const dx = createTensor(backend, [9, k], "f32", "dx");
     const rec = backend.createRecorder();
     const dyt = uploadTensor(backend, dy, [10, n], "f32", "dy");
-    linearBackward(rec, rows(dx, 1, m), rows(dyt, 3, m), rows(w.tensor, 2, n));
+    linearBackward(rec, rows(dx, 1, m), rows(dyt, 3, m), rows(w.tensor, 1, n));
     rec.submit();
     const expected = new Float64Array(9 * k);
     expected.set(
-      ref.matmul(dy.subarray(3 * n, (3 + m) * n), w.values.subarray(2 * k, (2 + n) * k), [m, k, n]),
+      ref.matmul(dy.subarray(3 * n, (3 + m) * n), w.values.subarray(k, (1 + n) * k), [m, k, n]),
       k,
     );
     assertClose(await readF32(backend, dx), expected, { atol: 1e-5, rtol: 1e-5 });

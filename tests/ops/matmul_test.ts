@@ -8,7 +8,7 @@ import * as ref from "../reference/gemm.ts";
 
 // [M, N, K]: below, at and past the 64 × 64 tile and the K step of 16; the LoRA shapes in small
 // (t = x · Aᵀ: K = in; dB = dYᵀ · t and dA = dtᵀ · x: K = rows; dx += dt · A: K = rank); K past
-// the CPU's block of 2048 k.
+// the CPU's block of 2048 k, rows past its block of 512 per thread.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [5, 7, 9],
@@ -17,6 +17,7 @@ const SHAPES: [number, number, number][] = [
   [3, 128, 200],
   [130, 8, 64],
   [6, 9, 2100],
+  [1100, 20, 30],
 ];
 
 for (const [m, n, k] of SHAPES) {
