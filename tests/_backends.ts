@@ -84,6 +84,38 @@ export function backendTest(name: string, fn: (backend: Backend) => Promise<void
   }
 }
 
+/** A WebGPU device that refuses packed_4x8_integer_dot_product, shared by the module. */
+let refusing: Promise<Gpu> | undefined;
+
+/**
+ * Registers a test of quantized kernels as {@linkcode backendTest} does and, with `floatGpu`, also
+ * on a WebGPU device created with `requestGpu({ integerDot: false })`: their float-activation
+ * kernels, what a device without packed_4x8_integer_dot_product runs.
+ */
+export function quantTest(
+  name: string,
+  fn: (backend: Backend) => Promise<void>,
+  floatGpu: boolean,
+): void {
+  backendTest(name, fn);
+  if (floatGpu) register(`${name} [webgpu, integerDot false]`, refusingGpu, fn);
+}
+
+/** The module's WebGPU device that refuses the integer kernels. */
+async function refusingGpu(): Promise<Gpu> {
+  const gpu = await (refusing ??= requestGpu({ integerDot: false }));
+  if (gpu.features.integerDot) throw new Error("requestGpu({ integerDot: false }) kept it");
+  return gpu;
+}
+
+/**
+ * Whether the quantized kernels run the integer block math on this backend (src/quant/FORMATS.md
+ * §5): the CPU's, and WebGPU's where WGSL has packed_4x8_integer_dot_product.
+ */
+export function integerMath(backend: Backend): boolean {
+  return backend.kind === "cpu" || (backend as Gpu).features.integerDot;
+}
+
 /** Registers a test of WebGPU itself (devices, pipelines, timestamp queries). */
 export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
   register(name, testGpu, fn);

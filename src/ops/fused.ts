@@ -10,10 +10,11 @@
  * weights stacked in one buffer ([3d, d] for Q/K/V, [2F, d] for gate/up): create it once and
  * write each part into its rows (`writeTensor(backend, rows(stacked, d, d), k)`). Quantized
  * projections (`q8_0`, `q4_k`, each in its own tensor) have their own kernels, which compute on
- * the CPU backend exactly what the op chain computes: {@linkcode normLinear} takes a quantized
- * weight, {@linkcode gateUpGelu} the two projections, and {@linkcode qkRope} Q and K (V is a
- * `normLinear` into the cache: one kernel for all three would bind more storage buffers than
- * WebGPU guarantees).
+ * the CPU backend exactly what the op chain computes, and on WebGPU with
+ * `packed_4x8_integer_dot_product` the same up to summation order (int8 activations: their
+ * `integerDot` kernels): {@linkcode normLinear} takes a quantized weight, {@linkcode gateUpGelu}
+ * the two projections, and {@linkcode qkRope} Q and K (V is a `normLinear` into the cache: one
+ * kernel for all three would bind more storage buffers than WebGPU guarantees).
  *
  * This module is browser compatible.
  *
@@ -50,16 +51,19 @@ const NORM_LINEAR_Q: KernelSpec = {
   shader: "norm_linear_q",
   bindings: ["write", "read", "read", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "u32"],
+  integerDot: "norm_linear_q_dp4a",
 };
 const QK_ROPE_Q: KernelSpec = {
   shader: "qk_rope_q",
   bindings: ["write", "write", "read", "read", "read", "read", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "u32"],
+  integerDot: "qk_rope_q_dp4a",
 };
 const GATE_UP_GELU_Q: KernelSpec = {
   shader: "gate_up_gelu_q",
   bindings: ["write", "read", "read", "read", "read"],
   params: ["u32", "u32", "u32", "u32", "u32", "f32", "u32"],
+  integerDot: "gate_up_gelu_q_dp4a",
 };
 
 /** The kernels the fused decode ops may dispatch, for warming at load (`kernelUses`). */

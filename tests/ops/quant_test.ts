@@ -10,52 +10,13 @@
 import { deepStrictEqual, ok } from "node:assert";
 import type { Backend, QuantDtype } from "../../src/backends/backend.ts";
 import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
-import { type Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import { embeddingSum, NO_ROW } from "../../src/ops/embedding.ts";
 import { GEMV_MAX_ROWS, linear } from "../../src/ops/linear.ts";
 import { dequantizeDeviceWords, quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
-import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
+import { backendTest, integerMath, quantTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import * as ref from "../reference/ops.ts";
-import { checkLinearQuant, quantizeActivations } from "../reference/quant.ts";
-
-/** A WebGPU device that refuses the integer GEMMs: the dequantizing kernels everywhere. */
-let floatGpu: Promise<Gpu> | undefined;
-
-/**
- * Registers a test on every backend and, with `fallback`, also on the WebGPU device without the
- * integer GEMMs.
- */
-function quantTest(
-  name: string,
-  fn: (backend: Backend) => Promise<void>,
-  fallback: boolean,
-): void {
-  backendTest(name, fn);
-  if (!fallback) return;
-  Deno.test({
-    name: `${name} [webgpu, integerDot false]`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const gpu = await (floatGpu ??= requestGpu({ integerDot: false }));
-      ok(!gpu.features.integerDot);
-      await fn(gpu);
-      gpu.assertHealthy();
-    },
-  });
-}
-
-/** Whether `linear` runs the integer block math on this backend. */
-function integerMath(backend: Backend): boolean {
-  return backend.kind === "cpu" || (backend as Gpu).features.integerDot;
-}
-
-/** A random weight quantized to a device layout: its words and the values it stands for. */
-function quantWeight(rng: Rng, dtype: QuantDtype, n: number, k: number) {
-  const words = toDeviceWords(dtype, quantizeBlocks(dtype, rng.normals(n * k, 0.05)));
-  return { words, values: dequantizeDeviceWords(dtype, words) };
-}
+import { checkLinearQuant, quantizeActivations, randomQuantWeight } from "../reference/quant.ts";
 
 /** Checks y against the oracle of the backend's arithmetic for M rows. */
 function check(
@@ -95,7 +56,7 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
         async (backend) => {
           const rng = new Rng(m * 1000 + n * 10 + k + (dtype === "q8_0" ? 0 : 7));
           const x = rng.normals(m * k);
-          const w = quantWeight(rng, dtype, n, k);
+          const w = randomQuantWeight(rng, dtype, n, k, 0.05);
           const b = bias === "none"
             ? undefined
             : uploadWeights(backend, rng.normals(n), [n], bias, "b");
@@ -121,7 +82,7 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
       const rng = new Rng(dtype === "q8_0" ? 11 : 12);
       const [n, k] = [40, 512];
       const x = rng.normals(9 * k);
-      const w = quantWeight(rng, dtype, n + 6, k);
+      const w = randomQuantWeight(rng, dtype, n + 6, k, 0.05);
       const xt = uploadTensor(backend, x, [9, k], "f32", "x");
       const wt = uploadTensor(backend, w.words, [n + 6, k], dtype, "w");
       // Rows 6.. of the weight: an offset in words, past whole rows.
@@ -162,7 +123,13 @@ for (const dtype of ["q8_0", "q4_k"] as const) {
       // crossing tiles: each output's sum must not depend on M or on where its row falls.
       const rng = new Rng(dtype === "q8_0" ? 13 : 14);
       const [m, n, k] = [150, 70, 512];
-      const w = uploadTensor(backend, quantWeight(rng, dtype, n, k).words, [n, k], dtype, "w");
+      const w = uploadTensor(
+        backend,
+        randomQuantWeight(rng, dtype, n, k, 0.05).words,
+        [n, k],
+        dtype,
+        "w",
+      );
       const xt = uploadTensor(backend, rng.normals(m * k), [m, k], "f32", "x");
       const whole = createTensor(backend, [m, n], "f32", "whole");
       const chunked = createTensor(backend, [m, n], "f32", "chunked");

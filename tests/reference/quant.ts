@@ -9,14 +9,20 @@
  * - the other WebGPU kernels: the dequantized weights times the float activations (`linear` of
  *   ops.ts with `dequantizeDeviceWords`).
  *
- * {@linkcode checkLinearQuant} checks a kernel's output against the one of its arithmetic.
+ * {@linkcode linearQuantOracle} gives the oracle of an arithmetic with the error it allows, and
+ * {@linkcode checkLinearQuant} checks a kernel's output against it.
  */
 
 import type { QuantDtype } from "../../src/backends/backend.ts";
-import { fromDeviceWords } from "../../src/quant/device.ts";
+import {
+  dequantizeDeviceWords,
+  fromDeviceWords,
+  quantizeBlocks,
+  toDeviceWords,
+} from "../../src/quant/device.ts";
 import { scaleMinK4 } from "../../src/quant/q4_k.ts";
 import { f16ToF32 } from "../../src/io/dtype.ts";
-import { assertClose } from "../_helpers.ts";
+import type { Rng } from "../_helpers.ts";
 import { linear } from "./ops.ts";
 
 const f = Math.fround;
@@ -137,10 +143,56 @@ export function linearQuantCpu(
 }
 
 /**
- * Checks y = x · wᵀ (+ b) (+ base) of a quantized `linear` against the oracle of its arithmetic:
- * with `integer`, the block math above, allowing only the float32 roundings a different order of
- * adding the block terms can cause (an activation level one off is far outside); else the
- * dequantized weights times the float activations.
+ * The oracle of a quantized `linear`'s arithmetic, y = x · wᵀ (+ b) (+ base), and per output the
+ * error it allows: with `integer`, the block math above, allowing only the float32 roundings a
+ * different order of adding the block terms can cause (an activation level one off is far
+ * outside); else the dequantized weights times the float activations, within 1e-4 absolute plus
+ * 1e-4 relative.
+ */
+export function linearQuantOracle(
+  integer: boolean,
+  dtype: QuantDtype,
+  x: Float32Array,
+  w: { words: Uint32Array; values: Float32Array },
+  b: Float32Array | undefined,
+  [m, n, k]: readonly [number, number, number],
+  base?: Float32Array,
+): { y: Float64Array; allowed: Float64Array } {
+  const allowed = new Float64Array(m * n);
+  if (!integer) {
+    const y = linear(x, w.values, b, m, n, k).map((v, i) => v + (base?.[i] ?? 0));
+    for (let i = 0; i < y.length; i++) allowed[i] = 1e-4 + 1e-4 * Math.abs(y[i]);
+    return { y, allowed };
+  }
+  const { y, scale } = linearQuantCpu(dtype, x, w.words, b, m, n, k);
+  // Block terms summed in another order: a few float32 roundings of their absolute sum.
+  const blocks = k / 32;
+  for (let i = 0; i < y.length; i++) {
+    y[i] += base?.[i] ?? 0;
+    allowed[i] = (blocks + 8) * 2 ** -24 * (scale[i] + Math.abs(y[i])) + 1e-7;
+  }
+  return { y, allowed };
+}
+
+/** Throws unless every `got[i]` is within `allowed[i]` of `expected[i]`. */
+export function checkWithin(
+  got: ArrayLike<number>,
+  { y: expected, allowed }: { y: ArrayLike<number>; allowed: ArrayLike<number> },
+  label = "output",
+): void {
+  if (got.length !== expected.length) {
+    throw new Error(`${label}: length ${got.length}, expected ${expected.length}`);
+  }
+  for (let i = 0; i < expected.length; i++) {
+    if (!(Math.abs(got[i] - expected[i]) <= allowed[i])) {
+      throw new Error(`${label} ${i}: ${got[i]} vs ${expected[i]} (allowed ${allowed[i]})`);
+    }
+  }
+}
+
+/**
+ * Checks y = x · wᵀ (+ b) (+ base) of a quantized `linear` against the oracle of its arithmetic
+ * ({@linkcode linearQuantOracle}).
  */
 export function checkLinearQuant(
   got: ArrayLike<number>,
@@ -149,22 +201,20 @@ export function checkLinearQuant(
   x: Float32Array,
   w: { words: Uint32Array; values: Float32Array },
   b: Float32Array | undefined,
-  [m, n, k]: readonly [number, number, number],
+  shape: readonly [number, number, number],
   base?: Float32Array,
 ): void {
-  if (!integer) {
-    const expected = linear(x, w.values, b, m, n, k).map((v, i) => v + (base?.[i] ?? 0));
-    assertClose(got, expected, { atol: 1e-4, rtol: 1e-4 });
-    return;
-  }
-  const { y, scale } = linearQuantCpu(dtype, x, w.words, b, m, n, k);
-  // Block terms summed in another order: a few float32 roundings of their absolute sum.
-  const blocks = k / 32;
-  for (let i = 0; i < y.length; i++) {
-    const expected = y[i] + (base?.[i] ?? 0);
-    const allowed = (blocks + 8) * 2 ** -24 * (scale[i] + Math.abs(expected)) + 1e-7;
-    if (!(Math.abs(got[i] - expected) <= allowed)) {
-      throw new Error(`output ${i}: ${got[i]} vs ${expected} (allowed ${allowed})`);
-    }
-  }
+  checkWithin(got, linearQuantOracle(integer, dtype, x, w, b, shape, base));
+}
+
+/** A random weight (N, K) of standard deviation `std`, quantized to a device layout: its words and the values it stands for. */
+export function randomQuantWeight(
+  rng: Rng,
+  dtype: QuantDtype,
+  n: number,
+  k: number,
+  std: number,
+): { words: Uint32Array; values: Float32Array } {
+  const words = toDeviceWords(dtype, quantizeBlocks(dtype, rng.normals(n * k, std)));
+  return { words, values: dequantizeDeviceWords(dtype, words) };
 }
