@@ -22,6 +22,7 @@ import {
   type Sequence,
 } from "../models/valle/inputs.ts";
 import type { ValleTableLayout } from "../models/valle/weights.ts";
+import { packedAttentionTables } from "../ops/attention_backward.ts";
 import { IGNORE_LABEL } from "../ops/cross_entropy.ts";
 
 /** What an item trains: the AR (level 0), one NAR level, NAR-len demasking, or the duration. */
@@ -56,7 +57,7 @@ export interface BatchOptions {
 }
 
 /** Where one item sits in a packed batch, and which rows of it are scored. */
-export interface PackedItem {
+export interface ItemRows {
   /** First row of the item. */
   readonly start: number;
   /** Rows of the item. */
@@ -92,7 +93,7 @@ export interface PackedBatch {
   /** (rows) each scored row's loss weight: 1 / (its item's scored rows · scored items). */
   readonly weights: Float32Array;
   /** The items in order. */
-  readonly items: readonly PackedItem[];
+  readonly items: readonly ItemRows[];
 }
 
 /**
@@ -135,11 +136,12 @@ export function packBatch(
   const terms = config.nLevels;
   const ids = new Uint32Array(rows * terms);
   const positions = new Uint32Array(rows);
-  const spans = new Uint32Array(rows * 2);
-  const keyQueries = new Uint32Array(rows * 2);
+  const { spans, keyQueries } = packedAttentionTables(
+    built.map(({ seq }) => ({ rows: seq.length, causal: seq.causal })),
+  );
   const labels = new Uint32Array(rows).fill(IGNORE_LABEL);
   const weights = new Float32Array(rows);
-  const packed: PackedItem[] = [];
+  const packed: ItemRows[] = [];
   const scoredItems = built.filter((b) => b.scored > 0).length;
   const scale = options.lossScale ?? 1;
   let start = 0;
@@ -147,13 +149,6 @@ export function packBatch(
     const n = seq.length;
     ids.set(seq.ids, start * terms);
     positions.set(seq.positions, start);
-    for (let j = 0; j < n; j++) {
-      const r = start + j;
-      spans[2 * r] = start;
-      spans[2 * r + 1] = seq.causal ? j + 1 : n;
-      keyQueries[2 * r] = seq.causal ? r : start;
-      keyQueries[2 * r + 1] = seq.causal ? n - j : n;
-    }
     readLabels.forEach((label, j) => {
       if (label === IGNORE_LABEL) return;
       labels[start + readStart + j] = label;
