@@ -1,7 +1,10 @@
 /**
- * Training data for LoRA fine-tuning: voice clips with transcripts turned into utterances
+ * LoRA fine-tuning (`@valle/core/train`): voice clips with transcripts turned into utterances
  * (EnCodec codes and phoneme token ids, cached), upstream's prompt sampling, a seeded
- * train/held-out split, and manifest parsing. The Deno-only folder reader is `./folder.ts`.
+ * train/held-out split and manifest parsing; then upstream's training step (packed batches of
+ * AR, NAR and NAR-len items, forward and backward on the device, AdamW), the training loop with
+ * progress, evaluation, checkpoints and resume, and the LoRA in upstream's `lora.sft` layout.
+ * `Valle.trainLora` runs it all from clips. The Deno-only folder reader is `./folder.ts`;
  * `DATA.md` documents the data folder layout.
  *
  * This module is browser compatible.
@@ -52,3 +55,42 @@ export {
 export { type PromptCodes, type PromptSamplingOptions, samplePrompt } from "./prompts.ts";
 export { splitUtterances, type SplitUtterancesOptions, type UtteranceSplit } from "./split.ts";
 export type { TrainingClip, Utterance } from "./utterance.ts";
+export {
+  type BatchOptions,
+  type ItemRows,
+  lengthDigits,
+  packBatch,
+  type PackedBatch,
+  type TrainingItem,
+  type TrainingItemKind,
+} from "./batch.ts";
+export {
+  exportLora,
+  type ExportLoraOptions,
+  initLora,
+  LORA_MODULES,
+  type LoraLayout,
+  loraLayout,
+  type LoraModule,
+  type LoraSlot,
+  readLora,
+} from "./lora_params.ts";
+export { createTrainState, type TrainState, trainStateBytes } from "./state.ts";
+export {
+  type BatchLoss,
+  batchLoss,
+  type OptimizerSettings,
+  recordOptimizerStep,
+  recordStep,
+  uploadBatch,
+} from "./step.ts";
+export {
+  evaluateLora,
+  type EvaluateLoraOptions,
+  LORA_LEVEL_URN,
+  type TrainedLora,
+  trainLora,
+  type TrainLoraOptions,
+  type TrainProgress,
+} from "./trainer.ts";
+export { type TrainedVoice, trainVoice, type TrainVoiceOptions } from "./voice.ts";

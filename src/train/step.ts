@@ -12,7 +12,7 @@
 
 import type { Backend, Recorder, Tensor } from "../backends/backend.ts";
 import { rows, writeTensor } from "../backends/tensor.ts";
-import type { ValleModelParts } from "../models/valle/forward.ts";
+import type { ValleBase } from "../models/valle/model.ts";
 import { adamw, clipFactor, sumSquares } from "../ops/adamw.ts";
 import { crossEntropy } from "../ops/cross_entropy.ts";
 import { embeddingSum } from "../ops/embedding.ts";
@@ -43,7 +43,11 @@ export function uploadBatch(backend: Backend, state: TrainState, batch: PackedBa
 }
 
 /** The logits view of each item, one after another in `state.logits`. */
-function itemLogits(model: ValleModelParts, state: TrainState, batch: PackedBatch): Tensor[] {
+function itemLogits(
+  model: Pick<ValleBase, "config" | "weights">,
+  state: TrainState,
+  batch: PackedBatch,
+): Tensor[] {
   let at = state.logits.offset;
   return batch.items.map((item) => {
     const outputs = model.weights.heads[item.head].weight.shape[0];
@@ -67,7 +71,7 @@ function itemLogits(model: ValleModelParts, state: TrainState, batch: PackedBatc
  */
 export function recordStep(
   rec: Recorder,
-  model: ValleModelParts,
+  model: Pick<ValleBase, "config" | "weights">,
   state: TrainState,
   lora: LoraLayout,
   batch: PackedBatch,

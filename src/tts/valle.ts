@@ -30,6 +30,8 @@ import { checkDtype, type ValleDtype } from "../models/valle/quant_policy.ts";
 import type { VocosConfigJson } from "../models/vocos/config.ts";
 import { Lifetime } from "../models/_lifetime.ts";
 import { Vocos } from "../models/vocos/vocos.ts";
+import { type TrainedVoice, trainVoice, type TrainVoiceOptions } from "../train/voice.ts";
+import type { TrainingClip } from "../train/utterance.ts";
 import type { Phonemizer } from "../text/phonemizer.ts";
 import { prepareText } from "../text/prepare.ts";
 import { batchGroups, defaultBatchSize } from "./batch_size.ts";
@@ -305,6 +307,39 @@ export class Valle {
     // A refused or aborted call holds up none of the calls after it.
     this.#loraOrder = merged.catch(() => {});
     return await merged;
+  }
+
+  /**
+   * Fine-tunes a LoRA on voice clips with their transcripts, on this instance's backend: the
+   * clips are encoded and phonemized (codes cached), a tenth held out for the evaluation loss,
+   * and a LoRA trained with upstream's training step (`src/train/`). Calls made meanwhile wait
+   * for the run. Apply the result with `setLora(result.lora.toFile())`, or save that file.
+   *
+   * @param clips The clips: audio (path, URL, bytes, Blob or samples) and transcript each.
+   * @param options Rank, steps, learning rate, batch size, progress, checkpoints, AbortSignal.
+   * @returns The LoRA and which clips were used, held out or skipped (and why).
+   * @throws {OptionError} No usable clip, options out of range, or a LoRA active (remove it
+   * with `setLora(null)` first: a LoRA trains against the base model).
+   *
+   * @example
+   * ```ts ignore
+   * const { lora } = await valle.trainLora([
+   *   { name: "one", audio: "one.wav", text: "The first sentence I recorded." },
+   *   { name: "two", audio: "two.wav", text: "And here is the second one." },
+   * ], { steps: 200, onProgress: (p) => console.log(p.step, p.loss) });
+   * await valle.setLora(lora.toFile());
+   * ```
+   */
+  async trainLora(
+    clips: readonly TrainingClip[],
+    options: TrainVoiceOptions = {},
+  ): Promise<TrainedVoice> {
+    this.#life.check();
+    return await trainVoice(this, this.model, clips, {
+      phonemizer: this.#options.phonemizer,
+      cache: this.#options.cache,
+      ...options,
+    });
   }
 
   /** A LoRA file loaded like the model's (cached downloads) and checked against the model. */

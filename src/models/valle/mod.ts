@@ -36,6 +36,7 @@ export {
   type NarRequest,
   type SamplingRequest,
   type SttRequest,
+  type ValleBase,
   type ValleConditioning,
   ValleModel,
   type ValleModelOptions,
