@@ -75,6 +75,7 @@ export {
   type LoraSlot,
   readLora,
 } from "./lora_params.ts";
+export { TRAIN_KERNELS, trainKernelUses } from "./kernels.ts";
 export { createTrainState, type TrainState, trainStateBytes } from "./state.ts";
 export {
   type BatchLoss,

@@ -32,6 +32,7 @@ import {
   readLora,
 } from "./lora_params.ts";
 import { samplePrompt } from "./prompts.ts";
+import { trainKernelUses } from "./kernels.ts";
 import { createTrainState, type TrainState, trainStateBytes } from "./state.ts";
 import {
   batchLoss,
@@ -169,6 +170,7 @@ async function train(
   }
   const state = createTrainState(backend, config, layout, capacity);
   try {
+    await backend.warm(trainKernelUses(backend, target.weights));
     let first = 1;
     if (options.resume) {
       first = restore(backend, state, layout, options.resume, settings) + 1;
@@ -280,6 +282,7 @@ export function evaluateLora(
       defaultRows(target.config, layout, Math.max(...utterances.map(longestItemRows)));
     const state = createTrainState(target.backend, target.config, layout, capacity);
     try {
+      await target.backend.warm(trainKernelUses(target.backend, target.weights));
       if (st) writeTensor(target.backend, state.params, readLora(layout, st));
       return await evaluate(target, state, layout, utterances, pool, settings);
     } finally {

@@ -11,6 +11,7 @@ import { type Gpu, requestGpu } from "../../src/backends/webgpu/device.ts";
 import type { SynthesisProgress } from "../../src/tts/options.ts";
 import { Valle } from "../../src/tts/valle.ts";
 import { ValleModel } from "../../src/models/valle/model.ts";
+import { trainLora } from "../../src/train/trainer.ts";
 import { makeRandomValle } from "../../tools/make_valle_model.ts";
 import { BASELINE_GPU } from "../_backends.ts";
 import { referenceClip, tinyModels } from "../_tiny_models.ts";
@@ -111,6 +112,52 @@ for (const dtype of ["q8", "q4"] as const) {
           ar: { maxSteps: 6 },
         });
         equal(gpu.kernels.compiles.sync, 0, "every kernel generation dispatched was warmed");
+        await model.dispose();
+      } finally {
+        gpu.destroy();
+      }
+    },
+  });
+}
+
+for (const dtype of ["f16", "q8"] as const) {
+  Deno.test({
+    name: `a LoRA training run over a ${dtype} base warms its kernels before its first step`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const gpu = await freshGpu();
+      try {
+        const bytes = makeRandomValle({
+          dim: 256,
+          heads: 4,
+          layers: 2,
+          levels: 4,
+          audioTokens: 64,
+        });
+        const model = await ValleModel.load(bytes, { backend: gpu, dtype });
+        const utterances = [0, 1, 2].map((i) => ({
+          name: `u${i}`,
+          speaker: "s",
+          language: "en" as const,
+          languageId: 0,
+          text: "",
+          ipa: "",
+          phonemes: Uint16Array.of(1, 40 + i, 41, 2),
+          codes: Int16Array.from({ length: 6 * 4 }, (_, j) => (j * 5 + i) % 64),
+          frames: 6,
+          levels: 4,
+        }));
+        const before = gpu.kernels.compiles.sync;
+        // Level-0 and NAR items, masked and not: every kernel of a step.
+        await trainLora(model, utterances, {
+          rank: 2,
+          steps: 3,
+          batchSize: 3,
+          levels: [0, 1, 3],
+          evaluation: utterances.slice(0, 1),
+        });
+        equal(gpu.kernels.compiles.sync, before, "every kernel training dispatched was warmed");
         await model.dispose();
       } finally {
         gpu.destroy();

@@ -15,7 +15,7 @@ import { ValleModel } from "../../src/models/valle/model.ts";
 import { exportLora, initLora, loraLayout } from "../../src/train/lora_params.ts";
 import { evaluateLora, trainLora } from "../../src/train/trainer.ts";
 import type { Utterance } from "../../src/train/utterance.ts";
-import { backendTest } from "../_backends.ts";
+import { backendTest, testBackend } from "../_backends.ts";
 import { readFixture } from "../_helpers.ts";
 
 /** The part of the base-to-teacher loss gap the student must close on held-out utterances. */
@@ -23,24 +23,24 @@ const GAP_CLOSED = 0.75;
 /** How much more often the student's greedy AR token must equal the teacher's than the base's. */
 const AGREEMENT_GAIN = 0.15;
 
-backendTest("a LoRA trained on a teacher's samples approaches the teacher", async (backend) => {
+/** The teacher's LoRA and its samples, made once (on the CPU backend) for every backend's run. */
+const teacher: Promise<{ file: Uint8Array<ArrayBuffer>; data: Utterance[] }> = (async () => {
   const model = await ValleModel.load(await readFixture("valle-tiny/model.sft"), {
-    backend,
+    backend: await testBackend("cpu"),
     precision: "f32",
   });
   try {
-    // The teacher: a random rank-4 LoRA whose B is not zero, so it changes the model.
+    // A random rank-4 LoRA whose B is not zero, so that it changes the model.
     const layout = loraLayout(model.config, 4, 8);
     const random = mulberry32(11);
     const values = initLora(layout, random);
     for (const s of layout.slots) {
       for (let i = 0; i < s.outFeatures * layout.rank; i++) values[s.b + i] = 12 * (random() - 0.5);
     }
-    const teacherFile = exportLora(layout, values, { dtype: "f32" });
-
-    // Its samples: level 0 by the AR, levels 1..7 by the NAR, temperature 1. Every utterance is
-    // its own speaker, so items are prompt-less, as the samples were made.
-    await model.setLora(teacherFile);
+    const file = exportLora(layout, values, { dtype: "f32" });
+    // Its samples: level 0 by the AR, levels 1..7 by the NAR. Every utterance is its own
+    // speaker, so items are prompt-less, as the samples were made.
+    await model.setLora(file);
     const data: Utterance[] = [];
     for (let seed = 0; data.length < 184; seed++) {
       const phonemes = [
@@ -69,7 +69,19 @@ backendTest("a LoRA trained on a teacher's samples approaches the teacher", asyn
         levels: 8,
       });
     }
-    await model.setLora(null);
+    return { file, data };
+  } finally {
+    await model.dispose();
+  }
+})();
+
+backendTest("a LoRA trained on a teacher's samples approaches the teacher", async (backend) => {
+  const { file: teacherFile, data } = await teacher;
+  const model = await ValleModel.load(await readFixture("valle-tiny/model.sft"), {
+    backend,
+    precision: "f32",
+  });
+  try {
     const [train, heldOut] = [data.slice(0, 160), data.slice(160)];
 
     const student = await trainLora(model, train, {

@@ -16,7 +16,7 @@ import {
   type QuantDtype,
   type Tensor,
 } from "../../backends/backend.ts";
-import { kernelUses, type OpKernel } from "../../ops/_kernels.ts";
+import { kernelUses, type OpKernel, type WeightKinds } from "../../ops/_kernels.ts";
 import { ATTENTION_KERNELS } from "../../ops/attention.ts";
 import { EMBEDDING_KERNELS } from "../../ops/embedding.ts";
 import { FUSED_KERNELS } from "../../ops/fused.ts";
@@ -47,6 +47,23 @@ export const VALLE_KERNELS: readonly OpKernel[] = [
 ];
 
 /**
+ * The weight types of a model over `tensors` on `backend`: the backend's weight type and the
+ * float types of the tensors, and their quantized layouts.
+ *
+ * @param backend The device.
+ * @param tensors The model's weight tensors.
+ */
+export function weightKinds(backend: Backend, tensors: Iterable<Tensor>): WeightKinds {
+  const floats = new Set<"f16" | "f32">([backend.weightDtype]);
+  const quants = new Set<QuantDtype>();
+  for (const { dtype } of tensors) {
+    if (isQuantized(dtype)) quants.add(dtype);
+    else if (dtype === "f16" || dtype === "f32") floats.add(dtype);
+  }
+  return { floats, quants };
+}
+
+/**
  * The kernel variants a VALL-E model over `tensors` may dispatch on `backend`: every kernel of
  * {@linkcode VALLE_KERNELS} for the backend's weight type and the float types of the tensors,
  * the quantized ones for the tensors' layouts.
@@ -55,11 +72,5 @@ export const VALLE_KERNELS: readonly OpKernel[] = [
  * @param tensors The model's weight tensors.
  */
 export function valleKernelUses(backend: Backend, tensors: Iterable<Tensor>): KernelUse[] {
-  const floats = new Set<"f16" | "f32">([backend.weightDtype]);
-  const quants = new Set<QuantDtype>();
-  for (const { dtype } of tensors) {
-    if (isQuantized(dtype)) quants.add(dtype);
-    else if (dtype === "f16" || dtype === "f32") floats.add(dtype);
-  }
-  return kernelUses(VALLE_KERNELS, { floats, quants });
+  return kernelUses(VALLE_KERNELS, weightKinds(backend, tensors));
 }
