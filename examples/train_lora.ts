@@ -89,7 +89,9 @@ async function readFolder(dir: string): Promise<TrainingFolder> {
 
 /** Loads the models, trains, writes the LoRA (or, when stopped, the checkpoint). */
 async function train(args: TrainArgs, folder: TrainingFolder): Promise<number> {
-  const status = new StatusLine(!args.quiet && Deno.stderr.isTerminal());
+  const live = !args.quiet && Deno.stderr.isTerminal();
+  const status = new StatusLine(live);
+  const every = args.checkpointEvery ?? CHECKPOINT_EVERY;
   const start = performance.now();
   const valle = await Valle.load({
     ...args.load,
@@ -116,7 +118,7 @@ async function train(args: TrainArgs, folder: TrainingFolder): Promise<number> {
       ...args.training,
       resume,
       signal: stop.signal,
-      checkpointEvery: args.checkpointEvery ?? CHECKPOINT_EVERY,
+      checkpointEvery: every,
       onCheckpoint: async (bytes, step) => {
         latest = { bytes, step, saved: args.checkpointEvery !== undefined };
         if (latest.saved) await writeAtomically(checkpointPath, bytes);
@@ -126,7 +128,11 @@ async function train(args: TrainArgs, folder: TrainingFolder): Promise<number> {
       onProgress: (p) => {
         last = p;
         evalLoss = p.evalLoss ?? evalLoss;
-        status.show(trainProgressLine(p, evalLoss));
+        if (live) status.show(trainProgressLine(p, evalLoss));
+        // Into a log: a line at each checkpoint's step.
+        else if (!args.quiet && (p.step % every === 0 || p.step === p.steps)) {
+          console.error(trainProgressLine(p, evalLoss));
+        }
       },
       onWarning: (message) => status.print(`warning: ${message}`),
     });
@@ -154,18 +160,16 @@ async function train(args: TrainArgs, folder: TrainingFolder): Promise<number> {
   } catch (e) {
     if (!stop.signal.aborted) throw e;
     status.clear();
-    const at = last ? `step ${last.step} of ${last.steps}` : "before the first step";
+    const at = last ? `at step ${last.step} of ${last.steps}` : "before the first step";
     if (!latest) {
       console.error(
-        `stopped ${at}: no checkpoint yet (one is taken every ${
-          args.checkpointEvery ?? CHECKPOINT_EVERY
-        } steps), nothing saved`,
+        `stopped ${at}: no checkpoint yet (one is taken every ${every} steps), nothing saved`,
       );
       return INTERRUPTED;
     }
     if (!latest.saved) await writeAtomically(checkpointPath, latest.bytes);
     console.error(
-      `stopped at ${at}: the checkpoint of step ${latest.step} is in ${checkpointPath}; continue ` +
+      `stopped ${at}: the checkpoint of step ${latest.step} is in ${checkpointPath}; continue ` +
         `with the same flags and --resume ${checkpointPath}`,
     );
     return INTERRUPTED;

@@ -197,7 +197,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const { dir, flags } = await workspace();
-    for (const sub of ["whole", "parts", "stopped"]) await Deno.mkdir(`${dir}/${sub}`);
+    for (const sub of ["whole", "parts"]) await Deno.mkdir(`${dir}/${sub}`);
     const whole = await run([...flags, "--out", "whole/voice.sft", "--steps", "4"], dir);
     equal(whole.code, 0, whole.stderr);
     const uninterrupted = await Deno.readFile(`${dir}/whole/voice.sft`);
@@ -232,47 +232,61 @@ Deno.test({
     // Without --checkpoint-every the resumed run writes no checkpoint of its own.
     equal(await checkpointStep(`${dir}/parts/voice.sft.ckpt`), 2);
 
-    // Stopped by Ctrl-C once a checkpoint exists: the latest checkpoint is kept; resumed to two
-    // steps past it, the LoRA is an uninterrupted run's of as many steps.
-    const stopped = ["--out", "stopped/voice.sft"];
-    const child = trainLora(
-      [...flags, ...stopped, "--steps", "100000", "--checkpoint-every", "2"],
-      dir,
-    );
-    const ckpt = `${dir}/stopped/voice.sft.ckpt`;
-    while (!await Deno.stat(ckpt).then(() => true, () => false)) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    child.kill("SIGINT");
-    const end = await child.output();
-    const stderr = new TextDecoder().decode(end.stderr);
-    equal(end.code, 130, stderr);
-    const step = await checkpointStep(ckpt);
-    ok(
-      new RegExp(
-        `stopped at step \\d+ of 100000: the checkpoint of step ${step} is in stopped/voice.sft.ckpt; ` +
-          `continue with the same flags and --resume stopped/voice.sft.ckpt`,
-      ).test(stderr),
-      stderr,
-    );
-    await Deno.stat(`${dir}/stopped/voice.sft`).then(
-      () => ok(false, "a LoRA was written"),
-      () => {},
-    );
-    const steps = String(step + 2);
-    const continued = await run(
-      [...flags, ...stopped, "--steps", steps, "--resume", "stopped/voice.sft.ckpt"],
-      dir,
-    );
-    equal(continued.code, 0, continued.stderr);
-    const straight = await run([...flags, "--out", "straight.sft", "--steps", steps], dir);
-    equal(straight.code, 0, straight.stderr);
+    // Stopped by Ctrl-C once a checkpoint was taken, with --checkpoint-every (written as taken)
+    // and without (taken every 50 steps, written on Ctrl-C only): the latest checkpoint is in
+    // <out>.ckpt, no LoRA is written; resumed to two steps past it, the LoRA is an uninterrupted
+    // run's of as many steps.
     const lora = (path: string) =>
       Deno.readFile(`${dir}/${path}`).then((b) => {
         const st = parseSafetensors(b);
         return st.names.map((n) => st.toFloat32(n));
       });
-    deepStrictEqual(await lora("stopped/voice.sft"), await lora("straight.sft"));
+    for (
+      const [sub, every, line] of [
+        // Step 4's line comes after step 2's checkpoint was written.
+        ["stopped", ["--checkpoint-every", "2"], "step 4/100000"],
+        ["held", [], "step 50/100000"],
+      ] as const
+    ) {
+      await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+      const out = ["--out", `${sub}/voice.sft`];
+      const child = trainLora([...flags, ...out, "--steps", "100000", ...every], dir);
+      await child.stdout.cancel();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let stderr = "";
+      while (!stderr.includes(line)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      const ckpt = `${dir}/${sub}/voice.sft.ckpt`;
+      const before = await Deno.stat(ckpt).then(() => true, () => false);
+      equal(before, every.length > 0, `${sub}: a checkpoint on disk before Ctrl-C`);
+      child.kill("SIGINT");
+      for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+      equal((await child.status).code, 130, stderr);
+      const step = await checkpointStep(ckpt);
+      ok(
+        new RegExp(
+          `stopped at step \\d+ of 100000: the checkpoint of step ${step} is in ${sub}/voice\\.sft\\.ckpt; ` +
+            `continue with the same flags and --resume ${sub}/voice\\.sft\\.ckpt`,
+        ).test(stderr),
+        stderr,
+      );
+      await Deno.stat(`${dir}/${sub}/voice.sft`).then(
+        () => ok(false, `${sub}: a LoRA was written`),
+        () => {},
+      );
+      const steps = String(step + 2);
+      const continued = await run(
+        [...flags, ...out, "--steps", steps, "--resume", `${sub}/voice.sft.ckpt`],
+        dir,
+      );
+      equal(continued.code, 0, continued.stderr);
+      const straight = await run([...flags, "--out", `${sub}/straight.sft`, "--steps", steps], dir);
+      equal(straight.code, 0, straight.stderr);
+      deepStrictEqual(await lora(`${sub}/voice.sft`), await lora(`${sub}/straight.sft`));
+    }
     await Deno.remove(dir, { recursive: true });
   },
 });
