@@ -127,7 +127,8 @@ const STRINGS: Record<string, keyof SynthesizeOptions> = {
   decoder: "decoder",
 };
 
-const MODEL_FILES: Record<string, keyof ValleOptions> = {
+/** The model and backend flags (speak's, and train-lora's subset), and the option each sets. */
+export const MODEL_FLAGS: Record<string, keyof ValleOptions> = {
   model: "model",
   codec: "codec",
   "codec-config": "codecConfig",
@@ -163,7 +164,7 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
     help: { type: "boolean", short: "h" },
   };
   for (
-    const name of [...Object.keys(NUMBERS), ...Object.keys(STRINGS), ...Object.keys(MODEL_FILES)]
+    const name of [...Object.keys(NUMBERS), ...Object.keys(STRINGS), ...Object.keys(MODEL_FLAGS)]
   ) {
     options[name] = { type: "string" };
   }
@@ -179,43 +180,18 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
   const { values, positionals } = parsed;
   const synthesis: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(NUMBERS)) {
-    const raw = values[flag];
-    if (raw === undefined) continue;
-    const value = Number(raw);
-    if (raw === "" || !Number.isFinite(value)) {
-      throw new OptionError(`Cannot parse --${flag}: "${raw}" is not a number`);
-    }
-    synthesis[key] = value;
+    if (values[flag] !== undefined) synthesis[key] = parseNumber(flag, values[flag] as string);
   }
   for (const [flag, key] of Object.entries(STRINGS)) {
     if (values[flag] !== undefined) synthesis[key] = values[flag];
   }
   const refs = values.ref as string[] | undefined;
   if (refs?.length) synthesis.reference = refs.length === 1 ? refs[0] : refs;
-  const load: Record<string, unknown> = {};
-  for (const [flag, key] of Object.entries(MODEL_FILES)) {
-    if (values[flag] !== undefined) load[key] = values[flag];
-  }
-  if (values.threads !== undefined) {
-    const threads = Number(values.threads);
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new OptionError(
-        `Cannot parse --threads: "${values.threads}" is not a positive integer`,
-      );
-    }
-    load.threads = threads;
-  }
+  const load: Record<string, unknown> = { ...parseLoadFlags(values) };
   if (values["lora-strength"] !== undefined) {
-    const strength = Number(values["lora-strength"]);
-    if (values["lora-strength"] === "" || !Number.isFinite(strength)) {
-      throw new OptionError(
-        `Cannot parse --lora-strength: "${values["lora-strength"]}" is not a number`,
-      );
-    }
-    load.loraStrength = strength;
+    load.loraStrength = parseNumber("lora-strength", values["lora-strength"] as string);
   }
   if (values.ipa) load.phonemizer = ipaPassthrough;
-  if (values["no-cache"]) load.cache = false;
   return {
     text: positionals.length ? positionals.join(" ") : undefined,
     file: values.file as string | undefined,
@@ -228,4 +204,41 @@ export function parseSpeakArgs(argv: string[]): SpeakArgs {
     synthesis: synthesis as SynthesizeOptions,
     load: load as ValleOptions,
   };
+}
+
+/**
+ * A flag's value as a number.
+ *
+ * @throws {OptionError} `Cannot parse --flag: "x" is not a number`.
+ */
+export function parseNumber(flag: string, raw: string): number {
+  const value = Number(raw);
+  if (raw === "" || !Number.isFinite(value)) {
+    throw new OptionError(`Cannot parse --${flag}: "${raw}" is not a number`);
+  }
+  return value;
+}
+
+/**
+ * The loading options of the {@linkcode MODEL_FLAGS}, `--threads` and `--no-cache` found in
+ * parsed command-line values (flags a command does not define are simply absent).
+ *
+ * @throws {OptionError} A --threads that is not a positive integer.
+ */
+export function parseLoadFlags(values: Record<string, unknown>): ValleOptions {
+  const load: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(MODEL_FLAGS)) {
+    if (values[flag] !== undefined) load[key] = values[flag];
+  }
+  if (values.threads !== undefined) {
+    const threads = Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new OptionError(
+        `Cannot parse --threads: "${values.threads}" is not a positive integer`,
+      );
+    }
+    load.threads = threads;
+  }
+  if (values["no-cache"]) load.cache = false;
+  return load as ValleOptions;
 }

@@ -4,7 +4,7 @@
  * must exist; the WAV is written so that a failure at the end never loses the audio.
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, extname } from "node:path";
 import { OptionError, ValleError } from "../mod.ts";
 
 /** Whether a command-line source is a URL (`https:`, `file:`, `data:`…) rather than a path. */
@@ -96,21 +96,29 @@ export async function readText(
 }
 
 /**
- * Writes the WAV to `out`; when that fails (the folder vanished, the disk filled up), writes it to
- * a temporary file instead and says where, so the minutes of synthesis are not lost.
+ * Writes the result (a WAV, a LoRA) to `out`; when that fails (the folder vanished, the disk
+ * filled up), writes it to a temporary file instead and says where, so the minutes of work are
+ * not lost.
  *
+ * @param what What the bytes are, for the message. Default "the audio".
  * @returns `out`.
- * @throws {ValleError} Naming `out`, why it failed, and where the audio went.
+ * @throws {ValleError} Naming `out`, why it failed, and where the bytes went.
  */
-export async function writeOutput(out: string, wav: Uint8Array, force: boolean): Promise<string> {
+export async function writeOutput(
+  out: string,
+  bytes: Uint8Array,
+  force: boolean,
+  what = "the audio",
+): Promise<string> {
   try {
-    await Deno.writeFile(out, wav, { createNew: !force });
+    await Deno.writeFile(out, bytes, { createNew: !force });
     return out;
   } catch (e) {
     let saved: string;
     try {
-      saved = await Deno.makeTempFile({ prefix: "speak-", suffix: ".wav" });
-      await Deno.writeFile(saved, wav);
+      const suffix = extname(out);
+      saved = await Deno.makeTempFile({ prefix: `${basename(out, suffix)}-`, suffix });
+      await Deno.writeFile(saved, bytes);
     } catch (again) {
       throw new ValleError(
         `Cannot write ${out}: ${(e as Error).message}; nor a temporary file: ${
@@ -120,8 +128,25 @@ export async function writeOutput(out: string, wav: Uint8Array, force: boolean):
       );
     }
     throw new ValleError(
-      `Cannot write ${out}: ${(e as Error).message}; the audio was saved to ${saved} instead`,
+      `Cannot write ${out}: ${(e as Error).message}; ${what} was saved to ${saved} instead`,
       { cause: e },
     );
+  }
+}
+
+/**
+ * Replaces `path` with `bytes` at once: written to a hidden temporary file beside it, then renamed
+ * over it, so that an interruption leaves either the old file or the new one, never half of one.
+ *
+ * @throws {Deno.errors.NotFound} The folder does not exist (the temporary file is removed).
+ */
+export async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  const temp = await Deno.makeTempFile({ dir: dirname(path), prefix: `.${basename(path)}-` });
+  try {
+    await Deno.writeFile(temp, bytes);
+    await Deno.rename(temp, path);
+  } catch (e) {
+    await Deno.remove(temp).catch(() => {});
+    throw e;
   }
 }

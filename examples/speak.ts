@@ -21,46 +21,24 @@ import {
 import { parseSpeakArgs, type SpeakArgs, USAGE } from "./_speak_args.ts";
 import { checkInputs, checkOutput, readText, writeOutput } from "./_speak_files.ts";
 import { progressLine } from "./_speak_progress.ts";
-
-const encoder = new TextEncoder();
+import { enterUserDir, quietGraphicsStack, StatusLine } from "./_cli.ts";
 
 /**
- * A one-line progress display on stderr (nothing when stderr is not a terminal or --quiet); the
- * backend chosen is a line of its own unless --quiet.
+ * The progress display: a line on stderr redrawn in place (nothing when stderr is not a terminal
+ * or --quiet); the backend chosen is a line of its own unless --quiet.
  */
-function progressBar(enabled: boolean, quiet: boolean): (p: SynthesisProgress) => void {
-  let last = "";
+function progressBar(status: StatusLine, quiet: boolean): (p: SynthesisProgress) => void {
   return (p) => {
-    if (p.file === "backend" && !quiet) {
-      const clear = enabled ? "\r\x1b[2K" : "";
-      Deno.stderr.writeSync(encoder.encode(`${clear}backend: ${p.backend}\n`));
+    if (p.file === "backend") {
+      if (!quiet) status.print(`backend: ${p.backend}`);
       return;
     }
-    if (!enabled) return;
-    const line = progressLine(p);
-    if (line === last) return;
-    last = line;
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+    status.show(progressLine(p));
   };
 }
 
-/**
- * On a Linux machine without a desktop session, probing for a WebGPU adapter makes the graphics
- * stack print "error: XDG_RUNTIME_DIR is invalid or not set" twice: give it a private folder.
- *
- * @returns Removes the folder, if one was made.
- */
-function quietGraphicsStack(): () => void {
-  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return () => {};
-  const dir = Deno.makeTempDirSync({ prefix: "valle-runtime-" });
-  Deno.env.set("XDG_RUNTIME_DIR", dir);
-  return () => Deno.removeSync(dir, { recursive: true });
-}
-
 async function main(): Promise<void> {
-  // `deno task speak` runs in the repository; paths on the command line are the user's.
-  const userDir = Deno.env.get("INIT_CWD");
-  if (userDir) Deno.chdir(userDir);
+  enterUserDir();
   const args = parseSpeakArgs(Deno.args);
   if (args.help) {
     console.log(USAGE);
@@ -91,7 +69,8 @@ async function main(): Promise<void> {
 
 /** Loads the models, speaks `text`, writes the WAV and says what it did. */
 async function speak(args: SpeakArgs, text: string, seed: number): Promise<void> {
-  const onProgress = progressBar(!args.quiet && Deno.stderr.isTerminal(), args.quiet);
+  const status = new StatusLine(!args.quiet && Deno.stderr.isTerminal());
+  const onProgress = progressBar(status, args.quiet);
   const start = performance.now();
   const valle = await Valle.load({
     ...args.load,
@@ -102,7 +81,7 @@ async function speak(args: SpeakArgs, text: string, seed: number): Promise<void>
     const speech = await valle.synthesize(text, { ...args.synthesis, seed, onProgress });
     const wav = speech.toWav({ format: args.float ? "float32" : "pcm16" });
     await writeOutput(args.out, wav, args.force);
-    if (!args.quiet && Deno.stderr.isTerminal()) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    status.clear();
     const seconds = ((performance.now() - start) / 1000).toFixed(1);
     console.error(
       `wrote ${args.out}: ${speech.duration.toFixed(2)} s of audio, ${speech.pieces.length} ` +

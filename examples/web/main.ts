@@ -3,7 +3,8 @@
  * The browser demo's page: choose or record a voice, type text, synthesize with VALL-E on the
  * GPU or the CPU, hear each sentence as soon as it is ready, then replay or download the whole as
  * WAV. The models load on the first synthesis and stay loaded until another backend, thread
- * count or weight storage is chosen. Bundled and served by `deno task web` (tools/serve_web.ts).
+ * count or weight storage is chosen. The "train a voice" panel (train.ts) fine-tunes a LoRA on
+ * the same models. Bundled and served by `deno task web` (tools/serve_web.ts).
  */
 
 import {
@@ -12,16 +13,18 @@ import {
   type SpeechPiece,
   type SynthesisProgress,
   Valle,
-  ValleError,
   type WavAudio,
 } from "../../mod.ts";
+import { showError } from "./errors.ts";
 import { type ComputeChoice, readCompute, readForm, showDefaults } from "./form.ts";
 import { LoraChoice } from "./lora.ts";
 import { modelOptions } from "./models.ts";
+import { objectUrl } from "./object_urls.ts";
 import { PiecePlayer } from "./player.ts";
 import { progressDescriber } from "./progress.ts";
 import { decodeAudioFile } from "./reference.ts";
 import { type Recording, startRecording } from "./recorder.ts";
+import { TrainPanel } from "./train.ts";
 
 function element<T extends HTMLElement>(id: string): T {
   return document.getElementById(id) as T;
@@ -60,29 +63,11 @@ let recording: Recording | undefined;
 let recordTimer: ReturnType<typeof setInterval> | undefined;
 const player = new PiecePlayer();
 const lora = new LoraChoice(element("lora-file"), element("lora-strength"));
-/** Object URLs to release when they are replaced. */
-const objectUrls = new Map<string, string>();
 
 function setStatus(text: string, fraction?: number): void {
   ui.phase.textContent = text;
   if (fraction === undefined) ui.progress.removeAttribute("value");
   else ui.progress.value = fraction;
-}
-
-function showError(error: unknown): void {
-  console.error(error);
-  ui.error.hidden = false;
-  ui.error.textContent = error instanceof ValleError
-    ? error.message
-    : `Something went wrong: ${error instanceof Error ? error.message : String(error)}`;
-}
-
-function objectUrl(slot: string, blob: Blob): string {
-  const old = objectUrls.get(slot);
-  if (old) URL.revokeObjectURL(old);
-  const url = URL.createObjectURL(blob);
-  objectUrls.set(slot, url);
-  return url;
 }
 
 /** Decodes a chosen or recorded clip and makes it the voice. */
@@ -222,7 +207,7 @@ function guarded(handler: () => Promise<void>): () => void {
   return () => {
     handler().catch((e) => {
       setStatus("Failed.", 0);
-      showError(e);
+      showError(ui.error, e);
     });
   };
 }
@@ -244,3 +229,8 @@ ui.file.addEventListener(
     if (file) await useClip(file, file.name);
   }),
 );
+new TrainPanel(document, {
+  load: (signal) => loadValle(readCompute(ui.form), signal),
+  lora,
+  options: () => readForm(ui.form).options,
+});
