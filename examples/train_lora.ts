@@ -20,7 +20,10 @@ import { checkInputs, checkOutput, writeAtomically, writeOutput } from "./_speak
 import { bar, progressLine, trainProgressLine } from "./_speak_progress.ts";
 import { parseTrainArgs, TRAIN_USAGE, type TrainArgs } from "./_train_args.ts";
 
-/** Steps between the checkpoints kept for Ctrl-C when --checkpoint-every is not given. */
+/**
+ * Steps between the checkpoints the trainer hands over when --checkpoint-every is not given
+ * (kept in memory; Ctrl-C writes the last finished step's, which the trainer hands over on abort).
+ */
 const CHECKPOINT_EVERY = 50;
 
 /** The exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
@@ -162,9 +165,7 @@ async function train(args: TrainArgs, folder: TrainingFolder): Promise<number> {
     status.clear();
     const at = last ? `at step ${last.step} of ${last.steps}` : "before the first step";
     if (!latest) {
-      console.error(
-        `stopped ${at}: no checkpoint yet (one is taken every ${every} steps), nothing saved`,
-      );
+      console.error(`stopped ${at}: no step had finished, nothing saved`);
       return INTERRUPTED;
     }
     if (!latest.saved) await writeAtomically(checkpointPath, latest.bytes);

@@ -81,13 +81,19 @@ export interface TrainLoraOptions {
   evaluateEvery?: number;
   /** Steps between checkpoints given to `onCheckpoint`. Default 50 (and after the last step). */
   checkpointEvery?: number;
-  /** Receives each checkpoint (bytes for {@linkcode TrainLoraOptions.resume}). */
+  /**
+   * Receives each checkpoint (bytes for {@linkcode TrainLoraOptions.resume}), and on abort the
+   * last finished step's, if it was not given yet.
+   */
   onCheckpoint?: (checkpoint: Uint8Array<ArrayBuffer>, step: number) => void | Promise<void>;
   /** A checkpoint to continue from (same data, rank and seed give the uninterrupted run's draws). */
   resume?: Uint8Array;
   /** Called after every step. */
   onProgress?: (progress: TrainProgress) => void;
-  /** Stops the run between micro-batches (the promise rejects with the signal's reason). */
+  /**
+   * Stops the run between micro-batches: the promise rejects with the signal's reason, after
+   * `onCheckpoint` received the last finished step.
+   */
   signal?: AbortSignal;
 }
 
@@ -171,6 +177,7 @@ async function train(
   const state = createTrainState(backend, config, layout, capacity);
   try {
     await backend.warm(trainKernelUses(backend, target.weights));
+    const run: Run = { target, state, layout, settings, utterances, tokens: 0 };
     let first = 1;
     if (options.resume) {
       first = restore(backend, state, layout, options.resume, settings) + 1;
@@ -179,58 +186,41 @@ async function train(
     }
     const history: TrainProgress[] = [];
     const started = performance.now();
-    let tokens = 0;
-    for (let step = first; step <= settings.steps; step++) {
-      const random = mulberry32(hash(settings.seed, step));
-      const items = batchIndices(utterances.length, settings, step).map((i) =>
-        drawItem(utterances[i], utterances, random, settings, config)
-      );
-      let [loss, accuracy] = [0, 0];
-      for (const group of microBatches(target, items, capacity, settings)) {
-        options.signal?.throwIfAborted();
-        const batch = packBatch(config, target.weights.layout, group, {
-          ...settings.sequence,
-          lossScale: group.length / items.length,
-        });
-        const result = await runBatch(target, state, layout, batch, true);
-        loss += result.loss * group.length / items.length;
-        accuracy += result.accuracy * group.length / items.length;
-        tokens += result.tokens;
+    // The last step whose update ran, and the last one given to onCheckpoint.
+    let [finished, saved] = [first - 1, first - 1];
+    const save = async (step: number) => {
+      saved = step;
+      await options.onCheckpoint?.(await checkpoint(backend, state, layout, step, settings), step);
+    };
+    try {
+      for (let step = first; step <= settings.steps; step++) {
+        const { loss, accuracy, gradNorm } = await trainStep(run, step, options.signal);
+        finished = step;
+        const elapsedMs = performance.now() - started;
+        const progress: TrainProgress = {
+          step,
+          steps: settings.steps,
+          loss,
+          accuracy,
+          gradNorm,
+          tokensPerSecond: run.tokens / (elapsedMs / 1000),
+          elapsedMs,
+          etaMs: elapsedMs / (step - first + 1) * (settings.steps - step),
+        };
+        const last = step === settings.steps;
+        if (options.evaluation?.length && (step % settings.evaluateEvery === 0 || last)) {
+          progress.evalLoss = await evaluate(run, options.evaluation);
+        }
+        history.push(progress);
+        options.onProgress?.(progress);
+        if (options.onCheckpoint && (step % settings.checkpointEvery === 0 || last)) {
+          await save(step);
+        }
       }
-      options.signal?.throwIfAborted();
-      const rec = backend.createRecorder({ label: "train.optimizer" });
-      recordOptimizerStep(rec, state, settings.optimizer, step);
-      rec.submit();
-      rec.destroy();
-      const [sumSquares] = await readF32(backend, state.sumSquares);
-      const elapsedMs = performance.now() - started;
-      const done = step - first + 1;
-      const progress: TrainProgress = {
-        step,
-        steps: settings.steps,
-        loss,
-        accuracy,
-        gradNorm: Math.sqrt(sumSquares),
-        tokensPerSecond: tokens / (elapsedMs / 1000),
-        elapsedMs,
-        etaMs: elapsedMs / done * (settings.steps - step),
-      };
-      const last = step === settings.steps;
-      if (options.evaluation?.length && (step % settings.evaluateEvery === 0 || last)) {
-        progress.evalLoss = await evaluate(
-          target,
-          state,
-          layout,
-          options.evaluation,
-          utterances,
-          settings,
-        );
-      }
-      history.push(progress);
-      options.onProgress?.(progress);
-      if (options.onCheckpoint && (step % settings.checkpointEvery === 0 || last)) {
-        await options.onCheckpoint(await checkpoint(backend, state, layout, step, settings), step);
-      }
+    } catch (e) {
+      // Stopped: the last finished step is kept (the update of an unfinished one never ran).
+      if (options.signal?.aborted && options.onCheckpoint && finished > saved) await save(finished);
+      throw e;
     }
     const values = await readF32(backend, state.params);
     return {
@@ -242,6 +232,54 @@ async function train(
   } finally {
     destroyTensors(state);
   }
+}
+
+/** What the steps of a run share. */
+interface Run {
+  readonly target: ValleBase;
+  readonly state: TrainState;
+  readonly layout: LoraLayout;
+  readonly settings: Settings;
+  /** The training set (also the prompts' pool). */
+  readonly utterances: readonly Utterance[];
+  /** Scored tokens so far. */
+  tokens: number;
+}
+
+/**
+ * One optimizer step: the step's items drawn, their micro-batches forward and backward, the
+ * clipped AdamW update.
+ */
+async function trainStep(
+  run: Run,
+  step: number,
+  signal: AbortSignal | undefined,
+): Promise<{ loss: number; accuracy: number; gradNorm: number }> {
+  const { target, state, layout, settings, utterances } = run;
+  const random = mulberry32(hash(settings.seed, step));
+  const items = batchIndices(utterances.length, settings, step).map((i) =>
+    drawItem(utterances[i], utterances, random, settings, target.config)
+  );
+  let [loss, accuracy] = [0, 0];
+  for (const group of microBatches(target, items, state.capacity, settings)) {
+    signal?.throwIfAborted();
+    const share = group.length / items.length;
+    const batch = packBatch(target.config, target.weights.layout, group, {
+      ...settings.sequence,
+      lossScale: share,
+    });
+    const result = await runBatch(target, state, layout, batch, true);
+    loss += result.loss * share;
+    accuracy += result.accuracy * share;
+    run.tokens += result.tokens;
+  }
+  signal?.throwIfAborted();
+  const rec = target.backend.createRecorder({ label: "train.optimizer" });
+  recordOptimizerStep(rec, state, settings.optimizer, step);
+  rec.submit();
+  rec.destroy();
+  const [sumSquares] = await readF32(target.backend, state.sumSquares);
+  return { loss, accuracy, gradNorm: Math.sqrt(sumSquares) };
 }
 
 /** Options of {@linkcode evaluateLora}. */
@@ -284,7 +322,10 @@ export function evaluateLora(
     try {
       await target.backend.warm(trainKernelUses(target.backend, target.weights));
       if (st) writeTensor(target.backend, state.params, readLora(layout, st));
-      return await evaluate(target, state, layout, utterances, pool, settings);
+      return await evaluate(
+        { target, state, layout, settings, utterances: pool, tokens: 0 },
+        utterances,
+      );
     } finally {
       destroyTensors(state);
     }
@@ -472,16 +513,10 @@ async function runBatch(
  * The held-out loss: every evaluation utterance once, with the draws of a fixed seed and prompts
  * from the training utterances.
  */
-async function evaluate(
-  target: ValleBase,
-  state: TrainState,
-  layout: LoraLayout,
-  utterances: readonly Utterance[],
-  pool: readonly Utterance[],
-  settings: Settings,
-): Promise<number> {
+async function evaluate(run: Run, heldOut: readonly Utterance[]): Promise<number> {
+  const { target, state, layout, settings } = run;
   const random = mulberry32(hash(settings.seed, 0));
-  const items = utterances.map((u) => drawItem(u, pool, random, settings, target.config));
+  const items = heldOut.map((u) => drawItem(u, run.utterances, random, settings, target.config));
   let loss = 0;
   for (const group of microBatches(target, items, state.capacity, settings)) {
     const batch = packBatch(target.config, target.weights.layout, group, settings.sequence);

@@ -126,19 +126,28 @@ Deno.test("the trained LoRA is upstream's lora.sft layout and setLora applies it
   }
 });
 
-Deno.test("an aborted run rejects with the signal's reason and the model goes on", async () => {
+Deno.test("an aborted run checkpoints its last finished step, rejects, and resumes exactly", async () => {
   const model = await tinyModel();
   try {
+    const data = randomUtterances(8, 6);
     const controller = new AbortController();
-    const run = trainLora(model, randomUtterances(8, 6), {
+    const saved: number[] = [];
+    let last: Uint8Array | undefined;
+    const run = trainLora(model, data, {
       ...OPTIONS,
       steps: 50,
       signal: controller.signal,
       onProgress: (p) => p.step === 2 && controller.abort(new Error("stop here")),
+      onCheckpoint: (bytes, step) => {
+        saved.push(step);
+        last = bytes;
+      },
     });
     await assert.rejects(run, /stop here/);
-    const after = await trainLora(model, randomUtterances(8, 6), { ...OPTIONS, steps: 1 });
-    assert.equal(after.history.length, 1);
+    assert.deepEqual(saved, [2]);
+    const resumed = await trainLora(model, data, { ...OPTIONS, steps: 4, resume: last });
+    const whole = await trainLora(model, data, { ...OPTIONS, steps: 4 });
+    assert.deepEqual(resumed.values, whole.values);
   } finally {
     await model.dispose();
   }
