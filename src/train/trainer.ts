@@ -153,7 +153,7 @@ export function trainLora(
   utterances: readonly Utterance[],
   options: TrainLoraOptions = {},
 ): Promise<TrainedLora> {
-  return model.withBase((base) => train(base, utterances, options));
+  return model.withBase("train a LoRA", (base) => train(base, utterances, options));
 }
 
 async function train(
@@ -309,7 +309,7 @@ export function evaluateLora(
   utterances: readonly Utterance[],
   options: EvaluateLoraOptions = {},
 ): Promise<number> {
-  return model.withBase(async (target) => {
+  return model.withBase("evaluate a LoRA", async (target) => {
     const st = options.lora ? parseSafetensors(options.lora, { source: "lora" }) : undefined;
     const file = st?.metadata.config ? JSON.parse(st.metadata.config) : {};
     const rank = st ? st.info(`model.layers.0.self_attn.q_proj.lora_A`).shape[0] : 1;

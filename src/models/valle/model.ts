@@ -438,16 +438,17 @@ export class ValleModel {
    * LoRA training (`src/train/`) runs through it, so that no `setLora` or disposal changes the
    * weights under a run.
    *
+   * @param what What the call does, for the error ("train a LoRA").
    * @param fn The call.
    * @throws {OptionError} A LoRA is active (remove it with `setLora(null)` first).
    * @throws {GpuError} The model was disposed.
    */
-  withBase<T>(fn: (base: ValleBase) => Promise<T>): Promise<T> {
+  withBase<T>(what: string, fn: (base: ValleBase) => Promise<T>): Promise<T> {
     return this.#life.run(() => {
       if (this.#lora.active) {
         throw new OptionError(
-          `Cannot run on the base model: the LoRA "${this.#lora.active.source}" is active; ` +
-            `remove it with setLora(null) first`,
+          `Cannot ${what}: the LoRA "${this.#lora.active.source}" is active, and this runs on ` +
+            `the model as loaded; remove it with setLora(null) first`,
         );
       }
       return fn({
