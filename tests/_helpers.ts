@@ -3,6 +3,8 @@
  * element (llm.c's `check_tensor` style), and the fixtures folder.
  */
 
+import type { CaseResult } from "../tools/golden/types.ts";
+
 /** The folder holding copied golden files. */
 export const FIXTURES: URL = new URL("./fixtures/", import.meta.url);
 
@@ -103,4 +105,21 @@ export function assertClose(
         `${actual[worst]} vs ${expected[worst]}; max abs diff ${max}\n${pairs.join("\n")}`,
     );
   }
+}
+
+/**
+ * Runs golden cases (tools/golden/, as `deno task golden` does) and fails with every failed case
+ * listed, or when there was none.
+ */
+export async function assertGoldenCases(cases: AsyncIterable<CaseResult>): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  for await (const r of cases) results.push(r);
+  const failed = results.filter((r) => !r.passed);
+  if (results.length === 0 || failed.length > 0) {
+    const lines = failed.map((r) =>
+      `  ${r.name}: max error ${r.maxError} > ${r.tolerance} ${r.detail ?? ""}`
+    );
+    throw new Error(`${failed.length} of ${results.length} cases failed\n${lines.join("\n")}`);
+  }
+  return results;
 }

@@ -23,10 +23,11 @@ import { parseArgs } from "node:util";
 import type { CaseResult, GoldenFamily, GoldenOptions } from "./golden/types.ts";
 import { codecFamily } from "./golden/codec.ts";
 import { valleFamily } from "./golden/valle.ts";
+import { trainFamily } from "./golden/train.ts";
 import { quantGoldenReport } from "./golden/quant.ts";
 
 /** Checkers by model family. */
-const FAMILIES: GoldenFamily[] = [valleFamily, codecFamily];
+const FAMILIES: GoldenFamily[] = [valleFamily, codecFamily, trainFamily];
 
 /** Runs one folder, yielding its case results. */
 export async function* runGoldenFolder(

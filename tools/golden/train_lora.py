@@ -1,6 +1,7 @@
 """Training golden for LoRA fine-tuning: runs UPSTREAM's own training step on the tiny model.
 
     /usr/bin/python3 tools/golden/train_lora.py /path/to/vall-e-checkout [--dec2024-base FILE]
+    /usr/bin/python3 tools/golden/train_lora.py /path/to/vall-e-checkout --load-ours FILE [FILE ...]
 
 The checkout is e-c-k-e-r/vall-e at 73833ee56d163998d295b25f88bd295d27ed8768 (nothing of it is copied here;
 it is imported from that path). Needs Debian's python3-torch (1.13) and python3-numpy; everything that cannot
@@ -21,6 +22,10 @@ LoRA A and B start from seeded random values (not B = 0, so that dL/dA is not ze
 A second case repeats the steps with the Dec-2024 embedding-sum rule (b): upstream's AudioEmbedding.forward of
 commit cd4a5f4 (from the checkout's git history, or the file given with --dec2024-base) swapped into HEAD.
 Each case also runs in float64 to measure the noise floor.
+
+With --load-ours nothing is trained: each given LoRA file (trained by this repository, tools/golden/train_ours.ts)
+is loaded like upstream's own export above (a fresh process with `--yaml ... --lora FILE`, `load_engines`), and
+upstream's AR logits of item 0 with it are written to ours_logits.safetensors, described in manifest.json: ours.
 
 Outputs go to tests/fixtures/train-golden/ (see its README.md).
 """
@@ -208,8 +213,9 @@ def stage(args):
     S.install()
     sys.path.insert(0, str(Path(args.upstream).resolve()))
     argv = ["vall_e", "--yaml", str(Path(args.work) / "config.yaml")]
+    lora_file = Path(args.lora_file or Path(args.work) / "ckpt" / LORA_FULL_NAME / "lora.sft")
     if args.stage == "loadback":
-        argv += ["--lora", str(Path(args.work) / "ckpt" / LORA_FULL_NAME / "lora.sft")]
+        argv += ["--lora", str(lora_file)]
     sys.argv = argv
     torch.manual_seed(0)
 
@@ -242,9 +248,13 @@ def stage(args):
     assert sorted(k for k in params if "lora_" in k) == sorted(lkeys), sorted(k for k in params if "lora_" in k)
 
     if args.stage == "loadback":
-        exported = S.read_safetensors(Path(args.work) / "ckpt" / LORA_FULL_NAME / "lora.sft")[0]
-        result["loaded_vs_exported"] = max(float((params[k].detach() - exported[k]).abs().max()) for k in lkeys)
+        from vall_e.config import cfg
+
+        exported = S.read_safetensors(lora_file)[0]
+        result["loaded_vs_exported"] = max(float((params[k].detach() - exported[k].float()).abs().max()) for k in lkeys)
         result["lora_scaling"] = sorted({m.scaling for m in module.modules() if isinstance(m, LoRALinear)})
+        result["lora_config"] = {k: getattr(cfg.lora, k) for k in ("name", "rank", "alpha")}
+        result["param_dtypes"] = sorted({str(params[k].dtype) for k in lkeys})
         result["training_mode"] = module.training
         result["ar_logits"] = ar_logits(torch, module, items[0])
         torch.save(result, args.result)
@@ -437,10 +447,12 @@ def ar_logits(torch, module, item):
 # orchestrator
 
 
-def run_stage(upstream, work, stage_name, rule="head"):
+def run_stage(upstream, work, stage_name, rule="head", lora_file=None):
     result = Path(work) / f"result-{stage_name}-{rule}.pt"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", stage_name, "--rule", rule, "--work", str(work),
            "--result", str(result), upstream]
+    if lora_file is not None:
+        cmd += ["--lora-file", str(Path(lora_file).resolve())]
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     env.pop("VALLE_YAML", None)
     env.pop("VALLE_LORA", None)
@@ -461,7 +473,12 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "tests" / "fixtures" / "train-golden"))
     ap.add_argument("--dec2024-base", help="vall_e/models/base.py of upstream commit " + DEC2024_COMMIT +
                     " for the rule (b) case; default: `git show` from the checkout if it has that history")
+    ap.add_argument("--load-ours", nargs="+", metavar="FILE",
+                    help="instead of training: load each LoRA file (trained here by tools/golden/train_ours.ts) "
+                         "through upstream's --lora path and write upstream's AR logits for it into --out "
+                         "(ours_logits.safetensors, manifest.json: ours)")
     ap.add_argument("--stage", choices=["f32", "f64", "loadback"], help=argparse.SUPPRESS)
+    ap.add_argument("--lora-file", help=argparse.SUPPRESS)
     ap.add_argument("--rule", choices=["head", "dec2024"], default="head", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -481,6 +498,11 @@ def main():
         os.symlink(Path(args.model).resolve(), work / "ckpt" / MODEL_FULL_NAME / "fp32.sft")
         case = make_case(torch)
         torch.save(case, work / "case.pt")
+        if args.load_ours:
+            out.check_case(Path(args.out), case)
+            out.write_ours(Path(args.out), {f: run_stage(args.upstream, work, "loadback", lora_file=f)
+                                            for f in args.load_ours})
+            return
         r32 = run_stage(args.upstream, work, "f32")
         r64 = run_stage(args.upstream, work, "f64")
         back = run_stage(args.upstream, work, "loadback")

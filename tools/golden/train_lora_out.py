@@ -178,3 +178,59 @@ def write(out: Path, case, r32, r64, back, lora_sft: bytes, yaml_text: str, dec=
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(json.dumps({"dec2024": dec_info, "noise": noise, "alone": batch_vs_alone, "adam": adam, "export": {k: v for k, v in exported.items() if k != "keys"}, "files": files}, indent=1))
+
+
+def check_case(out: Path, case):
+    """The batch make_case rebuilds must be the one the folder holds (its AR item is what --load-ours runs)."""
+    import train_lora_standins as S
+
+    tr = S.read_safetensors(out / "train.safetensors")[0]
+    for i, it in enumerate(case["items"]):
+        for name in ("phn", "prom", "resp"):
+            assert torch.equal(_i32(it[name]), tr[f"item{i}.{name}"]), f"item{i}.{name} differs from {out}"
+
+
+def write_ours(out: Path, loaded):
+    """Upstream's AR logits for each LoRA trained here (`--load-ours`): ours_logits.safetensors, manifest: ours."""
+    import train_lora_standins as S
+
+    tensors, docs, loras = {}, {}, {}
+    theirs = S.read_safetensors(out / "train.safetensors")[0]["ar_logits"]
+    for file, r in loaded.items():
+        file = Path(file)
+        stored = S.read_safetensors(file)[0]
+        dtypes = sorted({str(v.dtype) for v in stored.values()})
+        assert len(dtypes) == 1, dtypes
+        key = f"{file.stem}.ar_logits"
+        tensors[key] = _f32(r["ar_logits"])
+        docs[key] = {"shape": list(tensors[key].shape), "dtype": "F32",
+                     "doc": f"[N=24, 1025] AR item logits (eval, teacher-forced level 0 + stop) from upstream after "
+                            f"loading {file.name} (trained here) with --lora"}
+        loras[file.name] = {
+            "dtype": {"torch.float32": "F32", "torch.float16": "F16"}[dtypes[0]],
+            "logits": key,
+            "config_read_by_upstream": r["lora_config"],
+            "loaded_param_dtypes": r["param_dtypes"],
+            "loaded_vs_file_max_abs_diff": r["loaded_vs_exported"],
+            "loaded_scaling": r["lora_scaling"],
+            "training_mode": r["training_mode"],
+            "logits_vs_ar_logits_max_abs": float((tensors[key] - theirs).abs().max()),
+        }
+    name = "ours_logits.safetensors"
+    write_safetensors(tensors, str(out / name), {"about": "upstream's AR logits with each LoRA trained here"})
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["ours"] = {
+        "made_by": "tools/golden/train_ours.ts: our training step (CPU backend, f32 weights) on this batch from "
+                   "lora_init, the same steps and optimizer; exportLora as f32 and f16",
+        "loaded_by": "train_lora.py --load-ours: a fresh process started like the CLI (--yaml, --lora FILE), "
+                     "load_engines(training=False), Base.inputs + Base.forward of item 0",
+        "logits": name,
+        "loras": loras,
+    }
+    for f in [*(Path(f).name for f in loaded), name]:
+        p = out / f
+        manifest["files"][f] = {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    manifest["tensors"][name] = docs
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(json.dumps(manifest["ours"], indent=1))
