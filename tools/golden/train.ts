@@ -207,7 +207,7 @@ export function trainGoldenBatch(
   settings: OptimizerSettings,
   steps: number,
 ): Promise<GoldenStep[]> {
-  return valle.withBase(async (model) => {
+  return valle.withBase("run the training golden", async (model) => {
     const { backend, config, weights } = model;
     const batch = packBatch(config, weights.layout, items, { rule });
     const state = createTrainState(backend, config, layout, batch.rows);
