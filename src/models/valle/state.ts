@@ -16,6 +16,7 @@ import { createTensor, destroyTensors } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { attentionPartialsSize } from "../../ops/attention.ts";
 import { createRopeTable } from "../../ops/rope.ts";
+import { CFG_STATS_WORDS } from "./cfg.ts";
 import type { ValleConfig } from "./config.ts";
 
 /** Preallocated GPU buffers for sequences of up to `capacity` positions. */
@@ -68,7 +69,10 @@ export interface ValleRunState {
   readonly masked: Tensor;
   /** Repetition-penalty divisors by distance (capacity + 1) f32. */
   readonly penalties: Tensor;
-  /** CFG statistics (8) f32: mean/std of cond and of the unscaled guided logits, factor. */
+  /**
+   * CFG statistics ({@linkcode CFG_STATS_WORDS}) f32: mean/std of cond and of the unscaled guided
+   * logits, factor, then the reductions' partial sums.
+   */
   readonly cfgStats: Tensor;
   /** RoPE cos/sin for positions 0..capacity-1. */
   readonly rope: Tensor;
@@ -127,7 +131,7 @@ export function createRunState(
     scores: f32([2, capacity], "scores"),
     masked: u32([capacity], "masked"),
     penalties: f32([capacity + 1], "penalties"),
-    cfgStats: f32([8], "cfg_stats"),
+    cfgStats: f32([CFG_STATS_WORDS], "cfg_stats"),
     rope: createRopeTable(backend, config.headDim, config.ropeTheta, capacity),
     tables: u32([10 * capacity], "tables"),
     attentionPartials: f32(
@@ -153,7 +157,7 @@ export function runStateBytes(config: ValleConfig, capacity: number): number {
   const words = 5 * d + dFf + stackedColumns(config) + 2 * nLayers * d + 3 * vocab +
     3 * nLevels + 2 + 2 + 2 + 1 + 1 + 10 + config.headDim;
   // The penalties' extra row, the CFG statistics and the split decoding's partials.
-  const fixed = 1 + 8 + attentionPartialsSize(config.nHeads, config.headDim);
+  const fixed = 1 + CFG_STATS_WORDS + attentionPartialsSize(config.nHeads, config.headDim);
   return 4 * (words * capacity + fixed);
 }
 
