@@ -33,8 +33,6 @@ export interface ValleRunState {
   readonly q: Tensor;
   /** Attention output (capacity, d). */
   readonly att: Tensor;
-  /** Projection output added to the residual (capacity, d). */
-  readonly o: Tensor;
   /** MLP activation gelu(gate) ⊙ up, the down projection's input (capacity, dFf). */
   readonly g: Tensor;
   /**
@@ -115,7 +113,6 @@ export function createRunState(
     h: f32([capacity, d], "h"),
     q: f32([capacity, d], "q"),
     att: f32([capacity, d], "att"),
-    o: f32([capacity, d], "o"),
     g: f32([capacity, dFf], "g"),
     stacked: f32([capacity, stackedColumns(config)], "stacked"),
     k: Array.from({ length: nLayers }, (_, l) => f32([capacity, d], `k.${l}`)),
@@ -152,9 +149,9 @@ export function createRunState(
 export function runStateBytes(config: ValleConfig, capacity: number): number {
   const { dModel: d, dFf, nLayers, nLevels } = config;
   const vocab = logitColumns(config);
-  // x, h, q, att, o; g, stacked; K and V per layer; logits (2 rows) and null logits; tokens, ids,
+  // x, h, q, att; g, stacked; K and V per layer; logits (2 rows) and null logits; tokens, ids,
   // positions (both slots); scratch, scores, masked, penalties; batch tables; the rotary table.
-  const words = 5 * d + dFf + stackedColumns(config) + 2 * nLayers * d + 3 * vocab +
+  const words = 4 * d + dFf + stackedColumns(config) + 2 * nLayers * d + 3 * vocab +
     3 * nLevels + 2 + 2 + 2 + 1 + 1 + 10 + config.headDim;
   // The penalties' extra row, the CFG statistics and the split decoding's partials.
   const fixed = 1 + CFG_STATS_WORDS + attentionPartialsSize(config.nHeads, config.headDim);
