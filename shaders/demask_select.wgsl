@@ -5,7 +5,10 @@
 //
 // Bindings: tokens (length) u32 at tok_off, updated | masked (length) u32 at masked_off |
 // scores (length) f32 at score_off.
-// Grid: (1). One workgroup; O(length²) comparisons, trivial next to the two forward passes.
+// Grid: (ceil(length / 64), ·), a 2-D grid counting as consecutive rows of workgroups. One
+// position per invocation, so the whole GPU shares the O(length²) comparisons; each workgroup
+// reads the scores through workgroup memory, 64 at a time. A rank needs no second stage: it is
+// an exact count, and no position's result depends on another's.
 
 struct Params {
   length: u32,
@@ -21,17 +24,37 @@ struct Params {
 @group(0) @binding(2) var<storage, read> scores: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) li: u32) {
-  for (var i = li; i < p.length; i += 256u) {
-    let s = scores[p.score_off + i];
-    var rank = 0u;
-    for (var j = 0u; j < p.length; j++) {
-      let o = scores[p.score_off + j];
-      if (o < s || (o == s && j < i)) {
+const WG: u32 = 64u;
+
+var<workgroup> tile: array<f32, WG>;
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let i = (wg.x + wg.y * nwg.x) * WG + li;
+  var s = 0.0;
+  if (i < p.length) {
+    s = scores[p.score_off + i];
+  }
+  var rank = 0u;
+  for (var base = 0u; base < p.length; base += WG) {
+    if (base + li < p.length) {
+      tile[li] = scores[p.score_off + base + li];
+    }
+    workgroupBarrier();
+    let n = min(WG, p.length - base);
+    for (var e = 0u; e < n; e++) {
+      let o = tile[e];
+      if (o < s || (o == s && base + e < i)) {
         rank++;
       }
     }
+    workgroupBarrier();
+  }
+  if (i < p.length) {
     var t = tokens[p.tok_off + i];
     if (rank < p.count) {
       t = p.mask;

@@ -4,7 +4,7 @@
 //
 // Bindings: y (R, D) f32 at y_off | x (R, D) f32 at x_off | w (D) W at w_off | b (D) W at b_off.
 // Grid: (R). One workgroup of 256 threads per row: mean, then the mean of squared deviations,
-// each a strided sum and a tree reduction.
+// each a strided sum and a workgroup reduction (_lanes.wgsl).
 
 struct Params {
   rows: u32,
@@ -22,37 +22,22 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<W>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
-
-fn row_sum(li: u32, v: f32) -> f32 {
-  partial[li] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      partial[li] += partial[li + s];
-    }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
-
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, lanes: Lanes) {
+  let li = lanes.li;
   let xb = p.x_off + wg.x * p.d;
   let yb = p.y_off + wg.x * p.d;
   var acc = 0.0;
   for (var i = li; i < p.d; i += 256u) {
     acc += x[xb + i];
   }
-  let mean = row_sum(li, acc) / f32(p.d);
+  let mean = workgroup_sum(acc, lanes) / f32(p.d);
   acc = 0.0;
   for (var i = li; i < p.d; i += 256u) {
     let v = x[xb + i] - mean;
     acc += v * v;
   }
-  let inv = inverseSqrt(row_sum(li, acc) / f32(p.d) + p.eps);
+  let inv = inverseSqrt(workgroup_sum(acc, lanes) / f32(p.d) + p.eps);
   for (var i = li; i < p.d; i += 256u) {
     y[yb + i] = (x[xb + i] - mean) * inv * f32(w[p.w_off + i]) + f32(b[p.b_off + i]);
   }

@@ -1,7 +1,8 @@
 // RMSNorm over the last dimension, in f32: y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) * w.
 //
 // Bindings: y (R, D) f32 at y_off | x (R, D) f32 at x_off | w (D) W.
-// Grid: (R). One workgroup of 256 threads per row: strided sum of squares, tree reduction, scale.
+// Grid: (R). One workgroup of 256 threads per row: strided sum of squares, workgroup reduction
+// (_lanes.wgsl: the barrier tree, or subgroups where the device has them), scale.
 
 struct Params {
   rows: u32,
@@ -17,7 +18,8 @@ struct Params {
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, lanes: Lanes) {
+  let li = lanes.li;
   let xb = p.x_off + wg.x * p.d;
   let yb = p.y_off + wg.x * p.d;
   var acc = 0.0;
@@ -25,7 +27,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let v = x[xb + i];
     acc += v * v;
   }
-  let inv = inverseSqrt(group_sum(acc, li, 256u) / f32(p.d) + p.eps);
+  let inv = inverseSqrt(workgroup_sum(acc, lanes) / f32(p.d) + p.eps);
   for (var i = li; i < p.d; i += 256u) {
     y[yb + i] = x[xb + i] * inv * f32(w[i]);
   }

@@ -22,6 +22,7 @@
 // u32: previous tokens at prev_off (n_prev), the choice of row r at out_off + r | scores (·) f32 at
 // score_off + r | penalties (·) f32: divisor for distance d at pen_off + d.
 // Grid: (rows). cols ≤ 2048 when min-p, top-k or top-p is on (they sort the row in workgroup memory).
+// Row maxima and sums are workgroup reductions (_lanes.wgsl: the barrier tree, or subgroups).
 
 struct Params {
   rows: u32,
@@ -74,52 +75,24 @@ fn sync() {
   workgroupBarrier();
 }
 
-fn reduce_max(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      red[li] = max(red[li], red[li + s]);
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      red[li] += red[li + s];
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn row_max(base: u32, li: u32) -> f32 {
+fn row_max(base: u32, lanes: Lanes) -> f32 {
   var m = NEG_BIG;
-  for (var i = li; i < p.cols; i += WG) {
+  for (var i = lanes.li; i < p.cols; i += WG) {
     m = max(m, logits[base + i]);
   }
-  return reduce_max(m, li);
+  return workgroup_max(m, lanes);
 }
 
 // Σ exp(x − m) over unfiltered entries.
-fn row_exp_sum(base: u32, m: f32, li: u32) -> f32 {
+fn row_exp_sum(base: u32, m: f32, lanes: Lanes) -> f32 {
   var s = 0.0;
-  for (var i = li; i < p.cols; i += WG) {
+  for (var i = lanes.li; i < p.cols; i += WG) {
     let v = logits[base + i];
     if (!filtered(v)) {
       s += exp(v - m);
     }
   }
-  return reduce_sum(s, li);
+  return workgroup_sum(s, lanes);
 }
 
 // Copies the row into workgroup memory and sorts it in descending order (bitonic network).
@@ -180,7 +153,8 @@ fn pcg4d(seed: vec4u) -> vec4u {
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, lanes: Lanes) {
+  let li = lanes.li;
   let row = wg.x;
   let work = p.work_off + row * p.cols;
   var base = p.logits_off + row * p.cols;
@@ -222,8 +196,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     sync();
     base = work;
     copied = true;
-    let m = row_max(base, li);
-    let inv = 1.0 / row_exp_sum(base, m, li);
+    let m = row_max(base, lanes);
+    let inv = 1.0 / row_exp_sum(base, m, lanes);
     let threshold = p.min_p * inv; // p_max = exp(0) · inv
     sort_row(base, li);
     var keep_from = NEG_BIG;
@@ -262,7 +236,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
           s += exp(sorted[i] - m);
         }
       }
-      let inv = 1.0 / reduce_sum(s, li);
+      let inv = 1.0 / workgroup_sum(s, lanes);
       if (li == 0u) {
         // Cumulative probabilities in sorted order, compensated (the original sums in double).
         var cum = vec2f(0.0);
@@ -290,8 +264,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // 5. Temperature.
   if (p.temp_mode == 2u) {
     // Dynamic temperature (in place), from the probability of the top token.
-    let m = row_max(base, li);
-    let p_max = 1.0 / row_exp_sum(base, m, li);
+    let m = row_max(base, lanes);
+    let p_max = 1.0 / row_exp_sum(base, m, lanes);
     let t = p.temperature -
       (p.temperature - p.min_temperature) / (1.0 + exp(-10.0 * (p_max - 0.5)));
     for (var i = li; i < p.cols; i += WG) {
@@ -335,15 +309,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         any_filtered = 1.0;
       }
     }
-    let degenerate = reduce_max(any_filtered, li) > 0.0;
-    m = reduce_max(m, li);
-    let mean = reduce_sum(sum, li) / f32(p.cols);
+    let degenerate = workgroup_max(any_filtered, lanes) > 0.0;
+    m = workgroup_max(m, lanes);
+    let mean = workgroup_sum(sum, lanes) / f32(p.cols);
     var sq = 0.0;
     for (var i = li; i < p.cols; i += WG) {
       let dv = logits[base + i] - mean;
       sq += dv * dv;
     }
-    let sigma = sqrt(reduce_sum(sq, li) / f32(p.cols - 1u));
+    let sigma = sqrt(workgroup_sum(sq, lanes) / f32(p.cols - 1u));
     for (var i = li; i < p.cols; i += WG) {
       if (degenerate || logits[base + i] < m - sigma) {
         logits[base + i] = NEG_BIG;
@@ -353,8 +327,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
 
   // 7. Choice and score.
-  let m = row_max(base, li);
-  let total = row_exp_sum(base, m, li);
+  let m = row_max(base, lanes);
+  let total = row_exp_sum(base, m, lanes);
   var choice = 0u;
   if (p.greedy != 0u) {
     var best = NEG_BIG;

@@ -6,16 +6,16 @@
 
 import { type ShaderName, WGSL } from "../src/backends/webgpu/_wgsl.ts";
 
-/** Every kernel file: all of `shaders/` but the shared functions. */
+/** Every kernel file: all of `shaders/` but the shared functions (the files named `_*`). */
 export const KERNEL_NAMES: readonly ShaderName[] = (Object.keys(WGSL) as ShaderName[]).filter(
-  (name) => name !== "_common",
+  (name) => !name.startsWith("_"),
 );
 
 /**
  * Compiles `code` into a compute pipeline with an implicit layout, so that the device validates
  * the shader against its limits.
  *
- * @returns Why the device refused it (the first line), or undefined when it compiled.
+ * @returns Why the device refused it (the first line with text), or undefined when it compiled.
  */
 export async function compilePipeline(
   device: GPUDevice,
@@ -30,5 +30,7 @@ export async function compilePipeline(
     compute: { module, entryPoint: "main" },
   }).then(() => undefined, (e: Error) => e.message);
   const [refused, error] = await Promise.all([pipeline, device.popErrorScope()]);
-  return (error?.message ?? refused)?.split("\n")[0];
+  const why = error?.message ?? refused;
+  // Deno's messages start with a newline: the first line with text, and never an empty string.
+  return why === undefined ? undefined : why.split("\n").find((l) => l.trim()) ?? "refused";
 }

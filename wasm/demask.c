@@ -1,5 +1,6 @@
 // NAR-len's masking steps, the CPU twins of shaders/demask_select.wgsl and demask_update.wgsl
-// (read their headers): the same bindings, parameters and results. Threads split the positions.
+// (read their headers): the same bindings, parameters and results. Threads split the positions
+// (as the WGSL's workgroups do: each rank is a count of its own).
 
 #include "runtime.h"
 

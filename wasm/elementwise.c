@@ -1,6 +1,6 @@
 // Elementwise kernels, CPU twins of shaders/add.wgsl, mul.wgsl, gelu.wgsl, gelu_mul.wgsl,
-// gelu_mul_backward.wgsl and elu.wgsl: the same bindings and parameters, threads splitting the
-// elements.
+// gelu_mul_backward.wgsl, gelu_mul_stacked.wgsl and elu.wgsl: the same bindings and parameters,
+// threads splitting the elements.
 
 #include "dot.h"
 
@@ -80,6 +80,25 @@ void gelu_mul_backward(const Cmd *c, const Thread *t) {
     wasm_v128_store(odg, wasm_f32x4_mul(wasm_f32x4_mul(dv, wasm_v128_load(uu)), slope));
     wasm_v128_store(odu, wasm_f32x4_mul(dv, gelu));
     for (uint32_t e = 0; e < n; e++) dg[i + e] = odg[e], du[i + e] = odu[e];
+  }
+}
+
+// gelu_mul_stacked: y[r, j] = gelu_erf(gu[r, j]) · gu[r, f + j] for stacked gate|up rows (R, 2f),
+// the arithmetic of gelu_mul above.   p: n (= R · f), f, out_off, gu_off
+void gelu_mul_stacked(const Cmd *c, const Thread *t) {
+  const uint32_t f = c->p[1];
+  float *y = F32(c, 0, c->p[2]);
+  const float *gu = F32(c, 1, c->p[3]);
+  uint32_t lo, hi;
+  share(c->p[0] / f, 1, t, &lo, &hi);
+  for (uint32_t r = lo; r < hi; r++) {
+    float *out = y + (size_t)r * f;
+    const float *g = gu + (size_t)r * 2 * f, *u = g + f;
+    uint32_t j = 0;
+    for (; j + 4 <= f; j += 4) {
+      wasm_v128_store(out + j, wasm_f32x4_mul(gelu_erf_f32x4(wasm_v128_load(g + j)), wasm_v128_load(u + j)));
+    }
+    for (; j < f; j++) out[j] = gelu_erf(g[j]) * u[j];
   }
 }
 

@@ -28,8 +28,14 @@ const GELU_MUL_BACKWARD: KernelSpec = {
   params: ["u32", "u32", "u32", "u32", "u32", "u32"],
 };
 
+const GELU_MUL_STACKED: KernelSpec = {
+  shader: "gelu_mul_stacked",
+  bindings: ["write", "read"],
+  params: ["u32", "u32", "u32", "u32"],
+};
+
 /** The kernels the MLP (besides `linear`'s) may dispatch, for warming at load (`kernelUses`). */
-export const MLP_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL }];
+export const MLP_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL }, { spec: GELU_MUL_STACKED }];
 
 /** The kernels of the MLP's backward pass (besides `linear`'s), for warming (`kernelUses`). */
 export const MLP_BACKWARD_KERNELS: readonly OpKernel[] = [{ spec: GELU_MUL_BACKWARD }];
@@ -104,6 +110,36 @@ export function geluMulBackward(
     GELU_MUL_BACKWARD,
     [dg, du, dm, g, u],
     [n, dg.offset, du.offset, dm.offset, g.offset, u.offset],
+    grid1d(Math.ceil(n / 256)),
+  );
+}
+
+/**
+ * Records out = gelu(gate) ⊙ up from stacked rows [gate | up] (one GEMM over the stacked gate
+ * and up weights): the bits of {@linkcode geluMul} on the two halves apart.
+ *
+ * @param rec The recorder.
+ * @param out Output (S, F), f32.
+ * @param gateUp Stacked rows (S, 2F), f32.
+ *
+ * @example
+ * ```ts ignore
+ * linear(rec, gateUp, h, layer.gateUp);
+ * geluMulStacked(rec, g, gateUp);
+ * ```
+ */
+export function geluMulStacked(rec: Recorder, out: Tensor, gateUp: Tensor): void {
+  const op = "geluMulStacked";
+  expectDtype(op, "out", out, "f32");
+  expectDtype(op, "gateUp", gateUp, "f32");
+  expectShape(op, "out", out, [-1, -1]);
+  const [s, f] = out.shape;
+  expectShape(op, "gateUp", gateUp, [s, 2 * f]);
+  const n = s * f;
+  rec.dispatch(
+    GELU_MUL_STACKED,
+    [out, gateUp],
+    [n, f, out.offset, gateUp.offset],
     grid1d(Math.ceil(n / 256)),
   );
 }

@@ -25,8 +25,14 @@ const ROPE: KernelSpec = {
   params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32"],
 };
 
-/** The kernels `rope` may dispatch, for warming at load (`kernelUses`). */
-export const ROPE_KERNELS: readonly OpKernel[] = [{ spec: ROPE }];
+const SPLIT_QKV: KernelSpec = {
+  shader: "split_qkv",
+  bindings: ["write", "write", "write", "read", "read", "read"],
+  params: ["u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
+};
+
+/** The kernels `rope` and `splitQkv` may dispatch, for warming at load (`kernelUses`). */
+export const ROPE_KERNELS: readonly OpKernel[] = [{ spec: ROPE }, { spec: SPLIT_QKV }];
 
 /**
  * The float32 (cos, sin) pairs PyTorch's LLaMA rotary embedding uses, as a flat array
@@ -131,6 +137,71 @@ export function rope(
   rec.dispatch(
     ROPE,
     [x, positions, table],
+    params,
+    grid1d(Math.ceil((s * heads * headDim) / 512)),
+  );
+}
+
+/** Head layout of {@linkcode splitQkv}. */
+export interface SplitQkvOptions {
+  /** Heads of Q, K and V. */
+  heads: number;
+  /** Elements per head (even). */
+  headDim: number;
+}
+
+/**
+ * Records the split of stacked projection rows [Q | K | V] (one GEMM over the stacked weights)
+ * into q ← RoPE(Q), k ← RoPE(K) and v ← V: the bits of {@linkcode rope} on Q and K apart.
+ *
+ * @param rec The recorder.
+ * @param q Queries (S, d) f32, written.
+ * @param k Keys (S, d) f32 (e.g. rows of a KV cache), written.
+ * @param v Values (S, d) f32, written.
+ * @param qkv Stacked rows (S, 3d) f32, d = heads · headDim.
+ * @param positions Position id per row (S), u32.
+ * @param table From {@linkcode createRopeTable}; must cover every position used.
+ * @param options Head layout.
+ *
+ * @example
+ * ```ts ignore
+ * linear(rec, qkv, h, layer.qkv);
+ * splitQkv(rec, q, rows(kCache, 0, s), rows(vCache, 0, s), qkv, positions, table, {
+ *   heads: 16,
+ *   headDim: 64,
+ * });
+ * ```
+ */
+export function splitQkv(
+  rec: Recorder,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  qkv: Tensor,
+  positions: Tensor,
+  table: Tensor,
+  options: SplitQkvOptions,
+): void {
+  const op = "splitQkv";
+  const { heads, headDim } = options;
+  const s = qkv.shape[0];
+  const d = heads * headDim;
+  if (headDim % 2 !== 0) {
+    throw new OptionError(`Cannot record ${op}: head dimension ${headDim} is odd`);
+  }
+  expectShape(op, "qkv", qkv, [s, 3 * d]);
+  expectShape(op, "positions", positions, [s]);
+  expectShape(op, "table", table, [-1, headDim / 2, 2]);
+  expectDtype(op, "qkv", qkv, "f32");
+  expectDtype(op, "positions", positions, "u32");
+  for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
+    expectShape(op, name, t, [s, d]);
+    expectDtype(op, name, t, "f32");
+  }
+  const params = [s, heads, headDim, qkv.offset, q.offset, k.offset, v.offset, positions.offset];
+  rec.dispatch(
+    SPLIT_QKV,
+    [q, k, v, qkv, positions, table],
     params,
     grid1d(Math.ceil((s * heads * headDim) / 512)),
   );

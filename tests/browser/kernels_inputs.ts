@@ -14,6 +14,8 @@ export function browserInputs() {
     linear: { m, n, k, x: rng.normals(m * k), w: rng.normals(n * k, 0.1), b: rng.normals(n) },
     quant: { m: qm, n: qn, k: qk, x: rng.normals(qm * qk), w: rng.normals(qn * qk, 0.05) },
     norm: { rows, d, x: rng.normals(rows * d), w: rng.normals(d) },
+    // Rows wider than a workgroup, and a row of large logits (the max matters).
+    softmax: { rows: 2, cols: 1025, x: rng.normals(2 * 1025, 8) },
     attention: {
       s,
       heads,

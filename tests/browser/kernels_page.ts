@@ -16,6 +16,7 @@ import { kernelSource } from "../../src/backends/webgpu/kernels.ts";
 import { attention, attentionPartialsSize } from "../../src/ops/attention.ts";
 import { linear } from "../../src/ops/linear.ts";
 import { rmsNorm } from "../../src/ops/norm.ts";
+import { softmax } from "../../src/ops/softmax.ts";
 import { quantizeBlocks, toDeviceWords } from "../../src/quant/device.ts";
 import { browserInputs } from "./kernels_inputs.ts";
 
@@ -27,6 +28,8 @@ export interface KernelsPageInput {
   threads?: number;
   /** WebGPU: `false` refuses the integer GEMMs (`GpuOptions.integerDot`). */
   integerDot?: boolean;
+  /** WebGPU: `false` refuses the subgroup reductions (`GpuOptions.subgroups`). */
+  subgroups?: boolean;
 }
 
 /** What the page found and computed. */
@@ -37,6 +40,8 @@ export interface KernelsPageResult {
   adapter?: AdapterSummary;
   /** WebGPU: whether the quantized GEMMs ran in integer arithmetic (`GpuFeatures.integerDot`). */
   integerDot?: boolean;
+  /** WebGPU: whether the row kernels reduced on subgroups (`GpuFeatures.subgroups`). */
+  subgroups?: boolean;
   /** Whether the page was cross-origin isolated. */
   crossOriginIsolated: boolean;
   /** CPU: the runner and its threads. */
@@ -45,6 +50,7 @@ export interface KernelsPageResult {
   gemm: number[];
   gemv: number[];
   rmsNorm: number[];
+  softmax: number[];
   attention: number[];
   /** The same attention with its keys split over workgroups (flash-decoding on WebGPU). */
   attentionSplit: number[];
@@ -55,25 +61,36 @@ export interface KernelsPageResult {
 }
 
 /**
- * Compiles every kernel (f32, and f16 where the device has it) into a pipeline on `gpu`, as this
+ * Compiles every kernel (f32, and f16 where the device has it; with the barrier-tree reductions,
+ * and with the subgroup ones where the device uses them) into a pipeline on `gpu`, as this
  * browser's WGSL compiler (Tint in Chromium) sees it, and returns the refusals.
  */
 async function compileEveryKernel(gpu: Gpu): Promise<string[]> {
   const weights = gpu.features.f16 ? ["f32", "f16"] as const : ["f32"] as const;
-  const failures = await Promise.all(KERNEL_NAMES.flatMap((shader) =>
-    weights.map(async (w) => {
-      // The integer-dot GEMMs need WGSL's packed_4x8_integer_dot_product.
-      if (shader.endsWith("_dp4a") && !gpu.features.integerDot) return undefined;
-      const why = await compilePipeline(gpu.device, `${shader}.${w}`, kernelSource(shader, w));
-      return why && `${shader}.${w}: ${why}`;
-    })
-  ));
+  const reductions = gpu.features.subgroups ? [false, true] : [false];
+  const failures = await Promise.all(
+    KERNEL_NAMES.flatMap((shader) =>
+      weights.flatMap((w) =>
+        reductions.map(async (subgroups) => {
+          // The integer-dot GEMMs need WGSL's packed_4x8_integer_dot_product.
+          if (shader.endsWith("_dp4a") && !gpu.features.integerDot) return undefined;
+          const label = `${shader}.${w}${subgroups ? ".subgroups" : ""}`;
+          const why = await compilePipeline(gpu.device, label, kernelSource(shader, w, subgroups));
+          return why && `${label}: ${why}`;
+        })
+      )
+    ),
+  );
   return failures.filter((f) => f !== undefined).sort();
 }
 
 export default async function (input: KernelsPageInput): Promise<KernelsPageResult> {
-  const { backend, reason } = input.integerDot === false
-    ? { backend: await requestGpu({ integerDot: false }), reason: "integerDot false" }
+  const refused = input.integerDot === false || input.subgroups === false;
+  const { backend, reason } = refused
+    ? {
+      backend: await requestGpu({ integerDot: input.integerDot, subgroups: input.subgroups }),
+      reason: "an optional feature refused",
+    }
     : await chooseBackend(input);
   const inputs = browserInputs();
   const rec = backend.createRecorder();
@@ -95,6 +112,8 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
   const { rows, d } = inputs.norm;
   const normed = createTensor(backend, [rows, d], "f32", "normed");
   rmsNorm(rec, normed, up(inputs.norm.x, [rows, d]), up(inputs.norm.w, [d]), 1e-6);
+  const softmaxed = up(inputs.softmax.x, [inputs.softmax.rows, inputs.softmax.cols]);
+  softmax(rec, softmaxed);
 
   const { s, heads, headDim } = inputs.attention;
   const width = heads * headDim;
@@ -121,6 +140,7 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     backend: { kind: backend.kind, description: backend.description, reason },
     adapter: backend instanceof Gpu ? backend.adapter : undefined,
     integerDot: backend instanceof Gpu ? backend.features.integerDot : undefined,
+    subgroups: backend instanceof Gpu ? backend.features.subgroups : undefined,
     crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ===
       true,
     runner: backend instanceof CpuBackend
@@ -132,6 +152,7 @@ export default async function (input: KernelsPageInput): Promise<KernelsPageResu
     gemm: [...await readF32(backend, gemm)],
     gemv: [...await readF32(backend, gemv)],
     rmsNorm: [...await readF32(backend, normed)],
+    softmax: [...await readF32(backend, softmaxed)],
     attention: [...await readF32(backend, att)],
     attentionSplit: [...await readF32(backend, attSplit)],
     gemmQ8: [...await readF32(backend, quantized[0])],

@@ -1,7 +1,8 @@
 /**
- * A few kernels in headless Chromium on each backend a page can have: WebGPU (SwiftShader), the
- * CPU with worker threads (the page cross-origin isolated) and the CPU on the page's own thread
- * (not isolated: no SharedArrayBuffer). Every result is checked against the CPU oracle; the
+ * A few kernels in headless Chromium on each backend a page can have: WebGPU (SwiftShader, with
+ * its subgroup reductions and with the barrier trees), the CPU with worker threads (the page
+ * cross-origin isolated) and the CPU on the page's own thread (not isolated: no
+ * SharedArrayBuffer). Every result is checked against the CPU oracle; the
  * quantized GEMMs against the one of the arithmetic the page says it ran (integer where the
  * backend is the CPU or WebGPU's WGSL has packed_4x8_integer_dot_product, else float).
  */
@@ -24,10 +25,12 @@ async function runKernels(
 ): Promise<KernelsPageResult> {
   const result = await runInChromium(PAGE, { input, isolated }) as KernelsPageResult;
   console.log(
-    `browser backend: ${JSON.stringify(result.backend)}, integerDot ${result.integerDot}`,
+    `browser backend: ${JSON.stringify(result.backend)}, integerDot ${result.integerDot}, ` +
+      `subgroups ${result.subgroups}`,
   );
   equal(result.backend.kind, input.backend);
   if (input.integerDot === false) equal(result.integerDot, false);
+  if (input.subgroups === false) equal(result.subgroups, false);
   equal(result.crossOriginIsolated, isolated, "the page's crossOriginIsolated");
   const inputs = browserInputs();
   const { m, n, k } = inputs.linear;
@@ -46,6 +49,10 @@ async function runKernels(
   assertClose(result.rmsNorm, ref.rmsNorm(inputs.norm.x, inputs.norm.w, d, 1e-6), {
     ...tol,
     label: "rmsNorm",
+  });
+  assertClose(result.softmax, ref.softmax(inputs.softmax.x, inputs.softmax.cols), {
+    ...tol,
+    label: "softmax",
   });
   const { s, heads, headDim, q, k: kk, v } = inputs.attention;
   const expected = ref.attention(q, kk, v, {
@@ -75,6 +82,9 @@ Deno.test({
   fn: async () => {
     const result = await runKernels({ backend: "webgpu" }, false);
     ok(result.adapter && result.adapter.vendor.length > 0, "the page found a WebGPU adapter");
+    // SwiftShader lists `subgroups` (size 4) and WGSL's subgroup_id: the row kernels above
+    // (RMSNorm, softmax) reduced on subgroups.
+    equal(result.subgroups, true, "the row kernels reduce on subgroups");
     // Every kernel compiles with Chromium's WGSL compiler (Tint) too, not only Deno's (naga).
     deepStrictEqual(result.compileFailures, []);
   },
@@ -86,6 +96,15 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await runKernels({ backend: "webgpu", integerDot: false }, false);
+  },
+});
+
+Deno.test({
+  name: "the row kernels also run on WebGPU (SwiftShader) with the subgroup reductions refused",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await runKernels({ backend: "webgpu", subgroups: false }, false);
   },
 });
 

@@ -94,7 +94,7 @@ Deno.test("checkRunState() takes the state being replaced off the CPU budget", (
       maxBindingBytes: 2 ** 32 - 1,
       memory: { current, peak: current },
     }) as unknown as Backend;
-  // The full-size model: ~160 KB per position, so 20k positions are ~3.2 GB.
+  // The full-size model: ~177 KB per position, so 20k positions are ~3.5 GB.
   checkRunState(fake("cpu", 0), config, 20_000);
   assert.throws(() => checkRunState(fake("cpu", 2 ** 30), config, 20_000), OptionError);
   checkRunState(fake("cpu", 2 ** 30), config, 20_000, 2 ** 30);

@@ -98,6 +98,43 @@ for (const dtype of WEIGHT_DTYPES) {
       },
     );
   }
+  for (const parts of [2, 3]) {
+    backendTest(
+      `linear() GEMM over ${parts} stacked weights gives each part's bits, whole or in row ` +
+        `chunks, ${dtype}`,
+      async (backend) => {
+        // A full pass's one GEMM over the stacked Q/K/V (or gate/up) weights: each output column
+        // sums over K in the order of the part's own GEMM, whatever tile it falls in (n = 70
+        // puts part boundaries inside tiles), and rows in chunks give the same bits as together.
+        const rng = new Rng(10 * parts);
+        const [m, n, k] = [150, 70, 67];
+        const values = Array.from({ length: parts }, () => rng.normals(n * k, 0.05));
+        const stackedValues = new Float32Array(parts * n * k);
+        values.forEach((v, i) => stackedValues.set(v, i * n * k));
+        const stacked = uploadWeights(backend, stackedValues, [parts * n, k], dtype, "stacked");
+        const xt = uploadTensor(backend, rng.normals(m * k), [m, k], "f32", "x");
+        const apart = values.map((v, i) => ({
+          w: uploadWeights(backend, v, [n, k], dtype, `w${i}`).tensor,
+          y: createTensor(backend, [m, n], "f32", `y${i}`),
+        }));
+        const chunked = createTensor(backend, [m, parts * n], "f32", "chunked");
+        const rec = backend.createRecorder();
+        for (const { w, y } of apart) linear(rec, y, xt, w);
+        for (const [start, count] of [[0, 5], [5, 64], [69, 7], [76, 74]]) {
+          linear(rec, rows(chunked, start, count), rows(xt, start, count), stacked.tensor);
+        }
+        rec.submit();
+        const got = await readF32(backend, chunked);
+        for (const [i, { y }] of apart.entries()) {
+          const part = Float32Array.from(
+            { length: m * n },
+            (_, e) => got[Math.floor(e / n) * parts * n + i * n + (e % n)],
+          );
+          deepStrictEqual(part, await readF32(backend, y), `part ${i}`);
+        }
+      },
+    );
+  }
   backendTest(
     `linear() GEMM gives the same bits with 4-wide and scalar loads, ${dtype}`,
     async (backend) => {

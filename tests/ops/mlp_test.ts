@@ -1,6 +1,6 @@
-import { throws } from "node:assert";
-import { gatedMlp, geluMul } from "../../src/ops/mlp.ts";
-import { createTensor, readF32, uploadTensor } from "../../src/backends/tensor.ts";
+import { deepStrictEqual, throws } from "node:assert";
+import { gatedMlp, geluMul, geluMulStacked } from "../../src/ops/mlp.ts";
+import { createTensor, readF32, rows, uploadTensor } from "../../src/backends/tensor.ts";
 import { backendTest, uploadWeights, WEIGHT_DTYPES } from "../_backends.ts";
 import { assertClose, Rng } from "../_helpers.ts";
 import { gelu } from "../reference/erf.ts";
@@ -17,6 +17,21 @@ backendTest("geluMul() matches the exact erf GELU from -12 to 12", async (backen
   const expected = Float64Array.from(g, (v, i) => gelu(v) * u[i]);
   // erfc to 1.2e-7 relative plus f32 rounding: relative error ~1e-6 even deep in the tail.
   assertClose(await readF32(backend, gt), expected, { atol: 1e-7, rtol: 2e-6 });
+});
+
+backendTest("geluMulStacked() gives geluMul()'s bits on the stacked halves", async (backend) => {
+  // F = 37 puts rows at unaligned offsets (the CPU kernel's 4-wide body and scalar tail).
+  const [s, f] = [6, 37];
+  const gu = new Rng(9).normals(s * 2 * f, 3);
+  const half = (i: number) =>
+    Float32Array.from({ length: s * f }, (_, e) => gu[Math.floor(e / f) * 2 * f + i * f + e % f]);
+  const g = uploadTensor(backend, half(0), [s, f], "f32", "g");
+  const out = createTensor(backend, [s + 1, f], "f32", "out");
+  const rec = backend.createRecorder();
+  geluMul(rec, g, uploadTensor(backend, half(1), [s, f], "f32", "u"));
+  geluMulStacked(rec, rows(out, 1, s), uploadTensor(backend, gu, [s, 2 * f], "f32", "gu"));
+  rec.submit();
+  deepStrictEqual((await readF32(backend, out)).slice(f), await readF32(backend, g));
 });
 
 for (const dtype of WEIGHT_DTYPES) {

@@ -52,6 +52,12 @@ export interface GpuOptions {
    * `false` keeps dequantizing the weights into the tile and multiplying float activations.
    */
   integerDot?: boolean;
+  /**
+   * Reduce rows on subgroups where the device has `subgroups` and WGSL lists `subgroup_id`
+   * (default `true`): the row kernels' workgroup sums and maxima (RMSNorm, LayerNorm, softmax, the
+   * sampler) take two barriers instead of the tree's nine. `false` keeps the barrier trees.
+   */
+  subgroups?: boolean;
 }
 
 /** The optional features this library uses, as enabled on the device. */
@@ -60,7 +66,10 @@ export interface GpuFeatures {
   f16: boolean;
   /** `timestamp-query`: per-kernel GPU times in benchmarks. */
   timestamps: boolean;
-  /** `subgroups`: subgroup reductions. */
+  /**
+   * `subgroups` with the WGSL language feature `subgroup_id`, not refused (`GpuOptions.subgroups`):
+   * the row kernels reduce on subgroups (`shaders/_lanes_subgroups.wgsl`).
+   */
   subgroups: boolean;
   /**
    * The WGSL language feature `packed_4x8_integer_dot_product`, listed by
@@ -73,6 +82,9 @@ export interface GpuFeatures {
 
 /** The WGSL language feature of `dot4I8Packed` (`GpuFeatures.integerDot`). */
 export const INTEGER_DOT_FEATURE = "packed_4x8_integer_dot_product";
+
+/** The WGSL language feature of the subgroup index the reductions use (`GpuFeatures.subgroups`). */
+export const SUBGROUP_ID_FEATURE = "subgroup_id";
 
 /** A description of the adapter, for logs and benchmark reports. */
 export interface AdapterSummary {
@@ -157,13 +169,14 @@ export class Gpu implements Backend {
    * @param device The device.
    * @param adapter The adapter description.
    * @param weightDtype The weight precision kernels use.
-   * @param options `integerDot: false` refuses the integer GEMMs (see {@linkcode GpuOptions}).
+   * @param options `integerDot: false` refuses the integer GEMMs, `subgroups: false` the
+   * subgroup reductions (see {@linkcode GpuOptions}).
    */
   constructor(
     device: GPUDevice,
     adapter: AdapterSummary,
     weightDtype: "f16" | "f32",
-    options: Pick<GpuOptions, "integerDot"> = {},
+    options: Pick<GpuOptions, "integerDot" | "subgroups"> = {},
   ) {
     this.device = device;
     this.adapter = adapter;
@@ -171,7 +184,8 @@ export class Gpu implements Backend {
     this.features = {
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),
-      subgroups: device.features.has("subgroups"),
+      subgroups: options.subgroups !== false && device.features.has("subgroups") &&
+        wgslHas(SUBGROUP_ID_FEATURE),
       integerDot: options.integerDot !== false && wgslHas(INTEGER_DOT_FEATURE),
     };
     this.kernels = new KernelCache(this);

@@ -2,7 +2,9 @@
  * Kernel compilation and the per-device caches of pipelines, layouts and bind groups.
  *
  * A kernel is one WGSL file of `shaders/` (entry point `main`). Its source is assembled as the
- * file's `requires` directives + precision header + `_common.wgsl` + the rest of the file, and
+ * file's `requires` directives + precision header + `_common.wgsl` + the workgroup reductions
+ * (`_lanes.wgsl`, or `_lanes_subgroups.wgsl` on a device with `GpuFeatures.subgroups`) + the
+ * rest of the file, and
  * specialised by the weight type `W` and by `override` constants. A spec's `integerDot` kernel
  * replaces its `shader` on a device with `GpuFeatures.integerDot`. Every kernel binds its tensors
  * at `@group(0)` (outputs first, then inputs) and one uniform `Params` struct at
@@ -215,7 +217,7 @@ export class KernelCache {
   } {
     const device = this.#gpu.device;
     const layout = this.#layout(plan.bindings);
-    const code = kernelSource(plan.shader, plan.weights);
+    const code = kernelSource(plan.shader, plan.weights, this.#gpu.features.subgroups);
     const module = device.createShaderModule({ label: plan.key, code });
     const descriptor = {
       label: plan.key,
@@ -286,13 +288,20 @@ const REQUIRES = /^requires [^;]+;\n/gm;
 
 /**
  * The full WGSL source of a kernel for a weight type: the kernel file's `requires` directives,
- * the precision header, the shared helpers, the rest of the kernel file.
+ * the precision header, the shared helpers and workgroup reductions (on subgroups with
+ * `subgroups`, which the device must enable), the rest of the kernel file.
  */
-export function kernelSource(shader: ShaderName, weights: "f16" | "f32"): string {
-  const header = weights === "f16" ? "enable f16;\nalias W = f16;\n" : "alias W = f32;\n";
+export function kernelSource(
+  shader: ShaderName,
+  weights: "f16" | "f32",
+  subgroups = false,
+): string {
+  const header = (subgroups ? "enable subgroups;\n" : "") +
+    (weights === "f16" ? "enable f16;\nalias W = f16;\n" : "alias W = f32;\n");
   const file = WGSL[shader];
   const requires = file.match(REQUIRES)?.join("") ?? "";
-  return `${requires}${header}${WGSL._common}\n${file.replace(REQUIRES, "")}`;
+  const lanes = subgroups ? WGSL._lanes_subgroups : WGSL._lanes;
+  return `${requires}${header}${WGSL._common}\n${lanes}\n${file.replace(REQUIRES, "")}`;
 }
 
 function kernelKey(

@@ -1,8 +1,9 @@
 /**
  * Classifier-free guidance as the original applies it (vall_e/samplers.py: cfg_logits):
  * z = u + (c − u) · w, rescaled by φ · std(c) / std(z) + (1 − φ) with the unbiased std over the
- * WHOLE response slice (one scalar per utterance, not per row). Two kernels: `cfg_stats` (one
- * workgroup, writes the means, stds and factor) and `cfg_apply` (in place over c).
+ * WHOLE response slice (one scalar per utterance, not per row). Two kernels: `cfg_stats` (means,
+ * stds and factor, as two-stage reductions over up to {@linkcode CFG_GROUPS} workgroups: three
+ * dispatches) and `cfg_apply` (in place over c).
  *
  * This module is browser compatible.
  *
@@ -20,8 +21,14 @@ import type { OpKernel } from "../../ops/_kernels.ts";
 const CFG_STATS: KernelSpec = {
   shader: "cfg_stats",
   bindings: ["write", "read", "read"],
-  params: ["u32", "u32", "u32", "f32", "f32", "f32"],
+  params: ["u32", "u32", "u32", "f32", "f32", "f32", "u32", "u32", "u32"],
 };
+
+/** Workgroups the statistics' first stages run on at most (the second stage folds one each). */
+export const CFG_GROUPS = 256;
+
+/** Words of the statistics tensor: {@linkcode CFG_STAT} values, then the partial sums. */
+export const CFG_STATS_WORDS = 8 + 4 * CFG_GROUPS;
 
 const CFG_APPLY: KernelSpec = {
   shader: "cfg_apply",
@@ -55,7 +62,8 @@ export const CFG_STAT = {
  * @param rec The recorder.
  * @param cond Conditional logits (rows, cols) f32, overwritten with the guided logits.
  * @param uncond Unconditional (null input) logits (rows, cols) f32.
- * @param stats (≥ 5) f32: receives {@linkcode CFG_STAT} values.
+ * @param stats ({@linkcode CFG_STATS_WORDS}) f32: receives {@linkcode CFG_STAT} values (the
+ * words after them are the partial sums).
  * @param options Strength and rescale.
  *
  * @example
@@ -76,6 +84,7 @@ export function cfg(
   expectDtype(op, "uncond", uncond, "f32");
   expectDtype(op, "stats", stats, "f32");
   const n = numel(cond.shape);
+  expectShape(op, "stats", stats, [CFG_STATS_WORDS]);
   if (stats.offset !== 0) {
     throw new OptionError("Cannot record cfg: stats must start at element 0 of its buffer");
   }
@@ -84,12 +93,18 @@ export function cfg(
       `Cannot record cfg: ${n} logits, strength ${options.strength}, rescale ${options.rescale}`,
     );
   }
-  rec.dispatch(
-    CFG_STATS,
-    [stats, cond, uncond],
-    [n, cond.offset, uncond.offset, options.strength, options.rescale, 1 - options.rescale],
-    [1],
-  );
+  // Chunks of whole 256-element blocks, as few as keep the groups within CFG_GROUPS.
+  const chunk = 256 * Math.ceil(n / (256 * CFG_GROUPS));
+  const groups = Math.ceil(n / chunk);
+  const params = [n, cond.offset, uncond.offset, options.strength, options.rescale];
+  for (const phase of [0, 1, 2]) {
+    rec.dispatch(
+      CFG_STATS,
+      [stats, cond, uncond],
+      [...params, 1 - options.rescale, phase, groups, chunk],
+      [phase === 2 ? 1 : groups],
+    );
+  }
   rec.dispatch(
     CFG_APPLY,
     [cond, uncond, stats],
@@ -132,7 +147,7 @@ export async function guideLogits(
   }
   const c = uploadTensor(backend, cond, [cond.length], "f32", "valle.cfg.cond");
   const u = uploadTensor(backend, uncond, [uncond.length], "f32", "valle.cfg.uncond");
-  const stats = createTensor(backend, [8], "f32", "valle.cfg.stats");
+  const stats = createTensor(backend, [CFG_STATS_WORDS], "f32", "valle.cfg.stats");
   const rec = backend.createRecorder({ label: "valle.cfg" });
   cfg(rec, c, u, stats, options);
   rec.submit();

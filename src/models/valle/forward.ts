@@ -21,10 +21,10 @@ import { rows } from "../../backends/tensor.ts";
 import { attention } from "../../ops/attention.ts";
 import { embeddingSum } from "../../ops/embedding.ts";
 import { gateUpGelu, normLinear, qkRope, qkvRope } from "../../ops/fused.ts";
-import { geluMul } from "../../ops/mlp.ts";
+import { geluMul, geluMulStacked } from "../../ops/mlp.ts";
 import { rmsNorm } from "../../ops/norm.ts";
 import { linear } from "../../ops/linear.ts";
-import { rope } from "../../ops/rope.ts";
+import { rope, splitQkv } from "../../ops/rope.ts";
 import { scatterRows } from "../../ops/scatter.ts";
 import { expectDtype } from "../../ops/_check.ts";
 import type { ValleConfig } from "./config.ts";
@@ -244,20 +244,39 @@ function block(
   const k = rows(state.k[l], pass.start, s); // (S, d) inside the cache
   const v = rows(state.v[l], pass.start, s);
   rmsNorm(rec, h, x, w.inputLayernorm, eps);
-  linear(rec, q, h, w.qProj);
-  linear(rec, k, h, w.kProj);
-  linear(rec, v, h, w.vProj);
-  rope(rec, q, pass.positions, state.rope, heads);
-  rope(rec, k, pass.positions, state.rope, heads);
+  if (w.qkv) {
+    // One GEMM over the stacked weights, then RoPE and the split into q and the cache rows.
+    const qkv = stackedRows(state, s, 3 * config.dModel);
+    linear(rec, qkv, h, w.qkv);
+    splitQkv(rec, q, k, v, qkv, pass.positions, state.rope, heads);
+  } else {
+    linear(rec, q, h, w.qProj);
+    linear(rec, k, h, w.kProj);
+    linear(rec, v, h, w.vProj);
+    rope(rec, q, pass.positions, state.rope, heads);
+    rope(rec, k, pass.positions, state.rope, heads);
+  }
   scatterKv(rec, state, l, pass);
   attend(rec, config, state, l, pass, q, att);
   linear(rec, x, att, w.oProj, undefined, accumulate);
 
   rmsNorm(rec, h, x, w.postAttentionLayernorm, eps);
-  linear(rec, g, h, w.gateProj);
-  linear(rec, rows(state.u, 0, s), h, w.upProj);
-  geluMul(rec, g, rows(state.u, 0, s));
+  if (w.gateUp) {
+    const gateUp = stackedRows(state, s, 2 * config.dFf);
+    linear(rec, gateUp, h, w.gateUp);
+    geluMulStacked(rec, g, gateUp);
+  } else {
+    const up = stackedRows(state, s, config.dFf);
+    linear(rec, g, h, w.gateProj);
+    linear(rec, up, h, w.upProj);
+    geluMul(rec, g, up);
+  }
   linear(rec, x, g, w.downProj, undefined, accumulate);
+}
+
+/** The first `count` rows of `columns` each in the stacked projection outputs. */
+function stackedRows(state: ValleRunState, count: number, columns: number): Tensor {
+  return { ...state.stacked, shape: [count, columns], offset: 0 };
 }
 
 /** A batched step's K/V rows from the scratch block to each batch row's cache region. */

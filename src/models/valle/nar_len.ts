@@ -37,6 +37,7 @@ import { type ResolvedSamplerOptions, sample, STREAM } from "./sampler.ts";
 import { type Boundary, pipelinedFence } from "./progress.ts";
 import { demaskSchedule, type DemaskStep } from "./schedule.ts";
 import type { OpKernel } from "../../ops/_kernels.ts";
+import { grid1d } from "../../ops/_grid.ts";
 
 const DEMASK_SELECT: KernelSpec = {
   shader: "demask_select",
@@ -197,7 +198,7 @@ export async function runNarLen(ctx: ValleContext, run: NarLenRun): Promise<NarL
       rec.copy(tokens, rows(trace.tokens, k, 1));
       rec.copy(scores, rows(trace.scores, k, 1));
       rec.copy(masked, rows(trace.masked, k, 1));
-      rec.copy(state.cfgStats, rows(trace.stats, k, 1));
+      rec.copy({ ...state.cfgStats, shape: [8] }, rows(trace.stats, k, 1));
     }
   };
   try {
@@ -293,7 +294,7 @@ export function select(
     tokens.offset,
     masked.offset,
     scores.offset,
-  ], [1]);
+  ], grid1d(Math.ceil(length / 64)));
 }
 
 /**

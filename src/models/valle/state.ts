@@ -16,6 +16,7 @@ import { createTensor, destroyTensors } from "../../backends/tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
 import { attentionPartialsSize } from "../../ops/attention.ts";
 import { createRopeTable } from "../../ops/rope.ts";
+import { CFG_STATS_WORDS } from "./cfg.ts";
 import type { ValleConfig } from "./config.ts";
 
 /** Preallocated GPU buffers for sequences of up to `capacity` positions. */
@@ -32,12 +33,14 @@ export interface ValleRunState {
   readonly q: Tensor;
   /** Attention output (capacity, d). */
   readonly att: Tensor;
-  /** Projection output added to the residual (capacity, d). */
-  readonly o: Tensor;
-  /** MLP gate (capacity, dFf). */
+  /** MLP activation gelu(gate) ⊙ up, the down projection's input (capacity, dFf). */
   readonly g: Tensor;
-  /** MLP up (capacity, dFf). */
-  readonly u: Tensor;
+  /**
+   * Stacked projection outputs (capacity, {@linkcode stackedColumns}): a full pass's Q | K | V
+   * rows before RoPE, then its gate | up rows before the GELU gate (one GEMM each over the
+   * stacked weights); the up rows (capacity, dFf) where the projections are apart.
+   */
+  readonly stacked: Tensor;
   /** Keys per layer (capacity, d): the KV cache of decode loops, plain K of full passes. */
   readonly k: readonly Tensor[];
   /** Values per layer (capacity, d). */
@@ -64,7 +67,10 @@ export interface ValleRunState {
   readonly masked: Tensor;
   /** Repetition-penalty divisors by distance (capacity + 1) f32. */
   readonly penalties: Tensor;
-  /** CFG statistics (8) f32: mean/std of cond and of the unscaled guided logits, factor. */
+  /**
+   * CFG statistics ({@linkcode CFG_STATS_WORDS}) f32: mean/std of cond and of the unscaled guided
+   * logits, factor, then the reductions' partial sums.
+   */
   readonly cfgStats: Tensor;
   /** RoPE cos/sin for positions 0..capacity-1. */
   readonly rope: Tensor;
@@ -107,9 +113,8 @@ export function createRunState(
     h: f32([capacity, d], "h"),
     q: f32([capacity, d], "q"),
     att: f32([capacity, d], "att"),
-    o: f32([capacity, d], "o"),
     g: f32([capacity, dFf], "g"),
-    u: f32([capacity, dFf], "u"),
+    stacked: f32([capacity, stackedColumns(config)], "stacked"),
     k: Array.from({ length: nLayers }, (_, l) => f32([capacity, d], `k.${l}`)),
     v: Array.from({ length: nLayers }, (_, l) => f32([capacity, d], `v.${l}`)),
     ids: u32([capacity, nLevels], "ids"),
@@ -123,7 +128,7 @@ export function createRunState(
     scores: f32([2, capacity], "scores"),
     masked: u32([capacity], "masked"),
     penalties: f32([capacity + 1], "penalties"),
-    cfgStats: f32([8], "cfg_stats"),
+    cfgStats: f32([CFG_STATS_WORDS], "cfg_stats"),
     rope: createRopeTable(backend, config.headDim, config.ropeTheta, capacity),
     tables: u32([10 * capacity], "tables"),
     attentionPartials: f32(
@@ -144,12 +149,13 @@ export function createRunState(
 export function runStateBytes(config: ValleConfig, capacity: number): number {
   const { dModel: d, dFf, nLayers, nLevels } = config;
   const vocab = logitColumns(config);
-  // x, h, q, att, o; g, u; K and V per layer; logits (2 rows) and null logits; tokens, ids,
-  // positions (both slots); scratch, scores, masked, penalties; batch tables.
-  const words = 5 * d + 2 * dFf + 2 * nLayers * d + 3 * vocab + 3 * nLevels + 2 + 2 + 2 + 1 + 1 +
-    10;
-  return 4 * words * capacity + 4 * config.headDim * capacity +
-    4 * attentionPartialsSize(config.nHeads, config.headDim);
+  // x, h, q, att; g, stacked; K and V per layer; logits (2 rows) and null logits; tokens, ids,
+  // positions (both slots); scratch, scores, masked, penalties; batch tables; the rotary table.
+  const words = 4 * d + dFf + stackedColumns(config) + 2 * nLayers * d + 3 * vocab +
+    3 * nLevels + 2 + 2 + 2 + 1 + 1 + 10 + config.headDim;
+  // The penalties' extra row, the CFG statistics and the split decoding's partials.
+  const fixed = 1 + CFG_STATS_WORDS + attentionPartialsSize(config.nHeads, config.headDim);
+  return 4 * (words * capacity + fixed);
 }
 
 /** Run-state bytes WebGPU may take: it says nothing of a device's memory, so a fixed budget. */
@@ -157,6 +163,14 @@ export const GPU_RUN_STATE_BUDGET_BYTES = 4 * 2 ** 30;
 
 /** Bytes the CPU backend's 32-bit WebAssembly memory can address. */
 const WASM_MEMORY_BYTES = 2 ** 32;
+
+/**
+ * Columns of the stacked projection outputs: Q | K | V (3d) or gate | up (2 · dFf), whichever is
+ * wider.
+ */
+export function stackedColumns(config: ValleConfig): number {
+  return Math.max(3 * config.dModel, 2 * config.dFf);
+}
 
 /** Columns of the logit buffers: the widest head. */
 function logitColumns(config: ValleConfig): number {
@@ -177,10 +191,10 @@ export function largestRunStateBuffer(
   capacity: number,
 ): { label: string; bytes: number } {
   const vocab = logitColumns(config);
+  // Every other buffer is at most d or dFf wide, narrower than the stacked outputs.
   const perPosition = [
     { label: "logits", words: 2 * vocab },
-    { label: "g", words: config.dFf },
-    { label: "x", words: config.dModel },
+    { label: "stacked", words: stackedColumns(config) },
   ];
   const widest = perPosition.reduce((a, b) => b.words > a.words ? b : a);
   return { label: `valle.state.${widest.label}`, bytes: 4 * widest.words * capacity };

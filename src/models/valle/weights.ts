@@ -52,8 +52,9 @@ export interface ValleLayerWeights {
   /** `model.layers.{l}.mlp.down_proj.weight` (d, dFf) */
   readonly downProj: Tensor;
   /**
-   * Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it. Absent
-   * when any of them is quantized (the fused decode kernels read float weights).
+   * Q, K and V projections stacked (3d, d): `qProj`, `kProj`, `vProj` are views of it, which the
+   * fused decode kernels and a full pass's one GEMM read. Absent when any of them is quantized
+   * (those read float weights).
    */
   readonly qkv?: Tensor;
   /** Gate and up projections stacked (2·dFf, d), views as for `qkv`; absent when quantized. */
