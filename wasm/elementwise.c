@@ -1,6 +1,6 @@
 // Elementwise kernels, CPU twins of shaders/add.wgsl, mul.wgsl, gelu.wgsl, gelu_mul.wgsl,
-// gelu_mul_backward.wgsl, gelu_mul_stacked.wgsl and elu.wgsl: the same bindings and parameters,
-// threads splitting the elements.
+// gelu_mul_backward.wgsl, gelu_mul_stacked.wgsl, dropout.wgsl and elu.wgsl: the same bindings and
+// parameters, threads splitting the elements.
 
 #include "dot.h"
 
@@ -99,6 +99,32 @@ void gelu_mul_stacked(const Cmd *c, const Thread *t) {
       wasm_v128_store(out + j, wasm_f32x4_mul(gelu_erf_f32x4(wasm_v128_load(g + j)), wasm_v128_load(u + j)));
     }
     for (; j < f; j++) out[j] = gelu_erf(g[j]) * u[j];
+  }
+}
+
+// Chris Wellons' lowbias32, as shaders/dropout.wgsl computes it.
+static inline uint32_t lowbias32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+
+// dropout: y[i] (+)= keep(i) ? x[i] · scale : 0, keep(i) = lowbias32(i ^ lowbias32(seed)) >=
+// threshold: the WGSL kernel's mask, bit for bit.   p: n, y_off, x_off, seed, threshold, accumulate,
+// scale (f32)
+void dropout(const Cmd *c, const Thread *t) {
+  float *y = F32(c, 0, c->p[1]);
+  const float *x = F32(c, 1, c->p[2]);
+  const uint32_t key = lowbias32(c->p[3]), threshold = c->p[4], accumulate = c->p[5];
+  const float scale = param_f32(c, 6);
+  uint32_t lo, hi;
+  share(c->p[0], GRAIN, t, &lo, &hi);
+  for (uint32_t i = lo; i < hi; i++) {
+    const float v = lowbias32(i ^ key) >= threshold ? x[i] * scale : 0.0f;
+    y[i] = accumulate ? y[i] + v : v;
   }
 }
 
