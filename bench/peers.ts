@@ -188,6 +188,8 @@ export interface TrainPeerStep {
   medianMs: number;
   /** Scored tokens per second at the median step. */
   tokensPerSecond: number;
+  /** The process's CPU time (user + system, every thread) per timed step, ms. */
+  cpuMsPerStep: number;
 }
 
 /** The training peer's figures. */
@@ -234,6 +236,7 @@ export async function runTrainPeer(
     scored_tokens: number;
     median_ms: number;
     tokens_per_s: number;
+    cpu_ms_per_step: number;
   }[];
   return {
     peer: String(raw.peer),
@@ -243,6 +246,7 @@ export async function runTrainPeer(
       scoredTokens: s.scored_tokens,
       medianMs: figure(s.median_ms)!,
       tokensPerSecond: figure(s.tokens_per_s)!,
+      cpuMsPerStep: Math.round(s.cpu_ms_per_step),
     })),
     peakRssMiB: figure(raw.peak_rss_mb),
     raw,

@@ -628,6 +628,7 @@ function trainTable(t: TrainFigures, s: TrainBenchSettings): string {
       rows: step.rows,
       "scored tokens": step.scoredTokens,
       "ms/step (median)": step.medianStepMs,
+      "CPU ms/step": step.cpuMsPerStep,
       "timed steps, ms": step.stepMs.join(", "),
       "tokens/s": step.tokensPerSecond,
       "warm-up loss": step.loss,
@@ -648,19 +649,19 @@ function trainSummary(): string {
           run: `${column(b)} (${b.suite}), ${t.weights} base`,
           item: step.kind === "ar" ? "AR" : `NAR level ${step.level}`,
           "ms/step": step.medianStepMs,
+          "CPU ms/step": step.cpuMsPerStep,
           "tokens/s": step.tokensPerSecond,
           "peak memory, MiB": Math.round(t.peakBytes / 2 ** 20),
           "training state, MiB": Math.round(t.stateBytes / 2 ** 20),
         });
         const theirs = peer?.steps.find((p) => p.kind === step.kind);
         if (theirs && b.backend.kind === "cpu" && b.suite === "cpu") {
-          const ratio = theirs.medianMs / step.medianStepMs;
           lines.push(
             `- ${column(b)}, ${t.weights} base, ${step.kind} step: ${
-              ratio >= 1
-                ? `${ratio.toFixed(2)}× faster than`
-                : `${(1 / ratio).toFixed(2)}× slower than`
-            } ${peer!.peer}`,
+              faster(theirs.medianMs / step.medianStepMs)
+            } ${peer!.peer} in wall time, ${
+              faster(theirs.cpuMsPerStep / step.cpuMsPerStep)
+            } in CPU time`,
           );
         }
       }
@@ -671,6 +672,7 @@ function trainSummary(): string {
       run: `${peer!.peer}, f32 (process RSS)`,
       item: step.kind === "ar" ? "AR" : `NAR level ${step.level}`,
       "ms/step": step.medianMs,
+      "CPU ms/step": step.cpuMsPerStep,
       "tokens/s": step.tokensPerSecond,
       "peak memory, MiB": Math.round(peer!.peakRssMiB ?? 0),
       "training state, MiB": "-",
@@ -837,11 +839,7 @@ function ratios(runs: BackendResults[], peers: [string, PeerFigures][]): string 
 function peerRatios(b: BackendResults, valle: ValleFigures, peer: PeerFigures, lines: string[]) {
   const times = (ours: number | undefined, theirs: number | undefined, what: string) => {
     if (ours && theirs) {
-      const ratio = theirs / ours;
-      const told = ratio >= 1
-        ? `${ratio.toFixed(2)}× faster than`
-        : `${(1 / ratio).toFixed(2)}× slower than`;
-      lines.push(`- ${column(b)}: ${what} ${told} ${peer.peer}`);
+      lines.push(`- ${column(b)}: ${what} ${faster(theirs / ours)} ${peer.peer}`);
     }
   };
   times(valle.stepMs, peer.arStepMs, "AR step with KV cache");
@@ -849,6 +847,11 @@ function peerRatios(b: BackendResults, valle: ValleFigures, peer: PeerFigures, l
   if (nearThousand(valle.narRows)) {
     times(valle.narLevelMs, peer.nar1000Ms, "NAR pass over 1000 rows");
   }
+}
+
+/** "N× faster than" or "N× slower than" for the ratio of the peer's time to ours. */
+function faster(ratio: number): string {
+  return ratio >= 1 ? `${ratio.toFixed(2)}× faster than` : `${(1 / ratio).toFixed(2)}× slower than`;
 }
 
 /** Whether a NAR pass is comparable with the peer's 1000-token one (within 1%). */

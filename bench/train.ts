@@ -15,6 +15,7 @@
  * base costs in accuracy: the loss difference and the relative L2 of the LoRA gradients.
  */
 
+import process from "node:process";
 import { type KernelTime, sumByKernel } from "../src/backends/backend.ts";
 import type { Backend, Profiler } from "../src/backends/backend.ts";
 import { destroyTensors, readF32, writeTensor } from "../src/backends/tensor.ts";
@@ -79,6 +80,12 @@ export interface TrainStepFigures {
   stepMs: number[];
   /** Their median, ms. */
   medianStepMs: number;
+  /**
+   * The process's CPU time (user + system, every thread) per timed step, ms: on a machine shared
+   * with other work, the figure that does not grow with the others' load (as long as the step's
+   * threads do not spin while they wait).
+   */
+  cpuMsPerStep: number;
   /** Scored tokens per second at the median step. */
   tokensPerSecond: number;
   /** The warm-up step's loss (mean cross-entropy of the item). */
@@ -216,12 +223,14 @@ export async function benchTrain(
       grads.push(await readF32(backend, state.grads));
       const stepMs: number[] = [];
       let tokens = 0;
+      const cpu = process.cpuUsage();
       for (let n = 1; n <= settings.timedSteps; n++) {
         const t0 = performance.now();
         tokens = (await step(batch, n)).tokens;
         stepMs.push(+(performance.now() - t0).toFixed(1));
         log(`training step, ${kind}: ${stepMs.at(-1)} ms`);
       }
+      const used = process.cpuUsage(cpu);
       const median = [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)];
       steps.push({
         kind,
@@ -230,6 +239,7 @@ export async function benchTrain(
         scoredTokens: tokens,
         stepMs,
         medianStepMs: median,
+        cpuMsPerStep: Math.round((used.user + used.system) / 1000 / settings.timedSteps),
         tokensPerSecond: +(tokens / (median / 1000)).toFixed(1),
         loss: +loss.toFixed(5),
         kernels,

@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     out = Path(args.out).resolve() if args.out else None
+    upstream = Path(args.upstream).resolve()
 
     torch.set_num_threads(args.threads)
     result = {
@@ -106,6 +107,8 @@ def main() -> None:
         "shape": dict(zip(("phonemes", "prompt_frames", "frames"), UTTERANCE)),
     }
     log(f"torch {torch.__version__}, {args.threads} threads, BLAS {result['config']['blas']}")
+    if not result["config"]["blas"].get("openblas"):
+        log("not OpenBLAS: Debian's torch then runs the reference BLAS, many times slower (apt-get install libopenblas0-pthread)")
 
     with tempfile.TemporaryDirectory(prefix="train-peer-") as work:
         work = Path(work)
@@ -114,7 +117,7 @@ def main() -> None:
         os.symlink(Path(args.model).resolve(), work / "ckpt" / golden.MODEL_FULL_NAME / "fp32.sft")
         os.chdir(work)
         S.install()
-        sys.path.insert(0, str(Path(args.upstream).resolve()))
+        sys.path.insert(0, str(upstream))
         sys.argv = ["vall_e", "--yaml", str(work / "config.yaml")]
         torch.manual_seed(0)
         import vall_e.models.ar_nar as ar_nar
@@ -144,24 +147,26 @@ def main() -> None:
                 "resps": [it["resp"].to(torch.int16)], "lang": [torch.tensor([0], dtype=torch.uint8)],
                 "tone": [torch.tensor([0], dtype=torch.uint8)], "task": ["tts"], "text": [None],
             }
-            samples = []
+            samples, cpu = [], 0.0
             for n in range(args.steps + 1):
                 choices, draws = golden.scripted_decisions([it])
                 rnd = golden.ScriptedRandom(choices, draws)
                 ar_nar.random = rnd
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 stats = engines.step(batch, feeder=train_feeder)
                 ms = (time.perf_counter() - t0) * 1e3
                 rnd.done()
                 log(f"{kind} step {n} ({'warm-up' if n == 0 else 'timed'}): {ms:.0f} ms")
                 if n > 0:
                     samples.append(ms)
+                    cpu += time.process_time() - c0
             _, P, T = UTTERANCE
             scored = T + 1 if kind == "ar" else T
             median = statistics.median(samples)
             result["steps"].append({
                 "kind": kind, "level": it["level"], "scored_tokens": scored, "step_ms": samples,
                 "median_ms": median, "tokens_per_s": scored / (median / 1e3),
+                "cpu_ms_per_step": cpu * 1e3 / args.steps,
                 "stats": {k: v for k, v in stats.items() if isinstance(v, (int, float))},
             })
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
