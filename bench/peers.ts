@@ -175,3 +175,80 @@ export async function runGpuPeer(
     raw,
   };
 }
+
+/** What the training peer measured for one item kind. */
+export interface TrainPeerStep {
+  /** `"ar"` or `"nar"`. */
+  kind: string;
+  /** The NAR item's level (0 for the AR). */
+  level: number;
+  /** Scored tokens of the step. */
+  scoredTokens: number;
+  /** Median step (forward, backward, clipping, AdamW), ms. */
+  medianMs: number;
+  /** Scored tokens per second at the median step. */
+  tokensPerSecond: number;
+  /** The process's CPU time (user + system, every thread) per timed step, ms. */
+  cpuMsPerStep: number;
+}
+
+/** The training peer's figures. */
+export interface TrainPeerFigures {
+  /** `pytorch-cpu-train (upstream vall_e)`. */
+  peer: string;
+  /** Per item kind. */
+  steps: TrainPeerStep[];
+  /** Peak resident memory of the peer's process, MiB. */
+  peakRssMiB?: number;
+  /** The peer's JSON output, as written. */
+  raw: Record<string, unknown>;
+}
+
+/**
+ * Upstream's own LoRA training step on the CPU (bench/peers/torch_train_peer.py: e-c-k-e-r/vall-e
+ * imported from the checkout `upstream`, with the training golden's stand-ins), on the full-size
+ * model `model`: one 10 s item after a 3 s prompt, trained as an AR item and as a NAR item.
+ *
+ * @example
+ * ```ts ignore
+ * const peer = await runTrainPeer(python, "bench/out", "bench/out/vall-e", "bench/out/valle-full.sft", 2);
+ * ```
+ */
+export async function runTrainPeer(
+  python: string,
+  outDir: string,
+  upstream: string,
+  model: string,
+  steps: number,
+): Promise<TrainPeerFigures | PeerUnavailable> {
+  const raw = await runPeer(
+    python,
+    "torch_train_peer.py",
+    [upstream, "--model", model, "--steps", String(steps)],
+    `${outDir}/peer-cpu-train.json`,
+    // OpenBLAS reads this when torch loads it; the peer then sets its threads itself.
+    { OPENBLAS_NUM_THREADS: "1" },
+  );
+  if ("unavailable" in raw) return raw as PeerUnavailable;
+  const rows = raw.steps as {
+    kind: string;
+    level: number;
+    scored_tokens: number;
+    median_ms: number;
+    tokens_per_s: number;
+    cpu_ms_per_step: number;
+  }[];
+  return {
+    peer: String(raw.peer),
+    steps: rows.map((s) => ({
+      kind: s.kind,
+      level: s.level,
+      scoredTokens: s.scored_tokens,
+      medianMs: figure(s.median_ms)!,
+      tokensPerSecond: figure(s.tokens_per_s)!,
+      cpuMsPerStep: Math.round(s.cpu_ms_per_step),
+    })),
+    peakRssMiB: figure(raw.peak_rss_mb),
+    raw,
+  };
+}

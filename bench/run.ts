@@ -18,6 +18,10 @@
  *   default options beside `batchSize: 1`);
  * - the default sentence on the CPU: `deno task speak "Once again, excellent work."` as a user
  *   runs it (a subprocess, only the weight-file flags), then with `--dtype q8` and `--dtype q4`;
+ * - the LoRA training step (`bench/train.ts`): the full-size model, one 10 s item after a 3 s
+ *   prompt (an AR item, a NAR item), rank 128: ms/step, tokens/s, peak memory, the state's bytes,
+ *   over the f16 base and (CPU) a q8 base, with what q8 costs one step's loss and gradients; beside
+ *   upstream's own step in PyTorch (bench/peers/torch_train_peer.py) when a checkout is there;
  * - peak backend memory of the library's buffers;
  * - the peers when PyTorch is there: bench/peers/transformers_peer.py on CUDA (the same trunk) for
  *   a hardware GPU, bench/peers/torch_cpu_peer.py on the CPU in f32 and with dynamic int8 linear
@@ -31,8 +35,9 @@
  * end, so a run stopped by a time limit keeps what it measured).
  *
  *   deno task bench [--backends webgpu,cpu] [--threads N] [--quick] [--dtypes f16,q8,q4]
- *     [--only kernels,valle,batch,codec,e2e,sentence,peer] [--out bench/out]
+ *     [--only kernels,valle,train,batch,codec,e2e,sentence,peer] [--out bench/out]
  *     [--python P (default: the first of python3, /usr/bin/python3 that imports torch)]
+ *     [--upstream DIR (an e-c-k-e-r/vall-e checkout for the training peer; default bench/out/vall-e)]
  */
 
 import { parseArgs } from "node:util";
@@ -54,7 +59,22 @@ import {
 } from "./kernels.ts";
 import { type GpuPeak, measureGpuPeak } from "./peak.ts";
 import { benchEndToEnd, type EndToEndFigures, type EndToEndSettings } from "./e2e.ts";
-import { type PeerFigures, pythonWithTorch, runCpuPeer, runGpuPeer } from "./peers.ts";
+import {
+  type PeerFigures,
+  type PeerUnavailable,
+  pythonWithTorch,
+  runCpuPeer,
+  runGpuPeer,
+  runTrainPeer,
+  type TrainPeerFigures,
+} from "./peers.ts";
+import {
+  benchTrain,
+  compareSteps,
+  type StepDifference,
+  type TrainBenchSettings,
+  type TrainFigures,
+} from "./train.ts";
 import {
   benchDefaultSentence,
   type DefaultSentenceFigures,
@@ -74,10 +94,11 @@ const { values } = parseArgs({
     backends: { type: "string", default: "webgpu,cpu" },
     threads: { type: "string" },
     quick: { type: "boolean", default: false },
-    only: { type: "string", default: "kernels,valle,batch,codec,e2e,sentence,peer" },
+    only: { type: "string", default: "kernels,valle,train,batch,codec,e2e,sentence,peer" },
     out: { type: "string", default: "bench/out" },
     python: { type: "string" },
     dtypes: { type: "string" },
+    upstream: { type: "string" },
   },
 });
 const only = new Set(values.only!.split(","));
@@ -184,6 +205,46 @@ const E2E: Record<Suite, EndToEndSettings> = {
   quick: { modality: "nar-len", steps: 1, maxSeconds: 0.25, sentences: 2 },
 };
 
+/**
+ * The training step: one 10 s item after a 3 s prompt with ~150 phonemes, rank 128 / alpha 128
+ * (upstream's default), a warm-up and 2 timed steps per item kind; a few rows on a software adapter.
+ */
+const TRAIN: Record<Suite, TrainBenchSettings> = {
+  gpu: {
+    promptFrames: 225,
+    frames: 750,
+    phonemes: 150,
+    narLevel: 1,
+    rank: 128,
+    alpha: 128,
+    timedSteps: 3,
+  },
+  cpu: {
+    promptFrames: 225,
+    frames: 750,
+    phonemes: 150,
+    narLevel: 1,
+    rank: 128,
+    alpha: 128,
+    timedSteps: 2,
+  },
+  quick: {
+    promptFrames: 8,
+    frames: 16,
+    phonemes: 12,
+    narLevel: 1,
+    rank: 8,
+    alpha: 8,
+    timedSteps: 1,
+  },
+};
+/** The training step's base weights: the file's f16, and on the CPU q8 too. */
+const TRAIN_DTYPES: Record<Suite, (ValleDtype | undefined)[]> = {
+  gpu: [undefined],
+  cpu: [undefined, "q8"],
+  quick: [undefined],
+};
+
 /** The default sentence's runs (`deno task speak`, CPU): each takes a minute or more. */
 const SENTENCE_DTYPES: Record<Suite, string[]> = {
   gpu: [],
@@ -232,6 +293,10 @@ interface BackendResults {
   peak?: GpuPeak;
   /** VALL-E, with the weights of the column (float, or q8/q4 in a column of their own). */
   valle?: ValleFigures;
+  /** The training step per base dtype (gradients stripped). */
+  train?: TrainFigures[];
+  /** What the first quantized base costs a step against the float one. */
+  trainAccuracy?: StepDifference[];
   batch?: BatchBenchFigures;
   codec?: CodecRow[];
   e2e?: EndToEndFigures;
@@ -245,6 +310,8 @@ const results: {
   readBandwidthGBs?: number;
   backends: Record<string, BackendResults>;
   peers: Record<string, PeerFigures | { unavailable: string }>;
+  /** Upstream's training step in PyTorch on the CPU. */
+  trainPeer?: TrainPeerFigures | PeerUnavailable;
   complete: boolean;
 } = { environment: environment(), backends: {}, peers: {}, complete: false };
 const sections: string[] = [];
@@ -257,7 +324,8 @@ async function save(): Promise<string> {
   }, commit ${results.environment.commit ?? "?"}${
     results.complete ? "" : " (incomplete: stopped before the end)"
   }`;
-  const markdown = [title, summary(), ...sections].filter(Boolean).join("\n\n") + "\n";
+  const markdown = [title, summary(), trainSummary(), ...sections].filter(Boolean).join("\n\n") +
+    "\n";
   await Deno.mkdir("bench/results", { recursive: true });
   await Deno.writeTextFile(
     `bench/results/${machine}.json`,
@@ -379,6 +447,50 @@ for (const kind of kinds) {
     }
     await save();
   }
+  if (only.has("train")) {
+    const floatGrads: TrainFigures[] = [];
+    for (const dtype of TRAIN_DTYPES[suite]) {
+      log(`training step${dtype ? ` (${dtype} base)` : ""}`);
+      const peak = backend.memory.peak;
+      backend.memory.peak = backend.memory.current;
+      const t = await benchTrain(
+        backend,
+        await readSafetensors(files.valle),
+        TRAIN[suite],
+        dtype,
+        log,
+      );
+      backend.memory.peak = Math.max(peak, t.peakBytes);
+      if (dtype === undefined) floatGrads.push(t);
+      else if (floatGrads.length) r.trainAccuracy ??= compareSteps(floatGrads[0], t);
+      (r.train ??= []).push({ ...t, grads: undefined, layout: undefined });
+      const title = `${heading}: training step, ${t.weights} base`;
+      sections.push(`${title}\n\n${trainTable(t, TRAIN[suite])}`);
+      const profiled = t.steps.find((s) => s.kernels.length);
+      if (profiled) {
+        sections.push(
+          `${title}: time per kernel of one ${profiled.kind} step (forward + backward, ` +
+            `profiled warm-up)\n\n${
+              profileTable({
+                ms: profiled.profiledMs,
+                kernelsMs: +profiled.kernels.reduce((n, k) => n + k.totalMs, 0).toFixed(1),
+                kernels: profiled.kernels,
+              })
+            }`,
+        );
+      }
+      await save();
+    }
+    if (r.trainAccuracy) {
+      sections.push(
+        `${heading}: what a q8 base costs one training step (the same LoRA and item; ` +
+          `relative L2 against the f16 base)\n\n${
+            markdownTable(r.trainAccuracy.map((d) => ({ ...d, loss: d.loss.join(" vs ") })))
+          }`,
+      );
+      await save();
+    }
+  }
   if (only.has("batch")) {
     log("batches");
     const b = await benchBatch(backend, await readSafetensors(files.valle), BATCH[suite]);
@@ -416,6 +528,29 @@ for (const kind of kinds) {
   }
 }
 machine ||= "no-backend";
+
+if (only.has("train") && results.backends.cpu?.train && results.backends.cpu.suite === "cpu") {
+  const upstream = values.upstream ?? `${out}/vall-e`;
+  if (await Deno.stat(`${upstream}/vall_e`).then(() => true, () => false)) {
+    log("peer: upstream's training step in PyTorch on the CPU");
+    const python = await pythonWithTorch(
+      values.python ? [values.python] : ["python3", "/usr/bin/python3"],
+    );
+    results.trainPeer = await runTrainPeer(
+      python,
+      out,
+      upstream,
+      files.valle,
+      TRAIN.cpu.timedSteps,
+    );
+  } else {
+    results.trainPeer = {
+      unavailable:
+        `no e-c-k-e-r/vall-e checkout at ${upstream} (--upstream DIR; see bench/README.md)`,
+    };
+  }
+  await save();
+}
 
 if (only.has("peer")) {
   const python = await pythonWithTorch(
@@ -479,6 +614,77 @@ function valleTable(v: ValleFigures, s: ValleBenchSettings): string {
       unit: "MiB",
     },
   ]);
+}
+
+/** One dtype's training figures as a table: a row per item kind. */
+function trainTable(t: TrainFigures, s: TrainBenchSettings): string {
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+  return `One item: ${s.phonemes} phonemes, ${s.promptFrames} prompt frames, ${s.frames} frames; ` +
+    `LoRA rank ${t.lora.rank}, alpha ${t.lora.alpha} (${t.lora.parameters} parameters); ` +
+    `base weights ${mib(t.weightBytes)} MiB, training state ${mib(t.stateBytes)} MiB, ` +
+    `peak backend memory ${mib(t.peakBytes)} MiB.\n\n` +
+    markdownTable(t.steps.map((step) => ({
+      item: step.kind === "ar" ? "AR (level 0)" : `NAR level ${step.level}`,
+      rows: step.rows,
+      "scored tokens": step.scoredTokens,
+      "ms/step (median)": step.medianStepMs,
+      "CPU ms/step": step.cpuMsPerStep,
+      "timed steps, ms": step.stepMs.join(", "),
+      "tokens/s": step.tokensPerSecond,
+      "warm-up loss": step.loss,
+    })));
+}
+
+/** The training step of every backend and base beside upstream's in PyTorch, with ratios. */
+function trainSummary(): string {
+  const rows: Record<string, string | number>[] = [];
+  const peer = results.trainPeer && !("unavailable" in results.trainPeer)
+    ? results.trainPeer
+    : undefined;
+  const lines: string[] = [];
+  for (const b of Object.values(results.backends)) {
+    for (const t of b.train ?? []) {
+      for (const step of t.steps) {
+        rows.push({
+          run: `${column(b)} (${b.suite}), ${t.weights} base`,
+          item: step.kind === "ar" ? "AR" : `NAR level ${step.level}`,
+          "ms/step": step.medianStepMs,
+          "CPU ms/step": step.cpuMsPerStep,
+          "tokens/s": step.tokensPerSecond,
+          "peak memory, MiB": Math.round(t.peakBytes / 2 ** 20),
+          "training state, MiB": Math.round(t.stateBytes / 2 ** 20),
+        });
+        const theirs = peer?.steps.find((p) => p.kind === step.kind);
+        if (theirs && b.backend.kind === "cpu" && b.suite === "cpu") {
+          lines.push(
+            `- ${column(b)}, ${t.weights} base, ${step.kind} step: ${
+              faster(theirs.medianMs / step.medianStepMs)
+            } ${peer!.peer} in wall time, ${
+              faster(theirs.cpuMsPerStep / step.cpuMsPerStep)
+            } in CPU time`,
+          );
+        }
+      }
+    }
+  }
+  for (const step of peer?.steps ?? []) {
+    rows.push({
+      run: `${peer!.peer}, f32 (process RSS)`,
+      item: step.kind === "ar" ? "AR" : `NAR level ${step.level}`,
+      "ms/step": step.medianMs,
+      "CPU ms/step": step.cpuMsPerStep,
+      "tokens/s": step.tokensPerSecond,
+      "peak memory, MiB": Math.round(peer!.peakRssMiB ?? 0),
+      "training state, MiB": "-",
+    });
+  }
+  if (rows.length === 0) return "";
+  const missing = results.trainPeer && "unavailable" in results.trainPeer
+    ? `\n\nTraining peer unavailable: ${results.trainPeer.unavailable}`
+    : "";
+  return `### Training step, side by side (cpu and gpu suites: one 10 s item after a 3 s prompt, LoRA rank 128)\n\n${
+    markdownTable(rows)
+  }${lines.length ? `\n\n${lines.join("\n")}` : ""}${missing}`;
 }
 
 /** Where one profiled run's time went: its kernels, then the time between dispatches. */
@@ -633,11 +839,7 @@ function ratios(runs: BackendResults[], peers: [string, PeerFigures][]): string 
 function peerRatios(b: BackendResults, valle: ValleFigures, peer: PeerFigures, lines: string[]) {
   const times = (ours: number | undefined, theirs: number | undefined, what: string) => {
     if (ours && theirs) {
-      const ratio = theirs / ours;
-      const told = ratio >= 1
-        ? `${ratio.toFixed(2)}× faster than`
-        : `${(1 / ratio).toFixed(2)}× slower than`;
-      lines.push(`- ${column(b)}: ${what} ${told} ${peer.peer}`);
+      lines.push(`- ${column(b)}: ${what} ${faster(theirs / ours)} ${peer.peer}`);
     }
   };
   times(valle.stepMs, peer.arStepMs, "AR step with KV cache");
@@ -645,6 +847,11 @@ function peerRatios(b: BackendResults, valle: ValleFigures, peer: PeerFigures, l
   if (nearThousand(valle.narRows)) {
     times(valle.narLevelMs, peer.nar1000Ms, "NAR pass over 1000 rows");
   }
+}
+
+/** "N× faster than" or "N× slower than" for the ratio of the peer's time to ours. */
+function faster(ratio: number): string {
+  return ratio >= 1 ? `${ratio.toFixed(2)}× faster than` : `${(1 / ratio).toFixed(2)}× slower than`;
 }
 
 /** Whether a NAR pass is comparable with the peer's 1000-token one (within 1%). */

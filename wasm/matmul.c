@@ -62,6 +62,20 @@ static void pack_row(const Params *p, const void *b, uint32_t r, uint32_t j0, ui
     return;
   }
   const int half = p->b_type == B_F16;
+  if (!p->trans_b && nv == NR) {
+    // 8 contiguous values of row r: one vector load (halves widened 8 at a time, exactly as
+    // half_to_float does one).
+    const size_t i = p->b_off + (size_t)r * p->n + j0;
+    v128_t lo, hi;
+    if (half) halves_to_floats(wasm_v128_load((const uint16_t *)b + i), &lo, &hi);
+    else {
+      lo = wasm_v128_load((const float *)b + i);
+      hi = wasm_v128_load((const float *)b + i + 4);
+    }
+    wasm_v128_store(d, lo);
+    wasm_v128_store(d + 4, hi);
+    return;
+  }
   for (uint32_t j = 0; j < nv; j++) {
     const size_t i = p->trans_b ? (size_t)(j0 + j) * p->k + r : (size_t)r * p->n + j0 + j;
     d[j] = weight_at(b, p->b_off + i, half);

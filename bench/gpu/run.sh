@@ -7,8 +7,9 @@
 #   2. golden   every golden folder, case by case (correctness on real hardware first)
 #   3. tests    the GPU tests: kernels, device, models, TTS on tiny models
 #   4. bench    the full benchmark suite with full-size random weights (generated first) and the
-#               PyTorch + transformers peer, VALL-E with f16, q8 and q4 weights (--dtypes); its
-#               results are written after each section
+#               PyTorch + transformers peer, VALL-E with f16, q8 and q4 weights (--dtypes), the
+#               LoRA training step on the f16 base (one 10 s item, AR and NAR); its results are
+#               written after each section
 #
 # Writes to $OUT (bench/gpu/out when unset): summary.txt (each step: ok, FAILED, TIMEOUT or
 # SKIPPED, its time and outcome), run.log (everything), golden.txt, tests.txt, bench.txt and
@@ -16,7 +17,7 @@
 # and summary.txt is written whatever happens. Exit status 0 when every step passed.
 #
 #   bash bench/gpu/run.sh [--allow-software] [--quick] [--budget SECONDS] [--only golden,tests,bench]
-#     [--bench-only kernels,valle,codec,e2e,peer] [--dtypes f16,q8,q4]
+#     [--bench-only kernels,valle,train,codec,e2e,peer] [--dtypes f16,q8,q4]
 #
 # --quick runs the bench's quick suite; --only picks steps (the adapter check always runs);
 # --bench-only picks the bench's sections (its own --only); --dtypes the weight types of its VALL-E
@@ -300,6 +301,10 @@ if [[ ,$only, == *,bench,* ]]; then
       for (const key of ["webgpu", "webgpu q8", "webgpu q4"]) {
         const v = r.backends?.[key]?.valle;
         if (v) parts.push(`AR step ${v.model.weights} ${v.stepMs} ms`);
+      }
+      for (const t of r.backends?.webgpu?.train ?? []) {
+        for (const s of t.steps) parts.push(`train ${s.kind} step ${s.medianStepMs} ms`);
+        parts.push(`train peak ${Math.round(t.peakBytes / 2 ** 20)} MiB`);
       }
       const peak = r.backends?.webgpu?.peak;
       if (peak) parts.push(`peaks ${peak.fmaGflops} GFLOP/s, ${peak.readGBs} GB/s`);

@@ -64,22 +64,23 @@ function slotOf(lora: LoraLayout, l: number, module: LoraModule): LoraSlot {
 
 /**
  * Records y = x · Wᵀ + s · (x · Aᵀ) · Bᵀ for module `module` of block `l`, keeping x · Aᵀ in
- * `state.t` for the backward pass.
+ * `state.t` for the backward pass; with `y` null, only x · Aᵀ.
  */
 function adapted(
   ctx: BlockContext,
   w: ValleLayerWeights,
   l: number,
   module: LoraModule,
-  y: Tensor,
+  y: Tensor | null,
   x: Tensor,
   accumulate = false,
 ): void {
   const { rec, state, lora, count } = ctx;
   const slot = slotOf(lora, l, module);
   const t = rows(state.t[LORA_MODULES.indexOf(module)], 0, count);
-  linear(rec, y, x, w[BASE[module]] as Tensor, undefined, { accumulate });
   matmul(rec, t, x, factor(state.params, slot.a, [lora.rank, slot.inFeatures]), { transB: true });
+  if (y === null) return;
+  linear(rec, y, x, w[BASE[module]] as Tensor, undefined, { accumulate });
   matmul(rec, y, t, factor(state.params, slot.b, [slot.outFeatures, lora.rank]), {
     transB: true,
     alpha: lora.alpha / lora.rank,
@@ -124,8 +125,16 @@ function adaptedBackward(
  * @param ctx Recorder, model, state, LoRA and row count.
  * @param w The block's frozen weights.
  * @param l Its index.
+ * @param recompute The backward pass's recomputation: `state.xs[l + 1]` is kept already, so the
+ * down projection's output is not recomputed (its backward pass needs only its input and
+ * x · Aᵀ). Default false.
  */
-export function blockForward(ctx: BlockContext, w: ValleLayerWeights, l: number): void {
+export function blockForward(
+  ctx: BlockContext,
+  w: ValleLayerWeights,
+  l: number,
+  recompute = false,
+): void {
   const { rec, config, state, count } = ctx;
   const r = (t: Tensor) => rows(t, 0, count);
   const [x, h, q, k, v, att, mid] = [
@@ -162,6 +171,10 @@ export function blockForward(ctx: BlockContext, w: ValleLayerWeights, l: number)
   adapted(ctx, w, l, "up_proj", u, h);
   rec.copy(g, m);
   geluMul(rec, m, u);
+  if (recompute) {
+    adapted(ctx, w, l, "down_proj", null, m);
+    return;
+  }
   const next = r(state.xs[l + 1]);
   rec.copy(mid, next);
   adapted(ctx, w, l, "down_proj", next, m, true);
@@ -175,10 +188,26 @@ export function blockForward(ctx: BlockContext, w: ValleLayerWeights, l: number)
  * @param ctx Recorder, model, state, LoRA and row count.
  * @param w The block's frozen weights.
  * @param l Its index.
+ * @param fresh The block was the last recorded forward, so its activations are still in the state
+ * but for the MLP's normed input in `state.h` (which the heads' norm overwrote): only that is
+ * recomputed. Default false.
  */
-export function blockBackward(ctx: BlockContext, w: ValleLayerWeights, l: number): void {
-  blockForward(ctx, w, l);
+export function blockBackward(
+  ctx: BlockContext,
+  w: ValleLayerWeights,
+  l: number,
+  fresh = false,
+): void {
   const { rec, config, state, count } = ctx;
+  if (fresh) {
+    rmsNorm(
+      rec,
+      rows(state.h, 0, count),
+      rows(state.mid, 0, count),
+      w.postAttentionLayernorm,
+      config.rmsEps,
+    );
+  } else blockForward(ctx, w, l, true);
   const r = (t: Tensor) => rows(t, 0, count);
   const [x, h, q, k, v, att, mid] = [
     state.xs[l],

@@ -104,7 +104,8 @@ export function recordStep(
   if (!backward) return;
   for (let l = config.nLayers - 1; l >= 0; l--) {
     rec.submit();
-    blockBackward(ctx, weights.layers[l], l);
+    // The last block's activations are still there from the forward pass: not recomputed.
+    blockBackward(ctx, weights.layers[l], l, l === config.nLayers - 1);
   }
 }
 
