@@ -32,10 +32,10 @@ Training
       --alpha <a>               LoRA alpha; the update is scaled by alpha / rank (default: rank)
       --lr <x>                  AdamW learning rate (default 3.25e-4)
       --batch-size <n>          clips per step (default 8, at most the clips trained on)
+      --dropout <p>             dropout on the LoRA's inputs, 0 to below 1 (default 0.1)
   -s, --seed <n>                seed of every random draw (default 0)
       --checkpoint-every <n>    write <out>.ckpt every n steps (and at the end); Ctrl-C
-                                writes the latest checkpoint too (taken every n steps,
-                                default 50)
+                                writes the last finished step's checkpoint in any case
       --resume <file.ckpt>      continue a run from its checkpoint (same data, rank, alpha,
                                 seed); --steps is the total to reach
 
@@ -86,6 +86,7 @@ const NUMBERS: Record<string, [keyof TrainVoiceOptions, "count" | "seed" | "posi
     "batch-size": ["batchSize", "count"],
     seed: ["seed", "seed"],
     "eval-fraction": ["evalFraction", "share"],
+    dropout: ["loraDropout", "share"],
   };
 
 const KINDS = {

@@ -18,6 +18,7 @@ import type { ValleConfig } from "../models/valle/config.ts";
 import type { ValleLayerWeights } from "../models/valle/weights.ts";
 import { attention } from "../ops/attention.ts";
 import { attentionBackward } from "../ops/attention_backward.ts";
+import { dropout } from "../ops/dropout.ts";
 import { linear } from "../ops/linear.ts";
 import { linearBackward } from "../ops/linear_backward.ts";
 import { matmul } from "../ops/matmul.ts";
@@ -40,6 +41,12 @@ export interface BlockContext {
   readonly lora: LoraLayout;
   /** Rows of the batch. */
   readonly count: number;
+  /**
+   * Dropout on each adapted projection's input to its LoRA branch (upstream's
+   * `LoRALinear.dropout`): the probability and the micro-batch's seed, from which each module
+   * of each block draws its own mask. Absent: none (evaluation).
+   */
+  readonly dropout?: { readonly p: number; readonly seed: number };
 }
 
 /** The base weight each adapted module adds to. */
@@ -55,6 +62,23 @@ const BASE: Readonly<Record<LoraModule, keyof ValleLayerWeights>> = {
 /** A view of the flat vector `flat` at a factor's offset. */
 function factor(flat: Tensor, at: number, shape: [number, number]): Tensor {
   return { buffer: flat.buffer, dtype: "f32", shape, offset: flat.offset + at };
+}
+
+/**
+ * The LoRA branch's input: x itself, or x with dropout into `state.drop` (the mask of block `l`'s
+ * module, redrawn the same by the backward pass).
+ */
+function loraInput(ctx: BlockContext, l: number, module: LoraModule, x: Tensor): Tensor {
+  if (!ctx.dropout || ctx.dropout.p === 0) return x;
+  const dropped: Tensor = { ...ctx.state.drop, shape: x.shape };
+  dropout(ctx.rec, dropped, x, { p: ctx.dropout.p, seed: moduleSeed(ctx.dropout.seed, l, module) });
+  return dropped;
+}
+
+/** The dropout seed of module `module` of block `l` in a micro-batch seeded `seed`. */
+function moduleSeed(seed: number, l: number, module: LoraModule): number {
+  const id = l * LORA_MODULES.length + LORA_MODULES.indexOf(module);
+  return (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) + Math.imul(id + 1, 0x165667b1)) >>> 0;
 }
 
 /** The slot of module `module` in block `l`. */
@@ -78,7 +102,8 @@ function adapted(
   const { rec, state, lora, count } = ctx;
   const slot = slotOf(lora, l, module);
   const t = rows(state.t[LORA_MODULES.indexOf(module)], 0, count);
-  matmul(rec, t, x, factor(state.params, slot.a, [lora.rank, slot.inFeatures]), { transB: true });
+  const a = factor(state.params, slot.a, [lora.rank, slot.inFeatures]);
+  matmul(rec, t, loraInput(ctx, l, module, x), a, { transB: true });
   if (y === null) return;
   linear(rec, y, x, w[BASE[module]] as Tensor, undefined, { accumulate });
   matmul(rec, y, t, factor(state.params, slot.b, [slot.outFeatures, lora.rank]), {
@@ -90,7 +115,8 @@ function adapted(
 
 /**
  * Records the backward pass of {@linkcode adapted}: adds the factors' gradients (from dy, x and
- * the kept x · Aᵀ) and dx (+)= dy · W + s · (dy · B) · A.
+ * the kept x · Aᵀ) and dx (+)= dy · W + s · (dy · B) · A (that last term through the dropout mask
+ * of the forward pass, redrawn).
  */
 function adaptedBackward(
   ctx: BlockContext,
@@ -113,9 +139,20 @@ function adaptedBackward(
   const gb = factor(state.grads, slot.b, [slot.outFeatures, lora.rank]);
   matmul(rec, gb, dy, t, { transA: true, alpha: s, accumulate: true }); // dB += s · dyᵀ · t
   matmul(rec, dt, dy, b, { alpha: s }); // dt = s · dy · B
-  matmul(rec, ga, dt, x, { transA: true, accumulate: true }); // dA += dtᵀ · x
+  const input = loraInput(ctx, l, module, x);
+  matmul(rec, ga, dt, input, { transA: true, accumulate: true }); // dA += dtᵀ · x
   linearBackward(rec, dx, dy, w[BASE[module]] as Tensor, { accumulate });
-  matmul(rec, dx, dt, a, { accumulate: true }); // dx += dt · A
+  if (input === x) {
+    matmul(rec, dx, dt, a, { accumulate: true }); // dx += dt · A
+    return;
+  }
+  // dx += mask ⊙ (dt · A) / (1 − p), through the same buffer (the dropped input is used up).
+  matmul(rec, input, dt, a);
+  dropout(rec, dx, input, {
+    p: ctx.dropout!.p,
+    seed: moduleSeed(ctx.dropout!.seed, l, module),
+    accumulate: true,
+  });
 }
 
 /**

@@ -16,6 +16,7 @@ import { ADAMW_KERNELS } from "../ops/adamw.ts";
 import { ATTENTION_KERNELS } from "../ops/attention.ts";
 import { ATTENTION_BACKWARD_KERNELS } from "../ops/attention_backward.ts";
 import { CROSS_ENTROPY_KERNELS } from "../ops/cross_entropy.ts";
+import { DROPOUT_KERNELS } from "../ops/dropout.ts";
 import { EMBEDDING_KERNELS } from "../ops/embedding.ts";
 import { LINEAR_KERNELS } from "../ops/linear.ts";
 import { MATMUL_KERNELS } from "../ops/matmul.ts";
@@ -30,6 +31,7 @@ export const TRAIN_KERNELS: readonly OpKernel[] = [
   ...ATTENTION_KERNELS,
   ...ATTENTION_BACKWARD_KERNELS,
   ...CROSS_ENTROPY_KERNELS,
+  ...DROPOUT_KERNELS,
   ...EMBEDDING_KERNELS,
   ...LINEAR_KERNELS,
   ...MATMUL_KERNELS,

@@ -83,6 +83,7 @@ export {
   type OptimizerSettings,
   recordOptimizerStep,
   recordStep,
+  type StepOptions,
   uploadBatch,
 } from "./step.ts";
 export {

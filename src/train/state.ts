@@ -82,6 +82,8 @@ export interface TrainState {
   readonly du: Tensor;
   /** Gradient of m. */
   readonly dm: Tensor;
+  /** A LoRA branch's input after dropout, then its gradient (capacity · max(d, dFf)) f32. */
+  readonly drop: Tensor;
   /** Gradient of a projection's x · Aᵀ (capacity, rank). */
   readonly dt: Tensor;
   /** Logits of the scored rows, item after item (capacity · widest head) f32. */
@@ -117,8 +119,9 @@ export function trainStateBytes(config: ValleConfig, layout: LoraLayout, capacit
   const { dModel: d, dFf: f, nLevels, nLayers } = config;
   // ids, positions, spans, key queries, labels, weights, stats; the residual stream at every
   // block boundary, six activations and six gradients of width d, three of each of width dFf,
-  // seven of the rank's width, and the logits.
-  const words = nLevels + 9 + (nLayers + 13) * d + 6 * f + 7 * layout.rank + widestHead(config);
+  // the dropout scratch, seven of the rank's width, and the logits.
+  const words = nLevels + 9 + (nLayers + 13) * d + 6 * f + Math.max(d, f) + 7 * layout.rank +
+    widestHead(config);
   return 4 * capacity * words + 4 * 4 * layout.size + 4 * (2 + SUM_SQUARES_PARTIALS) +
     4 * attentionBackwardScratchSize(capacity, config.nHeads);
 }
@@ -191,6 +194,7 @@ export function createTrainState(
       dg: rows(f, "dg"),
       du: rows(f, "du"),
       dm: rows(f, "dm"),
+      drop: f32([capacity * Math.max(d, f)], "drop"),
       dt: rows(layout.rank, "dt"),
       logits: f32([capacity * widestHead(config)], "logits"),
       attentionScratch: f32([attentionBackwardScratchSize(capacity, nHeads)], "attention"),

@@ -57,6 +57,17 @@ function itemLogits(
   });
 }
 
+/** Options of {@linkcode recordStep}. */
+export interface StepOptions {
+  /** Record the backward pass. Default true (false: an evaluation pass, without dropout). */
+  backward?: boolean;
+  /**
+   * Dropout on the LoRA branches' inputs (upstream's `LoRALinear.dropout`): the probability and
+   * the micro-batch's seed. Default none.
+   */
+  dropout?: { p: number; seed: number };
+}
+
 /**
  * Records the forward pass, the loss and (unless `backward` is false) the backward pass of an
  * uploaded batch. Gradients are added to `state.grads` (cleared by the optimizer step), so
@@ -67,7 +78,7 @@ function itemLogits(
  * @param state The training buffers.
  * @param lora The LoRA layout of `state.params`.
  * @param batch The uploaded batch.
- * @param backward Record the backward pass. Default true (false: an evaluation pass).
+ * @param options Backward pass or not, LoRA dropout.
  */
 export function recordStep(
   rec: Recorder,
@@ -75,11 +86,13 @@ export function recordStep(
   state: TrainState,
   lora: LoraLayout,
   batch: PackedBatch,
-  backward = true,
+  options: StepOptions = {},
 ): void {
   const { config, weights } = model;
+  const { backward = true } = options;
   const count = batch.rows;
-  const ctx: BlockContext = { rec, config, state, lora, count };
+  const dropout = backward ? options.dropout : undefined;
+  const ctx: BlockContext = { rec, config, state, lora, count, dropout };
   const eps = config.rmsEps;
   rec.clear(rows(state.stats, 0, count));
   embeddingSum(rec, rows(state.xs[0], 0, count), rows(state.ids, 0, count), weights.embeddings);

@@ -39,6 +39,7 @@ import {
   type OptimizerSettings,
   recordOptimizerStep,
   recordStep,
+  type StepOptions,
   uploadBatch,
 } from "./step.ts";
 import type { Utterance } from "./utterance.ts";
@@ -71,6 +72,11 @@ export interface TrainLoraOptions {
   maskingProbability?: number;
   /** Probability that a NAR-len item's frame is masked (upstream's fixed ratio). Default 0.8. */
   maskingRatio?: number;
+  /**
+   * Dropout on each adapted projection's input to its LoRA branch, in [0, 1). Default 0.1
+   * (upstream's `LoRALinear`, which hard-codes it).
+   */
+  loraDropout?: number;
   /** Rows one micro-batch may pack. Default: as many as fit the memory budget (at most 2,048). */
   maxRows?: number;
   /** Seed of every draw. Default 0. */
@@ -261,14 +267,16 @@ async function trainStep(
     drawItem(utterances[i], utterances, random, settings, target.config)
   );
   let [loss, accuracy] = [0, 0];
-  for (const group of microBatches(target, items, state.capacity, settings)) {
+  const groups = microBatches(target, items, state.capacity, settings);
+  for (const [g, group] of groups.entries()) {
     signal?.throwIfAborted();
     const share = group.length / items.length;
     const batch = packBatch(target.config, target.weights.layout, group, {
       ...settings.sequence,
       lossScale: share,
     });
-    const result = await runBatch(target, state, layout, batch, true);
+    const dropout = { p: settings.loraDropout, seed: hash(hash(settings.seed, step), g) >>> 0 };
+    const result = await runBatch(target, state, layout, batch, { dropout });
     loss += result.loss * share;
     accuracy += result.accuracy * share;
     run.tokens += result.tokens;
@@ -341,6 +349,7 @@ interface Settings {
   levels: readonly number[];
   maskingProbability: number;
   maskingRatio: number;
+  loraDropout: number;
   seed: number;
   evaluateEvery: number;
   checkpointEvery: number;
@@ -394,6 +403,7 @@ function checkOptions(
       ? fraction("maskingProbability", options.maskingProbability, 0.5)
       : 0,
     maskingRatio: fraction("maskingRatio", options.maskingRatio, 0.8),
+    loraDropout: dropoutRate(options.loraDropout),
     seed: count("seed", options.seed, 0, 0),
     evaluateEvery: count("evaluateEvery", options.evaluateEvery, 50),
     checkpointEvery: count("checkpointEvery", options.checkpointEvery, 50),
@@ -407,6 +417,13 @@ function checkOptions(
     },
     sequence: { rule: target.rule, includeLanguage: target.includeLanguage },
   };
+}
+
+/** The LoRA dropout option, checked. */
+function dropoutRate(value: number | undefined): number {
+  const p = value ?? 0.1;
+  if (!(p >= 0 && p < 1)) throw new OptionError(`loraDropout is ${p}, expected [0, 1)`);
+  return p;
 }
 
 /** A 32-bit seed for step `step` of a run seeded `seed`. */
@@ -495,13 +512,14 @@ async function runBatch(
   state: TrainState,
   layout: LoraLayout,
   batch: PackedBatch,
-  backward: boolean,
+  options: StepOptions,
 ) {
   const { backend } = target;
   uploadBatch(backend, state, batch);
-  const rec = backend.createRecorder({ label: backward ? "train.step" : "train.eval" });
+  const label = options.backward === false ? "train.eval" : "train.step";
+  const rec = backend.createRecorder({ label });
   try {
-    recordStep(rec, target, state, layout, batch, backward);
+    recordStep(rec, target, state, layout, batch, options);
     rec.submit();
   } finally {
     rec.destroy();
@@ -520,7 +538,7 @@ async function evaluate(run: Run, heldOut: readonly Utterance[]): Promise<number
   let loss = 0;
   for (const group of microBatches(target, items, state.capacity, settings)) {
     const batch = packBatch(target.config, target.weights.layout, group, settings.sequence);
-    loss += (await runBatch(target, state, layout, batch, false)).loss * group.length;
+    loss += (await runBatch(target, state, layout, batch, { backward: false })).loss * group.length;
   }
   return loss / items.length;
 }

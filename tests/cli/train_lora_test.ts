@@ -25,6 +25,7 @@ const FLAGS: [string, string, "training" | "load" | "args", string, unknown][] =
   ["--batch-size", "4", "training", "batchSize", 4],
   ["--seed", "7", "training", "seed", 7],
   ["--eval-fraction", "0.2", "training", "evalFraction", 0.2],
+  ["--dropout", "0.05", "training", "loraDropout", 0.05],
   ["--lang", "de", "training", "language", "de"],
   ["--model", "m.sft", "load", "model", "m.sft"],
   ["--codec", "c.safetensors", "load", "codec", "c.safetensors"],

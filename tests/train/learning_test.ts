@@ -90,6 +90,9 @@ backendTest("a LoRA trained on a teacher's samples approaches the teacher", asyn
       steps: 150,
       batchSize: 16,
       learningRate: 0.01,
+      // Off, so that the margins measure learning alone (dropout's gradients are checked in
+      // dropout_step_test.ts); with upstream's 0.1 the student closes 78% of the gap here.
+      loraDropout: 0,
       seed: 5,
     });
     const studentFile = student.toFile({ dtype: "f32" });
