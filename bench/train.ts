@@ -231,7 +231,11 @@ export async function benchTrain(
         log(`training step, ${kind}: ${stepMs.at(-1)} ms`);
       }
       const used = process.cpuUsage(cpu);
-      const median = [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)];
+      // The median as the peer's Python takes it (the mean of the middle two of an even count).
+      const sorted = [...stepMs].sort((a, b) => a - b);
+      const half = Math.floor(sorted.length / 2);
+      const median = +(sorted.length % 2 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2)
+        .toFixed(1);
       steps.push({
         kind,
         level,

@@ -105,6 +105,52 @@ static inline __attribute__((always_inline)) void micro(const float *const a[MR]
   }
 }
 
+// Transposed a (stored K × M) against few columns (the LoRA gradient dB += s · dyᵀ · t: M the
+// projection's outputs, N the rank, K the rows): the general path reads op(a) down its stored
+// columns, a cache line per k for each 4-row tile, and streams all of it again for every 8-column
+// panel. Here every panel of op(b) is packed once (when they fit the scratch with one tile), then
+// each 4-row tile of op(a) is copied [k][4] once and run against all of them: the same chain of
+// multiply-adds along k per sum as the general path, so the same bits. Returns 0 when it does not
+// apply.
+static int trans_a_few_columns(const Cmd *c, const Thread *t, uint32_t lo, uint32_t hi, uint32_t n_lo,
+                               uint32_t n_hi) {
+  const Params *p = (const Params *)c->p;
+  const uint32_t m = p->m, k = p->k, panels = (n_hi - n_lo + NR - 1) / NR;
+  const size_t floats = (size_t)panels * NR * k + (size_t)MR * k + (size_t)panels * MR * NR;
+  if (!p->trans_a || k == 0 || floats * 4 > t->scratch_bytes) return 0;
+  float *panel = (float *)t->scratch, *at = panel + (size_t)panels * NR * k, *tiles = at + (size_t)MR * k;
+  const float *a = F32(c, 1, p->a_off);
+  const void *b = (const void *)(uintptr_t)c->b[2];
+  float *out = F32(c, 0, p->c_off);
+  for (uint32_t q = 0; q < panels; q++) {
+    const uint32_t j0 = n_lo + q * NR, nv = n_hi - j0 < NR ? n_hi - j0 : NR;
+    for (uint32_t kk = 0; kk < k; kk++) pack_row(p, b, kk, j0, nv, panel + ((size_t)q * k + kk) * NR);
+  }
+  const float *rows[MR] = {at, at + 1, at + 2, at + 3};
+  for (uint32_t r = lo; r < hi; r += MR) {
+    if (r + MR <= hi) {
+      for (uint32_t kk = 0; kk < k; kk++) wasm_v128_store(at + kk * MR, wasm_v128_load(a + (size_t)kk * m + r));
+    } else {
+      for (uint32_t kk = 0; kk < k; kk++) {
+        for (uint32_t i = 0; i < MR; i++) at[kk * MR + i] = a[(size_t)kk * m + (r + i < hi ? r + i : lo)];
+      }
+    }
+    for (uint32_t q = 0; q < panels; q++) micro(rows, MR, panel + (size_t)q * k * NR, k, 1, tiles + q * MR * NR);
+    for (uint32_t i = 0; i < MR && r + i < hi; i++) {
+      for (uint32_t q = 0; q < panels; q++) {
+        const uint32_t j0 = n_lo + q * NR, nv = n_hi - j0 < NR ? n_hi - j0 : NR;
+        const float *v = tiles + q * MR * NR + i * NR;
+        float *o = out + (size_t)(r + i) * p->n + j0;
+        for (uint32_t j = 0; j < nv; j++) {
+          const float s = p->alpha * v[j];
+          o[j] = p->accumulate ? o[j] + s : s;
+        }
+      }
+    }
+  }
+  return 1;
+}
+
 void matmul(const Cmd *c, const Thread *t) {
   const Params *p = (const Params *)c->p;
   const uint32_t m = p->m, n = p->n, k = p->k;
@@ -113,6 +159,7 @@ void matmul(const Cmd *c, const Thread *t) {
   if (m >= 16 * t->count || n < 2 * NR * t->count) share(m, MR, t, &lo, &hi);
   else share(n, NR, t, &n_lo, &n_hi);
   if (lo >= hi || n_lo >= n_hi) return;
+  if (trans_a_few_columns(c, t, lo, hi, n_lo, n_hi)) return;
   float *tiles = (float *)t->scratch, *panel = tiles + MC * NR;
   const float *a = F32(c, 1, p->a_off);
   const void *b = (const void *)(uintptr_t)c->b[2];
