@@ -155,6 +155,23 @@ function adaptedBackward(
   });
 }
 
+/** The batch's rows of block `l`'s input and of the activations its passes share. */
+function activations(state: TrainState, l: number, count: number) {
+  const r = (t: Tensor) => rows(t, 0, count);
+  return {
+    x: r(state.xs[l]),
+    h: r(state.h),
+    q: r(state.q),
+    k: r(state.k),
+    v: r(state.v),
+    att: r(state.att),
+    mid: r(state.mid),
+    g: r(state.g),
+    u: r(state.u),
+    m: r(state.m),
+  };
+}
+
 /**
  * Records block `l`'s forward pass from `state.xs[l]`, writing `state.xs[l + 1]` and leaving the
  * block's activations in the state for {@linkcode blockBackward}.
@@ -174,16 +191,7 @@ export function blockForward(
 ): void {
   const { rec, config, state, count } = ctx;
   const r = (t: Tensor) => rows(t, 0, count);
-  const [x, h, q, k, v, att, mid] = [
-    state.xs[l],
-    state.h,
-    state.q,
-    state.k,
-    state.v,
-    state.att,
-    state.mid,
-  ].map(r);
-  const [g, u, m] = [state.g, state.u, state.m].map(r);
+  const { x, h, q, k, v, att, mid, g, u, m } = activations(state, l, count);
   const heads = { heads: config.nHeads, headDim: config.headDim };
   const positions = r(state.positions);
   const eps = config.rmsEps;
@@ -246,16 +254,8 @@ export function blockBackward(
     );
   } else blockForward(ctx, w, l, true);
   const r = (t: Tensor) => rows(t, 0, count);
-  const [x, h, q, k, v, att, mid] = [
-    state.xs[l],
-    state.h,
-    state.q,
-    state.k,
-    state.v,
-    state.att,
-    state.mid,
-  ].map(r);
-  const [g, u, m, dg, du, dm] = [state.g, state.u, state.m, state.dg, state.du, state.dm].map(r);
+  const { x, h, q, k, v, att, mid, g, u, m } = activations(state, l, count);
+  const [dg, du, dm] = [state.dg, state.du, state.dm].map(r);
   const [dx, dh, dq, dk, dv, datt] = [
     state.dx,
     state.dh,
